@@ -1,0 +1,140 @@
+"""authserver: an OAuth 2.0 / OpenID Connect authorization server for fleets of devices."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from authserver.config import Settings, load_settings
+from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnavailable
+from authserver.models import db
+from authserver.oauth2.introspection import Introspection, Revocation
+from authserver.oauth2.server import AuthServer
+from authserver.security import Hasher
+from authserver.state import AppState
+from grants.client_credentials import ClientCredentialsGrant
+from keys.encryption import KeyEncryptor
+from keys.jwks import KeyRing
+
+log = logging.getLogger("authserver")
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] | None = None
+) -> Flask:
+    settings = settings or load_settings()
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    engine_options: dict[str, object] = {"pool_pre_ping": True}
+    if settings.embedded:
+        engine_options["connect_args"] = {"check_same_thread": False, "timeout": 10}
+    else:
+        engine_options.update(pool_size=10, max_overflow=10, pool_recycle=1800)
+        engine_options["connect_args"] = {"connect_timeout": 3}
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        SECRET_KEY=Hasher(settings.secret_key).hash("flask-session", "v1"),
+    )
+    db.init_app(app)
+    with app.app_context():
+        engine = db.engine
+
+    state = AppState(
+        settings=settings,
+        hasher=Hasher(settings.secret_key),
+        store=None,  # type: ignore[arg-type]  # set below: it needs the clock
+        keyring=None,  # type: ignore[arg-type]
+        clock=clock,
+    )
+
+    def now() -> float:
+        return state.clock() if state.clock is not None else time.time()
+
+    store: EphemeralStore = (
+        RedisStore(settings.redis_url, settings.redis_prefix)
+        if settings.redis_url
+        else SqlStore(engine, now)
+    )
+    state.store = store
+    state.keyring = KeyRing(
+        engine, KeyEncryptor(settings.key_encryption_key), settings.key_cache_seconds, now
+    )
+    app.extensions["authserver"] = state
+
+    server = AuthServer()
+    server.init_app(app)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(Revocation)
+    state.server = server
+
+    from authserver.endpoints.oauth import bp as oauth_bp
+
+    app.register_blueprint(oauth_bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _unavailable(what: str, retry_after: int) -> Response:
+    resp = jsonify(
+        error="temporarily_unavailable",
+        error_description=f"The {what} is unreachable; retry later.",
+    )
+    resp.status_code = 503
+    resp.headers["Retry-After"] = str(retry_after)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _register_error_handlers(app: Flask) -> None:
+    settings: Settings = app.extensions["authserver"].settings
+
+    def rollback() -> None:
+        try:
+            db.session.rollback()
+        except (OperationalError, DBAPIError):
+            log.warning("rollback failed while the database is unreachable")
+
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(exc: StoreUnavailable) -> Response:
+        # Fail closed: a check we cannot make is a request we cannot serve.
+        log.error("ephemeral store unavailable on %s: %s", request.path, exc)
+        rollback()
+        return _unavailable("state store", settings.retry_after_seconds)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError) -> Response:
+        log.error("database unavailable on %s: %s", request.path, type(exc).__name__)
+        rollback()
+        return _unavailable("database", settings.retry_after_seconds)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        names = {
+            400: "invalid_request",
+            404: "not_found",
+            405: "invalid_request",
+            413: "invalid_request",
+            415: "invalid_request",
+        }
+        error = names.get(code, "server_error" if code >= 500 else "invalid_request")
+        description = {
+            404: "No such endpoint.",
+            405: f"Method {request.method} is not allowed here.",
+            413: "The request body is too large.",
+        }.get(code, exc.description or exc.name)
+        resp = jsonify(error=error, error_description=description)
+        resp.status_code = code
+        for name, value in exc.get_headers():
+            if name.lower() in ("allow", "retry-after"):
+                resp.headers[name] = value
+        resp.headers["Cache-Control"] = "no-store"
+        return resp

@@ -1,0 +1,165 @@
+"""Administrative operations shared by the CLI and the demo: tenants, users, clients, schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from authserver.models import Client, Tenant, User, db
+from authserver.security import hash_password, keyed_hash, new_id, new_secret, now
+from authserver.state import get_state
+from grants import CLIENT_CREDENTIALS, KNOWN_GRANT_TYPES
+from keys.encryption import KeyEncryptor
+from keys.rotation import ensure_keys
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+USER_CODE_PURPOSE = "user-code"
+
+
+class AdminError(ValueError):
+    """A request to create or change something that cannot be done; the message says why."""
+
+
+def prepare_database() -> None:
+    """Create the schema and the signing keys when missing (idempotent, safe to run concurrently)."""
+    db.create_all()
+    state = get_state()
+    ensure_keys(db.session, state.settings, KeyEncryptor(state.settings.key_encryption_key), now())
+    # Decrypt the current key now: a wrong key-encryption key fails here, with its own message,
+    # not at the first token request.
+    state.keyring.snapshot(force=True)
+
+
+def find_tenant(ref: str) -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where(or_(Tenant.id == ref, Tenant.name == ref)))
+    if tenant is None:
+        raise AdminError(f"no tenant with id or name {ref!r}")
+    return tenant
+
+
+def create_tenant(name: str, tenant_id: str | None = None) -> Tenant:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise AdminError("tenant name must be 1-200 characters")
+    tenant = Tenant(id=tenant_id or new_id("ten"), name=name, created_at=now())
+    db.session.add(tenant)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise AdminError(f"a tenant named {name!r} already exists") from exc
+    return tenant
+
+
+def user_code_hash(tenant_id: str, user_code: str) -> str:
+    return keyed_hash(USER_CODE_PURPOSE, f"{tenant_id}:{user_code}")
+
+
+def create_user(
+    tenant: Tenant,
+    login: str,
+    password: str,
+    user_code: str | None = None,
+    roles: list[str] | None = None,
+    user_id: str | None = None,
+) -> User:
+    if not 1 <= len(login) <= 200:
+        raise AdminError("login must be 1-200 characters")
+    if len(password) < 8:
+        raise AdminError("password must be at least 8 characters")
+    if user_code is not None and not (4 <= len(user_code) <= 32 and user_code.isalnum()):
+        raise AdminError("user code must be 4-32 letters or digits")
+    user = User(
+        id=user_id or new_id("usr"),
+        tenant_id=tenant.id,
+        login=login,
+        password_hash=hash_password(password),
+        user_code_hash=user_code_hash(tenant.id, user_code) if user_code else None,
+        roles=sorted(set(roles or [])),
+        active=True,
+        created_at=now(),
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise AdminError("login or user code already taken in this tenant") from exc
+    return user
+
+
+@dataclass(frozen=True)
+class CreatedClient:
+    client: Client
+    client_secret: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.client
+        data: dict[str, Any] = {
+            "client_id": c.client_id,
+            "tenant_id": c.tenant_id,
+            "name": c.name,
+            "token_endpoint_auth_method": c.auth_method,
+            "grant_types": c.grant_types,
+            "scope": c.scope,
+            "dpop_bound_access_tokens": c.dpop_bound,
+        }
+        if self.client_secret is not None:
+            data["client_secret"] = self.client_secret
+        return data
+
+
+def create_client(
+    tenant: Tenant,
+    name: str,
+    grant_types: list[str],
+    auth_method: str = "client_secret_basic",
+    scope: str | None = None,
+    client_id: str | None = None,
+) -> CreatedClient:
+    settings = get_state().settings
+    if not 1 <= len(name) <= 200:
+        raise AdminError("client name must be 1-200 characters")
+    if auth_method not in AUTH_METHODS:
+        raise AdminError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+    unknown = [g for g in grant_types if g not in KNOWN_GRANT_TYPES]
+    if unknown or not grant_types:
+        raise AdminError(f"grant types must be among {', '.join(KNOWN_GRANT_TYPES)}")
+    if CLIENT_CREDENTIALS in grant_types and auth_method == "none":
+        # RFC 6749 §4.4: client credentials are for confidential clients only.
+        raise AdminError("a public client cannot use the client_credentials grant")
+    scopes = (scope or "").split()
+    bad = [s for s in scopes if s not in settings.scopes]
+    if bad:
+        raise AdminError(
+            f"unknown scope(s) {' '.join(bad)}; supported: {' '.join(settings.scopes)}"
+        )
+    secret = None if auth_method == "none" else new_secret(32)
+    client = Client(
+        client_id=client_id or new_id("cli"),
+        tenant_id=tenant.id,
+        name=name,
+        secret_hash=keyed_hash("client-secret", secret) if secret else None,
+        auth_method=auth_method,
+        grant_types=list(dict.fromkeys(grant_types)),
+        scope=" ".join(dict.fromkeys(scopes)),
+        active=True,
+        created_at=now(),
+    )
+    db.session.add(client)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise AdminError(f"client id {client.client_id!r} already exists") from exc
+    return CreatedClient(client, secret)
+
+
+def reset_client_secret(client: Client) -> str:
+    secret = new_secret(32)
+    client.secret_hash = keyed_hash("client-secret", secret)
+    db.session.commit()
+    return secret

@@ -1,0 +1,232 @@
+"""The ``authserver`` console script: Flask's CLI, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from authserver import create_app
+from authserver.admin import (
+    AUTH_METHODS,
+    AdminError,
+    create_client,
+    create_tenant,
+    create_user,
+    find_tenant,
+    prepare_database,
+)
+from authserver.config import ConfigError, load_settings
+from authserver.models import db
+from authserver.security import now
+from authserver.state import get_state
+from grants import KNOWN_GRANT_TYPES
+from keys.encryption import KeyDecryptionError, KeyEncryptor
+from keys.rotation import RotationTooEarly, list_keys, rotate
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(json.dumps({"error": message}), err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _admin_errors() -> Iterator[None]:
+    try:
+        yield
+    except KeyDecryptionError as exc:
+        _fail(str(exc), 2)
+    except AdminError as exc:
+        _fail(str(exc))
+
+
+def _prepare() -> None:
+    with _admin_errors():
+        prepare_database()
+
+
+def _factory() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        _fail(f"configuration: {exc}", 2)
+
+
+@click.group(cls=FlaskGroup, create_app=_factory, add_default_commands=False, load_dotenv=False)
+def main() -> None:
+    """authserver: OAuth 2.0 / OpenID Connect for fleets of devices."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int) -> None:
+    """Create or upgrade the schema and keys, then serve with gunicorn.
+
+    Without AUTHSERVER_ISSUER the issuer is http://HOST:PORT, so tokens name the address served.
+    """
+    from authserver.serve import run_gunicorn
+
+    if not os.environ.get("AUTHSERVER_ISSUER"):
+        shown = f"[{host}]" if ":" in host else host
+        os.environ["AUTHSERVER_ISSUER"] = f"http://{shown}:{port}"
+        try:
+            load_settings()
+        except ConfigError as exc:
+            _fail(f"configuration: {exc}; set AUTHSERVER_ISSUER to the public https URL", 2)
+    _prepare()
+    settings = load_settings()
+    db.engine.dispose()  # no pooled connection crosses into the forked workers
+    click.echo(
+        json.dumps(
+            {
+                "serving": settings.issuer,
+                "bind": f"{host}:{port}",
+                "workers": settings.workers,
+                "threads": settings.threads,
+            }
+        ),
+        err=True,
+    )
+    run_gunicorn(host, port, settings.workers, settings.threads)
+
+
+@main.command()
+@with_appcontext
+def demo() -> None:
+    """Create (idempotently) the demo tenant, admin user and clients; print them."""
+    from authserver.demo import run_demo
+
+    _prepare()
+    with _admin_errors():
+        _emit(run_demo())
+
+
+@main.group()
+def tenants() -> None:
+    """Manage tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@with_appcontext
+def tenants_create(name: str) -> None:
+    _prepare()
+    with _admin_errors():
+        t = create_tenant(name)
+    _emit({"id": t.id, "name": t.name})
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.option("--tenant", "tenant_ref", required=True, help="tenant id or name")
+@click.option("--login", required=True)
+@click.option("--password", required=True)
+@click.option("--user-code", default=None, help="short code staff type on a terminal")
+@click.option("--role", "roles", multiple=True)
+@with_appcontext
+def users_create(
+    tenant_ref: str, login: str, password: str, user_code: str | None, roles: tuple[str, ...]
+) -> None:
+    _prepare()
+    with _admin_errors():
+        user = create_user(find_tenant(tenant_ref), login, password, user_code, list(roles))
+    _emit(
+        {
+            "id": user.id,
+            "tenant_id": user.tenant_id,
+            "login": user.login,
+            "roles": user.roles,
+            "user_code_set": user.user_code_hash is not None,
+        }
+    )
+
+
+@main.group()
+def clients() -> None:
+    """Manage OAuth clients."""
+
+
+@clients.command("create")
+@click.option("--tenant", "tenant_ref", required=True, help="tenant id or name")
+@click.option("--name", required=True)
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    required=True,
+    type=click.Choice(KNOWN_GRANT_TYPES),
+)
+@click.option("--public", is_flag=True, help="a public client (auth method none)")
+@click.option("--auth-method", type=click.Choice(AUTH_METHODS), default=None)
+@click.option("--scope", default="", help='space-separated, e.g. "devices:read devices:write"')
+@with_appcontext
+def clients_create(
+    tenant_ref: str,
+    name: str,
+    grant_types: tuple[str, ...],
+    public: bool,
+    auth_method: str | None,
+    scope: str,
+) -> None:
+    """Register a client; its secret is printed once and stored only as a hash."""
+    if public and auth_method not in (None, "none"):
+        _fail("--public and --auth-method are mutually exclusive", 2)
+    method = "none" if public else (auth_method or "client_secret_basic")
+    _prepare()
+    with _admin_errors():
+        created = create_client(find_tenant(tenant_ref), name, list(grant_types), method, scope)
+    _emit(created.as_dict())
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys: list and rotate."""
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list() -> None:
+    _prepare()
+    _emit([k.as_dict() for k in list_keys(db.session, now())])
+
+
+@keys.command("rotate")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="promote the next key even if it has been published for less than "
+    "AUTHSERVER_KEY_PREPUBLISH_SECONDS",
+)
+@with_appcontext
+def keys_rotate(force: bool) -> None:
+    _prepare()
+    settings = get_state().settings
+    try:
+        result = rotate(
+            db.session, settings, KeyEncryptor(settings.key_encryption_key), now(), force
+        )
+    except RotationTooEarly as exc:
+        _fail(str(exc))
+    current_app.extensions["authserver"].keyring.invalidate()
+    _emit({**result, "keys": [k.as_dict() for k in list_keys(db.session, now())]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Every setting, read from the environment once.
+
+The defaults make the embedded deployment work with no configuration at all: SQLite and the
+SQL-backed ephemeral store under ``instance/``, a key-encryption key and a hashing secret generated
+there with file mode 0600. The distributed deployment sets ``DATABASE_URL``, ``REDIS_URL`` and the
+two secrets explicitly, because several machines must share them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
+DEFAULT_SCOPES = "devices:read devices:write"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str
+    instance_path: Path
+    database_url: str
+    redis_url: str | None
+    key_encryption_key: bytes = field(repr=False)
+    secret_key: bytes = field(repr=False)
+    signing_alg: str = "ES256"
+    audience: str = ""
+    scopes: tuple[str, ...] = tuple(DEFAULT_SCOPES.split())
+    access_token_ttl: int = 900
+    jwks_max_age: int = 300
+    key_prepublish_seconds: int = 3600
+    key_cache_seconds: int = 30
+    max_request_bytes: int = 16384
+    max_param_chars: int = 4096
+    client_auth_failure_limit: int = 20
+    client_auth_failure_window: int = 60
+    retry_after_seconds: int = 5
+    workers: int = 1
+    threads: int = 8
+    redis_prefix: str = "authserver:"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def max_token_lifetime(self) -> int:
+        """The longest lifetime of anything signed by a key; a retired key stays published this long."""
+        return self.access_token_ttl
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str, path: Path, create: bool) -> bytes:
+    """A 32-byte secret from ``name`` (base64url), or from a 0600 file generated under instance/."""
+    raw = env.get(name)
+    if raw:
+        try:
+            value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError(f"{name} must be base64url") from exc
+        if len(value) != 32:
+            raise ConfigError(f"{name} must decode to exactly 32 bytes, got {len(value)}")
+        return value
+    if path.exists():
+        value = base64.urlsafe_b64decode(path.read_text().strip() + "==")
+        if len(value) != 32:
+            raise ConfigError(f"{path} must hold 32 bytes in base64url")
+        return value
+    if not create:
+        raise ConfigError(
+            f"{name} is required when DATABASE_URL is not SQLite: every app node must share it"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(32)
+    # O_EXCL: two processes starting at once must not both write different secrets.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _secret(env, name, path, create=False)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.urlsafe_b64encode(value).decode().rstrip("="))
+    return value
+
+
+def _check_issuer(issuer: str) -> str:
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError("AUTHSERVER_ISSUER must be an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        # RFC 8414 §2: the issuer has no query or fragment components.
+        raise ConfigError("AUTHSERVER_ISSUER must have no query or fragment")
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and not loopback:
+        # RFC 6749 §3.1/§3.2 and RFC 9700 §2: TLS is required off the loopback interface.
+        raise ConfigError("AUTHSERVER_ISSUER must use https unless it is a loopback address")
+    return issuer.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    instance = Path(env.get("AUTHSERVER_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'authserver.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://") :]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    embedded = database_url.startswith("sqlite")
+    issuer = _check_issuer(env.get("AUTHSERVER_ISSUER") or "http://127.0.0.1:8000")
+    alg = env.get("AUTHSERVER_SIGNING_ALG") or "ES256"
+    if alg not in SIGNING_ALGS:
+        raise ConfigError(f"AUTHSERVER_SIGNING_ALG must be one of {', '.join(SIGNING_ALGS)}")
+    scopes = tuple((env.get("AUTHSERVER_SCOPES") or DEFAULT_SCOPES).split())
+    settings = Settings(
+        issuer=issuer,
+        instance_path=instance,
+        database_url=database_url,
+        redis_url=env.get("REDIS_URL") or None,
+        key_encryption_key=_secret(
+            env, "AUTHSERVER_KEY_ENCRYPTION_KEY", instance / "key-encryption-key", embedded
+        ),
+        secret_key=_secret(env, "AUTHSERVER_SECRET_KEY", instance / "secret-key", embedded),
+        signing_alg=alg,
+        audience=env.get("AUTHSERVER_AUDIENCE") or f"{issuer}/api",
+        scopes=scopes,
+        access_token_ttl=_int(env, "AUTHSERVER_ACCESS_TOKEN_TTL", 900, 30),
+        jwks_max_age=_int(env, "AUTHSERVER_JWKS_MAX_AGE", 300, 0),
+        key_prepublish_seconds=_int(env, "AUTHSERVER_KEY_PREPUBLISH_SECONDS", 3600, 1),
+        key_cache_seconds=_int(env, "AUTHSERVER_KEY_CACHE_SECONDS", 30, 1),
+        max_request_bytes=_int(env, "AUTHSERVER_MAX_REQUEST_BYTES", 16384, 1024),
+        client_auth_failure_limit=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_LIMIT", 20),
+        client_auth_failure_window=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_WINDOW", 60),
+        workers=_int(env, "AUTHSERVER_WORKERS", 1 if embedded else 2 * (os.cpu_count() or 1)),
+        threads=_int(env, "AUTHSERVER_THREADS", 8),
+        redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
+    )
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.jwks_max_age >= settings.key_prepublish_seconds:
+        # A cached JWKS must expire before a pre-published key can start signing, or a relying
+        # party could meet a kid it has never seen.
+        raise ConfigError(
+            "AUTHSERVER_JWKS_MAX_AGE must be shorter than AUTHSERVER_KEY_PREPUBLISH_SECONDS"
+        )
+    if not settings.scopes:
+        raise ConfigError("AUTHSERVER_SCOPES must name at least one scope")

@@ -1,0 +1,109 @@
+"""``authserver demo``: a demo tenant, an admin user and three clients, created idempotently.
+
+Secrets are shown to the operator, so they are kept in ``instance/demo-credentials.json`` (mode
+0600, beside the generated key-encryption key) to be printed again on the next run. The database
+holds only their hashes. If that file is lost, the next run issues new secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from authserver.admin import (
+    create_client,
+    create_tenant,
+    create_user,
+    reset_client_secret,
+    user_code_hash,
+)
+from authserver.models import Client, Tenant, User, db
+from authserver.security import hash_password, new_secret
+from authserver.state import get_state
+from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN
+
+TENANT_ID = "ten_demo"
+ADMIN_ID = "usr_demo_admin"
+CLIENTS: list[dict[str, Any]] = [
+    {
+        "client_id": "cli_demo_service",
+        "name": "Demo back-office service",
+        "grant_types": [CLIENT_CREDENTIALS],
+        "auth_method": "client_secret_basic",
+        "scope": "devices:read devices:write",
+    },
+    {
+        "client_id": "cli_demo_kiosk",
+        "name": "Demo kiosk",
+        "grant_types": [DEVICE_CODE, REFRESH_TOKEN],
+        "auth_method": "none",
+        "scope": "devices:read",
+    },
+    {
+        "client_id": "cli_demo_pos",
+        "name": "Demo POS terminal",
+        "grant_types": [LINK_CODE, REFRESH_TOKEN],
+        "auth_method": "none",
+        "scope": "devices:read",
+    },
+]
+
+
+def _save(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def run_demo() -> dict[str, Any]:
+    settings = get_state().settings
+    path = settings.instance_path / "demo-credentials.json"
+    saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+
+    tenant = db.session.get(Tenant, TENANT_ID) or create_tenant("Demo tenant", TENANT_ID)
+
+    admin = db.session.get(User, ADMIN_ID)
+    if admin is None or "admin" not in saved:
+        password = new_secret(12)
+        user_code = "".join(secrets.choice("0123456789") for _ in range(6))
+        if admin is None:
+            create_user(tenant, "admin", password, user_code, ["TENANT.ADMIN"], ADMIN_ID)
+        else:
+            admin.password_hash = hash_password(password)
+            admin.user_code_hash = user_code_hash(tenant.id, user_code)
+            db.session.commit()
+        saved["admin"] = {"login": "admin", "password": password, "user_code": user_code}
+
+    secrets_by_id: dict[str, str] = saved.setdefault("client_secrets", {})
+    out_clients = []
+    for spec in CLIENTS:
+        client = db.session.get(Client, spec["client_id"])
+        if client is None:
+            created = create_client(tenant, **spec)
+            client = created.client
+            if created.client_secret:
+                secrets_by_id[client.client_id] = created.client_secret
+        elif client.auth_method != "none" and client.client_id not in secrets_by_id:
+            secrets_by_id[client.client_id] = reset_client_secret(client)
+        entry = {
+            "client_id": client.client_id,
+            "name": client.name,
+            "token_endpoint_auth_method": client.auth_method,
+            "grant_types": client.grant_types,
+            "scope": client.scope,
+        }
+        if client.client_id in secrets_by_id:
+            entry["client_secret"] = secrets_by_id[client.client_id]
+        out_clients.append(entry)
+    _save(path, saved)
+    return {
+        "issuer": settings.issuer,
+        "tenant": {"id": tenant.id, "name": tenant.name},
+        "admin": {"id": ADMIN_ID, **saved["admin"], "roles": ["TENANT.ADMIN"]},
+        "clients": out_clients,
+    }

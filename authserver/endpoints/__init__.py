@@ -1,0 +1,1 @@
+"""HTTP endpoints (blueprints): parse, call a grant or a service, render."""

@@ -1,0 +1,220 @@
+"""The ephemeral-state store: claim-once with expiry, counters over a window, short-lived values.
+
+Two implementations behind one interface: Redis when ``REDIS_URL`` is set, a table in the same SQL
+database otherwise. Both are atomic across processes: every operation is a single Redis command
+(or MULTI block) or a single SQL statement with ``ON CONFLICT``. When the backing service cannot be
+reached every operation raises ``StoreUnavailable``; callers never treat that as "not seen" (fail
+closed), the app turns it into a 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from authserver.models import EphemeralEntry
+
+MAX_KEY_LENGTH = 200
+
+
+class StoreUnavailable(Exception):
+    """The ephemeral store (Redis or the database) did not answer."""
+
+
+class EphemeralStore(Protocol):
+    def claim_once(self, key: str, ttl: float) -> bool:
+        """True for exactly one caller until ``ttl`` seconds after the successful claim."""
+
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        """Count one event in a fixed window; returns (count including this one, seconds left)."""
+
+    def count(self, key: str) -> int:
+        """The current count of a window without adding to it (0 once it has expired)."""
+
+    def put(self, key: str, value: str, ttl: float) -> None: ...
+
+    def get(self, key: str) -> str | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def ping(self) -> None: ...
+
+
+def _check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError("ephemeral key must be 1-200 characters; hash long inputs first")
+    return key
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str = "authserver:") -> None:
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+            retry_on_timeout=False,
+            decode_responses=True,
+        )
+        self._prefix = prefix
+
+    def _k(self, key: str) -> str:
+        return self._prefix + _check_key(key)
+
+    def _call(self, fn: Callable[[], object]) -> object:
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable("redis unreachable") from exc
+        except redis.RedisError as exc:  # e.g. LOADING, READONLY replica, OOM
+            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+
+    def claim_once(self, key: str, ttl: float) -> bool:
+        ms = max(1, int(ttl * 1000))
+        return bool(self._call(lambda: self._redis.set(self._k(key), "1", nx=True, px=ms)))
+
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        k = self._k(key)
+
+        def run() -> list[object]:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(k, 0, nx=True, ex=window)
+            pipe.incr(k)
+            pipe.pttl(k)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        _, count, pttl = self._call(run)  # type: ignore[misc]
+        return int(count), max(1, -(-int(pttl) // 1000))  # type: ignore[call-overload]
+
+    def count(self, key: str) -> int:
+        value = self._call(lambda: self._redis.get(self._k(key)))
+        return int(value) if value else 0  # type: ignore[call-overload]
+
+    def put(self, key: str, value: str, ttl: float) -> None:
+        ms = max(1, int(ttl * 1000))
+        self._call(lambda: self._redis.set(self._k(key), value, px=ms))
+
+    def get(self, key: str) -> str | None:
+        return self._call(lambda: self._redis.get(self._k(key)))  # type: ignore[return-value]
+
+    def delete(self, key: str) -> None:
+        self._call(lambda: self._redis.delete(self._k(key)))
+
+    def ping(self) -> None:
+        self._call(self._redis.ping)
+
+
+class SqlStore:
+    """The embedded store: one table, one statement per operation, its own short transactions.
+
+    Operations run on their own connection and commit at once, independent of the request's
+    session, so a claim is durable the moment it is granted (like a Redis SET NX).
+    """
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            self._insert = sqlite.insert
+        elif dialect == "postgresql":
+            self._insert = postgresql.insert
+        else:  # pragma: no cover - configuration error
+            raise RuntimeError(f"SqlStore supports sqlite and postgresql, not {dialect}")
+        self._ops = 0
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _run(self, stmt):  # type: ignore[no-untyped-def]
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(stmt)
+                return result.first() if result.returns_rows else None
+        except OperationalError as exc:  # refused, dropped, or SQLite busy past its timeout
+            raise StoreUnavailable("database unreachable") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("database connection lost") from exc
+            raise
+
+    def _maybe_sweep(self) -> None:
+        # Expired rows are ignored by every read; sweep them now and then so the table stays small.
+        self._ops += 1
+        if self._ops % 500 == 0:
+            self._run(delete(EphemeralEntry).where(EphemeralEntry.expires_at_ms < self._now_ms()))
+
+    def claim_once(self, key: str, ttl: float) -> bool:
+        now = self._now_ms()
+        exp = now + max(1, int(ttl * 1000))
+        t = EphemeralEntry.__table__
+        stmt = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
+        # Take over the row only if the previous claim has expired: one atomic statement, so of
+        # two concurrent callers exactly one gets a row back.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.key],
+            set_={"expires_at_ms": exp, "counter": 1, "value": None},
+            where=t.c.expires_at_ms <= now,
+        ).returning(t.c.key)
+        row = self._run(stmt)
+        self._maybe_sweep()
+        return row is not None
+
+    def hit(self, key: str, window: int) -> tuple[int, int]:
+        now = self._now_ms()
+        exp = now + window * 1000
+        t = EphemeralEntry.__table__
+        expired = t.c.expires_at_ms <= now
+        stmt = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.key],
+            set_={
+                "counter": case((expired, 1), else_=t.c.counter + 1),
+                "expires_at_ms": case((expired, exp), else_=t.c.expires_at_ms),
+            },
+        ).returning(t.c.counter, t.c.expires_at_ms)
+        row = self._run(stmt)
+        self._maybe_sweep()
+        count, expires = row
+        return int(count), max(1, -(-(int(expires) - now) // 1000))
+
+    def count(self, key: str) -> int:
+        t = EphemeralEntry.__table__
+        row = self._run(
+            select(t.c.counter).where(
+                t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms()
+            )
+        )
+        return int(row[0]) if row else 0
+
+    def put(self, key: str, value: str, ttl: float) -> None:
+        exp = self._now_ms() + max(1, int(ttl * 1000))
+        t = EphemeralEntry.__table__
+        stmt = self._insert(t).values(
+            key=_check_key(key), value=value, counter=0, expires_at_ms=exp
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.key], set_={"value": value, "counter": 0, "expires_at_ms": exp}
+        )
+        self._run(stmt)
+
+    def get(self, key: str) -> str | None:
+        t = EphemeralEntry.__table__
+        row = self._run(
+            select(t.c.value).where(t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms())
+        )
+        return row[0] if row else None
+
+    def delete(self, key: str) -> None:
+        t = EphemeralEntry.__table__
+        self._run(delete(t).where(t.c.key == _check_key(key)))
+
+    def ping(self) -> None:
+        self._run(select(1))

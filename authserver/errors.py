@@ -1,0 +1,42 @@
+"""Named errors: one class per OAuth error the server adds to Authlib's, rendered per RFC 6749 §5.2."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
+
+
+class TemporarilyUnavailableError(OAuth2Error):
+    """A store the request needs (database or Redis) did not answer: 503, retry later."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description=description)
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class ClientAuthThrottledError(InvalidClientError):
+    """Too many failed client authentications for one client from one address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            status_code=429,
+            description="Too many failed client authentications; retry later.",
+        )
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class InvalidRequestBody(OAuth2Error):
+    """The request itself is malformed (RFC 6749 §5.2 invalid_request), before any grant runs."""
+
+    error = "invalid_request"
+
+    def __init__(self, description: str, status_code: int = 400) -> None:
+        super().__init__(description=description, status_code=status_code)

@@ -1,0 +1,248 @@
+"""SQLAlchemy 2 models: tenants, users, clients, token records, signing keys, ephemeral state.
+
+Secrets never sit here in clear: client secrets and refresh tokens as keyed hashes (HMAC-SHA-256,
+see ``authserver.security``), passwords as argon2 hashes, private keys encrypted with AES-GCM.
+Token times are integer unix seconds: the hot path compares numbers, not time zones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from authserver import security
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+ID = String(48)
+HASH = String(64)
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "login", name="uq_users_tenant_login"),
+        UniqueConstraint("tenant_id", "user_code_hash", name="uq_users_tenant_user_code"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    login: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # The short per-tenant code staff type on a terminal (seed 000); it identifies, the password
+    # authenticates. Keyed hash so it can be looked up without being readable.
+    user_code_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    def get_user_id(self) -> str:
+        return self.id
+
+
+class Client(db.Model):
+    """An OAuth client, implementing Authlib's ``ClientMixin`` interface."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+    auth_method: Mapped[str] = mapped_column(String(40))
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    dpop_bound: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    # -- authlib ClientMixin -------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None  # redirect-free: no authorization endpoint
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        allowed = self.scope.split()
+        if not scope:
+            return " ".join(allowed)
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.secret_hash:
+            return False
+        return security.verify_keyed_hash("client-secret", client_secret, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # A client authenticates with the one method it is registered for, at every endpoint.
+        return self.active and method == self.auth_method
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth_method == "none"
+
+
+class AccessToken(db.Model):
+    """The record of every issued JWT access token, by ``jti`` (Authlib's ``TokenMixin``)."""
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index("ix_access_tokens_expires_at", "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ID, index=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    subject: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    family_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_type: Mapped[str] = mapped_column(String(16), default="Bearer")
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    kind = "access_token"
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_at - self.issued_at
+
+    def is_expired(self, now: int | None = None) -> bool:
+        return (security.now() if now is None else now) >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class RefreshFamily(db.Model):
+    """One grant's chain of rotated refresh tokens; revoking it revokes everything issued from it."""
+
+    __tablename__ = "refresh_families"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ID, index=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    subject: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    device_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class RefreshToken(db.Model):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(HASH, primary_key=True)
+    family_id: Mapped[str] = mapped_column(ForeignKey("refresh_families.id"), index=True)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class SigningKey(db.Model):
+    """A signing key in its lifecycle: next -> current -> retired -> removed (``keys/``)."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        # At most one current and one next key, enforced by the database so that two processes
+        # starting (or rotating) at once cannot both create one.
+        Index(
+            "uq_signing_keys_current",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'current'"),
+            postgresql_where=text("state = 'current'"),
+        ),
+        Index(
+            "uq_signing_keys_next",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'next'"),
+            postgresql_where=text("state = 'next'"),
+        ),
+    )
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    activated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    retired_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    remove_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class EphemeralEntry(db.Model):
+    """Backing table of the SQL ephemeral store (claims, counters, short-lived values)."""
+
+    __tablename__ = "ephemeral_entries"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    counter: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """WAL and a busy timeout let several processes share the embedded database safely."""
+    module = type(dbapi_connection).__module__
+    if "sqlite" not in module:
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

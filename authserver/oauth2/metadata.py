@@ -1,0 +1,31 @@
+"""RFC 8414 / OIDC Discovery metadata: what this server actually does, and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authserver.state import AppState
+
+
+def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]:
+    """Built from the registered grants, so a grant is advertised exactly when it is served."""
+    s = state.settings
+    iss = s.issuer
+    secret_methods = ["client_secret_basic", "client_secret_post"]
+    token_methods: list[str] = []
+    for grant in grant_classes:
+        token_methods += [m for m in grant.TOKEN_ENDPOINT_AUTH_METHODS if m not in token_methods]
+    return {
+        "issuer": iss,
+        "token_endpoint": f"{iss}/oauth/token",
+        "jwks_uri": f"{iss}/oauth/jwks",
+        "introspection_endpoint": f"{iss}/oauth/introspect",
+        "revocation_endpoint": f"{iss}/oauth/revoke",
+        "scopes_supported": list(s.scopes),
+        # No authorization endpoint: no response type is supported (RFC 8414 §2 REQUIRED member).
+        "response_types_supported": [],
+        "grant_types_supported": [g.GRANT_TYPE for g in grant_classes],
+        "token_endpoint_auth_methods_supported": token_methods,
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "revocation_endpoint_auth_methods_supported": [*secret_methods, "none"],
+    }

@@ -1,0 +1,135 @@
+"""Our Authlib ``AuthorizationServer``: strict requests, registered-method client auth, throttling."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+from urllib.parse import unquote_plus
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
+from flask import g, request
+from werkzeug.datastructures import MultiDict
+
+from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
+from authserver.models import Client, db
+from authserver.oauth2.requests import FormRequest, parse_form
+from authserver.state import get_state
+
+MAX_CLIENT_ID_CHARS = 128
+MAX_SECRET_CHARS = 512
+
+
+def query_client(client_id: str) -> Client | None:
+    if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
+        return None
+    return db.session.get(Client, client_id)
+
+
+def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1 / RFC 7617: base64 of form-urlencoded ``client_id:client_secret``."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return None
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not client_id or not secret:
+        return None
+    if len(client_id) > MAX_CLIENT_ID_CHARS or len(secret) > MAX_SECRET_CHARS:
+        return None
+    return client_id, secret
+
+
+def _authenticate_basic(query: Any, req: Any) -> Client | None:
+    creds = parse_basic_credentials(req.headers.get("Authorization"))
+    if creds is None:
+        return None
+    client = query(creds[0])
+    if client is not None and client.check_client_secret(creds[1]):
+        return client  # type: ignore[no-any-return]
+    return None
+
+
+def _authenticate_post(query: Any, req: Any) -> Client | None:
+    client_id = req.form.get("client_id")
+    secret = req.form.get("client_secret")
+    if not client_id or not secret or len(secret) > MAX_SECRET_CHARS:
+        return None
+    client = query(client_id)
+    if client is not None and client.check_client_secret(secret):
+        return client  # type: ignore[no-any-return]
+    return None
+
+
+def _authenticate_none(query: Any, req: Any) -> Client | None:
+    client_id = req.form.get("client_id")
+    if not client_id or req.form.get("client_secret") or req.headers.get("Authorization"):
+        return None
+    return query(client_id)  # type: ignore[no-any-return]
+
+
+class AuthServer(AuthorizationServer):
+    """Authlib's server with our request parsing and client authentication rules."""
+
+    def __init__(self) -> None:
+        super().__init__(query_client=query_client, save_token=self._no_save)
+        self.register_client_auth_method("client_secret_basic", _authenticate_basic)
+        self.register_client_auth_method("client_secret_post", _authenticate_post)
+        self.register_client_auth_method("none", _authenticate_none)
+
+    @staticmethod
+    def _no_save(token: dict[str, Any], req: Any) -> None:
+        # Our grants record tokens as they issue them (authserver.tokens); nothing goes through
+        # Authlib's save_token.
+        raise RuntimeError("tokens are recorded by authserver.tokens, not save_token")
+
+    def create_oauth2_request(self, req: Any) -> FormRequest:
+        form: MultiDict[str, str] = g.oauth_form
+        settings = get_state().settings
+        return FormRequest(request, form, settings.issuer + request.path)
+
+    def authenticate_client(self, req: Any, methods: list[str], endpoint: str = "token") -> Client:
+        has_basic = (req.headers.get("Authorization") or "").lower().startswith("basic ")
+        if has_basic and req.form.get("client_secret"):
+            # RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
+            raise InvalidRequestBody("Use one client authentication method, not two.")
+        basic = parse_basic_credentials(req.headers.get("Authorization"))
+        if basic and req.form.get("client_id") and req.form["client_id"] != basic[0]:
+            raise InvalidRequestBody("client_id in the body differs from the authenticated one.")
+        try:
+            return super().authenticate_client(req, methods, endpoint)  # type: ignore[no-any-return]
+        except InvalidClientError as error:
+            self._count_failure(basic[0] if basic else req.form.get("client_id"))
+            # One message whatever failed: unknown client, wrong secret or wrong method.
+            error.description = "Client authentication failed."
+            raise
+
+    def _count_failure(self, client_id: str | None) -> None:
+        """Limit failed authentications per client and address; raises once over the limit."""
+        state = get_state()
+        settings = state.settings
+        ident = hashlib.sha256(f"{client_id or '-'}|{request.remote_addr}".encode()).hexdigest()
+        count, retry_after = state.store.hit(
+            f"cauth:{ident[:40]}", settings.client_auth_failure_window
+        )
+        if count > settings.client_auth_failure_limit:
+            raise ClientAuthThrottledError(retry_after)
+
+
+def form_endpoint_response(server: AuthServer, run: Any) -> Any:
+    """Parse the body strictly, then let Authlib run; malformed requests never reach a grant."""
+    try:
+        g.oauth_form = parse_form(request, get_state().settings.max_param_chars)
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    return run()

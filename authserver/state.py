@@ -1,0 +1,32 @@
+"""The per-app runtime objects, kept in ``app.extensions["authserver"]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from authlib.integrations.flask_oauth2 import AuthorizationServer
+
+    from authserver.config import Settings
+    from authserver.ephemeral import EphemeralStore
+    from authserver.security import Hasher
+    from keys.jwks import KeyRing
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    hasher: Hasher
+    store: EphemeralStore
+    keyring: KeyRing
+    server: AuthorizationServer | None = None
+    # Tests replace this to control time; None means the wall clock.
+    clock: Callable[[], float] | None = None
+
+
+def get_state() -> AppState:
+    return current_app.extensions["authserver"]  # type: ignore[no-any-return]

@@ -1,0 +1,166 @@
+"""Access-token issuance, lookup and revocation: the one place tokens are made and recorded.
+
+Access tokens are RFC 9068 JWTs signed by the current key. Each is also recorded by ``jti`` so that
+introspection, revocation and device blocking take effect on the next request. Issuing costs one
+INSERT; nothing is read back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from authserver.models import AccessToken, Client, RefreshFamily, RefreshToken, db
+from authserver.security import keyed_hash, now
+from authserver.state import get_state
+from keys.jwks import InvalidSignedToken
+
+MAX_TOKEN_CHARS = 4096
+REFRESH_HASH_PURPOSE = "refresh-token"
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    token: str
+    jti: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+def issue_access_token(
+    client: Client,
+    *,
+    subject: str,
+    scope: str,
+    user_id: str | None = None,
+    device_id: str | None = None,
+    family_id: str | None = None,
+    jkt: str | None = None,
+    extra_claims: dict[str, Any] | None = None,
+) -> IssuedAccessToken:
+    """Sign an RFC 9068 access token and add its record to the session (the caller commits)."""
+    state = get_state()
+    settings = state.settings
+    iat = now()
+    ttl = settings.access_token_ttl
+    jti = secrets.token_urlsafe(18)
+    # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED; scope when granted.
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": subject,
+        "aud": settings.audience,
+        "client_id": client.client_id,
+        "scope": scope,
+        "jti": jti,
+        "iat": iat,
+        "exp": iat + ttl,
+        "tenant": client.tenant_id,
+    }
+    token_type = "Bearer"
+    if jkt:
+        claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
+        token_type = "DPoP"
+    if extra_claims:
+        claims.update(extra_claims)
+    # RFC 9068 §2.1: typ "at+jwt" so the token cannot be confused with an ID token.
+    token = state.keyring.sign(claims, "at+jwt")
+    db.session.execute(
+        insert(AccessToken).values(
+            jti=jti,
+            client_id=client.client_id,
+            tenant_id=client.tenant_id,
+            subject=subject,
+            user_id=user_id,
+            device_id=device_id,
+            family_id=family_id,
+            scope=scope,
+            jkt=jkt,
+            token_type=token_type,
+            issued_at=iat,
+            expires_at=iat + ttl,
+        )
+    )
+    return IssuedAccessToken(token, jti, token_type, ttl, scope)
+
+
+def find_access_token(token: str) -> AccessToken | None:
+    """The record of a genuine access token, whatever its state (expired or revoked included)."""
+    if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+        return None
+    state = get_state()
+    try:
+        _, claims = state.keyring.verify(token, "at+jwt")
+    except InvalidSignedToken:
+        return None
+    jti = claims.get("jti")
+    if claims.get("iss") != state.settings.issuer or not isinstance(jti, str) or len(jti) > 64:
+        return None
+    return db.session.get(AccessToken, jti)
+
+
+def active_access_token(token: str) -> AccessToken | None:
+    """The record of an access token that is valid right now: signed by us, unexpired, unrevoked."""
+    record = find_access_token(token)
+    if record is None or record.is_revoked() or record.is_expired():
+        return None
+    return record
+
+
+@dataclass
+class RefreshTokenRecord:
+    """A refresh token looked up for introspection or revocation (Authlib's TokenMixin)."""
+
+    token: RefreshToken
+    family: RefreshFamily
+    kind = "refresh_token"
+
+    def check_client(self, client: Client) -> bool:
+        return self.family.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.family.scope
+
+    def is_expired(self) -> bool:
+        t = now()
+        return t >= self.token.expires_at or t >= self.family.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.family.revoked_at is not None or self.token.used_at is not None
+
+
+def find_refresh_token(token: str) -> RefreshTokenRecord | None:
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    row = db.session.execute(
+        select(RefreshToken, RefreshFamily)
+        .join(RefreshFamily, RefreshFamily.id == RefreshToken.family_id)
+        .where(RefreshToken.token_hash == keyed_hash(REFRESH_HASH_PURPOSE, token))
+    ).first()
+    return RefreshTokenRecord(row[0], row[1]) if row else None
+
+
+def revoke_access_token(record: AccessToken) -> None:
+    db.session.execute(
+        update(AccessToken)
+        .where(AccessToken.jti == record.jti, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now())
+    )
+
+
+def revoke_family(family_id: str, reason: str) -> None:
+    """Revoke a refresh family and every access token issued from it (RFC 7009 §2.1, RFC 9700)."""
+    t = now()
+    db.session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=t, revoked_reason=reason)
+    )
+    db.session.execute(
+        update(AccessToken)
+        .where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=t)
+    )

@@ -1,0 +1,11 @@
+"""Authlib grant classes and grant extensions, one module per grant.
+
+Grant-type identifiers live here so that the CLI, discovery and the grants agree on them.
+"""
+
+CLIENT_CREDENTIALS = "client_credentials"
+REFRESH_TOKEN = "refresh_token"
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+LINK_CODE = "urn:authserver:params:oauth:grant-type:link-code"
+
+KNOWN_GRANT_TYPES = (CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, LINK_CODE)

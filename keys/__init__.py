@@ -1,0 +1,1 @@
+"""Signing-key lifecycle: generate, encrypt at rest, rotate, retire, publish the JWKS."""

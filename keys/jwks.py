@@ -1,0 +1,146 @@
+"""The key ring a process signs and verifies with: loaded once, refreshed on a short interval.
+
+Rotation happens in another process (``authserver keys rotate``); each worker picks it up within
+``AUTHSERVER_KEY_CACHE_SECONDS``. That is safe because the promoted key was published long before,
+and the retired key stays published for that interval on top of the token lifetime.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Engine
+
+from authserver.models import SigningKey
+from keys import algorithms
+from keys.encryption import KeyEncryptor
+
+# Our own tokens only ever carry these algorithms; nothing else is accepted when verifying them.
+_REGISTRY = JWSRegistry(algorithms=["ES256", "RS256", "Ed25519"])
+
+
+class NoSigningKey(Exception):
+    """No current key in the database: start the server (or ``authserver keys rotate``) first."""
+
+
+class InvalidSignedToken(Exception):
+    """A JWT that is not ours: malformed, unknown kid, bad signature or algorithm."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    loaded_at: float
+    signing_kid: str
+    signing_alg: str
+    signing_key: algorithms.AsymmetricKey
+    published: tuple[dict[str, Any], ...]
+    verify_keys: dict[str, algorithms.AsymmetricKey]
+
+
+class KeyRing:
+    def __init__(
+        self,
+        engine: Engine,
+        encryptor: KeyEncryptor,
+        cache_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._encryptor = encryptor
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._last_forced = 0.0
+
+    def _load(self) -> _Snapshot:
+        now = self._clock()
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(SigningKey).where(
+                    or_(
+                        SigningKey.state.in_(("next", "current")),
+                        (SigningKey.state == "retired") & (SigningKey.remove_after > int(now)),
+                    )
+                )
+            ).all()
+        current = [r for r in rows if r.state == "current"]
+        if not current:
+            raise NoSigningKey("no current signing key")
+        cur = current[0]
+        pem = self._encryptor.decrypt(cur.kid, cur.private_key_enc)
+        signing = algorithms.import_private(cur.alg, pem, cur.kid)
+        verify = {}
+        published = []
+        order = {"current": 0, "next": 1, "retired": 2}
+        for r in sorted(rows, key=lambda r: (order[r.state], -r.created_at)):
+            published.append(dict(r.public_jwk))
+            verify[r.kid] = algorithms.import_public(r.alg, r.public_jwk)
+        return _Snapshot(now, cur.kid, cur.alg, signing, tuple(published), verify)
+
+    def snapshot(self, force: bool = False) -> _Snapshot:
+        snap = self._snapshot
+        now = self._clock()
+        if snap is not None and not force and now - snap.loaded_at < self._cache_seconds:
+            return snap
+        with self._lock:
+            snap = self._snapshot
+            if snap is None or force or now - snap.loaded_at >= self._cache_seconds:
+                snap = self._snapshot = self._load()
+            return snap
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+    @property
+    def signing_alg(self) -> str:
+        return self.snapshot().signing_alg
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        return {"keys": list(self.snapshot().published)}
+
+    def sign(self, claims: dict[str, Any], typ: str) -> str:
+        snap = self.snapshot()
+        header = {"alg": snap.signing_alg, "typ": typ, "kid": snap.signing_kid}
+        return jwt.encode(header, claims, snap.signing_key, algorithms=[snap.signing_alg])
+
+    def _verify_key(self, kid: str) -> algorithms.AsymmetricKey | None:
+        key = self.snapshot().verify_keys.get(kid)
+        if key is None:
+            # A key rotated in by another process: reload, at most once a second.
+            now = self._clock()
+            if now - self._last_forced >= 1:
+                self._last_forced = now
+                key = self.snapshot(force=True).verify_keys.get(kid)
+        return key
+
+    def verify(self, token: str, typ: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Verify one of our own JWTs; returns (header, claims). Claims are not validated here."""
+        try:
+            obj = jwt.decode(token, self._find_key, algorithms=_REGISTRY.algorithms)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidSignedToken(type(exc).__name__) from exc
+        if obj.header.get("typ", "").lower() not in (typ, f"application/{typ}"):
+            raise InvalidSignedToken("typ")
+        return obj.header, obj.claims
+
+    def _find_key(self, obj: Any) -> algorithms.AsymmetricKey:
+        kid = obj.headers().get("kid")
+        key = self._verify_key(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidSignedToken("unknown kid")
+        if obj.headers().get("alg") != key.get("alg") and key.get("alg"):
+            raise InvalidSignedToken("alg does not match the key")
+        return key
+
+    def keyset(self) -> KeySet:
+        return KeySet(list(self.snapshot().verify_keys.values()))

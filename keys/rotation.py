@@ -1,0 +1,146 @@
+"""The key lifecycle: next -> current -> retired -> removed.
+
+- ``next`` is published in the JWKS from the moment it is created, and only becomes ``current``
+  (the key that signs) after ``AUTHSERVER_KEY_PREPUBLISH_SECONDS``, longer than the JWKS
+  ``Cache-Control`` max-age, so every relying party has seen it before it meets a token signed by it.
+- ``retired`` keys sign nothing and stay published until every token they signed has expired:
+  the longest token lifetime, plus the time a worker may keep signing with a cached key, plus skew.
+- ``removed`` keys are no longer published; their private material is wiped.
+
+The database enforces one current and one next key (partial unique indexes), so processes that
+start or rotate at the same moment cannot create two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from authserver.config import Settings
+from authserver.models import SigningKey
+from keys import algorithms
+from keys.encryption import KeyEncryptor
+
+CLOCK_SKEW = 60
+
+
+class RotationTooEarly(Exception):
+    """The next key has not been published long enough to start signing."""
+
+    def __init__(self, kid: str, seconds_left: int) -> None:
+        super().__init__(
+            f"next key {kid} has been published for less than the pre-publication time; "
+            f"rotate again in {seconds_left} s or pass --force"
+        )
+        self.seconds_left = seconds_left
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    kid: str
+    alg: str
+    state: str
+    created_at: int
+    activated_at: int | None
+    retired_at: int | None
+    remove_after: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _new_key(settings: Settings, encryptor: KeyEncryptor, state: str, now: int) -> SigningKey:
+    key = algorithms.generate(settings.signing_alg)
+    kid = key.thumbprint()  # RFC 7638 thumbprint: stable, unique, derived from the public key
+    pem = key.as_pem(private=True)
+    return SigningKey(
+        kid=kid,
+        alg=settings.signing_alg,
+        state=state,
+        public_jwk=algorithms.public_jwk(key, kid, settings.signing_alg),
+        private_key_enc=encryptor.encrypt(kid, pem),
+        created_at=now,
+        activated_at=now if state == "current" else None,
+    )
+
+
+def retention_seconds(settings: Settings) -> int:
+    """How long a retired key stays published after it stopped signing."""
+    return settings.max_token_lifetime + settings.key_cache_seconds + CLOCK_SKEW
+
+
+def ensure_keys(session: Session, settings: Settings, encryptor: KeyEncryptor, now: int) -> bool:
+    """Create the current and next keys when missing. Returns True when it created one."""
+    created = False
+    for state in ("current", "next"):
+        if session.scalar(select(SigningKey.kid).where(SigningKey.state == state)):
+            continue
+        session.add(_new_key(settings, encryptor, state, now))
+        try:
+            session.commit()
+            created = True
+        except IntegrityError:
+            # Another process created it first; theirs stands.
+            session.rollback()
+    return created
+
+
+def rotate(
+    session: Session, settings: Settings, encryptor: KeyEncryptor, now: int, force: bool = False
+) -> dict[str, str | None]:
+    """Promote next to current, retire current, create a new next; one transaction."""
+    ensure_keys(session, settings, encryptor, now)
+    nxt = session.scalars(
+        select(SigningKey).where(SigningKey.state == "next").with_for_update()
+    ).one()
+    age = now - nxt.created_at
+    if age < settings.key_prepublish_seconds and not force:
+        session.rollback()
+        raise RotationTooEarly(nxt.kid, settings.key_prepublish_seconds - age)
+    current = session.scalars(select(SigningKey).where(SigningKey.state == "current")).one()
+    current.state = "retired"
+    current.retired_at = now
+    current.remove_after = now + retention_seconds(settings)
+    session.flush()
+    nxt.state = "current"
+    nxt.activated_at = now
+    session.flush()
+    session.add(_new_key(settings, encryptor, "next", now))
+    purge_removed(session, now)
+    session.commit()
+    return {"retired": current.kid, "current": nxt.kid}
+
+
+def purge_removed(session: Session, now: int) -> None:
+    """Retired keys past their retention are removed: unpublished, private part wiped."""
+    session.execute(
+        update(SigningKey)
+        .where(SigningKey.state == "retired", SigningKey.remove_after <= now)
+        .values(state="removed", private_key_enc=None)
+    )
+
+
+def list_keys(session: Session, now: int) -> list[KeyInfo]:
+    order = {"next": 0, "current": 1, "retired": 2, "removed": 3}
+    rows = session.scalars(select(SigningKey)).all()
+    infos = []
+    for row in rows:
+        state = row.state
+        if state == "retired" and row.remove_after is not None and row.remove_after <= now:
+            state = "removed"
+        infos.append(
+            KeyInfo(
+                kid=row.kid,
+                alg=row.alg,
+                state=state,
+                created_at=row.created_at,
+                activated_at=row.activated_at,
+                retired_at=row.retired_at,
+                remove_after=row.remove_after,
+            )
+        )
+    return sorted(infos, key=lambda k: (order[k.state], -k.created_at))

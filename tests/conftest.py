@@ -1,0 +1,269 @@
+"""Fixtures: a fresh app per test on the configured backends, factories for the world, a clock.
+
+The suite runs on the embedded default (SQLite file per test, SQL ephemeral store) unless
+``DATABASE_URL`` / ``REDIS_URL`` point at real PostgreSQL / Redis, as CI's second run does.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from authserver import create_app
+from authserver.admin import create_client, create_tenant, create_user, prepare_database
+from authserver.config import Settings, load_settings
+from authserver.models import db
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_URL = os.environ.get("DATABASE_URL")
+REDIS_URL = os.environ.get("REDIS_URL")
+BACKEND = ("postgresql" if DATABASE_URL else "sqlite") + ("+redis" if REDIS_URL else "")
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"authserver backends: {BACKEND}"
+
+
+class Clock:
+    """A controllable clock: starts at the wall clock, moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def b64key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def make_env(instance: Path, **extra: str) -> dict[str, str]:
+    """Environment for an app or server process of one test: its own instance dir and secrets."""
+    env = {
+        "AUTHSERVER_INSTANCE_PATH": str(instance),
+        "AUTHSERVER_KEY_ENCRYPTION_KEY": b64key(),
+        "AUTHSERVER_SECRET_KEY": b64key(),
+        "AUTHSERVER_REDIS_PREFIX": f"test-{uuid.uuid4().hex}:",
+    }
+    if DATABASE_URL:
+        env["DATABASE_URL"] = DATABASE_URL
+    if REDIS_URL:
+        env["REDIS_URL"] = REDIS_URL
+    env.update(extra)
+    return env
+
+
+def reset_database(app: Flask) -> None:
+    """PostgreSQL is shared by the whole run: empty every table before a test uses it."""
+    with app.app_context():
+        db.create_all()
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in reversed(db.metadata.sorted_tables))
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return make_env(tmp_path / "instance")
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings(env)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """Settings a test module changes, e.g. ``@pytest.mark.parametrize("overrides", ...)``."""
+    return {}
+
+
+@pytest.fixture
+def app(settings: Settings, clock: Clock, overrides: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(settings.with_overrides(**overrides), clock=clock)
+    app.testing = True
+    reset_database(app)
+    with app.app_context():
+        prepare_database()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def http(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class ClientCreds:
+    client_id: str
+    client_secret: str | None
+    tenant_id: str
+
+    @property
+    def basic(self) -> tuple[str, str]:
+        assert self.client_secret
+        return (self.client_id, self.client_secret)
+
+    def auth_header(self) -> dict[str, str]:
+        raw = f"{self.client_id}:{self.client_secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+class World:
+    """Factories for tenants, users and clients, through the same services the CLI uses."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def tenant(self, name: str | None = None) -> str:
+        with self.app.app_context():
+            return create_tenant(name or f"tenant-{uuid.uuid4().hex[:8]}").id
+
+    def client(
+        self,
+        tenant_id: str | None = None,
+        grant_types: tuple[str, ...] = ("client_credentials",),
+        auth_method: str = "client_secret_basic",
+        scope: str = "devices:read devices:write",
+    ) -> ClientCreds:
+        tenant_id = tenant_id or self.tenant()
+        with self.app.app_context():
+            from authserver.models import Tenant
+
+            tenant = db.session.get(Tenant, tenant_id)
+            created = create_client(tenant, "test client", list(grant_types), auth_method, scope)
+            return ClientCreds(created.client.client_id, created.client_secret, tenant_id)
+
+    def user(
+        self,
+        tenant_id: str,
+        login: str = "alice",
+        password: str = "correct horse",
+        user_code: str | None = None,
+        roles: tuple[str, ...] = (),
+    ) -> str:
+        with self.app.app_context():
+            from authserver.models import Tenant
+
+            return create_user(
+                db.session.get(Tenant, tenant_id), login, password, user_code, list(roles)
+            ).id
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    return World(app)
+
+
+def cc_token(http: FlaskClient, creds: ClientCreds, **form: str) -> Any:
+    """A client-credentials token request with HTTP Basic; returns the response."""
+    return http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", **form},
+        headers=creds.auth_header(),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+
+    def cli(self, *args: str) -> Any:
+        """Run the authserver CLI against this server's database; returns parsed JSON stdout."""
+        import json
+
+        out = subprocess.run(
+            [sys.executable, "-m", "authserver.cli", *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            check=True,
+            cwd=ROOT,
+        )
+        return json.loads(out.stdout)
+
+
+def start_server(env: dict[str, str], workers: int = 1) -> LiveServer:
+    port = free_port()
+    full_env = {**os.environ, **env, "AUTHSERVER_WORKERS": str(workers)}
+    full_env.pop("AUTHSERVER_ISSUER", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "authserver.cli", "serve", "--port", str(port)],
+        env=full_env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"{url}/oauth/jwks", timeout=1).status_code == 200:
+                return LiveServer(url, {**env, "AUTHSERVER_ISSUER": url}, proc)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start within 30 s")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    env = make_env(tmp_path / "live-instance")
+    if DATABASE_URL:
+        # The live server shares the test database: start it from empty tables.
+        scratch = create_app(load_settings(env))
+        reset_database(scratch)
+        with scratch.app_context():
+            db.engine.dispose()
+    server = start_server(env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
