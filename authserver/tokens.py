@@ -19,6 +19,7 @@ from authserver.state import get_state
 from keys.jwks import InvalidSignedToken
 
 MAX_TOKEN_CHARS = 4096
+_INSERT_ACCESS_TOKEN = insert(AccessToken.__table__)
 REFRESH_HASH_PURPOSE = "refresh-token"
 
 
@@ -68,21 +69,24 @@ def issue_access_token(
         claims.update(extra_claims)
     # RFC 9068 §2.1: typ "at+jwt" so the token cannot be confused with an ID token.
     token = state.keyring.sign(claims, "at+jwt")
-    db.session.execute(
-        insert(AccessToken).values(
-            jti=jti,
-            client_id=client.client_id,
-            tenant_id=client.tenant_id,
-            subject=subject,
-            user_id=user_id,
-            device_id=device_id,
-            family_id=family_id,
-            scope=scope,
-            jkt=jkt,
-            token_type=token_type,
-            issued_at=iat,
-            expires_at=iat + ttl,
-        )
+    # A prebuilt Core INSERT with bound parameters: compiled once, no ORM unit of work.
+    db.session.connection().execute(
+        _INSERT_ACCESS_TOKEN,
+        {
+            "jti": jti,
+            "client_id": client.client_id,
+            "tenant_id": client.tenant_id,
+            "subject": subject,
+            "user_id": user_id,
+            "device_id": device_id,
+            "family_id": family_id,
+            "scope": scope,
+            "jkt": jkt,
+            "token_type": token_type,
+            "issued_at": iat,
+            "expires_at": iat + ttl,
+            "revoked_at": None,
+        },
     )
     return IssuedAccessToken(token, jti, token_type, ttl, scope)
 

@@ -220,6 +220,12 @@ class LiveServer:
 
 
 def start_server(env: dict[str, str], workers: int = 1) -> LiveServer:
+    """Start ``authserver serve`` on a free port; on PostgreSQL, from empty tables."""
+    if DATABASE_URL:
+        scratch = create_app(load_settings(env))
+        reset_database(scratch)
+        with scratch.app_context():
+            db.engine.dispose()
     port = free_port()
     full_env = {**os.environ, **env, "AUTHSERVER_WORKERS": str(workers)}
     full_env.pop("AUTHSERVER_ISSUER", None)
@@ -255,14 +261,7 @@ def stop_server(server: LiveServer) -> None:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    env = make_env(tmp_path / "live-instance")
-    if DATABASE_URL:
-        # The live server shares the test database: start it from empty tables.
-        scratch = create_app(load_settings(env))
-        reset_database(scratch)
-        with scratch.app_context():
-            db.engine.dispose()
-    server = start_server(env)
+    server = start_server(make_env(tmp_path / "live-instance"))
     try:
         yield server
     finally:

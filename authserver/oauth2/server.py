@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 from flask import g, request
+from sqlalchemy import bindparam, select
 from werkzeug.datastructures import MultiDict
 
 from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
@@ -22,10 +23,14 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_SECRET_CHARS = 512
 
 
+_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
+
+
 def query_client(client_id: str) -> Client | None:
     if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
         return None
-    return db.session.get(Client, client_id)
+    # A prebuilt statement: SQLAlchemy's compiled cache answers, not per-request construction.
+    return db.session.execute(_CLIENT_BY_ID, {"client_id": client_id}).scalar_one_or_none()
 
 
 def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -130,6 +135,9 @@ def form_endpoint_response(server: AuthServer, run: Any) -> Any:
     """Parse the body strictly, then let Authlib run; malformed requests never reach a grant."""
     try:
         g.oauth_form = parse_form(request, get_state().settings.max_param_chars)
+        if request.path.endswith("/token") and "grant_type" not in g.oauth_form:
+            # RFC 6749 §5.2: a missing required parameter is invalid_request.
+            raise InvalidRequestBody("Missing 'grant_type' parameter.")
     except OAuth2Error as error:
         return server.handle_error_response(None, error)
     return run()

@@ -1,0 +1,160 @@
+"""The ephemeral store: claim-once, windowed counters, values; atomic across real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from authserver.ephemeral import StoreUnavailable
+from tests.conftest import DATABASE_URL, ROOT, make_env
+
+
+@pytest.fixture
+def store(app):
+    return app.extensions["authserver"].store
+
+
+def test_claim_once_and_expiry(store, clock, settings):
+    key = f"claim:{uuid.uuid4().hex}"
+    assert store.claim_once(key, ttl=1) is True
+    assert store.claim_once(key, ttl=1) is False
+    clock.advance(2)
+    deadline = time.monotonic() + 5  # Redis expires in real time, the SQL store by the app clock
+    while not store.claim_once(key, ttl=60):
+        assert time.monotonic() < deadline, "claim never expired"
+        time.sleep(0.1)
+    assert store.claim_once(key, ttl=60) is False
+
+
+def test_hit_counts_within_a_window(store, clock):
+    key = f"ctr:{uuid.uuid4().hex}"
+    counts = [store.hit(key, window=60)[0] for _ in range(5)]
+    assert counts == [1, 2, 3, 4, 5]
+    assert store.count(key) == 5
+    _, retry_after = store.hit(key, window=60)
+    assert 1 <= retry_after <= 60
+
+
+def test_values(store):
+    key = f"val:{uuid.uuid4().hex}"
+    assert store.get(key) is None
+    store.put(key, "hello", ttl=60)
+    assert store.get(key) == "hello"
+    store.put(key, "again", ttl=60)
+    assert store.get(key) == "again"
+    store.delete(key)
+    assert store.get(key) is None
+
+
+def test_keys_are_bounded(store):
+    with pytest.raises(ValueError):
+        store.claim_once("x" * 201, ttl=1)
+
+
+CLAIMER = """
+import json, sys, time
+from authserver import create_app
+from authserver.config import load_settings
+app = create_app(load_settings())
+store = app.extensions["authserver"].store
+prefix, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+won = [i for i in range(200) if store.claim_once(f"{prefix}:{i}", ttl=60)]
+print(json.dumps(won))
+"""
+
+
+def test_claim_once_holds_across_two_real_processes(app, tmp_path):
+    """Two OS processes race for the same 200 keys: every key is won exactly once."""
+    env = {**os.environ, **make_env(tmp_path / "procs")}
+    # Both processes must use the test's database and store.
+    settings = app.extensions["authserver"].settings
+    env["DATABASE_URL"] = settings.database_url
+    env["AUTHSERVER_REDIS_PREFIX"] = settings.redis_prefix
+    prefix = f"race-{uuid.uuid4().hex}"
+    start = time.time() + 3
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, prefix, str(start)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+        results.append(set(json.loads(out)))
+    a, b = results
+    assert not a & b, "a key was claimed by both processes"
+    assert a | b == set(range(200))
+
+
+def test_unreachable_redis_fails_closed_with_503(tmp_path, world, http, app):
+    """With Redis down, an operation that needs the store answers 503 + Retry-After, never 200."""
+    from authserver.ephemeral import RedisStore
+
+    state = app.extensions["authserver"]
+    original = state.store
+    state.store = RedisStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        with pytest.raises(StoreUnavailable):
+            state.store.claim_once("k", ttl=1)
+        creds = world.client()
+        creds.client_secret = "wrong"  # a failed authentication must be counted: needs the store
+        resp = http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, headers=creds.auth_header()
+        )
+        assert resp.status_code == 503
+        assert resp.get_json()["error"] == "temporarily_unavailable"
+        assert int(resp.headers["Retry-After"]) >= 1
+    finally:
+        state.store = original
+
+
+def test_unreachable_database_is_503_not_500(tmp_path):
+    """With the database down, every endpoint that needs it answers 503 with a clear body."""
+    from authserver import create_app
+    from authserver.config import load_settings
+
+    env = make_env(tmp_path / "down", DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    env.pop("REDIS_URL", None)
+    app = create_app(load_settings(env))
+    http = app.test_client()
+    resp = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic Y2xpX3g6c2VjcmV0"},
+    )
+    assert resp.status_code == 503
+    assert resp.get_json()["error"] == "temporarily_unavailable"
+    assert resp.headers["Retry-After"]
+    resp = http.get("/oauth/jwks")
+    assert resp.status_code == 503
+    with app.app_context():
+        with pytest.raises(StoreUnavailable):
+            app.extensions["authserver"].store.claim_once("k", ttl=1)
+
+
+@pytest.mark.skipif(not DATABASE_URL, reason="the SQL store on PostgreSQL needs DATABASE_URL")
+def test_sql_store_on_postgresql(app):
+    """CI's distributed run also exercises the SQL store's PostgreSQL statements directly."""
+    from authserver.ephemeral import SqlStore
+    from authserver.models import db
+
+    with app.app_context():
+        store = SqlStore(db.engine)
+    key = f"pg:{uuid.uuid4().hex}"
+    assert store.claim_once(key, 60) is True
+    assert store.claim_once(key, 60) is False
+    assert [store.hit(key + "c", 60)[0] for _ in range(3)] == [1, 2, 3]

@@ -1,0 +1,315 @@
+"""Invariant 5: bad input gets a clear 4xx with a machine-readable error, never a 500, no change."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from sqlalchemy import func, select
+
+from authserver.models import AccessToken, db
+
+
+def basic(raw: bytes) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+FORM = "application/x-www-form-urlencoded"
+CASES = [
+    # (id, method, path, body, content_type, headers, expected statuses, expected error)
+    ("get-token", "GET", "/oauth/token", None, None, {}, {405}, "invalid_request"),
+    ("put-token", "PUT", "/oauth/token", b"grant_type=client_credentials", FORM, {}, {405}, None),
+    ("delete-introspect", "DELETE", "/oauth/introspect", None, None, {}, {405}, None),
+    (
+        "json-body",
+        "POST",
+        "/oauth/token",
+        b'{"grant_type":"client_credentials"}',
+        "application/json",
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "multipart",
+        "POST",
+        "/oauth/token",
+        b"--x--",
+        "multipart/form-data; boundary=x",
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "no-content-type",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        None,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "latin1-charset",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        FORM + "; charset=iso-8859-1",
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "missing-grant-type",
+        "POST",
+        "/oauth/token",
+        b"scope=devices:read",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "repeated-grant-type",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&grant_type=client_credentials",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "repeated-scope",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&scope=devices:read&scope=devices:write",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "invalid-utf8-escape",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&scope=%FF%FE",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "raw-non-ascii",
+        "POST",
+        "/oauth/token",
+        "grant_type=client_credentials&scope=é".encode(),
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "nul-byte",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&scope=a%00b",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "oversized-value",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&scope=" + b"a" * 5000,
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "oversized-body",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&x=" + b"a" * 20000,
+        FORM,
+        "AUTH",
+        {413},
+        "invalid_request",
+    ),
+    (
+        "too-many-fields",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&" + b"&".join(b"f%d=1" % i for i in range(40)),
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "garbage-basic",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        FORM,
+        {"Authorization": "Basic !!!not-base64!!!"},
+        {401},
+        "invalid_client",
+    ),
+    (
+        "basic-invalid-utf8",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        FORM,
+        basic(b"\xff\xfe:\xff"),
+        {401},
+        "invalid_client",
+    ),
+    (
+        "basic-no-colon",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        FORM,
+        basic(b"justanid"),
+        {401},
+        "invalid_client",
+    ),
+    (
+        "basic-huge-id",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        FORM,
+        basic(b"x" * 3000 + b":y"),
+        {401},
+        "invalid_client",
+    ),
+    (
+        "two-auth-methods",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&client_secret=abc",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "basic-and-other-client-id",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials&client_id=cli_other",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "unknown-grant",
+        "POST",
+        "/oauth/token",
+        b"grant_type=urn:x:nope",
+        FORM,
+        "AUTH",
+        {400},
+        "unsupported_grant_type",
+    ),
+    (
+        "no-auth-at-all",
+        "POST",
+        "/oauth/token",
+        b"grant_type=client_credentials",
+        FORM,
+        {},
+        {400, 401},
+        "invalid_client",
+    ),
+    (
+        "introspect-no-token",
+        "POST",
+        "/oauth/introspect",
+        b"",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "introspect-json",
+        "POST",
+        "/oauth/introspect",
+        b'{"token":"x"}',
+        "application/json",
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "revoke-repeated-token",
+        "POST",
+        "/oauth/revoke",
+        b"token=a&token=b",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    (
+        "revoke-invalid-utf8",
+        "POST",
+        "/oauth/revoke",
+        b"token=%C3%28",
+        FORM,
+        "AUTH",
+        {400},
+        "invalid_request",
+    ),
+    ("unknown-path", "GET", "/oauth/nothing", None, None, {}, {404}, "not_found"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_malformed_request_gets_4xx_and_changes_nothing(http, world, app, case):
+    _, method, path, body, ctype, headers, statuses, error = case
+    creds = world.client()
+    if headers == "AUTH":
+        headers = creds.auth_header()
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(AccessToken))
+    resp = http.open(path, method=method, data=body, content_type=ctype, headers=headers)
+    assert resp.status_code in statuses, resp.get_data(as_text=True)
+    assert resp.is_json
+    if error:
+        assert resp.get_json()["error"] == error
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AccessToken)) == before
+
+
+def test_empty_parameter_counts_as_omitted(http, world):
+    creds = world.client(scope="devices:read")
+    resp = http.post(
+        "/oauth/token",
+        data=b"grant_type=client_credentials&scope=",
+        content_type=FORM,
+        headers=creds.auth_header(),
+    )
+    assert resp.status_code == 200
+    assert resp.get_json()["scope"] == "devices:read"
+
+
+def test_parameters_in_the_query_string_are_not_read(http, world):
+    creds = world.client()
+    resp = http.post(
+        "/oauth/token?grant_type=client_credentials",
+        data=b"",
+        content_type=FORM,
+        headers=creds.auth_header(),
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid_request"
