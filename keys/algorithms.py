@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
 
 AsymmetricKey = ECKey | RSAKey | OKPKey
 
@@ -20,7 +20,7 @@ def generate(alg: str) -> AsymmetricKey:
 
 
 def import_private(alg: str, pem: bytes, kid: str) -> AsymmetricKey:
-    params: dict[str, Any] = {"kid": kid, "alg": alg, "use": "sig"}
+    params: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
     if alg == "ES256":
         return ECKey.import_key(pem, parameters=params)
     if alg == "RS256":
@@ -38,8 +38,13 @@ def public_jwk(key: AsymmetricKey, kid: str, alg: str) -> dict[str, Any]:
 
 
 def import_public(alg: str, jwk_dict: dict[str, Any]) -> AsymmetricKey:
-    cls = {"ES256": ECKey, "RS256": RSAKey, "Ed25519": OKPKey}[alg]
-    key = cls.import_key(dict(jwk_dict))
+    key: AsymmetricKey
+    if alg == "ES256":
+        key = ECKey.import_key(dict(jwk_dict))
+    elif alg == "RS256":
+        key = RSAKey.import_key(dict(jwk_dict))
+    else:
+        key = OKPKey.import_key(dict(jwk_dict))
     if key.is_private:
         raise ValueError("a published key must be public")
     return key
