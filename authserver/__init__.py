@@ -15,9 +15,11 @@ from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnav
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
+from authserver.resource import add_dpop_nonce
 from authserver.security import Hasher
 from authserver.state import AppState
 from grants.client_credentials import ClientCredentialsGrant
+from grants.dpop import NonceIssuer
 from keys.encryption import KeyEncryptor
 from keys.jwks import KeyRing
 
@@ -51,6 +53,7 @@ def create_app(
         hasher=Hasher(settings.secret_key),
         store=None,  # type: ignore[arg-type]  # set below: it needs the clock
         keyring=None,  # type: ignore[arg-type]
+        nonces=NonceIssuer(settings.secret_key, settings.dpop_nonce_lifetime),
         clock=clock,
     )
 
@@ -78,6 +81,7 @@ def create_app(
     from authserver.endpoints.oauth import bp as oauth_bp
 
     app.register_blueprint(oauth_bp)
+    app.after_request(add_dpop_nonce)
     _register_error_handlers(app)
     return app
 

@@ -106,6 +106,7 @@ class CreatedClient:
             "grant_types": c.grant_types,
             "scope": c.scope,
             "dpop_bound_access_tokens": c.dpop_bound,
+            "dpop_binding": c.dpop_binding,
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
@@ -119,6 +120,8 @@ def create_client(
     auth_method: str = "client_secret_basic",
     scope: str | None = None,
     client_id: str | None = None,
+    dpop_bound: bool = False,
+    dpop_binding: str = "all",
 ) -> CreatedClient:
     settings = get_state().settings
     if not 1 <= len(name) <= 200:
@@ -137,6 +140,8 @@ def create_client(
         raise AdminError(
             f"unknown scope(s) {' '.join(bad)}; supported: {' '.join(settings.scopes)}"
         )
+    if dpop_binding not in ("all", "refresh_only"):
+        raise AdminError("DPoP binding must be all or refresh_only")
     secret = None if auth_method == "none" else new_secret(32)
     client = Client(
         client_id=client_id or new_id("cli"),
@@ -146,6 +151,8 @@ def create_client(
         auth_method=auth_method,
         grant_types=list(dict.fromkeys(grant_types)),
         scope=" ".join(dict.fromkeys(scopes)),
+        dpop_bound=dpop_bound,
+        dpop_binding=dpop_binding,
         active=True,
         created_at=now(),
     )

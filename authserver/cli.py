@@ -176,6 +176,16 @@ def clients() -> None:
 @click.option("--public", is_flag=True, help="a public client (auth method none)")
 @click.option("--auth-method", type=click.Choice(AUTH_METHODS), default=None)
 @click.option("--scope", default="", help='space-separated, e.g. "devices:read devices:write"')
+@click.option(
+    "--dpop-bound",
+    is_flag=True,
+    help="dpop_bound_access_tokens (RFC 9449 §5.2): refuse token requests without a proof",
+)
+@click.option(
+    "--dpop-refresh-only",
+    is_flag=True,
+    help="bind only refresh tokens to the DPoP key; access tokens stay Bearer",
+)
 @with_appcontext
 def clients_create(
     tenant_ref: str,
@@ -184,6 +194,8 @@ def clients_create(
     public: bool,
     auth_method: str | None,
     scope: str,
+    dpop_bound: bool,
+    dpop_refresh_only: bool,
 ) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     if public and auth_method not in (None, "none"):
@@ -191,7 +203,15 @@ def clients_create(
     method = "none" if public else (auth_method or "client_secret_basic")
     _prepare()
     with _admin_errors():
-        created = create_client(find_tenant(tenant_ref), name, list(grant_types), method, scope)
+        created = create_client(
+            find_tenant(tenant_ref),
+            name,
+            list(grant_types),
+            method,
+            scope,
+            dpop_bound=dpop_bound,
+            dpop_binding="refresh_only" if dpop_refresh_only else "all",
+        )
     _emit(created.as_dict())
 
 

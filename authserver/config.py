@@ -48,6 +48,10 @@ class Settings:
     workers: int = 1
     threads: int = 8
     redis_prefix: str = "authserver:"
+    dpop_max_age: int = 60
+    dpop_max_future: int = 10
+    dpop_nonce: frozenset[str] = frozenset()
+    dpop_nonce_lifetime: int = 60
 
     @property
     def embedded(self) -> bool:
@@ -107,6 +111,16 @@ def _secret(env: Mapping[str, str], name: str, path: Path, create: bool) -> byte
     return value
 
 
+def _nonce_modes(raw: str) -> frozenset[str]:
+    """``off``, or a comma-separated subset of ``token`` and ``resource``."""
+    modes = {m.strip() for m in raw.split(",") if m.strip()}
+    if modes == {"off"}:
+        return frozenset()
+    if not modes or not modes <= {"token", "resource"}:
+        raise ConfigError("AUTHSERVER_DPOP_NONCE must be off, token, resource or token,resource")
+    return frozenset(modes)
+
+
 def _check_issuer(issuer: str) -> str:
     parts = urlsplit(issuer)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -157,6 +171,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=_int(env, "AUTHSERVER_WORKERS", 1 if embedded else 2 * (os.cpu_count() or 1)),
         threads=_int(env, "AUTHSERVER_THREADS", 8),
         redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
+        dpop_max_age=_int(env, "AUTHSERVER_DPOP_MAX_AGE", 60, 10),
+        dpop_max_future=_int(env, "AUTHSERVER_DPOP_MAX_FUTURE", 10, 0),
+        dpop_nonce=_nonce_modes(env.get("AUTHSERVER_DPOP_NONCE") or "off"),
+        dpop_nonce_lifetime=_int(env, "AUTHSERVER_DPOP_NONCE_LIFETIME", 60, 10),
     )
     validate(settings)
     return settings

@@ -82,7 +82,11 @@ class Client(db.Model):
     auth_method: Mapped[str] = mapped_column(String(40))
     grant_types: Mapped[list[str]] = mapped_column(JSON)
     scope: Mapped[str] = mapped_column(Text, default="")
+    # RFC 9449 §5.2 dpop_bound_access_tokens: every token request must carry a proof.
     dpop_bound: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "all": a proof binds access and (public clients') refresh tokens; "refresh_only": access
+    # tokens stay Bearer for resource servers that do not take DPoP yet.
+    dpop_binding: Mapped[str] = mapped_column(String(16), default="all")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
 

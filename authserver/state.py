@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from authserver.config import Settings
     from authserver.ephemeral import EphemeralStore
     from authserver.security import Hasher
+    from grants.dpop import NonceIssuer
     from keys.jwks import KeyRing
 
 
@@ -23,6 +24,7 @@ class AppState:
     hasher: Hasher
     store: EphemeralStore
     keyring: KeyRing
+    nonces: NonceIssuer
     server: AuthorizationServer | None = None
     # Tests replace this to control time; None means the wall clock.
     clock: Callable[[], float] | None = None

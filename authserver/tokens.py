@@ -91,8 +91,8 @@ def issue_access_token(
     return IssuedAccessToken(token, jti, token_type, ttl, scope)
 
 
-def find_access_token(token: str) -> AccessToken | None:
-    """The record of a genuine access token, whatever its state (expired or revoked included)."""
+def find_access_token_claims(token: str) -> tuple[AccessToken, dict[str, Any]] | None:
+    """The record and verified claims of a genuine access token, whatever its state."""
     if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         return None
     state = get_state()
@@ -103,15 +103,14 @@ def find_access_token(token: str) -> AccessToken | None:
     jti = claims.get("jti")
     if claims.get("iss") != state.settings.issuer or not isinstance(jti, str) or len(jti) > 64:
         return None
-    return db.session.get(AccessToken, jti)
+    record = db.session.get(AccessToken, jti)
+    return (record, claims) if record is not None else None
 
 
-def active_access_token(token: str) -> AccessToken | None:
-    """The record of an access token that is valid right now: signed by us, unexpired, unrevoked."""
-    record = find_access_token(token)
-    if record is None or record.is_revoked() or record.is_expired():
-        return None
-    return record
+def find_access_token(token: str) -> AccessToken | None:
+    """The record of a genuine access token, whatever its state (expired or revoked included)."""
+    found = find_access_token_claims(token)
+    return found[0] if found else None
 
 
 @dataclass

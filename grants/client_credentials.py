@@ -7,7 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from grants.common import resolve_scope, token_response
+from grants.common import check_dpop, resolve_scope, response_headers, token_response
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -17,10 +17,14 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     def validate_token_request(self) -> None:
         super().validate_token_request()
         self.request.scope = resolve_scope(self.request.client, self.request.payload.scope)
+        self.request.dpop = check_dpop(self.request, self.request.client)
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client = self.request.client
         # RFC 9068 §2.2: with no resource owner, sub identifies the client.
-        body = token_response(client, subject=client.client_id, scope=self.request.scope)
-        return 200, body, self.TOKEN_RESPONSE_HEADER
+        proof = self.request.dpop
+        body = token_response(
+            client, subject=client.client_id, scope=self.request.scope, proof=proof
+        )
+        return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

@@ -73,9 +73,17 @@ def make_env(instance: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+_schema_fresh = False
+
+
 def reset_database(app: Flask) -> None:
-    """PostgreSQL is shared by the whole run: empty every table before a test uses it."""
+    """PostgreSQL is shared by the whole run: the schema is rebuilt once (a database left by an
+    older checkout may lack columns), then every table is emptied before each test."""
+    global _schema_fresh
     with app.app_context():
+        if db.engine.dialect.name == "postgresql" and not _schema_fresh:
+            db.drop_all()
+            _schema_fresh = True
         db.create_all()
         if db.engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in reversed(db.metadata.sorted_tables))

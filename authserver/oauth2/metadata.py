@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.state import AppState
+from grants.dpop import SUPPORTED_ALGS
 
 
 def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]:
@@ -28,4 +29,5 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
         "token_endpoint_auth_methods_supported": token_methods,
         "introspection_endpoint_auth_methods_supported": secret_methods,
         "revocation_endpoint_auth_methods_supported": [*secret_methods, "none"],
+        "dpop_signing_alg_values_supported": list(SUPPORTED_ALGS),
     }

@@ -1,0 +1,217 @@
+"""The resource-server side: one decorator that requires a valid token, scopes and optionally DPoP.
+
+    from authserver.resource import require_token, current_token
+
+    @bp.get("/api/v1/things")
+    @require_token("devices:read")               # Bearer for unbound tokens, DPoP for bound ones
+    def things(): ...
+
+    @bp.get("/api/v1/devices/me")
+    @require_token("devices:read", dpop=True)     # DPoP-bound tokens only
+    def me(): return {"sub": current_token().subject}
+
+Every request looks the token up by ``jti`` in the token store, so a revoked token, or a token of
+a blocked device, is refused on the very next request. RFC 6750 §3 / RFC 9449 §7 challenges in
+``WWW-Authenticate``; bodies are RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Response, g, jsonify, request
+
+from authserver.models import AccessToken
+from authserver.security import now_float
+from authserver.state import get_state
+from authserver.tokens import find_access_token_claims
+from grants.dpop import SUPPORTED_ALGS, DPoPProof, InvalidDPoPProof, UseDPoPNonce, verify_proof
+
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_AUTHORIZATION_CHARS = 8192
+_ALGS = " ".join(SUPPORTED_ALGS)
+
+
+class ResourceAuthError(Exception):
+    """A refused resource request: status, OAuth error code, challenges and headers."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str | None,
+        description: str,
+        scheme: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.scheme = scheme
+        self.extra_headers = extra_headers or {}
+
+    def challenges(self) -> list[str]:
+        def params(scheme: str) -> str:
+            items = ['realm="authserver"'] if scheme == "Bearer" else [f'algs="{_ALGS}"']
+            if self.error and (self.scheme is None or self.scheme == scheme):
+                items += [f'error="{self.error}"', f'error_description="{self.description}"']
+            return f"{scheme} " + ", ".join(items)
+
+        if self.status == 403:
+            return [params(self.scheme or "Bearer")]
+        # RFC 9449 §7.1: a resource that accepts both schemes may challenge with both.
+        if self.scheme is None:
+            return [params("Bearer"), params("DPoP")]
+        return [params(self.scheme)]
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": {401: "Unauthorized", 403: "Forbidden"}.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.description,
+        }
+        if self.error:
+            body["error"] = self.error
+        resp = jsonify(body)
+        resp.status_code = self.status
+        resp.content_type = "application/problem+json"
+        for challenge in self.challenges():
+            resp.headers.add("WWW-Authenticate", challenge)
+        for name, value in self.extra_headers.items():
+            resp.headers[name] = value
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+
+def current_token() -> AccessToken:
+    """The validated access-token record of this request (inside a ``require_token`` view)."""
+    return g.access_token  # type: ignore[no-any-return]
+
+
+def current_proof() -> DPoPProof | None:
+    return g.get("dpop_proof")
+
+
+def _parse_authorization() -> tuple[str, str]:
+    values = request.headers.getlist("Authorization")
+    if not values:
+        raise ResourceAuthError(401, None, "An access token is required.")
+    if len(values) > 1 or len(values[0]) > MAX_AUTHORIZATION_CHARS:
+        raise ResourceAuthError(400, "invalid_request", "Malformed Authorization header.")
+    scheme, _, token = values[0].partition(" ")
+    token = token.strip()
+    if not token or " " in token:
+        raise ResourceAuthError(401, "invalid_token", "Malformed Authorization header.")
+    return scheme.lower(), token
+
+
+def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
+    """Validate this request's access token (and DPoP proof); raises ``ResourceAuthError``."""
+    state = get_state()
+    settings = state.settings
+    scheme, token = _parse_authorization()
+    if scheme not in ("bearer", "dpop"):
+        raise ResourceAuthError(401, "invalid_request", "Unsupported authorization scheme.")
+    wire_scheme = "DPoP" if scheme == "dpop" else "Bearer"
+    found = find_access_token_claims(token)
+    record = found[0] if found else None
+    if record is None or record.is_revoked() or record.is_expired():
+        raise ResourceAuthError(
+            401, "invalid_token", "The access token is not active.", wire_scheme
+        )
+    # RFC 9068 §4: the audience must be this resource server.
+    aud = found[1].get("aud") if found else None
+    if aud != settings.audience and not (isinstance(aud, list) and settings.audience in aud):
+        raise ResourceAuthError(
+            401, "invalid_token", "The access token is not for this audience.", wire_scheme
+        )
+
+    proof: DPoPProof | None = None
+    if scheme == "bearer":
+        if record.jkt:
+            # RFC 9449 §7.2: a DPoP-bound token presented as Bearer is refused.
+            raise ResourceAuthError(
+                401,
+                "invalid_token",
+                "This token is DPoP-bound; present it with the DPoP scheme.",
+                "DPoP",
+            )
+        if dpop:
+            raise ResourceAuthError(401, "invalid_token", "A DPoP-bound token is required.", "DPoP")
+    else:
+        if not record.jkt:
+            raise ResourceAuthError(
+                401, "invalid_token", "This token is not DPoP-bound; present it as Bearer.", "DPoP"
+            )
+        t = now_float()
+        nonces = state.nonces if "resource" in settings.dpop_nonce else None
+        try:
+            proof = verify_proof(
+                request.headers.getlist("DPoP"),
+                method=request.method,
+                url=settings.issuer + request.path,
+                now=t,
+                max_age=settings.dpop_max_age,
+                max_future=settings.dpop_max_future,
+                store=state.store,
+                access_token=token,
+                nonces=nonces,
+            )
+        except UseDPoPNonce as exc:
+            raise ResourceAuthError(
+                401, "use_dpop_nonce", exc.description, "DPoP", {"DPoP-Nonce": exc.nonce}
+            ) from exc
+        except InvalidDPoPProof as exc:
+            raise ResourceAuthError(401, "invalid_dpop_proof", exc.description, "DPoP") from exc
+        # RFC 9449 §4.3 step 12 / §7.1: the proof's key is the key the token is bound to.
+        if proof.jkt != record.jkt:
+            raise ResourceAuthError(
+                401,
+                "invalid_dpop_proof",
+                "DPoP proof check failed: key does not match the token.",
+                "DPoP",
+            )
+        if nonces is not None and nonces.needs_refresh(proof.nonce, t):
+            g.dpop_nonce = nonces.fresh(t)
+
+    granted = set(record.scope.split())
+    missing = [s for s in scopes if s not in granted]
+    if missing:
+        raise ResourceAuthError(
+            403,
+            "insufficient_scope",
+            f"The token lacks the scope {' '.join(missing)}.",
+            wire_scheme,
+        )
+    g.access_token = record
+    g.dpop_proof = proof
+    return record
+
+
+def require_token(*scopes: str, dpop: bool = False) -> Callable[[F], F]:
+    """Decorate a view: a valid, unrevoked token with ``scopes``; DPoP-bound only if ``dpop``."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                authenticate_request(scopes, dpop)
+            except ResourceAuthError as exc:
+                return exc.response()
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def add_dpop_nonce(resp: Response) -> Response:
+    """after_request: hand out a fresh resource nonce when the client's is about to roll (§9)."""
+    nonce = g.get("dpop_nonce")
+    if nonce:
+        resp.headers["DPoP-Nonce"] = nonce
+        resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,184 @@
+"""RFC 9449 at the token endpoint: proofs bind tokens; errors; nonces; registration settings."""
+
+from __future__ import annotations
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import func, select
+
+from authserver.models import AccessToken, Client, db
+from tests.dpop_client import DPoPKey
+
+TOKEN_PATH = "/oauth/token"
+
+
+def token_url(settings) -> str:
+    return settings.issuer + TOKEN_PATH
+
+
+def cc(http, creds, proof=None, **form):
+    headers = creds.auth_header()
+    if proof is not None:
+        headers["DPoP"] = proof
+    return http.post(TOKEN_PATH, data={"grant_type": "client_credentials", **form}, headers=headers)
+
+
+def count_tokens(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(AccessToken))
+
+
+def test_proof_binds_the_access_token(http, world, settings):
+    creds = world.client()
+    key = DPoPKey()
+    resp = cc(http, creds, key.proof("POST", token_url(settings)))
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["token_type"] == "DPoP"
+    jwks = KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+    assert jwt.decode(body["access_token"], jwks).claims["cnf"] == {"jkt": key.jkt}
+    intro = http.post(
+        "/oauth/introspect", data={"token": body["access_token"]}, headers=creds.auth_header()
+    ).get_json()
+    assert intro["token_type"] == "DPoP"
+    assert intro["cnf"] == {"jkt": key.jkt}
+
+
+def test_jkt_is_recorded_in_the_token_store(http, world, settings, app):
+    creds = world.client()
+    key = DPoPKey("RS256")
+    cc(http, creds, key.proof("POST", token_url(settings)))
+    with app.app_context():
+        assert db.session.scalar(select(AccessToken.jkt)) == key.jkt
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "PS256", "RS256", "Ed25519"])
+def test_every_allowed_algorithm_is_accepted_at_the_token_endpoint(http, world, settings, alg):
+    creds = world.client()
+    resp = cc(http, creds, DPoPKey(alg).proof("POST", token_url(settings)))
+    assert resp.status_code == 200
+
+
+def test_without_proof_a_plain_bearer_token(http, world):
+    body = cc(http, world.client()).get_json()
+    assert body["token_type"] == "Bearer"
+
+
+def test_dpop_bound_client_is_refused_tokens_without_a_proof(http, world, app, settings):
+    creds = world.client()
+    with app.app_context():
+        db.session.get(Client, creds.client_id).dpop_bound = True
+        db.session.commit()
+    resp = cc(http, creds)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid_dpop_proof"
+    assert cc(http, creds, DPoPKey().proof("POST", token_url(settings))).status_code == 200
+
+
+def test_refresh_only_binding_leaves_access_tokens_bearer(http, world, app, settings):
+    creds = world.client()
+    with app.app_context():
+        db.session.get(Client, creds.client_id).dpop_binding = "refresh_only"
+        db.session.commit()
+    body = cc(http, creds, DPoPKey().proof("POST", token_url(settings))).get_json()
+    assert body["token_type"] == "Bearer"
+    jwks = KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+    assert "cnf" not in jwt.decode(body["access_token"], jwks).claims
+
+
+def test_invalid_proof_is_400_invalid_dpop_proof_and_issues_nothing(http, world, app, settings):
+    creds = world.client()
+    before = count_tokens(app)
+    resp = cc(http, creds, DPoPKey().proof("GET", token_url(settings)))
+    assert resp.status_code == 400
+    body = resp.get_json()
+    assert body["error"] == "invalid_dpop_proof"
+    assert "htm" in body["error_description"]
+    assert creds.client_secret not in resp.get_data(as_text=True)
+    assert count_tokens(app) == before
+
+
+def test_replay_at_the_token_endpoint_is_invalid_dpop_proof(http, world, settings):
+    creds = world.client()
+    proof = DPoPKey().proof("POST", token_url(settings))
+    assert cc(http, creds, proof).status_code == 200
+    resp = cc(http, creds, proof)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid_dpop_proof"  # not invalid_grant
+    assert "replay" in resp.get_json()["error_description"]
+
+
+def test_two_dpop_headers_are_refused(http, world, settings):
+    creds = world.client()
+    key = DPoPKey()
+    headers = [
+        ("Authorization", creds.auth_header()["Authorization"]),
+        ("DPoP", key.proof("POST", token_url(settings))),
+        ("DPoP", key.proof("POST", token_url(settings))),
+    ]
+    resp = http.post(TOKEN_PATH, data={"grant_type": "client_credentials"}, headers=headers)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid_dpop_proof"
+
+
+def test_htu_comes_from_the_configured_public_url_not_the_host_header(http, world, settings):
+    """Behind a TLS-terminating proxy the request arrives as http://internal; the proof names the
+    public URL. The check must use the public one (Keycloak #39332, oidc-provider #572)."""
+    creds = world.client()
+    key = DPoPKey()
+    internal = http.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials"},
+        headers={
+            **creds.auth_header(),
+            "DPoP": key.proof("POST", "http://internal-host:8080/oauth/token"),
+        },
+        base_url="http://internal-host:8080",
+    )
+    assert internal.status_code == 400
+    public = http.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials"},
+        headers={**creds.auth_header(), "DPoP": key.proof("POST", token_url(settings))},
+        base_url="http://internal-host:8080",
+    )
+    assert public.status_code == 200
+
+
+@pytest.mark.parametrize("overrides", [{"dpop_nonce": frozenset({"token"})}])
+def test_nonce_required_at_the_token_endpoint(http, world, app, clock):
+    settings = app.extensions["authserver"].settings
+    creds = world.client()
+    key = DPoPKey()
+    first = cc(http, creds, key.proof("POST", token_url(settings), iat=clock()))
+    assert first.status_code == 400
+    assert first.get_json()["error"] == "use_dpop_nonce"
+    nonce = first.headers["DPoP-Nonce"]
+    ok = cc(http, creds, key.proof("POST", token_url(settings), nonce=nonce, iat=clock()))
+    assert ok.status_code == 200, ok.get_json()
+    # §11.3: having asked for a nonce, proofs without it are refused.
+    again = cc(http, creds, key.proof("POST", token_url(settings), iat=clock()))
+    assert again.get_json()["error"] == "use_dpop_nonce"
+    # A nonce about to roll: the 200 carries the next one.
+    clock.advance(settings.dpop_nonce_lifetime)
+    rolled = cc(http, creds, key.proof("POST", token_url(settings), nonce=nonce, iat=clock()))
+    assert rolled.status_code == 200
+    assert rolled.headers["DPoP-Nonce"] != nonce
+    # Long past, the nonce is refused with a fresh one.
+    clock.advance(settings.dpop_nonce_lifetime * 3)
+    stale = cc(http, creds, key.proof("POST", token_url(settings), nonce=nonce, iat=clock()))
+    assert stale.get_json()["error"] == "use_dpop_nonce"
+    assert stale.headers["DPoP-Nonce"] not in (nonce, rolled.headers["DPoP-Nonce"])
+
+
+def test_discovery_lists_dpop_algorithms(http):
+    doc = http.get("/.well-known/oauth-authorization-server").get_json()
+    assert doc["dpop_signing_alg_values_supported"] == [
+        "ES256",
+        "ES384",
+        "PS256",
+        "RS256",
+        "Ed25519",
+        "EdDSA",
+    ]

@@ -1,0 +1,325 @@
+"""RFC 9449 §4.3: every proof check in grants/dpop.py, each with its own test."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import pytest
+
+from grants.dpop import (
+    InvalidDPoPProof,
+    NonceIssuer,
+    UseDPoPNonce,
+    normalise_htu,
+    verify_proof,
+)
+from tests.dpop_client import DPoPKey, b64, forge
+
+URL = "https://as.example.com/oauth/token"
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.claimed: dict[str, float] = {}
+
+    def claim_once(self, key: str, ttl: float) -> bool:
+        assert len(key) <= 200
+        if key in self.claimed:
+            return False
+        self.claimed[key] = ttl
+        return True
+
+
+@pytest.fixture
+def key() -> DPoPKey:
+    return DPoPKey("ES256")
+
+
+def check(proofs, method="POST", url=URL, now=None, store=None, **kw):
+    if isinstance(proofs, str):
+        proofs = [proofs]
+    return verify_proof(
+        proofs,
+        method=method,
+        url=url,
+        now=time.time() if now is None else now,
+        max_age=60,
+        max_future=10,
+        store=store or MemoryStore(),
+        **kw,
+    )
+
+
+def fails(expected: str, *args, **kw) -> None:
+    with pytest.raises(InvalidDPoPProof) as info:
+        check(*args, **kw)
+    assert expected in info.value.description
+
+
+def test_a_good_proof_passes_and_yields_the_rfc7638_thumbprint(key):
+    proof = check(key.proof("POST", URL))
+    assert proof.jkt == key.jkt
+    assert len(proof.jkt) == 43
+
+
+# 1. exactly one DPoP header
+def test_1_two_dpop_headers_are_refused(key):
+    fails("exactly one DPoP header", [key.proof("POST", URL), key.proof("POST", URL)])
+    fails("exactly one DPoP header", [])
+    fails("exactly one DPoP header", key.proof("POST", URL) + ", " + key.proof("POST", URL))
+
+
+# 2. well-formed compact JWS
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "..",
+        "!!.!!.!!",
+        b64(b"[1]") + "." + b64(b"{}") + ".c2ln",
+        b64(b"{}") + "." + b64(b"not json") + ".c2ln",
+    ],
+)
+def test_2_malformed_jws_is_refused(bad):
+    fails("not a compact JWS", bad)
+
+
+def test_2_oversized_proof_is_refused(key):
+    fails("too large", key.proof("POST", URL, claims={"pad": "x" * 9000}))
+
+
+# 3. required claims
+@pytest.mark.parametrize("claim", ["jti", "htm", "htu", "iat"])
+def test_3_missing_claim_is_refused(key, claim):
+    fails(f"{claim} claim missing", key.proof("POST", URL, omit=(claim,)))
+
+
+def test_3_ath_required_at_resources(key):
+    fails("ath claim missing", key.proof("GET", URL), method="GET", access_token="tok")
+
+
+def test_3_nonce_required_when_the_server_requires_one(key):
+    nonces = NonceIssuer(b"k" * 32, 60)
+    with pytest.raises(UseDPoPNonce) as info:
+        check(key.proof("POST", URL), nonces=nonces)
+    assert info.value.nonce and nonces.step_of(info.value.nonce, time.time()) is not None
+
+
+def test_3_string_iat_is_refused(key):
+    fails("iat claim missing", key.proof("POST", URL, claims={"iat": str(int(time.time()))}))
+
+
+def test_3_overlong_jti_is_refused(key):
+    fails("jti claim too long", key.proof("POST", URL, jti="j" * 257))
+
+
+# 4. typ
+@pytest.mark.parametrize("typ", ["JWT", "at+jwt", None])
+def test_4_typ_must_be_dpop_jwt(key, typ):
+    header = {"typ": typ} if typ else {}
+    omit = ("typ",) if typ is None else ()
+    fails("typ must be dpop+jwt", key.proof("POST", URL, header=header, omit=omit))
+
+
+# 5. alg allow-list
+def test_5_alg_none_is_refused(key):
+    fails(
+        "alg is not an allowed",
+        forge(
+            {"typ": "dpop+jwt", "alg": "none", "jwk": key.public_jwk()},
+            {"jti": "a", "htm": "POST", "htu": URL, "iat": 1},
+        ),
+    )
+
+
+def test_5_hmac_with_symmetric_jwk_is_refused():
+    secret = b"s" * 32
+    header = {"typ": "dpop+jwt", "alg": "HS256", "jwk": {"kty": "oct", "k": b64(secret)}}
+    claims = {"jti": "a", "htm": "POST", "htu": URL, "iat": int(time.time())}
+    unsigned = forge(header, claims).rsplit(".", 1)[0]
+    sig = hmac.new(secret, unsigned.encode(), hashlib.sha256).digest()
+    fails("alg is not an allowed", f"{unsigned}.{b64(sig)}")
+
+
+@pytest.mark.parametrize("alg", ["RS512", "ES512", "ES256K", "Ed448", "foo"])
+def test_5_algorithms_outside_the_list_are_refused(key, alg):
+    claims = {"jti": "a", "htm": "POST", "htu": URL, "iat": int(time.time())}
+    fails(
+        "alg is not an allowed",
+        forge({"typ": "dpop+jwt", "alg": alg, "jwk": key.public_jwk()}, claims),
+    )
+
+
+# 6. signature
+def test_6_signature_by_another_key_is_refused(key):
+    other = DPoPKey("ES256")
+    proof = other.proof("POST", URL, header={"jwk": key.public_jwk()})
+    fails("signature does not verify", proof)
+
+
+def test_6_tampered_claims_are_refused(key):
+    head, _, sig = key.proof("POST", URL).split(".")
+    body = b64(b'{"jti":"x","htm":"POST","htu":"' + URL.encode() + b'","iat":1}')
+    fails("signature does not verify", f"{head}.{body}.{sig}")
+
+
+# 7. jwk is a public asymmetric key
+def test_7_private_key_in_jwk_is_refused(key):
+    private = dict(key.key.as_dict(private=True))
+    fails("private key material", key.proof("POST", URL, header={"jwk": private}))
+
+
+def test_7_missing_jwk_is_refused(key):
+    fails("jwk header is not a JSON object", key.proof("POST", URL, omit=("jwk",)))
+
+
+def test_7_key_type_must_match_alg(key):
+    rsa = DPoPKey("RS256")
+    fails(
+        "jwk key type does not match alg", key.proof("POST", URL, header={"jwk": rsa.public_jwk()})
+    )
+
+
+def test_7_short_rsa_keys_are_refused(key):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n = rsa.generate_private_key(65537, 1024).public_key().public_numbers().n
+    jwk = {"kty": "RSA", "e": "AQAB", "n": b64(n.to_bytes(128, "big"))}
+    claims = {"jti": "a", "htm": "POST", "htu": URL, "iat": int(time.time())}
+    fails("shorter than 2048", forge({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk}, claims))
+
+
+# 8. htm
+def test_8_htm_must_match_the_method(key):
+    fails("htm does not match", key.proof("GET", URL))
+    fails("htm does not match", key.proof("post", URL))
+
+
+# 9. htu
+def test_9_htu_must_match_the_url(key):
+    fails("htu does not match", key.proof("POST", "https://as.example.com/oauth/revoke"))
+    fails("htu does not match", key.proof("POST", "https://evil.example.com/oauth/token"))
+    fails("htu does not match", key.proof("POST", "http://as.example.com/oauth/token"))
+
+
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://as.example.com/oauth/token?x=1#frag",  # query and fragment are ignored
+        "HTTPS://AS.Example.COM/oauth/token",  # scheme and host case
+        "https://as.example.com:443/oauth/token",  # default port
+        "https://as.example.com/oauth/%74oken",  # unreserved percent-encoding
+        "https://as.example.com/oauth/./token",  # dot segments
+    ],
+)
+def test_9_htu_is_compared_after_rfc3986_normalisation(key, htu):
+    assert check(key.proof("POST", htu)).jkt == key.jkt
+
+
+def test_9_normalisation_details():
+    assert normalise_htu("http://h:80") == "http://h/"
+    assert normalise_htu("http://h:8080/a%2fb") == "http://h:8080/a%2Fb"
+    assert normalise_htu("https://h/a/b/../c") == "https://h/a/c"
+
+
+# 10. nonce
+def test_10_nonce_must_be_one_the_server_issued(key):
+    nonces = NonceIssuer(b"k" * 32, 60)
+    now = time.time()
+    good = check(key.proof("POST", URL, nonce=nonces.fresh(now)), nonces=nonces, now=now)
+    assert good.nonce
+    forged = NonceIssuer(b"z" * 32, 60).fresh(now)
+    with pytest.raises(UseDPoPNonce):
+        check(key.proof("POST", URL, nonce=forged), nonces=nonces, now=now)
+    old = nonces.current(now - 300)
+    with pytest.raises(UseDPoPNonce):
+        check(key.proof("POST", URL, nonce=old), nonces=nonces, now=now)
+
+
+def test_10_nonces_roll_and_are_valid_one_step_either_side():
+    nonces = NonceIssuer(b"k" * 32, 60)
+    t = 6000.0  # the start of a step
+    n = nonces.current(t)
+    assert nonces.step_of(n, t + 59) is not None
+    assert nonces.step_of(n, t + 119) is not None
+    assert nonces.step_of(n, t + 120) is None
+    assert nonces.fresh(t + 50) == nonces.current(t + 60)  # about to roll: the next one
+    assert nonces.needs_refresh(n, t + 50) is True
+    assert nonces.needs_refresh(n, t + 10) is False
+
+
+# 11. iat window
+@pytest.mark.parametrize("offset", [-59, -10, 0, 10])
+def test_11_iat_inside_the_window_passes(key, offset):
+    now = time.time()
+    assert check(key.proof("POST", URL, iat=now + offset), now=now)
+
+
+@pytest.mark.parametrize(
+    "offset,message",
+    [(-61, "too old"), (-3600, "too old"), (11, "in the future"), (3600, "in the future")],
+)
+def test_11_iat_outside_the_window_is_refused(key, offset, message):
+    now = time.time()
+    fails(message, key.proof("POST", URL, iat=now + offset), now=now)
+
+
+# 12. jti replay; ath
+def test_12_replayed_jti_is_refused(key):
+    store = MemoryStore()
+    proof = key.proof("POST", URL)
+    check(proof, store=store)
+    fails("replay", proof, store=store)
+    # A new proof reusing the jti (new signature, new iat) is a replay too.
+    fails("replay", key.proof("POST", URL, jti=_jti(proof)), store=store)
+
+
+def _jti(proof: str) -> str:
+    import base64
+    import json
+
+    body = proof.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["jti"]
+
+
+def test_12_rejected_proofs_do_not_burn_their_jti(key):
+    store = MemoryStore()
+    fails("htm does not match", key.proof("GET", URL, jti="same"), store=store)
+    assert check(key.proof("POST", URL, jti="same"), store=store)
+
+
+def test_12_replay_key_is_a_bounded_hash(key):
+    store = MemoryStore()
+    check(key.proof("POST", URL, jti="j" * 256), store=store)
+    (stored,) = store.claimed
+    assert "j" * 10 not in stored and len(stored) <= 80
+
+
+def test_12_ath_must_hash_the_presented_token(key):
+    proof = key.proof("GET", URL, access_token="token-a")
+    fails("ath does not match", proof, method="GET", access_token="token-b")
+    assert check(
+        key.proof("GET", URL, access_token="token-a"), method="GET", access_token="token-a"
+    )
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "RS256", "PS256", "Ed25519"])
+def test_every_allowed_algorithm_passes(alg):
+    k = DPoPKey(alg)
+    assert check(k.proof("POST", URL)).jkt == k.jkt
+
+
+def test_eddsa_name_passes():
+    k = DPoPKey("Ed25519")
+    assert check(k.proof("POST", URL, header={"alg": "EdDSA"})).jkt == k.jkt
+
+
+def test_rsa_4096_proof_passes():
+    from joserfc.jwk import RSAKey
+
+    k = DPoPKey("PS256", key=RSAKey.generate_key(4096, private=True))
+    assert check(k.proof("POST", URL)).jkt == k.jkt
