@@ -115,7 +115,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError) -> Response:
-        log.error("database unavailable on %s: %s", request.path, type(exc).__name__)
+        # The driver's message, never the statement's parameters (they may hold secrets).
+        log.error("database unavailable on %s: %s", request.path, str(exc.orig).splitlines()[0])
         rollback()
         return _unavailable("database", settings.retry_after_seconds)
 

@@ -2,6 +2,7 @@
 
     python bench/client_credentials.py                    # starts its own server (embedded mode)
     python bench/client_credentials.py --workers 2        # ... with two gunicorn workers
+    python bench/client_credentials.py --dpop             # a fresh DPoP proof on every request
     python bench/client_credentials.py --url http://127.0.0.1:8000 \
         --client-id cli_demo_service --client-secret ...  # against a server you started
 
@@ -28,7 +29,31 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _worker(url: str, auth: str, n: int, start: float, q: mp.Queue) -> None:
+def _dpop_proofs(url: str, n: int) -> list[str]:
+    """Proofs made before the clock starts, so the load measures the server, not the client."""
+    import secrets as _secrets
+
+    from joserfc import jws
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", private=True)
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    htu = url + "/oauth/token"
+    now = int(time.time()) + 5
+    return [
+        jws.serialize_compact(
+            header,
+            json.dumps(
+                {"jti": _secrets.token_urlsafe(16), "htm": "POST", "htu": htu, "iat": now}
+            ).encode(),
+            key,
+            algorithms=["ES256"],
+        )
+        for _ in range(n)
+    ]
+
+
+def _worker(url: str, auth: str, n: int, start: float, q: mp.Queue, dpop: bool) -> None:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     body = "grant_type=client_credentials"
@@ -37,10 +62,13 @@ def _worker(url: str, auth: str, n: int, start: float, q: mp.Queue) -> None:
         "Content-Type": "application/x-www-form-urlencoded",
         "Connection": "keep-alive",
     }
+    proofs = _dpop_proofs(url, n) if dpop else []
     while time.time() < start:
         time.sleep(0.001)
     lat, errors = [], 0
-    for _ in range(n):
+    for i in range(n):
+        if dpop:
+            headers["DPoP"] = proofs[i]
         t0 = time.perf_counter()
         try:
             conn.request("POST", "/oauth/token", body, headers)
@@ -56,13 +84,16 @@ def _worker(url: str, auth: str, n: int, start: float, q: mp.Queue) -> None:
     q.put((lat, errors))
 
 
-def run_load(url: str, client_id: str, secret: str, total: int, concurrency: int) -> dict:
+def run_load(
+    url: str, client_id: str, secret: str, total: int, concurrency: int, dpop: bool = False
+) -> dict:
     auth = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     q: mp.Queue = mp.Queue()
     per = total // concurrency
-    start = time.time() + 1.0
+    start = time.time() + 1.0 + (per / 4000 if dpop else 0)  # time to pre-build proofs
     procs = [
-        mp.Process(target=_worker, args=(url, auth, per, start, q)) for _ in range(concurrency)
+        mp.Process(target=_worker, args=(url, auth, per, start, q, dpop))
+        for _ in range(concurrency)
     ]
     for p in procs:
         p.start()
@@ -137,6 +168,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers of our own server")
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument(
+        "--dpop", action="store_true", help="send a fresh DPoP proof with every request"
+    )
     args = ap.parse_args()
     proc = None
     if args.url:
@@ -148,17 +182,14 @@ def main() -> None:
         store = "redis" if env.get("REDIS_URL") else "sql"
         setup = f"{backend}+{store}, {args.workers} worker(s) x {args.threads} threads"
     try:
-        run_load(url, cid, secret, min(200, args.requests), args.concurrency)  # warm-up
-        result = run_load(url, cid, secret, args.requests, args.concurrency)
+        run_load(url, cid, secret, min(200, args.requests), args.concurrency, args.dpop)  # warm-up
+        result = run_load(url, cid, secret, args.requests, args.concurrency, args.dpop)
     finally:
         if proc:
             proc.terminate()
             proc.wait(timeout=15)
-    print(
-        json.dumps(
-            {"benchmark": "client_credentials", "server": setup, "cpus": os.cpu_count(), **result}
-        )
-    )
+    name = "client_credentials_dpop" if args.dpop else "client_credentials"
+    print(json.dumps({"benchmark": name, "server": setup, "cpus": os.cpu_count(), **result}))
 
 
 if __name__ == "__main__":
