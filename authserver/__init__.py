@@ -15,11 +15,14 @@ from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnav
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
+from authserver.registry.problems import Problem
 from authserver.resource import add_dpop_nonce
 from authserver.security import Hasher
 from authserver.state import AppState
 from grants.client_credentials import ClientCredentialsGrant
+from grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from grants.dpop import NonceIssuer
+from grants.refresh_token import RefreshTokenGrant
 from keys.encryption import KeyEncryptor
 from keys.jwks import KeyRing
 
@@ -43,6 +46,12 @@ def create_app(
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         SECRET_KEY=Hasher(settings.secret_key).hash("flask-session", "v1"),
+        SESSION_COOKIE_NAME="authserver_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Secure everywhere but plain-http loopback (the issuer is https otherwise, see config).
+        SESSION_COOKIE_SECURE=settings.issuer.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=900,
     )
     db.init_app(app)
     with app.app_context():
@@ -74,13 +83,20 @@ def create_app(
     server = AuthServer()
     server.init_app(app)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(DeviceCodeGrant)
+    server.register_grant(RefreshTokenGrant)
+    server.register_endpoint(DeviceAuthorizationEndpoint)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     state.server = server
 
     from authserver.endpoints.oauth import bp as oauth_bp
+    from authserver.endpoints.verification import bp as verify_bp
+    from authserver.registry.device_authorizations import bp as device_authorizations_bp
 
     app.register_blueprint(oauth_bp)
+    app.register_blueprint(verify_bp)
+    app.register_blueprint(device_authorizations_bp)
     app.after_request(add_dpop_nonce)
     _register_error_handlers(app)
     return app
@@ -119,6 +135,10 @@ def _register_error_handlers(app: Flask) -> None:
         log.error("database unavailable on %s: %s", request.path, str(exc.orig).splitlines()[0])
         rollback()
         return _unavailable("database", settings.retry_after_seconds)
+
+    @app.errorhandler(Problem)
+    def problem(exc: Problem) -> Response:
+        return exc.response()
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

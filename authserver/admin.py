@@ -107,6 +107,7 @@ class CreatedClient:
             "scope": c.scope,
             "dpop_bound_access_tokens": c.dpop_bound,
             "dpop_binding": c.dpop_binding,
+            "device_subject": c.device_subject,
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
@@ -122,6 +123,7 @@ def create_client(
     client_id: str | None = None,
     dpop_bound: bool = False,
     dpop_binding: str = "all",
+    device_subject: str = "device",
 ) -> CreatedClient:
     settings = get_state().settings
     if not 1 <= len(name) <= 200:
@@ -140,6 +142,8 @@ def create_client(
         raise AdminError(
             f"unknown scope(s) {' '.join(bad)}; supported: {' '.join(settings.scopes)}"
         )
+    if device_subject not in ("device", "user"):
+        raise AdminError("device subject must be device or user")
     if dpop_binding not in ("all", "refresh_only"):
         raise AdminError("DPoP binding must be all or refresh_only")
     secret = None if auth_method == "none" else new_secret(32)
@@ -153,6 +157,7 @@ def create_client(
         scope=" ".join(dict.fromkeys(scopes)),
         dpop_bound=dpop_bound,
         dpop_binding=dpop_binding,
+        device_subject=device_subject,
         active=True,
         created_at=now(),
     )

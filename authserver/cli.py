@@ -186,6 +186,13 @@ def clients() -> None:
     is_flag=True,
     help="bind only refresh tokens to the DPoP key; access tokens stay Bearer",
 )
+@click.option(
+    "--device-subject",
+    type=click.Choice(["device", "user"]),
+    default="device",
+    show_default=True,
+    help="device flow: the token's sub is the enrolled device or the approving user",
+)
 @with_appcontext
 def clients_create(
     tenant_ref: str,
@@ -196,6 +203,7 @@ def clients_create(
     scope: str,
     dpop_bound: bool,
     dpop_refresh_only: bool,
+    device_subject: str,
 ) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     if public and auth_method not in (None, "none"):
@@ -211,6 +219,7 @@ def clients_create(
             scope,
             dpop_bound=dpop_bound,
             dpop_binding="refresh_only" if dpop_refresh_only else "all",
+            device_subject=device_subject,
         )
     _emit(created.as_dict())
 
@@ -246,6 +255,72 @@ def keys_rotate(force: bool) -> None:
         _fail(str(exc))
     current_app.extensions["authserver"].keyring.invalidate()
     _emit({**result, "keys": [k.as_dict() for k in list_keys(db.session, now())]})
+
+
+@main.group()
+def device() -> None:
+    """Device authorization (RFC 8628) for operators."""
+
+
+@device.command("approve")
+@click.argument("user_code")
+@click.option(
+    "--user", "login", required=True, help="login of the approving user (of the code's tenant)"
+)
+@click.option("--deny", is_flag=True, help="deny instead of approve")
+@click.option("--location", "location_id", default=None, help="location the device serves")
+@click.option("--till", "till_id", default=None, help="till the device serves")
+@with_appcontext
+def device_approve(
+    user_code: str, login: str, deny: bool, location_id: str | None, till_id: str | None
+) -> None:
+    """Approve (or deny) a pending device authorization as USER."""
+    from authserver import device_flow
+
+    _prepare()
+    record = device_flow.find_live(user_code)
+    if record is None:
+        _fail("no pending device authorization with that code (wrong, expired or decided)")
+    user = device_flow.find_user(record.tenant_id, login)
+    if user is None or not user.active:
+        _fail(f"no active user {login!r} in the code's tenant")
+    try:
+        done = device_flow.decide(record, user, not deny, location_id, till_id)
+    except device_flow.DecisionError as exc:
+        _fail(str(exc))
+    _emit(
+        {
+            "decision": "denied" if deny else "approved",
+            "client_id": done.client_id,
+            "tenant_id": done.tenant_id,
+            "user_id": user.id,
+            "device_id": done.device_id,
+            "scope": done.scope,
+        }
+    )
+
+
+@main.command("device-login")
+@click.option("--client", "client_id", required=True, help="client id of a device-flow client")
+@click.option("--scope", default=None)
+@click.option(
+    "--server",
+    default=None,
+    help="issuer URL [default: AUTHSERVER_ISSUER or http://127.0.0.1:8000]",
+)
+@click.option("--name", "device_name", default=None, help="device name shown to the approver")
+@click.option("--dpop", is_flag=True, help="bind the whole flow to a fresh DPoP key (ES256)")
+def device_login(
+    client_id: str, scope: str | None, server: str | None, device_name: str | None, dpop: bool
+) -> None:
+    """Behave like a kiosk: show a code and a QR code, poll, print the tokens."""
+    from authserver.kiosk import run_device_login
+
+    url = (server or os.environ.get("AUTHSERVER_ISSUER") or "http://127.0.0.1:8000").rstrip("/")
+    code, result = run_device_login(url, client_id, scope, device_name, dpop)
+    _emit(result)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

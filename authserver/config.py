@@ -18,7 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
-DEFAULT_SCOPES = "devices:read devices:write"
+DEFAULT_SCOPES = "openid offline_access devices:read devices:write"
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # RFC 8628 §6.1: base-20, no vowels, no look-alikes
+USER_CODE_LENGTH = 8
 
 
 class ConfigError(ValueError):
@@ -52,6 +54,14 @@ class Settings:
     dpop_max_future: int = 10
     dpop_nonce: frozenset[str] = frozenset()
     dpop_nonce_lifetime: int = 60
+    id_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 86400
+    refresh_token_idle_ttl: int = 7 * 86400
+    device_code_ttl: int = 600
+    device_poll_interval: int = 5
+    user_code_failures_per_ip: int = 3
+    user_code_failures_global: int = 5
+    user_code_ip_window: int = 600
 
     @property
     def embedded(self) -> bool:
@@ -60,7 +70,24 @@ class Settings:
     @property
     def max_token_lifetime(self) -> int:
         """The longest lifetime of anything signed by a key; a retired key stays published this long."""
-        return self.access_token_ttl
+        return max(self.access_token_ttl, self.id_token_ttl)
+
+    @property
+    def user_code_guess_probability(self) -> float:
+        """Upper bound on the chance that guessing finds a given live user code in its lifetime.
+
+        RFC 8628 §5.1. Wrong user-code entries are limited globally by a sliding window as long as
+        a code lives: each entry must first take one of ``user_code_failures_global`` slots that
+        stay taken for ``device_code_ttl`` seconds (a correct code gives its slot back). So within
+        any code's lifetime at most G wrong codes are ever compared, from all addresses together;
+        the per-address limit only shares that budget out. Each comparison hits a given code with
+        probability 1 / 20^8 (8 characters from a 20-letter alphabet), hence
+
+            P <= G / 20^8;  defaults: 5 / 2.56e10 = 1.95e-10 < 2^-32 = 2.33e-10.
+
+        ``validate`` refuses a configuration where this bound reaches 2^-32.
+        """
+        return self.user_code_failures_global / len(USER_CODE_ALPHABET) ** USER_CODE_LENGTH
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -175,6 +202,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dpop_max_future=_int(env, "AUTHSERVER_DPOP_MAX_FUTURE", 10, 0),
         dpop_nonce=_nonce_modes(env.get("AUTHSERVER_DPOP_NONCE") or "off"),
         dpop_nonce_lifetime=_int(env, "AUTHSERVER_DPOP_NONCE_LIFETIME", 60, 10),
+        id_token_ttl=_int(env, "AUTHSERVER_ID_TOKEN_TTL", 600, 30),
+        refresh_token_ttl=_int(env, "AUTHSERVER_REFRESH_TOKEN_TTL", 30 * 86400, 60),
+        refresh_token_idle_ttl=_int(env, "AUTHSERVER_REFRESH_TOKEN_IDLE_TTL", 7 * 86400, 60),
+        device_code_ttl=_int(env, "AUTHSERVER_DEVICE_CODE_TTL", 600, 60),
+        device_poll_interval=_int(env, "AUTHSERVER_DEVICE_POLL_INTERVAL", 5, 1),
+        user_code_failures_per_ip=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_IP", 3),
+        user_code_failures_global=_int(env, "AUTHSERVER_USER_CODE_FAILURES_GLOBAL", 5),
+        user_code_ip_window=_int(env, "AUTHSERVER_USER_CODE_IP_WINDOW", 600),
     )
     validate(settings)
     return settings
@@ -189,3 +224,12 @@ def validate(settings: Settings) -> None:
         )
     if not settings.scopes:
         raise ConfigError("AUTHSERVER_SCOPES must name at least one scope")
+    if settings.user_code_guess_probability >= 2.0**-32:
+        raise ConfigError(
+            "AUTHSERVER_USER_CODE_FAILURES_GLOBAL is too high: the chance of guessing a live "
+            f"user code would be {settings.user_code_guess_probability:.3g}, not below 2^-32"
+        )
+    if settings.refresh_token_idle_ttl > settings.refresh_token_ttl:
+        raise ConfigError(
+            "AUTHSERVER_REFRESH_TOKEN_IDLE_TTL must not exceed AUTHSERVER_REFRESH_TOKEN_TTL"
+        )

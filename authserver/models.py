@@ -87,6 +87,9 @@ class Client(db.Model):
     # "all": a proof binds access and (public clients') refresh tokens; "refresh_only": access
     # tokens stay Bearer for resource servers that do not take DPoP yet.
     dpop_binding: Mapped[str] = mapped_column(String(16), default="all")
+    # Whose token a device-flow approval yields: "device" (kiosk enrolment: sub is the registry
+    # device) or "user" (sign-in on a shared screen: sub is the approving user).
+    device_subject: Mapped[str] = mapped_column(String(8), default="device")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
@@ -164,6 +167,88 @@ class AccessToken(db.Model):
         return self.revoked_at is not None
 
 
+class Location(db.Model):
+    __tablename__ = "locations"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="store")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Device(db.Model):
+    """A registry entry: a terminal, kiosk or audit device of one tenant (seeds 000, 001)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        Index("ix_devices_tenant_created", "tenant_id", "created_at", "id"),
+        # externalId is unique in the tenant among devices that are not deleted.
+        Index(
+            "uq_devices_tenant_external_id",
+            "tenant_id",
+            "external_id",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL AND external_id IS NOT NULL"),
+            postgresql_where=text("deleted_at IS NULL AND external_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # READY_TO_LINK | ACTIVE | BLOCKED
+    origin: Mapped[str] = mapped_column(String(16))  # api | link | device_flow
+    app_code: Mapped[str] = mapped_column(String(16), default="UNKNOWN")
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    location_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    till_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    system_information: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    link_code_hash: Mapped[str | None] = mapped_column(HASH, nullable=True, unique=True)
+    link_code_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_activity_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_tenant_user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DeviceAuthorization(db.Model):
+    """One RFC 8628 transaction: codes stored as keyed hashes, decision, single redemption."""
+
+    __tablename__ = "device_authorizations"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    device_code_hash: Mapped[str] = mapped_column(HASH, unique=True)
+    user_code_hash: Mapped[str] = mapped_column(HASH, unique=True)
+    client_id: Mapped[str] = mapped_column(ID, index=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    device_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    system_information: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    interval: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    # pending -> approved | denied; approved -> redeemed (exactly once)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    decided_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    location_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    till_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    device_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    redeemed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    family_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 class RefreshFamily(db.Model):
     """One grant's chain of rotated refresh tokens; revoking it revokes everything issued from it."""
 
@@ -177,8 +262,9 @@ class RefreshFamily(db.Model):
     device_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
     scope: Mapped[str] = mapped_column(Text, default="")
     jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    expires_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)  # absolute lifetime of the grant
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
 

@@ -146,10 +146,33 @@ def find_refresh_token(token: str) -> RefreshTokenRecord | None:
     return RefreshTokenRecord(row[0], row[1]) if row else None
 
 
+def issue_refresh_token(family: RefreshFamily) -> str:
+    """A new opaque refresh token in ``family``, stored as a keyed hash (the caller commits).
+
+    It expires after the idle lifetime, and never after the family's absolute lifetime.
+    """
+    settings = get_state().settings
+    token = secrets.token_urlsafe(32)
+    t = now()
+    db.session.add(
+        RefreshToken(
+            token_hash=keyed_hash(REFRESH_HASH_PURPOSE, token),
+            family_id=family.id,
+            issued_at=t,
+            expires_at=min(t + settings.refresh_token_idle_ttl, family.expires_at),
+        )
+    )
+    return token
+
+
 def revoke_access_token(record: AccessToken) -> None:
+    revoke_access_token_by_jti(record.jti)
+
+
+def revoke_access_token_by_jti(jti: str) -> None:
     db.session.execute(
         update(AccessToken)
-        .where(AccessToken.jti == record.jti, AccessToken.revoked_at.is_(None))
+        .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
         .values(revoked_at=now())
     )
 

@@ -7,7 +7,13 @@ from typing import Any
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from grants.common import check_dpop, resolve_scope, response_headers, token_response
+from grants.common import (
+    TokenSubject,
+    check_dpop,
+    resolve_scope,
+    response_headers,
+    token_response,
+)
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -24,7 +30,5 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         client = self.request.client
         # RFC 9068 §2.2: with no resource owner, sub identifies the client.
         proof = self.request.dpop
-        body = token_response(
-            client, subject=client.client_id, scope=self.request.scope, proof=proof
-        )
+        body = token_response(client, TokenSubject(client.client_id), self.request.scope, proof)
         return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

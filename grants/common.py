@@ -6,15 +6,19 @@ nothing here is repeated per grant.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 
-from authserver.models import Client, db
-from authserver.security import now_float
+from authserver.models import Client, RefreshFamily, db
+from authserver.security import new_id, now, now_float
 from authserver.state import get_state
-from authserver.tokens import issue_access_token
+from authserver.tokens import IssuedAccessToken, issue_access_token, issue_refresh_token
 from grants.dpop import DPoPProof, InvalidDPoPProof, verify_proof
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -40,7 +44,7 @@ def resolve_scope(client: Client, requested: str | None) -> str:
     return " ".join(s for s in allowed if s in wanted)
 
 
-def check_dpop(request: Any, client: Client) -> DPoPProof | None:
+def check_dpop(request: Any, client: Client, path: str = "/oauth/token") -> DPoPProof | None:
     """RFC 9449 §5: verify the token request's DPoP proof, if any; called by every grant.
 
     Runs in ``validate_token_request``, before a grant consumes anything single-use.
@@ -56,7 +60,7 @@ def check_dpop(request: Any, client: Client) -> DPoPProof | None:
     return verify_proof(
         values,
         method="POST",
-        url=f"{s.issuer}/oauth/token",
+        url=s.issuer + path,
         now=now_float(),
         max_age=s.dpop_max_age,
         max_future=s.dpop_max_future,
@@ -83,25 +87,89 @@ def response_headers(base: list[tuple[str, str]], proof: DPoPProof | None) -> li
     return [*base, ("DPoP-Nonce", state.nonces.fresh(t))]
 
 
+@dataclass(frozen=True)
+class TokenSubject:
+    """Whom a token is about: ``sub``, and the user or registry device behind it."""
+
+    subject: str
+    user_id: str | None = None
+    device_id: str | None = None
+    auth_time: int | None = None
+
+
+def _id_token(client: Client, who: TokenSubject, access_token: str, scope: str) -> str | None:
+    """OIDC Core §2 / §3.1.3.6: an ID token when ``openid`` was granted and the subject is a user."""
+    if "openid" not in scope.split() or who.user_id is None or who.subject != who.user_id:
+        return None
+    state = get_state()
+    alg = state.keyring.signing_alg
+    # at_hash: left half of the hash of the access token, with the hash of the signing alg.
+    digest = (hashlib.sha512 if alg == "Ed25519" else hashlib.sha256)(
+        access_token.encode()
+    ).digest()
+    at_hash = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    iat = now()
+    claims = {
+        "iss": state.settings.issuer,
+        "sub": who.subject,
+        "aud": client.client_id,
+        "iat": iat,
+        "exp": iat + state.settings.id_token_ttl,
+        "auth_time": who.auth_time or iat,
+        "at_hash": at_hash,
+    }
+    return state.keyring.sign(claims, "JWT")
+
+
+def new_refresh_family(
+    client: Client, who: TokenSubject, scope: str, proof: DPoPProof | None
+) -> RefreshFamily:
+    """Start a refresh-token family for a fresh grant.
+
+    RFC 9449 §5: a public client's refresh tokens are bound to the DPoP key; a confidential
+    client's are not (it authenticates), only its access tokens are.
+    """
+    t = now()
+    family = RefreshFamily(
+        id=new_id("rtf"),
+        client_id=client.client_id,
+        tenant_id=client.tenant_id,
+        subject=who.subject,
+        user_id=who.user_id,
+        device_id=who.device_id,
+        scope=scope,
+        jkt=proof.jkt if proof is not None and client.is_public else None,
+        auth_time=who.auth_time,
+        created_at=t,
+        expires_at=t + get_state().settings.refresh_token_ttl,
+    )
+    db.session.add(family)
+    return family
+
+
 def token_response(
     client: Client,
-    *,
-    subject: str,
+    who: TokenSubject,
     scope: str,
-    user_id: str | None = None,
-    device_id: str | None = None,
     proof: DPoPProof | None = None,
+    *,
+    family: RefreshFamily | None = None,
+    on_issue: Callable[[IssuedAccessToken], None] | None = None,
 ) -> dict[str, Any]:
-    """Issue an access token, commit its record, and build the RFC 6749 §5.1 response body."""
+    """Issue the token set, record it, commit, and build the RFC 6749 §5.1 response body.
+
+    With ``family`` a rotated refresh token of that family is issued beside the access token.
+    Everything is committed in one transaction with whatever the grant changed before.
+    """
     issued = issue_access_token(
         client,
-        subject=subject,
+        subject=who.subject,
         scope=scope,
-        user_id=user_id,
-        device_id=device_id,
+        user_id=who.user_id,
+        device_id=who.device_id,
+        family_id=family.id if family is not None else None,
         jkt=access_token_jkt(client, proof),
     )
-    db.session.commit()
     body: dict[str, Any] = {
         "access_token": issued.token,
         "token_type": issued.token_type,
@@ -109,4 +177,12 @@ def token_response(
     }
     if scope:
         body["scope"] = scope
+    if family is not None:
+        body["refresh_token"] = issue_refresh_token(family)
+    id_token = _id_token(client, who, issued.token, scope)
+    if id_token:
+        body["id_token"] = id_token
+    if on_issue is not None:
+        on_issue(issued)
+    db.session.commit()
     return body

@@ -125,24 +125,46 @@ def test_dpop_bound_client_against_gunicorn(live_server):
 
     url = live_server.url
     tenant = live_server.cli("tenants", "create", "Pos fleet")
-    c = live_server.cli("clients", "create", "--tenant", tenant["id"], "--name", "pos-backend",
-                        "--grant-type", "client_credentials", "--scope", "devices:read",
-                        "--dpop-bound")
+    c = live_server.cli(
+        "clients",
+        "create",
+        "--tenant",
+        tenant["id"],
+        "--name",
+        "pos-backend",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "devices:read",
+        "--dpop-bound",
+    )
     assert c["dpop_bound_access_tokens"] is True
     auth = (c["client_id"], c["client_secret"])
-    refused = requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"},
-                            auth=auth, timeout=5)
+    refused = requests.post(
+        f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=auth, timeout=5
+    )
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_dpop_proof"
     key = DPoPKey()
     proof = key.proof("POST", f"{url}/oauth/token")
-    resp = requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"},
-                         auth=auth, headers={"DPoP": proof}, timeout=5)
+    resp = requests.post(
+        f"{url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=auth,
+        headers={"DPoP": proof},
+        timeout=5,
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["token_type"] == "DPoP"
-    intro = requests.post(f"{url}/oauth/introspect", data={"token": body["access_token"]},
-                          auth=auth, timeout=5).json()
+    intro = requests.post(
+        f"{url}/oauth/introspect", data={"token": body["access_token"]}, auth=auth, timeout=5
+    ).json()
     assert intro["cnf"] == {"jkt": key.jkt}
-    replay = requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"},
-                           auth=auth, headers={"DPoP": proof}, timeout=5)
+    replay = requests.post(
+        f"{url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=auth,
+        headers={"DPoP": proof},
+        timeout=5,
+    )
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_dpop_proof"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from authserver.models import User, db
 from authserver.oauth2.metadata import server_metadata
 from authserver.oauth2.server import AuthServer, form_endpoint_response
+from authserver.resource import ResourceAuthError, current_token, require_token
 from authserver.state import get_state
 
 bp = Blueprint("oauth", __name__)
@@ -21,6 +23,14 @@ def _server() -> AuthServer:
 def token() -> Response:
     server = _server()
     return form_endpoint_response(server, server.create_token_response)  # type: ignore[no-any-return]
+
+
+@bp.post("/oauth/device_authorization")
+def device_authorization() -> Response:
+    server = _server()
+    return form_endpoint_response(  # type: ignore[no-any-return]
+        server, lambda: server.create_endpoint_response("device_authorization")
+    )
 
 
 @bp.post("/oauth/introspect")
@@ -57,4 +67,24 @@ def metadata() -> Response:
     grants = [cls for cls, _ in _server()._token_grants]
     resp = jsonify(server_metadata(state, grants))
     resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@require_token("openid")
+def userinfo() -> Response:
+    """OIDC Core §5.3: claims about the user the access token is about."""
+    token = current_token()
+    if token.user_id is None or token.subject != token.user_id:
+        # A device's or a service's token: there is no end-user to describe.
+        return ResourceAuthError(
+            403, "insufficient_scope", "The token is not about a user.", token.token_type
+        ).response()
+    user = db.session.get(User, token.user_id)
+    if user is None or not user.active:
+        return ResourceAuthError(
+            401, "invalid_token", "The user is no longer active.", token.token_type
+        ).response()
+    resp = jsonify(sub=user.id, preferred_username=user.login, tenant=user.tenant_id)
+    resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -19,6 +19,8 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
     return {
         "issuer": iss,
         "token_endpoint": f"{iss}/oauth/token",
+        "device_authorization_endpoint": f"{iss}/oauth/device_authorization",
+        "userinfo_endpoint": f"{iss}/oauth/userinfo",
         "jwks_uri": f"{iss}/oauth/jwks",
         "introspection_endpoint": f"{iss}/oauth/introspect",
         "revocation_endpoint": f"{iss}/oauth/revoke",
@@ -30,4 +32,8 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
         "introspection_endpoint_auth_methods_supported": secret_methods,
         "revocation_endpoint_auth_methods_supported": [*secret_methods, "none"],
         "dpop_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        # OIDC Discovery §3 (REQUIRED members): ID tokens for users signing in on shared screens.
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [state.keyring.signing_alg],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash", "tenant"],
     }

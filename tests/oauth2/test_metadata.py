@@ -4,39 +4,54 @@ from __future__ import annotations
 
 import pytest
 
+PATHS = ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]
 
-@pytest.mark.parametrize(
-    "path", ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]
-)
+
+@pytest.mark.parametrize("path", PATHS)
 def test_metadata_lists_what_is_served(http, settings, path):
     resp = http.get(path)
     assert resp.status_code == 200
     doc = resp.get_json()
     iss = settings.issuer
     assert doc["issuer"] == iss
-    # RFC 8414 §3.3: the issuer in the document is the one it was fetched for.
-    assert path.startswith("/.well-known/")
-    for name, path_ in [
-        ("token_endpoint", "/oauth/token"),
-        ("jwks_uri", "/oauth/jwks"),
-        ("introspection_endpoint", "/oauth/introspect"),
-        ("revocation_endpoint", "/oauth/revoke"),
-    ]:
-        assert doc[name] == iss + path_
-    assert doc["grant_types_supported"] == ["client_credentials"]
+    endpoints = {
+        "token_endpoint": "/oauth/token",
+        "jwks_uri": "/oauth/jwks",
+        "introspection_endpoint": "/oauth/introspect",
+        "revocation_endpoint": "/oauth/revoke",
+        "device_authorization_endpoint": "/oauth/device_authorization",
+        "userinfo_endpoint": "/oauth/userinfo",
+    }
+    for name, suffix in endpoints.items():
+        assert doc[name] == iss + suffix
+    assert doc["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "refresh_token",
+    ]
     assert doc["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "none",
     ]
     assert doc["scopes_supported"] == list(settings.scopes)
+    assert {"openid", "offline_access"} <= set(doc["scopes_supported"])
     assert doc["response_types_supported"] == []
     assert "authorization_endpoint" not in doc
-    assert "none" not in doc["token_endpoint_auth_methods_supported"]
+    # OIDC Discovery §3 REQUIRED members for an OP that issues ID tokens.
+    assert doc["subject_types_supported"] == ["public"]
+    assert doc["id_token_signing_alg_values_supported"] == ["ES256"]
 
 
 def test_every_advertised_endpoint_answers(http, settings):
-    doc = http.get("/.well-known/oauth-authorization-server").get_json()
-    for name in ("token_endpoint", "introspection_endpoint", "revocation_endpoint"):
+    doc = http.get(PATHS[0]).get_json()
+    for name in (
+        "token_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "device_authorization_endpoint",
+    ):
         path = doc[name][len(settings.issuer) :]
         assert http.post(path, data={}).status_code in (400, 401)
     assert http.get(doc["jwks_uri"][len(settings.issuer) :]).status_code == 200
+    assert http.get(doc["userinfo_endpoint"][len(settings.issuer) :]).status_code == 401

@@ -1,0 +1,285 @@
+"""RFC 8628 device authorization: the transactions, user codes, the decision, single redemption.
+
+Shared by the device authorization endpoint and grant (``grants/device_code.py``), the
+verification page, ``authserver device approve`` and ``POST /api/v1/device-authorizations/...``,
+so every path applies the same rules: a code is decided once, only by a user of the client's tenant,
+only by the user who claimed it, and redeemed at most once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from authserver.config import USER_CODE_ALPHABET, USER_CODE_LENGTH
+from authserver.ephemeral import EphemeralStore
+from authserver.models import Client, Device, DeviceAuthorization, Location, User, db
+from authserver.security import keyed_hash, new_id, now
+from authserver.state import get_state
+
+DEVICE_CODE_PURPOSE = "device-code"
+USER_CODE_PURPOSE = "device-user-code"
+MAX_DEVICE_NAME = 100
+MAX_SYSTEM_INFORMATION = 2000
+SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: the interval grows by 5 seconds
+
+
+class DecisionError(Exception):
+    """A decision that cannot be made; ``code`` is machine-readable, the message human-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def normalise_user_code(typed: str) -> str:
+    """RFC 8628 §6.1: case-insensitive, dashes and spaces ignored, other characters dropped."""
+    return "".join(c for c in typed.upper() if c in USER_CODE_ALPHABET)[: USER_CODE_LENGTH * 2]
+
+
+def format_user_code(code: str) -> str:
+    half = USER_CODE_LENGTH // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def _user_code_hash(code: str) -> str:
+    return keyed_hash(USER_CODE_PURPOSE, code)
+
+
+def device_code_hash(code: str) -> str:
+    return keyed_hash(DEVICE_CODE_PURPOSE, code)
+
+
+@dataclass(frozen=True)
+class StartedAuthorization:
+    device_code: str
+    user_code: str  # formatted XXXX-XXXX
+    record: DeviceAuthorization
+
+
+def start(
+    client: Client,
+    scope: str,
+    device_name: str | None,
+    system_information: str | None,
+    dpop_jkt: str | None,
+) -> StartedAuthorization:
+    """Create a transaction with a fresh device code (256 bits) and a unique user code."""
+    settings = get_state().settings
+    t = now()
+    for _ in range(8):
+        device_code = secrets.token_urlsafe(32)  # RFC 8628 §5.2: very high entropy
+        user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
+        ucode_hash = _user_code_hash(user_code)
+        # A user code must be unique among live codes; an expired one may be reused.
+        db.session.execute(
+            delete(DeviceAuthorization).where(
+                DeviceAuthorization.user_code_hash == ucode_hash,
+                DeviceAuthorization.expires_at <= t,
+            )
+        )
+        record = DeviceAuthorization(
+            id=new_id("dva"),
+            device_code_hash=device_code_hash(device_code),
+            user_code_hash=ucode_hash,
+            client_id=client.client_id,
+            tenant_id=client.tenant_id,
+            scope=scope,
+            device_name=device_name,
+            system_information=system_information,
+            dpop_jkt=dpop_jkt,
+            interval=settings.device_poll_interval,
+            created_at=t,
+            expires_at=t + settings.device_code_ttl,
+            status="pending",
+        )
+        db.session.add(record)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()  # a live code with the same user code: draw again
+            continue
+        return StartedAuthorization(device_code, format_user_code(user_code), record)
+    raise RuntimeError("could not draw a unique user code")
+
+
+def find_live(user_code: str) -> DeviceAuthorization | None:
+    """The pending, unexpired transaction for a typed user code (normalised), or None."""
+    code = normalise_user_code(user_code)
+    if len(code) != USER_CODE_LENGTH:
+        return None
+    record = db.session.scalar(
+        select(DeviceAuthorization).where(
+            DeviceAuthorization.user_code_hash == _user_code_hash(code)
+        )
+    )
+    if record is None or record.expires_at <= now() or record.status != "pending":
+        return None
+    return record
+
+
+class UserCodeGate:
+    """RFC 8628 §5.1 brute-force limits on user-code entry, per address and global.
+
+    Every comparison of a typed code first takes a global slot held for a code's lifetime; a
+    correct code gives it back. See ``Settings.user_code_guess_probability`` for the arithmetic.
+    """
+
+    def __init__(self, store: EphemeralStore) -> None:
+        self.store = store
+        self.settings = get_state().settings
+
+    def _ip_key(self, ip: str) -> str:
+        return "ucip:" + hashlib.sha256(ip.encode()).hexdigest()[:40]
+
+    def reserve(self, ip: str) -> str | None:
+        """Take a global slot for one comparison; None (with ``retry_after``) when locked."""
+        s = self.settings
+        if self.store.count(self._ip_key(ip)) >= s.user_code_failures_per_ip:
+            self.retry_after = s.user_code_ip_window
+            return None
+        for i in range(s.user_code_failures_global):
+            slot = f"ucglobal:{i}"
+            if self.store.claim_once(slot, ttl=s.device_code_ttl):
+                return slot
+        self.retry_after = max(1, s.device_code_ttl // s.user_code_failures_global)
+        return None
+
+    def failed(self, ip: str) -> None:
+        """A wrong code: the slot stays taken, and the address's count grows."""
+        self.store.hit(self._ip_key(ip), self.settings.user_code_ip_window)
+
+    def succeeded(self, slot: str) -> None:
+        self.store.delete(slot)
+
+
+def claim(record: DeviceAuthorization, user: User) -> None:
+    """The first signed-in user to open a code claims it; nobody else may then decide it."""
+    if user.tenant_id != record.tenant_id:
+        raise DecisionError("wrong_tenant", "This code belongs to another organisation.")
+    result = db.session.execute(
+        update(DeviceAuthorization)
+        .where(
+            DeviceAuthorization.id == record.id,
+            or_(
+                DeviceAuthorization.claimed_by.is_(None), DeviceAuthorization.claimed_by == user.id
+            ),
+        )
+        .values(claimed_by=user.id)
+    )
+    db.session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise DecisionError("claimed", "Another person is already handling this code.")
+
+
+def decide(
+    record: DeviceAuthorization,
+    user: User | None,
+    approve: bool,
+    location_id: str | None = None,
+    till_id: str | None = None,
+    name: str | None = None,
+    auth_time: int | None = None,
+    actor_id: str | None = None,
+) -> DeviceAuthorization:
+    """Approve or deny a pending transaction, atomically, as ``user`` of the client's tenant.
+
+    Without a user (a back-office service, ``actor_id`` its client id) only kiosk enrolment can be
+    approved: a sign-in token's subject is the approving person, so a person must approve it.
+    """
+    client = db.session.get(Client, record.client_id)
+    if client is None or not client.active:
+        raise DecisionError("invalid_client", "The client is no longer registered.")
+    if user is not None and (user.tenant_id != record.tenant_id or not user.active):
+        raise DecisionError("wrong_tenant", "This code belongs to another organisation.")
+    if user is None and approve and client.device_subject == "user":
+        raise DecisionError("user_required", "A person must approve a sign-in; use a user token.")
+    actor = user.id if user is not None else actor_id
+    if actor is None:
+        raise ValueError("decide needs a user or an actor id")
+    if location_id is not None:
+        loc = db.session.get(Location, location_id)
+        if loc is None or loc.tenant_id != record.tenant_id:
+            raise DecisionError("invalid_location", "No such location.")
+    if till_id is not None and not (1 <= len(till_id) <= 100):
+        raise DecisionError("invalid_till", "A till id is 1-100 characters.")
+    if name is not None and not (1 <= len(name) <= MAX_DEVICE_NAME):
+        raise DecisionError("invalid_name", "A device name is 1-100 characters.")
+    t = now()
+    result = db.session.execute(
+        update(DeviceAuthorization)
+        .where(
+            DeviceAuthorization.id == record.id,
+            DeviceAuthorization.status == "pending",
+            DeviceAuthorization.expires_at > t,
+            or_(DeviceAuthorization.claimed_by.is_(None), DeviceAuthorization.claimed_by == actor),
+        )
+        .values(
+            status="approved" if approve else "denied",
+            claimed_by=actor,
+            user_id=user.id if user is not None else None,
+            decided_at=t,
+            auth_time=auth_time or t,
+            location_id=location_id,
+            till_id=till_id,
+            device_name=name or record.device_name,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        db.session.refresh(record)
+        if record.claimed_by and record.claimed_by != actor:
+            raise DecisionError("claimed", "Another person is already handling this code.")
+        if record.expires_at <= t:
+            raise DecisionError("expired", "This code has expired.")
+        raise DecisionError("decided", "This code has already been used.")
+    db.session.refresh(record)
+    if approve and client.device_subject == "device":
+        record.device_id = _enrol_device(record, actor, user, t).id
+    db.session.commit()
+    return record
+
+
+def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t: int) -> Device:
+    """Kiosk enrolment: create or update the registry entry the token's subject will be."""
+    device = None
+    if record.dpop_jkt:
+        # The same physical kiosk (same key) enrolling again updates its entry.
+        device = db.session.scalar(
+            select(Device).where(
+                Device.tenant_id == record.tenant_id,
+                Device.dpop_jkt == record.dpop_jkt,
+                Device.deleted_at.is_(None),
+            )
+        )
+    if device is None:
+        device = Device(
+            id=new_id("dev"),
+            tenant_id=record.tenant_id,
+            origin="device_flow",
+            app_code="KIOSK",
+            created_at=t,
+            created_by=actor,
+            identifier=secrets.token_hex(16),
+            dpop_jkt=record.dpop_jkt,
+        )
+        db.session.add(device)
+    device.name = record.device_name or "Kiosk"
+    device.status = "ACTIVE"
+    device.location_ids = [record.location_id] if record.location_id else []
+    device.till_id = record.till_id
+    device.system_information = record.system_information
+    if user is not None:
+        device.last_tenant_user_id = user.id
+    device.updated_at = t
+    device.updated_by = actor
+    db.session.flush()
+    return device
+
+
+def find_user(tenant_id: str, login: str) -> User | None:
+    return db.session.scalar(select(User).where(User.tenant_id == tenant_id, User.login == login))

@@ -1,0 +1,185 @@
+"""RFC 8628 device authorization grant: the device authorization endpoint and the polling grant.
+
+Closes Authlib's gaps (shared/research/authlib-1.9-notes.md §1.2): the client must be registered
+for the grant; unknown codes are ``invalid_grant``; ``slow_down`` is enforced with a poll slot
+claimed atomically in the shared store, the interval growing by 5 s each time (§3.5); a code is
+redeemed at most once, by a conditional UPDATE, and a second redemption revokes what the first got.
+A DPoP proof at the device authorization request binds the whole transaction: redeeming needs a
+proof by the same key (draft-parecki-oauth-dpop-device-flow).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
+    InvalidGrantError,
+    InvalidRequestError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint as _Endpoint
+from authlib.oauth2.rfc8628 import DeviceCodeGrant as _Grant
+from authlib.oauth2.rfc8628.errors import (
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    SlowDownError,
+)
+from sqlalchemy import select, update
+
+from authserver import device_flow
+from authserver.models import DeviceAuthorization, User, db
+from authserver.security import now
+from authserver.state import get_state
+from authserver.tokens import revoke_access_token_by_jti, revoke_family
+from grants import DEVICE_CODE, REFRESH_TOKEN
+from grants.common import (
+    TokenSubject,
+    check_dpop,
+    new_refresh_family,
+    resolve_scope,
+    response_headers,
+    token_response,
+)
+from grants.dpop import InvalidDPoPProof
+
+
+class DeviceAuthorizationEndpoint(_Endpoint):
+    """RFC 8628 §3.1-3.2: ``POST /oauth/device_authorization``."""
+
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list]:
+        client = self.authenticate_client(request)
+        if not client.check_grant_type(DEVICE_CODE):
+            raise UnauthorizedClientError("The client is not registered for the device_code grant.")
+        scope = resolve_scope(client, request.payload.scope)
+        form = request.form
+        name = form.get("device_name")
+        if name is not None and len(name) > device_flow.MAX_DEVICE_NAME:
+            raise InvalidRequestError("device_name is longer than 100 characters.")
+        info = form.get("system_information")
+        if info is not None and len(info) > device_flow.MAX_SYSTEM_INFORMATION:
+            raise InvalidRequestError("system_information is too long.")
+        # A proof here binds the transaction to the key (draft-parecki-oauth-dpop-device-flow).
+        proof = check_dpop(request, client, "/oauth/device_authorization")
+        started = device_flow.start(client, scope, name, info, proof.jkt if proof else None)
+        settings = get_state().settings
+        verification_uri = f"{settings.issuer}/device"
+        body = {
+            "device_code": started.device_code,
+            "user_code": started.user_code,
+            "verification_uri": verification_uri,
+            "verification_uri_complete": f"{verification_uri}?"
+            + urlencode({"user_code": started.user_code}),
+            "expires_in": settings.device_code_ttl,
+            "interval": settings.device_poll_interval,
+        }
+        return 200, body, default_json_headers
+
+
+class DeviceCodeGrant(_Grant):
+    """RFC 8628 §3.4-3.5: polling the token endpoint with ``device_code``."""
+
+    GRANT_TYPE = DEVICE_CODE
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def validate_token_request(self) -> None:
+        request = self.request
+        code = request.form.get("device_code")
+        if not code:
+            raise InvalidRequestError("Missing 'device_code' parameter.")
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("The client is not registered for the device_code grant.")
+        request.client = client
+        proof = check_dpop(request, client)
+
+        record = db.session.scalar(
+            select(DeviceAuthorization).where(
+                DeviceAuthorization.device_code_hash == device_flow.device_code_hash(code)
+            )
+        )
+        if record is None or record.client_id != client.client_id:
+            raise InvalidGrantError("Unknown device_code.")
+        if record.dpop_jkt and (proof is None or proof.jkt != record.dpop_jkt):
+            raise InvalidDPoPProof("key does not match the device authorization request")
+        if record.status == "redeemed":
+            # A code redeemed twice: whoever holds the first tokens may be an attacker.
+            self._revoke_issued(record)
+            raise InvalidGrantError("The device_code has already been used.")
+        t = now()
+        if record.expires_at <= t:
+            raise ExpiredTokenError()
+        if record.status == "denied":
+            raise AccessDeniedError("The user denied the request.")
+        if record.status == "pending":
+            self._poll(record)
+            raise AuthorizationPendingError()
+        request.credential = record
+        request.dpop = proof
+
+    def _poll(self, record: DeviceAuthorization) -> None:
+        """RFC 8628 §3.5: slow_down when polled faster than the interval; +5 s each time.
+
+        The slot is claimed atomically in the shared store, so concurrent polls in several
+        processes cannot both pass; a poll answered slow_down does not take the slot, so a client
+        that then waits the (new) interval is served and never stays stuck.
+        """
+        store = get_state().store
+        # Half a second of tolerance for network jitter between a client's timer and our clock.
+        if store.claim_once(f"poll:{record.id}", ttl=record.interval - 0.5):
+            return
+        db.session.execute(
+            update(DeviceAuthorization)
+            .where(DeviceAuthorization.id == record.id)
+            .values(interval=DeviceAuthorization.interval + device_flow.SLOW_DOWN_STEP)
+        )
+        db.session.commit()
+        raise SlowDownError()
+
+    def _revoke_issued(self, record: DeviceAuthorization) -> None:
+        if record.family_id:
+            revoke_family(record.family_id, "device_code_reused")
+        if record.access_jti:
+            revoke_access_token_by_jti(record.access_jti)
+        db.session.commit()
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        request = self.request
+        client = request.client
+        record: DeviceAuthorization = request.credential
+        # Single redemption: only the request whose UPDATE changes the row issues tokens.
+        won = db.session.execute(
+            update(DeviceAuthorization)
+            .where(DeviceAuthorization.id == record.id, DeviceAuthorization.status == "approved")
+            .values(status="redeemed", redeemed_at=now())
+        ).rowcount  # type: ignore[attr-defined]
+        if won != 1:
+            db.session.rollback()
+            db.session.refresh(record)
+            self._revoke_issued(record)
+            raise InvalidGrantError("The device_code has already been used.")
+        user = db.session.get(User, record.user_id) if record.user_id else None
+        if client.device_subject == "user" and user is not None:
+            who = TokenSubject(user.id, user_id=user.id, auth_time=record.auth_time)
+        else:
+            who = TokenSubject(
+                record.device_id or record.id, user_id=None, device_id=record.device_id
+            )
+        proof = request.dpop
+        family = None
+        if client.check_grant_type(REFRESH_TOKEN):
+            family = new_refresh_family(client, who, record.scope, proof)
+            record.family_id = family.id
+        body = token_response(
+            client,
+            who,
+            record.scope,
+            proof,
+            family=family,
+            on_issue=lambda issued: setattr(record, "access_jti", issued.jti),
+        )
+        return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

@@ -1,0 +1,118 @@
+"""RFC 6749 §6 refresh, rotated on every use, with reuse detection (RFC 9700 §4.14.2).
+
+Every refresh token belongs to a family (one grant). Using a token marks it used and issues its
+successor in the same transaction, by a conditional UPDATE, so of two simultaneous refreshes with
+one token at most one succeeds. Presenting a token that was already rotated out revokes the family:
+the current refresh token and every access token issued from it. All state is in the database, so
+it holds across processes and restarts. Public clients' families are bound to their DPoP key
+(RFC 9449 §5): refreshing needs a proof by that key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.hooks import hooked
+from sqlalchemy import update
+
+from authserver.models import Device, RefreshToken, User, db
+from authserver.security import now
+from authserver.tokens import RefreshTokenRecord, find_refresh_token, revoke_family
+from grants.common import TokenSubject, check_dpop, response_headers, token_response
+from grants.dpop import InvalidDPoPProof
+
+
+def subject_still_allowed(record: RefreshTokenRecord) -> bool:
+    """A grant dies with its device (blocked, unlinked, deleted) or its user (deactivated)."""
+    fam = record.family
+    if fam.device_id:
+        device = db.session.get(Device, fam.device_id)
+        if device is None or device.deleted_at is not None or device.status != "ACTIVE":
+            return False
+    if fam.user_id:
+        user = db.session.get(User, fam.user_id)
+        if user is None or not user.active:
+            return False
+    return True
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    # Public device clients refresh too (Authlib's default allows only client_secret_basic).
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def validate_token_request(self) -> None:
+        request = self.request
+        value = request.form.get("refresh_token")
+        if not value:
+            raise InvalidRequestError("Missing 'refresh_token' parameter.")
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                "The client is not registered for the refresh_token grant."
+            )
+        request.client = client
+        proof = check_dpop(request, client)
+
+        record = find_refresh_token(value)
+        if record is None or not record.check_client(client):
+            raise InvalidGrantError("Unknown refresh token.")
+        fam = record.family
+        if record.token.used_at is not None and fam.revoked_at is None:
+            # RFC 9700 §4.14.2: a rotated-out token came back; someone holds a copy.
+            revoke_family(fam.id, "reuse_detected")
+            db.session.commit()
+            raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
+        if record.is_revoked() or record.is_expired():
+            raise InvalidGrantError("The refresh token is no longer valid.")
+        if fam.jkt and (proof is None or proof.jkt != fam.jkt):
+            # RFC 9449 §5: a bound refresh token needs a proof by the same key.
+            raise InvalidDPoPProof("key does not match the refresh token's binding")
+        if not subject_still_allowed(record):
+            raise InvalidGrantError("The device or user of this grant is no longer active.")
+
+        granted = fam.scope.split()
+        requested = request.payload.scope
+        if requested is not None:
+            # RFC 6749 §6: the scope may only narrow.
+            if any(s not in granted for s in requested.split(" ")):
+                raise InvalidScopeError("The requested scope exceeds the original grant.")
+            scope = " ".join(s for s in granted if s in requested.split(" "))
+        else:
+            scope = fam.scope
+        request.refresh_token = record
+        request.scope = scope
+        request.dpop = proof
+
+    @hooked
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        request = self.request
+        client = request.client
+        record: RefreshTokenRecord = request.refresh_token
+        fam = record.family
+        # Rotation and reuse detection in one transaction: only one request marks it used.
+        won = db.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == record.token.token_hash, RefreshToken.used_at.is_(None)
+            )
+            .values(used_at=now())
+        ).rowcount  # type: ignore[attr-defined]
+        if won != 1:
+            db.session.rollback()
+            revoke_family(fam.id, "reuse_detected")
+            db.session.commit()
+            raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
+        who = TokenSubject(
+            fam.subject, user_id=fam.user_id, device_id=fam.device_id, auth_time=fam.auth_time
+        )
+        proof = request.dpop
+        body = token_response(client, who, request.scope, proof, family=fam)
+        return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)
