@@ -70,7 +70,7 @@ def create_app(
         return state.clock() if state.clock is not None else time.time()
 
     store: EphemeralStore = (
-        RedisStore(settings.redis_url, settings.redis_prefix)
+        RedisStore(settings.redis_url, settings.redis_prefix, now)
         if settings.redis_url
         else SqlStore(engine, now)
     )

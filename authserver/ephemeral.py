@@ -53,8 +53,39 @@ def _check_key(key: str) -> str:
     return key
 
 
+_CLAIM = """
+local v = redis.call('HGET', KEYS[1], 'e')
+if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('HDEL', KEYS[1], 'v', 'c')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+_HIT = """
+local now = tonumber(ARGV[1])
+local e = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
+if e <= now then
+  redis.call('HSET', KEYS[1], 'c', 1, 'e', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1, tonumber(ARGV[2]) - now}
+end
+return {redis.call('HINCRBY', KEYS[1], 'c', 1), e - now}
+"""
+# Keys outlive their logical expiry by this much, so that a node whose clock runs a little
+# behind still sees them; reads compare the stored expiry with the caller's clock.
+_GRACE_MS = 60_000
+
+
 class RedisStore:
-    def __init__(self, url: str, prefix: str = "authserver:") -> None:
+    """Each operation is one Lua script or command: atomic across every process.
+
+    Expiry is a timestamp from the app's clock kept in the entry, as in the SQL store, so both
+    stores behave the same (and tests can move the clock); Redis TTLs only collect garbage.
+    """
+
+    def __init__(
+        self, url: str, prefix: str = "authserver:", clock: Callable[[], float] = time.time
+    ) -> None:
         self._redis = redis.Redis.from_url(
             url,
             socket_timeout=2,
@@ -64,9 +95,15 @@ class RedisStore:
             decode_responses=True,
         )
         self._prefix = prefix
+        self._clock = clock
+        self._claim = self._redis.register_script(_CLAIM)
+        self._hit = self._redis.register_script(_HIT)
 
     def _k(self, key: str) -> str:
         return self._prefix + _check_key(key)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
     def _call(self, fn: Callable[[], object]) -> object:
         try:
@@ -77,32 +114,45 @@ class RedisStore:
             raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
 
     def claim_once(self, key: str, ttl: float) -> bool:
+        now = self._now_ms()
         ms = max(1, int(ttl * 1000))
-        return bool(self._call(lambda: self._redis.set(self._k(key), "1", nx=True, px=ms)))
+        args = [now, now + ms, ms + _GRACE_MS]
+        return bool(self._call(lambda: self._claim(keys=[self._k(key)], args=args)))
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
-        k = self._k(key)
-
-        def run() -> list[object]:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.set(k, 0, nx=True, ex=window)
-            pipe.incr(k)
-            pipe.pttl(k)
-            return pipe.execute()  # type: ignore[no-any-return]
-
-        _, count, pttl = self._call(run)  # type: ignore[misc]
-        return int(count), max(1, -(-int(pttl) // 1000))  # type: ignore[call-overload]
+        now = self._now_ms()
+        ms = window * 1000
+        args = [now, now + ms, ms + _GRACE_MS]
+        count, left = self._call(lambda: self._hit(keys=[self._k(key)], args=args))  # type: ignore[misc]
+        return int(count), max(1, -(-int(left) // 1000))
 
     def count(self, key: str) -> int:
-        value = self._call(lambda: self._redis.get(self._k(key)))
-        return int(value) if value else 0  # type: ignore[call-overload]
+        row = self._call(lambda: self._redis.hmget(self._k(key), "c", "e"))
+        c, e = row  # type: ignore[misc]
+        if c is None or e is None or int(e) <= self._now_ms():
+            return 0
+        return int(c)
 
     def put(self, key: str, value: str, ttl: float) -> None:
+        now = self._now_ms()
         ms = max(1, int(ttl * 1000))
-        self._call(lambda: self._redis.set(self._k(key), value, px=ms))
+        k = self._k(key)
+
+        def run() -> object:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(k)
+            pipe.hset(k, mapping={"v": value, "e": now + ms})
+            pipe.pexpire(k, ms + _GRACE_MS)
+            return pipe.execute()
+
+        self._call(run)
 
     def get(self, key: str) -> str | None:
-        return self._call(lambda: self._redis.get(self._k(key)))  # type: ignore[return-value]
+        row = self._call(lambda: self._redis.hmget(self._k(key), "v", "e"))
+        v, e = row  # type: ignore[misc]
+        if v is None or e is None or int(e) <= self._now_ms():
+            return None
+        return str(v)
 
     def delete(self, key: str) -> None:
         self._call(lambda: self._redis.delete(self._k(key)))

@@ -46,6 +46,8 @@ from grants.common import (
 )
 from grants.dpop import InvalidDPoPProof
 
+POLL_TOLERANCE = 0.5
+
 
 class DeviceAuthorizationEndpoint(_Endpoint):
     """RFC 8628 §3.1-3.2: ``POST /oauth/device_authorization``."""
@@ -124,19 +126,26 @@ class DeviceCodeGrant(_Grant):
         """RFC 8628 §3.5: slow_down when polled faster than the interval; +5 s each time.
 
         The slot is claimed atomically in the shared store, so concurrent polls in several
-        processes cannot both pass; a poll answered slow_down does not take the slot, so a client
-        that then waits the (new) interval is served and never stays stuck.
+        processes cannot both pass. A poll answered slow_down restarts the wait with the grown
+        interval; a client that then waits that interval is served, so it never stays stuck.
         """
         store = get_state().store
+        slot = f"poll:{record.id}"
         # Half a second of tolerance for network jitter between a client's timer and our clock.
-        if store.claim_once(f"poll:{record.id}", ttl=record.interval - 0.5):
+        if store.claim_once(slot, ttl=record.interval - POLL_TOLERANCE):
             return
+        interval = min(
+            record.interval + device_flow.SLOW_DOWN_STEP, get_state().settings.device_code_ttl
+        )
         db.session.execute(
             update(DeviceAuthorization)
             .where(DeviceAuthorization.id == record.id)
-            .values(interval=DeviceAuthorization.interval + device_flow.SLOW_DOWN_STEP)
+            .values(interval=interval)
         )
         db.session.commit()
+        # The interval counts from this request too: the next poll is due `interval` from now.
+        store.delete(slot)
+        store.claim_once(slot, ttl=interval - POLL_TOLERANCE)
         raise SlowDownError()
 
     def _revoke_issued(self, record: DeviceAuthorization) -> None:

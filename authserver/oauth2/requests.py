@@ -25,6 +25,8 @@ def _has_control_chars(value: str) -> bool:
 
 
 def parse_form(request: Request, max_value_chars: int) -> MultiDict[str, str]:
+    if not request.mimetype and not request.content_length and not request.get_data(cache=True):
+        return MultiDict()  # an empty body carries no parameters, whatever its (absent) type
     if request.mimetype != FORM_TYPE:
         raise InvalidRequestBody(f"Content-Type must be {FORM_TYPE}.")
     charset = request.mimetype_params.get("charset")

@@ -1,0 +1,291 @@
+"""RFC 8628 device authorization grant, through HTTP: endpoint, polling, decisions, redemption."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from authserver.models import Device, DeviceAuthorization, db
+from tests.device_helpers import DEVICE_GRANT, approve, kiosk_world, poll, start
+from tests.dpop_client import DPoPKey
+
+USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
+
+
+def test_device_authorization_response(http, world, settings):
+    _, client = kiosk_world(world)
+    resp = start(http, client.client_id, scope="devices:read", device_name="Lobby kiosk")
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.headers["Cache-Control"] == "no-store"
+    body = resp.get_json()
+    assert USER_CODE.match(body["user_code"])
+    assert len(body["device_code"]) >= 43  # 256 bits, base64url; RFC 8628 §5.2 needs >= 128
+    assert body["verification_uri"] == settings.issuer + "/device"
+    complete = urlsplit(body["verification_uri_complete"])
+    assert parse_qs(complete.query)["user_code"] == [body["user_code"]]
+    assert body["expires_in"] == settings.device_code_ttl == 600
+    assert body["interval"] == settings.device_poll_interval == 5
+
+
+def test_confidential_client_authenticates(http, world):
+    tenant = world.tenant()
+    creds = world.client(tenant, grant_types=(DEVICE_GRANT,), scope="devices:read")
+    resp = start(http, creds.client_id, headers=creds.auth_header())
+    assert resp.status_code == 200  # client_id in the body may repeat the Basic one
+    resp = http.post("/oauth/device_authorization", data={}, headers=creds.auth_header())
+    assert resp.status_code == 200
+    bad = http.post("/oauth/device_authorization", data={"client_id": creds.client_id})
+    assert bad.get_json()["error"] == "invalid_client"  # a confidential client must authenticate
+
+
+def test_client_must_be_registered_for_the_grant(http, world):
+    tenant = world.tenant()
+    other = world.client(tenant, grant_types=("refresh_token",), auth_method="none")
+    resp = start(http, other.client_id)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "unauthorized_client"
+
+
+def test_scope_is_checked_against_the_client(http, world):
+    _, client = kiosk_world(world, scope="devices:read")
+    resp = start(http, client.client_id, scope="devices:write")
+    assert resp.get_json()["error"] == "invalid_scope"
+
+
+def test_unknown_client_is_invalid_client(http):
+    assert start(http, "cli_nope").get_json()["error"] == "invalid_client"
+
+
+def test_user_codes_are_unique_and_stored_as_hashes(http, world, app):
+    _, client = kiosk_world(world)
+    bodies = [start(http, client.client_id).get_json() for _ in range(30)]
+    assert len({b["user_code"] for b in bodies}) == 30
+    with app.app_context():
+        rows = db.session.scalars(select(DeviceAuthorization)).all()
+        stored = " ".join(f"{r.user_code_hash} {r.device_code_hash}" for r in rows)
+    for b in bodies:
+        assert b["device_code"] not in stored
+        assert b["user_code"].replace("-", "") not in stored
+
+
+def test_pending_then_approved_then_single_redemption(http, world, app, clock):
+    tenant, client = kiosk_world(world)
+    body = start(http, client.client_id, device_name="Till 3").get_json()
+    pending = poll(http, client.client_id, body["device_code"])
+    assert pending.status_code == 400
+    assert pending.get_json()["error"] == "authorization_pending"
+    done = approve(app, body["user_code"], "admin", "--till", "T3")
+    assert done["decision"] == "approved" and done["device_id"].startswith("dev_")
+    clock.advance(5)
+    ok = poll(http, client.client_id, body["device_code"])
+    assert ok.status_code == 200, ok.get_json()
+    tokens = ok.get_json()
+    assert tokens["token_type"] == "Bearer" and tokens["refresh_token"]
+    claims = jwt.decode(
+        tokens["access_token"], KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+    ).claims
+    assert claims["sub"] == done["device_id"]
+    assert claims["tenant"] == tenant
+
+    # A second redemption fails and revokes what the first one got.
+    clock.advance(5)
+    again = poll(http, client.client_id, body["device_code"])
+    assert again.status_code == 400
+    assert again.get_json()["error"] == "invalid_grant"
+    resource = world.client(tenant)
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        intro = http.post(
+            "/oauth/introspect", data={"token": token}, headers=resource.auth_header()
+        ).get_json()
+        assert intro == {"active": False}
+
+
+def test_enrolment_creates_the_registry_device(http, world, app, clock):
+    tenant, client = kiosk_world(world)
+    body = start(
+        http, client.client_id, device_name="Entrance kiosk", system_information="Linux 6.1"
+    ).get_json()
+    done = approve(app, body["user_code"], "admin", "--till", "T9")
+    with app.app_context():
+        device = db.session.get(Device, done["device_id"])
+        assert device.tenant_id == tenant
+        assert device.origin == "device_flow" and device.status == "ACTIVE"
+        assert device.name == "Entrance kiosk" and device.till_id == "T9"
+        assert device.system_information == "Linux 6.1"
+        assert device.created_by == device.last_tenant_user_id
+
+
+def test_denied_is_access_denied(http, world, app):
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    assert approve(app, body["user_code"], "admin", "--deny")["decision"] == "denied"
+    resp = poll(http, client.client_id, body["device_code"])
+    assert resp.get_json()["error"] == "access_denied"
+
+
+def test_expired_is_expired_token(http, world, clock, settings):
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    clock.advance(settings.device_code_ttl + 1)
+    assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == "expired_token"
+
+
+def test_unknown_code_and_another_clients_code_are_invalid_grant(http, world):
+    tenant, client = kiosk_world(world)
+    other = world.client(tenant, grant_types=(DEVICE_GRANT,), auth_method="none")
+    body = start(http, client.client_id).get_json()
+    assert poll(http, client.client_id, "nope").get_json()["error"] == "invalid_grant"
+    assert poll(http, other.client_id, body["device_code"]).get_json()["error"] == "invalid_grant"
+    assert poll(http, client.client_id, "").get_json()["error"] == "invalid_request"
+
+
+def test_slow_down_grows_the_interval_and_a_client_that_backs_off_recovers(http, world, clock):
+    _, client = kiosk_world(world)
+    code = start(http, client.client_id).get_json()["device_code"]
+
+    def status():
+        return poll(http, client.client_id, code).get_json()["error"]
+
+    assert status() == "authorization_pending"  # t=0; interval 5
+    assert status() == "slow_down"  # t=0: too fast; interval 10 from now on
+    clock.advance(5)
+    assert status() == "slow_down"  # 5 s < 10 s: too fast again; interval 15
+    clock.advance(15)
+    assert status() == "authorization_pending"  # waited the grown interval: served
+    clock.advance(15)
+    assert status() == "authorization_pending"  # and stays served at that pace
+    clock.advance(10)
+    assert status() == "slow_down"  # 10 s is now too fast: the interval stayed grown
+
+
+def test_first_poll_is_never_slowed_down(http, world):
+    _, client = kiosk_world(world)
+    code = start(http, client.client_id).get_json()["device_code"]
+    assert poll(http, client.client_id, code).get_json()["error"] == "authorization_pending"
+
+
+def test_cross_tenant_approval_is_refused(http, world, app):
+    _, client = kiosk_world(world)
+    stranger_tenant = world.tenant()
+    world.user(stranger_tenant, login="mallory", password="correct horse")
+    body = start(http, client.client_id).get_json()
+    result = approve(app, body["user_code"], "mallory")
+    assert result["exit_code"] != 0
+    resp = poll(http, client.client_id, body["device_code"])
+    assert resp.get_json()["error"] == "authorization_pending"
+
+
+def test_a_decided_code_cannot_be_decided_again(http, world, app):
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin", "--deny")
+    assert approve(app, body["user_code"], "admin")["exit_code"] != 0
+
+
+def test_user_code_is_normalised(http, world, app):
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    typed = " " + body["user_code"].lower().replace("-", " - ") + "!"
+    assert approve(app, typed, "admin")["decision"] == "approved"
+
+
+def test_dpop_proof_at_device_authorization_binds_the_transaction(http, world, settings, clock):
+    _, client = kiosk_world(world)
+    key = DPoPKey()
+    body = start(
+        http,
+        client.client_id,
+        proof=key.proof("POST", settings.issuer + "/oauth/device_authorization", iat=clock()),
+    ).get_json()
+    token_url = settings.issuer + "/oauth/token"
+    no_proof = poll(http, client.client_id, body["device_code"])
+    assert no_proof.get_json()["error"] == "invalid_dpop_proof"
+    other = poll(
+        http,
+        client.client_id,
+        body["device_code"],
+        proof=DPoPKey().proof("POST", token_url, iat=clock()),
+    )
+    assert other.get_json()["error"] == "invalid_dpop_proof"
+    same = poll(
+        http, client.client_id, body["device_code"], proof=key.proof("POST", token_url, iat=clock())
+    )
+    assert same.get_json()["error"] == "authorization_pending"
+
+
+def test_dpop_bound_enrolment_issues_dpop_tokens_and_binds_the_device(
+    http, world, app, settings, clock
+):
+    _, client = kiosk_world(world)
+    key = DPoPKey()
+    body = start(
+        http,
+        client.client_id,
+        proof=key.proof("POST", settings.issuer + "/oauth/device_authorization", iat=clock()),
+    ).get_json()
+    done = approve(app, body["user_code"], "admin")
+    resp = poll(
+        http,
+        client.client_id,
+        body["device_code"],
+        proof=key.proof("POST", settings.issuer + "/oauth/token", iat=clock()),
+    )
+    assert resp.status_code == 200
+    assert resp.get_json()["token_type"] == "DPoP"
+    with app.app_context():
+        assert db.session.get(Device, done["device_id"]).dpop_jkt == key.jkt
+
+
+def test_sign_in_client_yields_user_subject_id_token_and_userinfo(
+    http, world, app, settings, clock
+):
+    tenant, client = kiosk_world(world, device_subject="user", scope="openid devices:read")
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    done = approve(app, body["user_code"], "admin")
+    assert done["device_id"] is None  # a sign-in creates no registry device
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    jwks = KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+    access = jwt.decode(tokens["access_token"], jwks).claims
+    assert access["sub"] == done["user_id"]
+    id_token = jwt.decode(tokens["id_token"], jwks)
+    c = id_token.claims
+    assert id_token.header["kid"] and id_token.header["alg"] == "ES256"
+    assert c["iss"] == settings.issuer and c["aud"] == client.client_id
+    assert c["sub"] == done["user_id"]
+    assert c["exp"] - c["iat"] == settings.id_token_ttl
+    assert isinstance(c["auth_time"], int)
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(tokens["access_token"].encode()).digest()[:16]
+    assert c["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    info = http.get(
+        "/oauth/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert info.status_code == 200
+    assert info.get_json()["sub"] == done["user_id"]
+    assert info.get_json()["preferred_username"] == "admin"
+    no_token = http.get("/oauth/userinfo")
+    assert no_token.status_code == 401 and no_token.headers.get("WWW-Authenticate")
+
+
+def test_no_id_token_without_openid_or_for_devices(http, world, app):
+    _, client = kiosk_world(world, scope="openid devices:read")  # enrolment: sub is a device
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    approve(app, body["user_code"], "admin")
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    assert "id_token" not in tokens
+    info = http.get(
+        "/oauth/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert info.status_code == 403
+
+
+def test_grant_type_is_listed_in_discovery(http):
+    doc = http.get("/.well-known/openid-configuration").get_json()
+    assert DEVICE_GRANT in doc["grant_types_supported"]

@@ -1,0 +1,151 @@
+"""The device flow and refresh rotation against real server processes (gunicorn).
+
+On the embedded default one worker with threads; on PostgreSQL + Redis (CI) two workers, so the
+single-use guarantees are shown across processes.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from authserver.kiosk import run_device_login
+from tests.conftest import DATABASE_URL, make_env, start_server, stop_server
+
+pytestmark = pytest.mark.processes
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+WORKERS = 2 if DATABASE_URL else 1
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = start_server(
+        make_env(tmp_path / "flow", AUTHSERVER_DEVICE_POLL_INTERVAL="1"), workers=WORKERS
+    )
+    try:
+        tenant = srv.cli("tenants", "create", "Flow")
+        srv.cli(
+            "users",
+            "create",
+            "--tenant",
+            tenant["id"],
+            "--login",
+            "admin",
+            "--password",
+            "correct horse",
+            "--role",
+            "TENANT.ADMIN",
+        )
+        srv.kiosk = srv.cli(
+            "clients",
+            "create",
+            "--tenant",
+            tenant["id"],
+            "--name",
+            "Kiosk",
+            "--public",
+            "--grant-type",
+            DEVICE_GRANT,
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "devices:read",
+        )
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+def begin(server):
+    resp = requests.post(
+        f"{server.url}/oauth/device_authorization",
+        data={"client_id": server.kiosk["client_id"]},
+        timeout=5,
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def redeem(server, device_code):
+    return requests.post(
+        f"{server.url}/oauth/token",
+        timeout=10,
+        data={
+            "grant_type": DEVICE_GRANT,
+            "device_code": device_code,
+            "client_id": server.kiosk["client_id"],
+        },
+    )
+
+
+def test_a_code_is_redeemed_once_under_20_simultaneous_requests(server):
+    start = begin(server)
+    server.cli("device", "approve", start["user_code"], "--user", "admin")
+    barrier = threading.Barrier(20)
+
+    def go(_):
+        barrier.wait()
+        return redeem(server, start["device_code"])
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(go, range(20)))
+    ok = [r for r in responses if r.status_code == 200]
+    assert len(ok) == 1, [r.text for r in responses]
+    assert {r.json()["error"] for r in responses if r.status_code != 200} == {"invalid_grant"}
+
+
+def test_one_refresh_token_rotates_once_under_simultaneous_requests(server):
+    start = begin(server)
+    server.cli("device", "approve", start["user_code"], "--user", "admin")
+    tokens = redeem(server, start["device_code"]).json()
+    barrier = threading.Barrier(10)
+
+    def go(_):
+        barrier.wait()
+        return requests.post(
+            f"{server.url}/oauth/token",
+            timeout=10,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": server.kiosk["client_id"],
+            },
+        )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(go, range(10)))
+    assert sum(r.status_code == 200 for r in responses) <= 1
+    assert all(r.json().get("error") in (None, "invalid_grant") for r in responses)
+
+
+def test_kiosk_cli_runs_the_flow(server):
+    err = io.StringIO()
+    result: dict = {}
+
+    def kiosk():
+        result["out"] = run_device_login(
+            server.url, server.kiosk["client_id"], None, "Terminal kiosk", dpop=True, err=err
+        )
+
+    thread = threading.Thread(target=kiosk)
+    thread.start()
+    deadline = time.monotonic() + 20
+    code = None
+    while code is None and time.monotonic() < deadline:
+        for line in err.getvalue().splitlines():
+            if "enter the code" in line:
+                code = line.split()[-1]
+        time.sleep(0.1)
+    assert code, err.getvalue()
+    assert "█" in err.getvalue() or "▀" in err.getvalue()  # the QR code was drawn
+    server.cli("device", "approve", code, "--user", "admin")
+    thread.join(timeout=30)
+    status, body = result["out"]
+    assert status == 0, body
+    assert body["token_type"] == "DPoP"
+    assert "waiting for approval" in err.getvalue()
