@@ -15,13 +15,20 @@ from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnav
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
-from authserver.registry.problems import Problem
+from authserver.registry.problems import (
+    ConflictProblem,
+    NotFoundProblem,
+    Problem,
+    ValidationProblem,
+)
+from authserver.registry.service import RegistryError
 from authserver.resource import add_dpop_nonce
 from authserver.security import Hasher
 from authserver.state import AppState
 from grants.client_credentials import ClientCredentialsGrant
 from grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from grants.dpop import NonceIssuer
+from grants.link_code import LinkCodeGrant
 from grants.refresh_token import RefreshTokenGrant
 from keys.encryption import KeyEncryptor
 from keys.jwks import KeyRing
@@ -85,6 +92,7 @@ def create_app(
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(DeviceCodeGrant)
     server.register_grant(RefreshTokenGrant)
+    server.register_grant(LinkCodeGrant)
     server.register_endpoint(DeviceAuthorizationEndpoint)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
@@ -93,10 +101,14 @@ def create_app(
     from authserver.endpoints.oauth import bp as oauth_bp
     from authserver.endpoints.verification import bp as verify_bp
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
+    from authserver.registry.devices import bp as devices_bp
+    from authserver.registry.locations import bp as locations_bp
 
     app.register_blueprint(oauth_bp)
     app.register_blueprint(verify_bp)
     app.register_blueprint(device_authorizations_bp)
+    app.register_blueprint(devices_bp)
+    app.register_blueprint(locations_bp)
     app.after_request(add_dpop_nonce)
     _register_error_handlers(app)
     return app
@@ -138,7 +150,16 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Problem)
     def problem(exc: Problem) -> Response:
+        rollback()
         return exc.response()
+
+    @app.errorhandler(RegistryError)
+    def registry_error(exc: RegistryError) -> Response:
+        rollback()
+        cls = {"not_found": NotFoundProblem, "conflict": ConflictProblem}.get(
+            exc.kind, ValidationProblem
+        )
+        return cls(str(exc)).response()
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -62,6 +62,10 @@ class Settings:
     user_code_failures_per_ip: int = 3
     user_code_failures_global: int = 5
     user_code_ip_window: int = 600
+    link_code_ttl: int = 7 * 86400
+    link_failures_per_code: int = 5
+    link_failures_per_ip: int = 10
+    link_failure_window: int = 900
 
     @property
     def embedded(self) -> bool:
@@ -210,6 +214,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         user_code_failures_per_ip=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_IP", 3),
         user_code_failures_global=_int(env, "AUTHSERVER_USER_CODE_FAILURES_GLOBAL", 5),
         user_code_ip_window=_int(env, "AUTHSERVER_USER_CODE_IP_WINDOW", 600),
+        link_code_ttl=_int(env, "AUTHSERVER_LINK_CODE_TTL", 7 * 86400, 60),
+        link_failures_per_code=_int(env, "AUTHSERVER_LINK_FAILURES_PER_CODE", 5),
+        link_failures_per_ip=_int(env, "AUTHSERVER_LINK_FAILURES_PER_IP", 10),
+        link_failure_window=_int(env, "AUTHSERVER_LINK_FAILURE_WINDOW", 900),
     )
     validate(settings)
     return settings

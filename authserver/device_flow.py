@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from authserver.config import USER_CODE_ALPHABET, USER_CODE_LENGTH
 from authserver.ephemeral import EphemeralStore
 from authserver.models import Client, Device, DeviceAuthorization, Location, User, db
+from authserver.registry.service import set_device_locations
 from authserver.security import keyed_hash, new_id, now
 from authserver.state import get_state
 
@@ -270,7 +271,6 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
         db.session.add(device)
     device.name = record.device_name or "Kiosk"
     device.status = "ACTIVE"
-    device.location_ids = [record.location_id] if record.location_id else []
     device.till_id = record.till_id
     device.system_information = record.system_information
     if user is not None:
@@ -278,6 +278,7 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
     device.updated_at = t
     device.updated_by = actor
     db.session.flush()
+    set_device_locations(device.id, [record.location_id] if record.location_id else [])
     return device
 
 

@@ -202,7 +202,6 @@ class Device(db.Model):
     origin: Mapped[str] = mapped_column(String(16))  # api | link | device_flow
     app_code: Mapped[str] = mapped_column(String(16), default="UNKNOWN")
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    location_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     till_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)
     system_information: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -216,6 +215,17 @@ class Device(db.Model):
     updated_at: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str | None] = mapped_column(ID, nullable=True)
     deleted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DeviceLocation(db.Model):
+    """Which locations a device serves (a table, so filters and location deletes are one query)."""
+
+    __tablename__ = "device_locations"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    location_id: Mapped[str] = mapped_column(
+        ForeignKey("locations.id"), primary_key=True, index=True
+    )
 
 
 class DeviceAuthorization(db.Model):

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 from flask import Response, g, jsonify, request
 
-from authserver.models import AccessToken
+from authserver.models import AccessToken, Device, db
+from authserver.registry.service import touch_activity
 from authserver.security import now_float
 from authserver.state import get_state
 from authserver.tokens import find_access_token_claims
@@ -177,6 +178,13 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
         if nonces is not None and nonces.needs_refresh(proof.nonce, t):
             g.dpop_nonce = nonces.fresh(t)
 
+    if record.device_id is not None:
+        # A device token dies with its device (blocked, unlinked, deleted) even if a token was
+        # issued in the instant of the change (DESIGN invariant 3).
+        device = db.session.get(Device, record.device_id)
+        if device is None or device.deleted_at is not None or device.status != "ACTIVE":
+            raise ResourceAuthError(401, "invalid_token", "The device is not active.", wire_scheme)
+
     granted = set(record.scope.split())
     missing = [s for s in scopes if s not in granted]
     if missing:
@@ -188,6 +196,8 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
         )
     g.access_token = record
     g.dpop_proof = proof
+    if record.device_id is not None:
+        touch_activity(record.device_id)
     return record
 
 

@@ -75,6 +75,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if fam.jkt and (proof is None or proof.jkt != fam.jkt):
             # RFC 9449 §5: a bound refresh token needs a proof by the same key.
             raise InvalidDPoPProof("key does not match the refresh token's binding")
+        device = db.session.get(Device, fam.device_id) if fam.device_id else None
+        if (
+            device is not None
+            and device.origin == "link"
+            and device.dpop_jkt
+            and (proof is None or proof.jkt != device.dpop_jkt)
+        ):
+            # A terminal linked with a DPoP key stays bound to it whatever its client is (the
+            # link grant's promise); elsewhere RFC 9449 §5 binds public clients' families only.
+            raise InvalidDPoPProof("key does not match the device's key")
         if not subject_still_allowed(record):
             raise InvalidGrantError("The device or user of this grant is no longer active.")
 

@@ -97,3 +97,7 @@ class FormRequest(OAuth2Request):
     @property
     def form(self) -> MultiDict[str, str]:
         return self._form
+
+    @property
+    def remote_addr(self) -> str | None:
+        return self._request.remote_addr

@@ -28,6 +28,7 @@ def test_metadata_lists_what_is_served(http, settings, path):
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",
         "refresh_token",
+        "urn:authserver:params:oauth:grant-type:link-code",
     ]
     assert doc["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
