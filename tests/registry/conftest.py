@@ -1,0 +1,108 @@
+"""A registry world: two tenants, an admin, services, a POS client, and helpers to get tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.conftest import ClientCreds, cc_token
+from tests.dpop_client import DPoPKey
+
+LINK_GRANT = "urn:authserver:params:oauth:grant-type:link-code"
+
+
+@dataclass
+class Tenant:
+    id: str
+    service: ClientCreds
+    reader: ClientCreds
+    pos: ClientCreds
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry:
+    def __init__(self, http, world, app):
+        self.http, self.world, self.app = http, world, app
+        self.settings = app.extensions["authserver"].settings
+        self.now = app.extensions["authserver"].clock
+
+    def tenant(self) -> Tenant:
+        w = self.world
+        tid = w.tenant()
+        w.user(
+            tid, login="admin", password="correct horse", user_code="1234", roles=("TENANT.ADMIN",)
+        )
+        return Tenant(
+            id=tid,
+            service=w.client(tid, scope="devices:read devices:write"),
+            reader=w.client(tid, scope="devices:read"),
+            pos=w.client(
+                tid,
+                grant_types=(LINK_GRANT, "refresh_token"),
+                auth_method="none",
+                scope="devices:read",
+            ),
+        )
+
+    def service_token(self, t: Tenant, write: bool = True) -> str:
+        creds = t.service if write else t.reader
+        return cc_token(self.http, creds).get_json()["access_token"]
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        json: Any = None,
+        key: DPoPKey | None = None,
+        **kw,
+    ):
+        headers = dict(kw.pop("headers", {}))
+        if token and key:
+            headers["Authorization"] = f"DPoP {token}"
+            headers["DPoP"] = key.proof(
+                method,
+                self.settings.issuer + path.split("?")[0],
+                access_token=token,
+                iat=self.now(),
+            )
+        elif token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.open(path, method=method, json=json, headers=headers, **kw)
+
+    def create_device(self, t: Tenant, token: str | None = None, **body):
+        body.setdefault("name", "Till")
+        resp = self.call("POST", "/api/v1/devices", token or self.service_token(t), json=body)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()["data"]
+
+    def link(self, t: Tenant, link_code: str, key: DPoPKey | None = None, **form):
+        data = {
+            "grant_type": LINK_GRANT,
+            "link_code": link_code,
+            "user_code": "1234",
+            "password": "correct horse",
+            "client_id": t.pos.client_id,
+            **form,
+        }
+        headers = {}
+        if key:
+            headers["DPoP"] = key.proof(
+                "POST", self.settings.issuer + "/oauth/token", iat=self.now()
+            )
+        return self.http.post("/oauth/token", data=data, headers=headers)
+
+    def linked_device(self, t: Tenant) -> tuple[dict, dict, DPoPKey]:
+        """A POS terminal created in the back office and linked with a DPoP key."""
+        device = self.create_device(t, status="READY_TO_LINK", appCode="CLIENT")
+        key = DPoPKey()
+        resp = self.link(t, device["linkCode"], key)
+        assert resp.status_code == 200, resp.get_json()
+        return device, resp.get_json(), key
+
+
+@pytest.fixture
+def reg(http, world, app) -> Registry:
+    return Registry(http, world, app)

@@ -1,0 +1,261 @@
+"""/api/v1/devices: CRUD, filters, sorting, keyset pagination, statuses and token kills."""
+
+from __future__ import annotations
+
+import pytest
+
+from authserver.models import Device, db
+
+
+def test_create_audit_device(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, name="POS Till 2", externalId="POS-2")
+    assert device["id"].startswith("dev_")
+    assert device["origin"] == "api" and device["status"] == "ACTIVE"
+    assert device["externalId"] == "POS-2" and "linkCode" not in device
+    assert device["createdAt"].endswith("Z")
+
+
+def test_create_device_to_link_shows_the_link_code_once(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    assert device["status"] == "READY_TO_LINK" and device["origin"] == "link"
+    assert len(device["linkCode"].replace("-", "")) == 12
+    again = reg.call("GET", f"/api/v1/devices/{device['id']}", reg.service_token(t)).get_json()
+    assert "linkCode" not in again["data"]
+
+
+def test_duplicate_external_id_is_409_and_freed_by_delete(reg):
+    t = reg.tenant()
+    first = reg.create_device(t, externalId="X-1")
+    dup = reg.call(
+        "POST", "/api/v1/devices", reg.service_token(t), json={"name": "dup", "externalId": "X-1"}
+    )
+    assert dup.status_code == 409
+    assert dup.content_type == "application/problem+json"
+    other = reg.tenant()  # another tenant may use the same externalId
+    reg.create_device(other, externalId="X-1")
+    assert (
+        reg.call("DELETE", f"/api/v1/devices/{first['id']}", reg.service_token(t)).status_code
+        == 200
+    )
+    reg.create_device(t, externalId="X-1")
+
+
+def test_get_patch_delete(reg):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    loc = reg.call("POST", "/api/v1/locations", token, json={"name": "Main", "kind": "store"})
+    loc_id = loc.get_json()["data"]["id"]
+    device = reg.create_device(t)
+    resp = reg.call(
+        "PATCH",
+        f"/api/v1/devices/{device['id']}",
+        token,
+        json={
+            "name": "Renamed",
+            "locationIds": [loc_id],
+            "tillId": "T7",
+            "appCode": "ASSISTANT",
+            "externalId": "E-7",
+        },
+    )
+    assert resp.status_code == 200, resp.get_json()
+    data = resp.get_json()["data"]
+    assert (
+        data["name"],
+        data["locationIds"],
+        data["tillId"],
+        data["appCode"],
+        data["externalId"],
+    ) == ("Renamed", [loc_id], "T7", "ASSISTANT", "E-7")
+    assert reg.call("DELETE", f"/api/v1/devices/{device['id']}", token).status_code == 200
+    assert reg.call("GET", f"/api/v1/devices/{device['id']}", token).status_code == 404
+    listed = reg.call("GET", "/api/v1/devices", token).get_json()["data"]
+    assert device["id"] not in {d["id"] for d in listed}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": 5},
+        {"name": "a", "appCode": "TOASTER"},
+        {"name": "a", "status": "BLOCKED"},
+        {"name": "a", "locationIds": ["loc_unknown"]},
+        {"name": "a", "bogus": 1},
+        {"name": "a", "externalId": ""},
+    ],
+)
+def test_invalid_create_bodies_are_400(reg, body):
+    t = reg.tenant()
+    resp = reg.call("POST", "/api/v1/devices", reg.service_token(t), json=body)
+    assert resp.status_code == 400
+    assert resp.content_type == "application/problem+json"
+
+
+def test_filters_and_search(reg):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    loc = reg.call("POST", "/api/v1/locations", token, json={"name": "North"}).get_json()["data"]
+    a = reg.create_device(t, name="Front Scanner", externalId="A-1", locationIds=[loc["id"]])
+    b = reg.create_device(t, name="Back office PC", appCode="ASSISTANT")
+    c = reg.create_device(t, name="Till 100%", status="READY_TO_LINK")
+
+    def ids(query):
+        resp = reg.call("GET", "/api/v1/devices?" + query, token)
+        assert resp.status_code == 200, resp.get_json()
+        return {d["id"] for d in resp.get_json()["data"]}
+
+    assert ids(f"locationId={loc['id']}") == {a["id"]}
+    assert ids("name=SCANNER") == {a["id"]}
+    assert ids("name=100%25") == {c["id"]}  # % is matched literally
+    assert ids("origin=link") == {c["id"]}
+    assert ids("status=READY_TO_LINK") == {c["id"]}
+    assert ids("appCode=ASSISTANT") == {b["id"]}
+    assert ids("externalId=A-1") == {a["id"]}
+    assert ids("q=a-1") == {a["id"]}
+    assert ids("q=office") == {b["id"]}
+    assert reg.call("GET", "/api/v1/devices?status=LOST", token).status_code == 400
+    assert reg.call("GET", "/api/v1/devices?sortBy=secret", token).status_code == 400
+    assert reg.call("GET", "/api/v1/devices?limit=0", token).status_code == 400
+    assert reg.call("GET", "/api/v1/devices?limit=201", token).status_code == 400
+    assert reg.call("GET", "/api/v1/devices?cursor=forged", token).status_code == 400
+
+
+@pytest.mark.parametrize("sort_by", ["name", "createdAt", "updatedAt", "lastActivityAt"])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_sorting(reg, clock, sort_by, order):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    for name in ("c", "a", "b"):
+        reg.create_device(t, name=name)
+        clock.advance(1)
+    data = reg.call("GET", f"/api/v1/devices?sortBy={sort_by}&sortOrder={order}", token).get_json()[
+        "data"
+    ]
+    keys = [d["name"] if sort_by == "name" else (d[sort_by] or "", d["id"]) for d in data]
+    assert keys == sorted(keys, reverse=(order == "desc"))
+
+
+def test_walking_pages_while_devices_come_and_go(reg, clock):
+    """Keyset pagination: no duplicates, and nothing that existed throughout is skipped."""
+    t = reg.tenant()
+    token = reg.service_token(t)
+    stable = []
+    for i in range(25):
+        stable.append(reg.create_device(t, name=f"dev {i:02d}")["id"])
+        clock.advance(1)
+    doomed = [reg.create_device(t, name=f"doomed {i}")["id"] for i in range(5)]
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "limit=4&sortBy=createdAt" + (f"&cursor={cursor}" if cursor else "")
+        body = reg.call("GET", f"/api/v1/devices?{query}", token).get_json()
+        seen += [d["id"] for d in body["data"]]
+        pages += 1
+        # Churn between pages: new devices appear, some vanish.
+        reg.create_device(t, name=f"new {pages}")
+        if doomed:
+            reg.call("DELETE", f"/api/v1/devices/{doomed.pop()}", token)
+        if not body["hasMore"]:
+            assert body["nextCursor"] is None
+            break
+        cursor = body["nextCursor"]
+    assert len(seen) == len(set(seen)), "a device appeared on two pages"
+    assert set(stable) <= set(seen), "a device that existed throughout was skipped"
+
+
+def test_default_page_size_is_50(reg):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    for i in range(52):
+        reg.create_device(t, name=f"d{i}")
+    body = reg.call("GET", "/api/v1/devices", token).get_json()
+    assert len(body["data"]) == 50 and body["hasMore"] is True
+
+
+def test_cursor_of_another_sort_is_refused(reg):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    for i in range(3):
+        reg.create_device(t, name=f"d{i}")
+    cursor = reg.call("GET", "/api/v1/devices?limit=1", token).get_json()["nextCursor"]
+    assert (
+        reg.call("GET", f"/api/v1/devices?limit=1&sortBy=name&cursor={cursor}", token).status_code
+        == 400
+    )
+
+
+def test_blocking_kills_the_devices_tokens_at_once(reg):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+    me = reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
+    assert me.status_code == 200
+    admin = reg.service_token(t)
+    blocked = reg.call(
+        "PATCH", f"/api/v1/devices/{device['id']}", admin, json={"status": "BLOCKED"}
+    )
+    assert blocked.get_json()["data"]["status"] == "BLOCKED"
+    assert reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key).status_code == 401
+    refresh = reg.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": t.pos.client_id,
+        },
+        headers={"DPoP": key.proof("POST", reg.settings.issuer + "/oauth/token")},
+    )
+    assert refresh.get_json()["error"] == "invalid_grant"
+    # Back to ACTIVE is allowed for a linked device, but the old tokens stay dead.
+    active = reg.call("PATCH", f"/api/v1/devices/{device['id']}", admin, json={"status": "ACTIVE"})
+    assert active.status_code == 200
+    assert reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key).status_code == 401
+
+
+def test_unlinking_issues_a_new_code_and_clears_the_key(reg):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+    admin = reg.service_token(t)
+    resp = reg.call(
+        "PATCH", f"/api/v1/devices/{device['id']}", admin, json={"status": "READY_TO_LINK"}
+    )
+    data = resp.get_json()["data"]
+    assert data["status"] == "READY_TO_LINK"
+    assert data["identifier"] is None and data["dpopJkt"] is None
+    assert data["linkCode"] and data["linkCode"] != device["linkCode"]
+    assert reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key).status_code == 401
+    # Relinked with the new code and a new key.
+    from tests.dpop_client import DPoPKey
+
+    new_key = DPoPKey()
+    assert reg.link(t, device["linkCode"], new_key).get_json()["error"] == "invalid_grant"
+    relinked = reg.link(t, data["linkCode"], new_key)
+    assert relinked.status_code == 200
+
+
+def test_ready_to_link_cannot_be_made_active_by_patch(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    resp = reg.call(
+        "PATCH", f"/api/v1/devices/{device['id']}", reg.service_token(t), json={"status": "ACTIVE"}
+    )
+    assert resp.status_code == 409
+
+
+def test_delete_revokes_tokens_and_hides_the_device(reg, app):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+    admin = reg.service_token(t)
+    assert reg.call("DELETE", f"/api/v1/devices/{device['id']}", admin).get_json() == {
+        "data": {"id": device["id"], "deleted": True}
+    }
+    assert reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key).status_code == 401
+    intro = reg.http.post(
+        "/oauth/introspect", data={"token": tokens["access_token"]}, headers=t.service.auth_header()
+    ).get_json()
+    assert intro == {"active": False}
+    with app.app_context():
+        assert db.session.get(Device, device["id"]).deleted_at is not None

@@ -1,0 +1,190 @@
+"""The link-code grant and POST /api/v1/devices/{linkCode}/link (seed 000)."""
+
+from __future__ import annotations
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.dpop_client import DPoPKey
+from tests.registry.conftest import LINK_GRANT
+
+
+def test_link_with_dpop_binds_the_device(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK", appCode="CLIENT")
+    key = DPoPKey()
+    resp = reg.link(t, device["linkCode"], key, system_information="Linux pos 6.1")
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["token_type"] == "DPoP" and body["refresh_token"]
+    claims = jwt.decode(
+        body["access_token"], KeySet.import_key_set(reg.http.get("/oauth/jwks").get_json())
+    ).claims
+    assert claims["sub"] == device["id"] and claims["cnf"] == {"jkt": key.jkt}
+    data = reg.call("GET", f"/api/v1/devices/{device['id']}", reg.service_token(t)).get_json()[
+        "data"
+    ]
+    assert data["status"] == "ACTIVE" and data["identifier"]
+    assert data["dpopJkt"] == key.jkt and data["systemInformation"] == "Linux pos 6.1"
+    assert data["lastTenantUserId"].startswith("usr_")
+
+
+def test_link_with_username_instead_of_user_code(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    resp = reg.link(t, device["linkCode"], user_code="", username="admin")
+    assert resp.status_code == 200, resp.get_json()
+
+
+def test_wrong_code_user_or_password_give_one_generic_error(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    answers = [
+        reg.link(t, "BBBB-CCCC-DDDD").get_json(),
+        reg.link(t, device["linkCode"], user_code="9999").get_json(),
+        reg.link(t, device["linkCode"], password="wrong password").get_json(),
+    ]
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["error"] == "invalid_grant"
+
+
+def test_a_link_code_links_once(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    assert reg.link(t, device["linkCode"]).status_code == 200
+    assert reg.link(t, device["linkCode"]).get_json()["error"] == "invalid_grant"
+
+
+def test_link_codes_expire(reg, clock):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    clock.advance(reg.settings.link_code_ttl + 1)
+    assert reg.link(t, device["linkCode"]).get_json()["error"] == "invalid_grant"
+
+
+def test_guesses_are_limited_per_link_code(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    for i in range(reg.settings.link_failures_per_code):
+        reg.http.post(
+            "/oauth/token",
+            data={
+                "grant_type": LINK_GRANT,
+                "link_code": device["linkCode"],
+                "user_code": "1234",
+                "password": f"guess {i}",
+                "client_id": t.pos.client_id,
+            },
+            environ_overrides={"REMOTE_ADDR": f"192.0.2.{i}"},
+        )
+    locked = reg.link(t, device["linkCode"])  # even the right password is refused for now
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"]
+
+
+def test_guesses_are_limited_per_address(reg):
+    t = reg.tenant()
+    for i in range(reg.settings.link_failures_per_ip):
+        reg.link(t, f"BBBB-CCCC-DD{'BCDFGHJKLM'[i]}D")
+    device = reg.create_device(t, status="READY_TO_LINK")
+    assert reg.link(t, device["linkCode"]).status_code == 429
+
+
+def test_a_client_of_another_tenant_cannot_link(reg):
+    t, other = reg.tenant(), reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    resp = reg.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": LINK_GRANT,
+            "link_code": device["linkCode"],
+            "user_code": "1234",
+            "password": "correct horse",
+            "client_id": other.pos.client_id,
+        },
+    )
+    assert resp.get_json()["error"] == "invalid_grant"
+
+
+def test_client_must_be_registered_for_the_link_grant(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    resp = reg.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": LINK_GRANT,
+            "link_code": device["linkCode"],
+            "user_code": "1234",
+            "password": "correct horse",
+        },
+        headers=t.service.auth_header(),
+    )
+    assert resp.get_json()["error"] == "unauthorized_client"
+
+
+def test_dpop_bound_client_must_link_with_a_proof(reg, app):
+    from authserver.models import Client, db
+
+    t = reg.tenant()
+    with app.app_context():
+        db.session.get(Client, t.pos.client_id).dpop_bound = True
+        db.session.commit()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    assert reg.link(t, device["linkCode"]).get_json()["error"] == "invalid_dpop_proof"
+    assert reg.link(t, device["linkCode"], DPoPKey()).status_code == 200
+
+
+def test_linked_devices_refresh_needs_its_key(reg):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+    url = reg.settings.issuer + "/oauth/token"
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": t.pos.client_id,
+    }
+    assert reg.http.post("/oauth/token", data=form).get_json()["error"] == "invalid_dpop_proof"
+    other = reg.http.post("/oauth/token", data=form, headers={"DPoP": DPoPKey().proof("POST", url)})
+    assert other.get_json()["error"] == "invalid_dpop_proof"
+    ok = reg.http.post("/oauth/token", data=form, headers={"DPoP": key.proof("POST", url)})
+    assert ok.status_code == 200 and ok.get_json()["token_type"] == "DPoP"
+
+
+def test_rest_link_endpoint_speaks_seed_000(reg, clock):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    key = DPoPKey()
+    path = f"/api/v1/devices/{device['linkCode']}/link"
+    resp = reg.http.post(
+        path,
+        json={
+            "appId": t.pos.client_id,
+            "userCode": "1234",
+            "password": "correct horse",
+            "systemInformation": "Linux till 6.1",
+        },
+        headers={"DPoP": key.proof("POST", reg.settings.issuer + path)},
+    )
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert set(body) >= {"token", "refreshToken", "expires"}
+    assert isinstance(body["expires"], int) and body["expires"] > clock()
+    me = reg.call("GET", "/api/v1/devices/me", body["token"], key=key)
+    assert me.status_code == 200 and me.get_json()["data"]["id"] == device["id"]
+
+
+def test_rest_link_endpoint_errors_are_problems(reg):
+    t = reg.tenant()
+    bad = reg.http.post(
+        "/api/v1/devices/BBBB-CCCC-DDDD/link",
+        json={"appId": t.pos.client_id, "userCode": "1234", "password": "correct horse"},
+    )
+    assert bad.status_code == 400
+    assert bad.content_type == "application/problem+json"
+    assert bad.get_json()["error"] == "invalid_grant"
+    secretive = reg.http.post(
+        "/api/v1/devices/BBBB-CCCC-DDDD/link",
+        json={"appId": t.service.client_id, "userCode": "1234", "password": "correct horse"},
+    )
+    assert secretive.get_json()["error"] == "invalid_client"
+    assert reg.http.post("/api/v1/devices/X/link", json=[]).status_code == 400

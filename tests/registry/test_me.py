@@ -1,0 +1,106 @@
+"""The calling device: /api/v1/devices/me, its system information, its users, its activity."""
+
+from __future__ import annotations
+
+from authserver.models import Device, db
+
+
+def test_me_for_a_dpop_bound_device_token(reg):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+    resp = reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
+    assert resp.status_code == 200
+    assert resp.get_json()["data"]["id"] == device["id"]
+
+
+def test_me_refuses_service_tokens_and_bearer(reg):
+    t = reg.tenant()
+    service = reg.service_token(t)
+    assert reg.call("GET", "/api/v1/devices/me", service).status_code == 401  # not DPoP-bound
+    from tests.dpop_client import DPoPKey
+
+    key = DPoPKey()
+    bound_service = reg.http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={
+            **t.service.auth_header(),
+            "DPoP": key.proof("POST", reg.settings.issuer + "/oauth/token"),
+        },
+    ).get_json()["access_token"]
+    resp = reg.call("GET", "/api/v1/devices/me", bound_service, key=key)
+    assert resp.status_code == 403
+    _, tokens, dkey = reg.linked_device(t)
+    assert reg.call("GET", "/api/v1/devices/me", tokens["access_token"]).status_code == 401
+
+
+def test_put_system_information(reg):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+    resp = reg.call(
+        "PUT",
+        "/api/v1/devices/me/system-information",
+        tokens["access_token"],
+        key=key,
+        json={"systemInformation": "Linux pos 6.6 #1 SMP"},
+    )
+    assert resp.status_code == 204
+    data = reg.call("GET", f"/api/v1/devices/{device['id']}", reg.service_token(t)).get_json()[
+        "data"
+    ]
+    assert data["systemInformation"] == "Linux pos 6.6 #1 SMP"
+    bad = reg.call(
+        "PUT",
+        "/api/v1/devices/me/system-information",
+        tokens["access_token"],
+        key=key,
+        json={"systemInformation": 5},
+    )
+    assert bad.status_code == 400
+
+
+def test_users_who_may_sign_in_on_the_device(reg, world):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    north = reg.call("POST", "/api/v1/locations", token, json={"name": "North"}).get_json()
+    south = reg.call("POST", "/api/v1/locations", token, json={"name": "South"}).get_json()
+    north_id, south_id = north["data"]["id"], south["data"]["id"]
+    world.user(t.id, login="nina", password="correct horse", roles=(f"CASHIER@{north_id}",))
+    world.user(t.id, login="sam", password="correct horse", roles=(f"CASHIER@{south_id}",))
+    world.user(t.id, login="nobody", password="correct horse", roles=())
+    device, tokens, key = reg.linked_device(t)
+    reg.call("PATCH", f"/api/v1/devices/{device['id']}", token, json={"locationIds": [north_id]})
+    resp = reg.call("GET", "/api/v1/devices/me/users?limit=1", tokens["access_token"], key=key)
+    body = resp.get_json()
+    assert [u["login"] for u in body["data"]] == ["admin"] and body["hasMore"]
+    logins = ["admin"]
+    cursor = body["nextCursor"]
+    while cursor:
+        page = reg.call(
+            "GET",
+            f"/api/v1/devices/me/users?limit=1&cursor={cursor}",
+            tokens["access_token"],
+            key=key,
+        ).get_json()
+        logins += [u["login"] for u in page["data"]]
+        cursor = page["nextCursor"]
+    assert logins == ["admin", "nina"]  # tenant-wide admin, and the cashier of its location
+
+
+def test_last_activity_is_written_at_most_once_a_minute(reg, app, clock):
+    t = reg.tenant()
+    device, tokens, key = reg.linked_device(t)
+
+    def last_activity():
+        with app.app_context():
+            return db.session.get(Device, device["id"]).last_activity_at
+
+    reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
+    first = last_activity()
+    assert first is not None
+    clock.advance(30)
+    reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
+    assert last_activity() == first
+    clock.advance(31)
+    reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
+    assert last_activity() > first
