@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from authserver import metrics, observability
 from authserver.config import Settings, load_settings
 from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnavailable
 from authserver.models import db
@@ -25,6 +26,7 @@ from authserver.registry.service import RegistryError
 from authserver.resource import add_dpop_nonce
 from authserver.security import Hasher
 from authserver.state import AppState
+from grants import dpop
 from grants.client_credentials import ClientCredentialsGrant
 from grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from grants.dpop import NonceIssuer
@@ -99,17 +101,24 @@ def create_app(
     state.server = server
 
     from authserver.endpoints.oauth import bp as oauth_bp
+    from authserver.endpoints.ops import bp as ops_bp
     from authserver.endpoints.verification import bp as verify_bp
+    from authserver.registry.audit_events import bp as audit_bp
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
     from authserver.registry.devices import bp as devices_bp
     from authserver.registry.locations import bp as locations_bp
 
     app.register_blueprint(oauth_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(verify_bp)
     app.register_blueprint(device_authorizations_bp)
     app.register_blueprint(devices_bp)
     app.register_blueprint(locations_bp)
+    app.register_blueprint(audit_bp)
     app.after_request(add_dpop_nonce)
+    observability.configure_logging(settings.log_level)
+    observability.install(app)
+    dpop.on_reject = lambda check: metrics.DPOP_REJECTIONS.labels(check).inc()
     _register_error_handlers(app)
     return app
 

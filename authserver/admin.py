@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from authserver import audit, migrate
 from authserver.models import Client, Tenant, User, db
 from authserver.security import hash_password, keyed_hash, new_id, new_secret, now
 from authserver.state import get_state
@@ -24,8 +25,8 @@ class AdminError(ValueError):
 
 
 def prepare_database() -> None:
-    """Create the schema and the signing keys when missing (idempotent, safe to run concurrently)."""
-    db.create_all()
+    """Migrate the schema and create the signing keys when missing (idempotent, concurrent-safe)."""
+    migrate.upgrade()
     state = get_state()
     ensure_keys(db.session, state.settings, KeyEncryptor(state.settings.key_encryption_key), now())
     # Decrypt the current key now: a wrong key-encryption key fails here, with its own message,
@@ -124,6 +125,7 @@ def create_client(
     dpop_bound: bool = False,
     dpop_binding: str = "all",
     device_subject: str = "device",
+    actor: str = "cli",
 ) -> CreatedClient:
     settings = get_state().settings
     if not 1 <= len(name) <= 200:
@@ -162,6 +164,14 @@ def create_client(
         created_at=now(),
     )
     db.session.add(client)
+    audit.record(
+        "client.created",
+        tenant.id,
+        actor,
+        client_id=client.client_id,
+        grant_types=client.grant_types,
+        auth_method=auth_method,
+    )
     try:
         db.session.commit()
     except IntegrityError as exc:

@@ -114,6 +114,21 @@ def demo() -> None:
         _emit(run_demo())
 
 
+@main.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply every pending migration (``serve`` does this too)."""
+    from authserver import migrate
+
+    migrate.upgrade()
+    _emit({"schema": "up to date"})
+
+
 @main.group()
 def tenants() -> None:
     """Manage tenants."""
@@ -253,6 +268,10 @@ def keys_rotate(force: bool) -> None:
         )
     except RotationTooEarly as exc:
         _fail(str(exc))
+    from authserver import audit
+
+    audit.record("key.rotated", None, "cli", **result)
+    db.session.commit()
     current_app.extensions["authserver"].keyring.invalidate()
     _emit({**result, "keys": [k.as_dict() for k in list_keys(db.session, now())]})
 

@@ -66,6 +66,8 @@ class Settings:
     link_failures_per_code: int = 5
     link_failures_per_ip: int = 10
     link_failure_window: int = 900
+    metrics_token: str | None = field(default=None, repr=False)
+    log_level: str = "INFO"
 
     @property
     def embedded(self) -> bool:
@@ -218,6 +220,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         link_failures_per_code=_int(env, "AUTHSERVER_LINK_FAILURES_PER_CODE", 5),
         link_failures_per_ip=_int(env, "AUTHSERVER_LINK_FAILURES_PER_IP", 10),
         link_failure_window=_int(env, "AUTHSERVER_LINK_FAILURE_WINDOW", 900),
+        metrics_token=env.get("AUTHSERVER_METRICS_TOKEN") or None,
+        log_level=(env.get("AUTHSERVER_LOG_LEVEL") or "INFO").upper(),
     )
     validate(settings)
     return settings

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from authserver import audit, metrics
 from authserver.config import USER_CODE_ALPHABET, USER_CODE_LENGTH
 from authserver.ephemeral import EphemeralStore
 from authserver.models import Client, Device, DeviceAuthorization, Location, User, db
@@ -241,6 +242,15 @@ def decide(
     db.session.refresh(record)
     if approve and client.device_subject == "device":
         record.device_id = _enrol_device(record, actor, user, t).id
+    audit.record(
+        "device.approved" if approve else "device.denied",
+        record.tenant_id,
+        actor,
+        record.device_id,
+        client_id=record.client_id,
+        user_code_id=record.id,
+    )
+    metrics.DEVICE_FLOW.labels("approved" if approve else "denied").inc()
     db.session.commit()
     return record
 

@@ -323,6 +323,21 @@ class SigningKey(db.Model):
     remove_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class AuditEvent(db.Model):
+    """A security-relevant action, kept in the database with the change it records."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ID, nullable=True)  # None: server-wide
+    type: Mapped[str] = mapped_column(String(40))
+    device_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    actor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class EphemeralEntry(db.Model):
     """Backing table of the SQL ephemeral store (claims, counters, short-lived values)."""
 

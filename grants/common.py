@@ -15,6 +15,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 
+from authserver import metrics
 from authserver.models import Client, RefreshFamily, db
 from authserver.security import new_id, now, now_float
 from authserver.state import get_state
@@ -42,6 +43,13 @@ def resolve_scope(client: Client, requested: str | None) -> str:
         raise InvalidScopeError("The requested scope exceeds what the client is registered for.")
     # Keep the client's order and drop duplicates, so equal requests give equal tokens.
     return " ".join(s for s in allowed if s in wanted)
+
+
+def grant_label() -> str:
+    """The grant of this token request, for metrics and logs (bounded: registered grants only)."""
+    from flask import g
+
+    return str(g.get("log_grant") or "other")
 
 
 def check_dpop(request: Any, client: Client, path: str = "/oauth/token") -> DPoPProof | None:
@@ -185,4 +193,5 @@ def token_response(
     if on_issue is not None:
         on_issue(issued)
     db.session.commit()
+    metrics.TOKENS.labels(grant_label()).inc()
     return body

@@ -30,7 +30,7 @@ from authlib.oauth2.rfc8628.errors import (
 )
 from sqlalchemy import select, update
 
-from authserver import device_flow
+from authserver import audit, device_flow, metrics
 from authserver.models import DeviceAuthorization, User, db
 from authserver.security import now
 from authserver.state import get_state
@@ -113,11 +113,13 @@ class DeviceCodeGrant(_Grant):
             raise InvalidGrantError("The device_code has already been used.")
         t = now()
         if record.expires_at <= t:
+            metrics.DEVICE_FLOW.labels("expired").inc()
             raise ExpiredTokenError()
         if record.status == "denied":
             raise AccessDeniedError("The user denied the request.")
         if record.status == "pending":
             self._poll(record)
+            metrics.DEVICE_FLOW.labels("pending").inc()
             raise AuthorizationPendingError()
         request.credential = record
         request.dpop = proof
@@ -146,9 +148,13 @@ class DeviceCodeGrant(_Grant):
         # The interval counts from this request too: the next poll is due `interval` from now.
         store.delete(slot)
         store.claim_once(slot, ttl=interval - POLL_TOLERANCE)
+        metrics.DEVICE_FLOW.labels("slow_down").inc()
         raise SlowDownError()
 
     def _revoke_issued(self, record: DeviceAuthorization) -> None:
+        audit.record(
+            "device_code.reuse_detected", record.tenant_id, record.client_id, record.device_id
+        )
         if record.family_id:
             revoke_family(record.family_id, "device_code_reused")
         if record.access_jti:

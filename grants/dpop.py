@@ -20,6 +20,7 @@ import hmac
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -50,6 +51,10 @@ MAX_JTI_CHARS = 256
 MIN_RSA_BITS = 2048
 
 
+# Set by the app to count rejections by reason (authserver.metrics); no Flask in this module.
+on_reject: Callable[[str], None] | None = None
+
+
 class InvalidDPoPProof(OAuth2Error):
     """RFC 9449 §5/§7: the proof failed a check. 400 at the token endpoint, 401 at resources."""
 
@@ -59,6 +64,8 @@ class InvalidDPoPProof(OAuth2Error):
     def __init__(self, check: str) -> None:
         super().__init__(description=f"DPoP proof check failed: {check}.")
         self.check = check
+        if on_reject is not None:
+            on_reject(check)
 
 
 class UseDPoPNonce(OAuth2Error):

@@ -24,6 +24,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc6749.hooks import hooked
 from sqlalchemy import select, update
 
+from authserver import audit
 from authserver.admin import user_code_hash
 from authserver.models import Client, Device, User, db
 from authserver.registry.service import link_code_hash
@@ -138,6 +139,14 @@ def link_device(
     if won != 1:
         db.session.rollback()
         raise InvalidGrantError("The link code, user or password is wrong.")
+    audit.record(
+        "device.linked",
+        device.tenant_id,
+        user.id,
+        device.id,
+        client_id=client.client_id,
+        dpop_jkt=proof.jkt if proof else None,
+    )
     who = TokenSubject(device.id, device_id=device.id)
     family = None
     if client.check_grant_type(REFRESH_TOKEN):

@@ -22,7 +22,8 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc6749.hooks import hooked
 from sqlalchemy import update
 
-from authserver.models import Device, RefreshToken, User, db
+from authserver import audit
+from authserver.models import Device, RefreshFamily, RefreshToken, User, db
 from authserver.security import now
 from authserver.tokens import RefreshTokenRecord, find_refresh_token, revoke_family
 from grants.common import TokenSubject, check_dpop, response_headers, token_response
@@ -41,6 +42,18 @@ def subject_still_allowed(record: RefreshTokenRecord) -> bool:
         if user is None or not user.active:
             return False
     return True
+
+
+def reuse_detected(fam: RefreshFamily) -> None:
+    revoke_family(fam.id, "reuse_detected")
+    audit.record(
+        "refresh_token.reuse_detected",
+        fam.tenant_id,
+        fam.client_id,
+        fam.device_id,
+        family_id=fam.id,
+    )
+    db.session.commit()
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -67,8 +80,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         fam = record.family
         if record.token.used_at is not None and fam.revoked_at is None:
             # RFC 9700 §4.14.2: a rotated-out token came back; someone holds a copy.
-            revoke_family(fam.id, "reuse_detected")
-            db.session.commit()
+            reuse_detected(fam)
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         if record.is_revoked() or record.is_expired():
             raise InvalidGrantError("The refresh token is no longer valid.")
@@ -117,8 +129,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         ).rowcount  # type: ignore[attr-defined]
         if won != 1:
             db.session.rollback()
-            revoke_family(fam.id, "reuse_detected")
-            db.session.commit()
+            reuse_detected(fam)
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         who = TokenSubject(
             fam.subject, user_id=fam.user_id, device_id=fam.device_id, auth_time=fam.auth_time

@@ -26,8 +26,13 @@ def snippet(name: str) -> str:
 def demo_server(tmp_path: Path):
     env = make_env(tmp_path / "instance")
     full = {**os.environ, **env}
-    subprocess.run([sys.executable, "-m", "authserver.cli", "demo"], env=full, cwd=tmp_path,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "authserver.cli", "demo"],
+        env=full,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     server = start_server(env)
     try:
         yield server, tmp_path
@@ -39,8 +44,14 @@ def demo_server(tmp_path: Path):
 def test_readme_example_runs(demo_server, name):
     server, cwd = demo_server
     code = snippet(name).replace("http://127.0.0.1:8000", server.url)
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
-                            text=True, timeout=60, env={**os.environ, **server.env})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **server.env},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     if name == "pos":
         lines = result.stdout.splitlines()

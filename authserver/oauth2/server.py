@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
 from authserver.models import Client, db
 from authserver.oauth2.requests import FormRequest, parse_form
+from authserver.observability import note
 from authserver.state import get_state
 
 MAX_CLIENT_ID_CHARS = 128
@@ -112,12 +113,14 @@ class AuthServer(AuthorizationServer):
         if basic and req.form.get("client_id") and req.form["client_id"] != basic[0]:
             raise InvalidRequestBody("client_id in the body differs from the authenticated one.")
         try:
-            return super().authenticate_client(req, methods, endpoint)  # type: ignore[no-any-return]
+            client = super().authenticate_client(req, methods, endpoint)
         except InvalidClientError as error:
             self._count_failure(basic[0] if basic else req.form.get("client_id"))
             # One message whatever failed: unknown client, wrong secret or wrong method.
             error.description = "Client authentication failed."
             raise
+        note(client_id=client.client_id, tenant=client.tenant_id)
+        return client  # type: ignore[no-any-return]
 
     def _count_failure(self, client_id: str | None) -> None:
         """Limit failed authentications per client and address; raises once over the limit."""
@@ -135,9 +138,14 @@ def form_endpoint_response(server: AuthServer, run: Any) -> Any:
     """Parse the body strictly, then let Authlib run; malformed requests never reach a grant."""
     try:
         g.oauth_form = parse_form(request, get_state().settings.max_param_chars)
-        if request.path.endswith("/token") and "grant_type" not in g.oauth_form:
-            # RFC 6749 §5.2: a missing required parameter is invalid_request.
-            raise InvalidRequestBody("Missing 'grant_type' parameter.")
+        if request.path.endswith("/token"):
+            grant = g.oauth_form.get("grant_type")
+            if grant is None:
+                # RFC 6749 §5.2: a missing required parameter is invalid_request.
+                raise InvalidRequestBody("Missing 'grant_type' parameter.")
+            # For logs and metrics: registered grant types only, so labels stay bounded.
+            known = {cls.GRANT_TYPE for cls, _ in server._token_grants}
+            g.log_grant = grant if grant in known else "other"
     except OAuth2Error as error:
         return server.handle_error_response(None, error)
     return run()

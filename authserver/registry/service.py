@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from authserver import audit
 from authserver.config import USER_CODE_ALPHABET
 from authserver.models import (
     AccessToken,
@@ -258,25 +259,28 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
     if "locationIds" in data:
         set_device_locations(device.id, check_location_ids(device.tenant_id, data["locationIds"]))
     status = data.get("status")
-    if status is not None and status != device.status:
-        link_code = _change_status(device, status)
-    elif status == "READY_TO_LINK":
-        link_code = _change_status(device, status)  # a fresh code for a device still unlinked
+    if status is not None and (status != device.status or status == "READY_TO_LINK"):
+        # READY_TO_LINK again gives a still-unlinked device a fresh code.
+        link_code = _change_status(device, status, actor)
     device.updated_at = now()
     device.updated_by = actor
     _commit_unique()
     return link_code
 
 
-def _change_status(device: Device, status: str) -> str | None:
+def _change_status(device: Device, status: str, actor: str) -> str | None:
+    event = {"BLOCKED": "device.blocked", "ACTIVE": "device.activated"}.get(
+        status, "device.unlinked"
+    )
+    audit.record(event, device.tenant_id, actor, device.id, previous=device.status)
     if status == "BLOCKED":
         revoke_device_tokens(device.id)
         device.status = "BLOCKED"
         return None
     if status == "ACTIVE":
         linked = device.identifier is not None
-        audit = device.origin == "api" and device.link_code_hash is None
-        if not (linked or audit):
+        audit_device = device.origin == "api" and device.link_code_hash is None
+        if not (linked or audit_device):
             raise RegistryError("conflict", "Only a linked device can be made ACTIVE; link it.")
         device.status = "ACTIVE"
         return None
@@ -291,6 +295,7 @@ def _change_status(device: Device, status: str) -> str | None:
 def delete_device(device: Device, actor: str) -> None:
     """Soft delete: gone from lists and lookups, tokens revoked, externalId free again."""
     revoke_device_tokens(device.id)
+    audit.record("device.deleted", device.tenant_id, actor, device.id)
     t = now()
     device.deleted_at = t
     device.updated_at = t

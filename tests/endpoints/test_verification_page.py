@@ -93,7 +93,7 @@ def test_complete_flow_in_the_browser(http, world, app, clock):
     done = decide(http, "approve", location_id="loc_main", till_id="T1")
     assert done.status_code == 200 and "Device approved" in done.get_data(as_text=True)
     tokens = poll(http, client.client_id, body["device_code"])
-    assert tokens.status_code == 200
+    assert tokens.status_code == 200, tokens.get_json()
 
 
 def test_verification_uri_complete_asks_to_compare_and_looks_nothing_up(http, world, app):

@@ -1,0 +1,44 @@
+"""Audit events for security-relevant actions, written in the transaction of the action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authserver.models import AuditEvent, db
+from authserver.security import new_id, now
+
+TYPES = (
+    "device.approved",
+    "device.denied",
+    "device.linked",
+    "device.blocked",
+    "device.activated",
+    "device.unlinked",
+    "device.deleted",
+    "device_code.reuse_detected",
+    "refresh_token.reuse_detected",
+    "key.rotated",
+    "client.created",
+)
+
+
+def record(
+    type_: str,
+    tenant_id: str | None,
+    actor: str | None,
+    device_id: str | None = None,
+    **data: Any,
+) -> None:
+    """Add an event to the session; the caller's commit stores it with the change."""
+    assert type_ in TYPES, type_
+    db.session.add(
+        AuditEvent(
+            id=new_id("aud"),
+            tenant_id=tenant_id,
+            type=type_,
+            device_id=device_id,
+            actor=actor,
+            data={k: v for k, v in data.items() if v is not None},
+            created_at=now(),
+        )
+    )

@@ -1,0 +1,69 @@
+"""Operations endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from authserver import metrics
+from authserver.ephemeral import StoreUnavailable
+from authserver.models import db
+from authserver.state import get_state
+from keys.encryption import KeyDecryptionError
+from keys.jwks import NoSigningKey
+
+bp = Blueprint("ops", __name__)
+log = logging.getLogger("authserver.ops")
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process lives and answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready to serve: database and state store reachable, a signing key loaded."""
+    state = get_state()
+    checks: dict[str, str] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except SQLAlchemyError:
+        db.session.rollback()
+        checks["database"] = "unreachable"
+    try:
+        state.store.ping()
+        checks["store"] = "ok"
+    except StoreUnavailable:
+        checks["store"] = "unreachable"
+    try:
+        state.keyring.snapshot()
+        checks["signing_key"] = "ok"
+    except (NoSigningKey, KeyDecryptionError, SQLAlchemyError):
+        checks["signing_key"] = "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    resp = jsonify(status="ready" if ready else "unavailable", checks=checks)
+    resp.status_code = 200 if ready else 503
+    if not ready:
+        resp.headers["Retry-After"] = str(state.settings.retry_after_seconds)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    """Prometheus metrics; only with ``Authorization: Bearer $AUTHSERVER_METRICS_TOKEN``."""
+    expected = get_state().settings.metrics_token
+    given = request.headers.get("Authorization", "")
+    if not expected or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        resp = jsonify(error="not_found", error_description="No such endpoint.")
+        resp.status_code = 404
+        return resp
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
