@@ -77,7 +77,7 @@ def serve(host: str, port: int) -> None:
 
     Without AUTHSERVER_ISSUER the issuer is http://HOST:PORT, so tokens name the address served.
     """
-    from authserver.serve import run_gunicorn
+    from authserver.serve import prepare_metrics_dir, run_gunicorn
 
     if not os.environ.get("AUTHSERVER_ISSUER"):
         shown = f"[{host}]" if ":" in host else host
@@ -88,6 +88,7 @@ def serve(host: str, port: int) -> None:
             _fail(f"configuration: {exc}; set AUTHSERVER_ISSUER to the public https URL", 2)
     _prepare()
     settings = load_settings()
+    prepare_metrics_dir(settings.instance_path)
     db.engine.dispose()  # no pooled connection crosses into the forked workers
     click.echo(
         json.dumps(

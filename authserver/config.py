@@ -113,8 +113,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
 
 
 def _secret(env: Mapping[str, str], name: str, path: Path, create: bool) -> bytes:
-    """A 32-byte secret from ``name`` (base64url), or from a 0600 file generated under instance/."""
+    """A 32-byte secret: ``name`` (base64url), else the file ``name_FILE`` names (created with
+    mode 0600 when missing: Docker secrets style), else a 0600 file generated under instance/
+    (embedded mode only)."""
     raw = env.get(name)
+    file_path = env.get(f"{name}_FILE")
+    if not raw and file_path:
+        return _secret({}, name, Path(file_path), create=True)
     if raw:
         try:
             value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))

@@ -32,6 +32,9 @@ class EphemeralStore(Protocol):
     def claim_once(self, key: str, ttl: float) -> bool:
         """True for exactly one caller until ``ttl`` seconds after the successful claim."""
 
+    def hold(self, key: str, ttl: float) -> None:
+        """Mark ``key`` as claimed until ``ttl`` seconds from now, whoever held it before."""
+
     def hit(self, key: str, window: int) -> tuple[int, int]:
         """Count one event in a fixed window; returns (count including this one, seconds left)."""
 
@@ -118,6 +121,19 @@ class RedisStore:
         ms = max(1, int(ttl * 1000))
         args = [now, now + ms, ms + _GRACE_MS]
         return bool(self._call(lambda: self._claim(keys=[self._k(key)], args=args)))
+
+    def hold(self, key: str, ttl: float) -> None:
+        now = self._now_ms()
+        ms = max(1, int(ttl * 1000))
+        k = self._k(key)
+
+        def run() -> object:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hset(k, "e", now + ms)
+            pipe.pexpire(k, ms + _GRACE_MS)
+            return pipe.execute()
+
+        self._call(run)
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         now = self._now_ms()
@@ -216,6 +232,12 @@ class SqlStore:
         row = self._run(stmt)
         self._maybe_sweep()
         return row is not None
+
+    def hold(self, key: str, ttl: float) -> None:
+        exp = self._now_ms() + max(1, int(ttl * 1000))
+        t = EphemeralEntry.__table__
+        stmt = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
+        self._run(stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"expires_at_ms": exp}))
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         now = self._now_ms()

@@ -54,6 +54,20 @@ def configure_logging(level: str = "INFO") -> None:
     logger.setLevel(level)
 
 
+SECRET_PATH_ARGS = frozenset({"link_code", "user_code"})
+
+
+def _loggable_path() -> str:
+    """The path, except that codes carried in it (seed 000's link URL, the device-authorization
+    API) are replaced by the route's placeholder."""
+    rule = request.url_rule
+    if rule is None:
+        return "<unmatched>"  # a wrong method or path may still carry a code: log nothing of it
+    if SECRET_PATH_ARGS & set(rule.arguments):
+        return rule.rule
+    return request.path
+
+
 def note(**fields: Any) -> None:
     """Add fields to this request's log line (client_id, tenant, grant)."""
     g.log_fields = {**g.get("log_fields", {}), **fields}
@@ -87,7 +101,7 @@ def install(app: Flask) -> None:
             "logger": "authserver.access",
             "request_id": g.get("request_id"),
             "method": request.method,
-            "path": request.path,
+            "path": _loggable_path(),
             "status": resp.status_code,
             "duration_ms": round(elapsed * 1000, 2),
             "client_id": fields.get("client_id") or (token.client_id if token else None),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -23,6 +25,23 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def prepare_metrics_dir(instance: Path) -> None:
+    """Multiprocess metrics need a directory shared by the workers, empty at start."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = str(instance / "prometheus")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for stale in Path(path).glob("*.db"):
+        stale.unlink()
+
+
 def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
     _Gunicorn(
         {
@@ -40,5 +59,6 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
             "limit_request_fields": 100,
             "limit_request_field_size": 8190,
             "control_socket_disable": True,
+            "child_exit": _child_exit,
         }
     ).run()

@@ -146,8 +146,8 @@ class DeviceCodeGrant(_Grant):
         )
         db.session.commit()
         # The interval counts from this request too: the next poll is due `interval` from now.
-        store.delete(slot)
-        store.claim_once(slot, ttl=interval - POLL_TOLERANCE)
+        # One atomic write, so the slot is never free in between for a concurrent poll.
+        store.hold(slot, ttl=interval - POLL_TOLERANCE)
         metrics.DEVICE_FLOW.labels("slow_down").inc()
         raise SlowDownError()
 

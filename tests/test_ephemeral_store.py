@@ -158,3 +158,15 @@ def test_sql_store_on_postgresql(app):
     assert store.claim_once(key, 60) is True
     assert store.claim_once(key, 60) is False
     assert [store.hit(key + "c", 60)[0] for _ in range(3)] == [1, 2, 3]
+
+
+def test_hold_keeps_a_claim_taken(store, clock):
+    key = f"hold:{uuid.uuid4().hex}"
+    store.hold(key, ttl=10)
+    assert store.claim_once(key, ttl=1) is False
+    clock.advance(5)
+    store.hold(key, ttl=10)  # extended from now
+    clock.advance(9)
+    assert store.claim_once(key, ttl=1) is False
+    clock.advance(2)
+    assert store.claim_once(key, ttl=1) is True
