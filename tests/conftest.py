@@ -229,13 +229,19 @@ class LiveServer:
         return json.loads(out.stdout)
 
 
-def start_server(env: dict[str, str], workers: int = 1) -> LiveServer:
-    """Start ``authserver serve`` on a free port; on PostgreSQL, from empty tables."""
-    if DATABASE_URL:
+def reset_shared_database(env: dict[str, str]) -> None:
+    """On PostgreSQL (shared by the run) empty the tables a server process will use."""
+    if DATABASE_URL and env.get("DATABASE_URL", DATABASE_URL) == DATABASE_URL:
         scratch = create_app(load_settings(env))
         reset_database(scratch)
         with scratch.app_context():
             db.engine.dispose()
+
+
+def start_server(env: dict[str, str], workers: int = 1, reset: bool = True) -> LiveServer:
+    """Start ``authserver serve`` on a free port; on PostgreSQL, from empty tables."""
+    if reset:
+        reset_shared_database(env)
     port = free_port()
     full_env = {**os.environ, **env, "AUTHSERVER_WORKERS": str(workers)}
     full_env.pop("AUTHSERVER_ISSUER", None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, make_env, start_server, stop_server
+from tests.conftest import ROOT, make_env, reset_shared_database, start_server, stop_server
 
 pytestmark = pytest.mark.processes
 
@@ -25,6 +25,7 @@ def snippet(name: str) -> str:
 @pytest.fixture
 def demo_server(tmp_path: Path):
     env = make_env(tmp_path / "instance")
+    reset_shared_database(env)
     full = {**os.environ, **env}
     subprocess.run(
         [sys.executable, "-m", "authserver.cli", "demo"],
@@ -33,7 +34,7 @@ def demo_server(tmp_path: Path):
         check=True,
         capture_output=True,
     )
-    server = start_server(env)
+    server = start_server(env, reset=False)
     try:
         yield server, tmp_path
     finally:
