@@ -215,3 +215,25 @@ def test_a_blocked_device_is_refused_by_every_worker(server):
         timeout=10,
     )
     assert {r.status_code for r in at_once(24, call)} == {401}
+
+
+def test_metrics_aggregate_across_workers(tmp_path):
+    srv = start_server(make_env(tmp_path / "metrics", AUTHSERVER_METRICS_TOKEN="scrape"),
+                       workers=3)
+    try:
+        tenant = srv.cli("tenants", "create", "Metrics")
+        c = srv.cli("clients", "create", "--tenant", tenant["id"], "--name", "svc",
+                    "--grant-type", "client_credentials", "--scope", "devices:read")
+        auth = (c["client_id"], c["client_secret"])
+        results = at_once(30, lambda _: requests.post(
+            f"{srv.url}/oauth/token", data={"grant_type": "client_credentials"}, auth=auth,
+            timeout=20))
+        assert all(r.status_code == 200 for r in results)
+        text = requests.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer scrape"},
+                            timeout=10).text
+        line = next(x for x in text.splitlines()
+                    if x.startswith('authserver_tokens_issued_total{grant="client_credentials"}'))
+        assert float(line.split()[-1]) == 30.0  # summed over every worker that served them
+        assert requests.get(f"{srv.url}/metrics", timeout=10).status_code == 404
+    finally:
+        stop_server(srv)
