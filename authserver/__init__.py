@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from authserver import metrics, observability
@@ -16,6 +16,7 @@ from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnav
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
+from authserver.observability import loggable_path
 from authserver.registry.problems import (
     ConflictProblem,
     NotFoundProblem,
@@ -123,6 +124,11 @@ def create_app(
     return app
 
 
+def _first_line(exc: DBAPIError) -> str:
+    lines = str(exc.orig).splitlines()
+    return lines[0] if lines else type(exc.orig).__name__
+
+
 def _unavailable(what: str, retry_after: int) -> Response:
     resp = jsonify(
         error="temporarily_unavailable",
@@ -146,16 +152,34 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(exc: StoreUnavailable) -> Response:
         # Fail closed: a check we cannot make is a request we cannot serve.
-        log.error("ephemeral store unavailable on %s: %s", request.path, exc)
+        log.error("ephemeral store unavailable on %s: %s", loggable_path(), exc)
         rollback()
         return _unavailable("state store", settings.retry_after_seconds)
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError) -> Response:
         # The driver's message, never the statement's parameters (they may hold secrets).
-        log.error("database unavailable on %s: %s", request.path, str(exc.orig).splitlines()[0])
+        log.error("database unavailable on %s: %s", loggable_path(), _first_line(exc))
         rollback()
         return _unavailable("database", settings.retry_after_seconds)
+
+    @app.errorhandler(DataError)
+    def bad_data(exc: DataError) -> Response:
+        # The database refused a value (PostgreSQL: NUL bytes, out-of-range numbers): the
+        # request was malformed, not the server.
+        log.warning("database refused a value on %s: %s", loggable_path(), _first_line(exc))
+        rollback()
+        if request.path.startswith("/api/"):
+            return ValidationProblem(
+                "The request contains a value that cannot be stored."
+            ).response()
+        resp = jsonify(
+            error="invalid_request",
+            error_description="The request contains a value that cannot be stored.",
+        )
+        resp.status_code = 400
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @app.errorhandler(Problem)
     def problem(exc: Problem) -> Response:

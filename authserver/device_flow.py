@@ -8,7 +8,6 @@ only by the user who claimed it, and redeemed at most once.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from authserver import audit, metrics
 from authserver.config import USER_CODE_ALPHABET, USER_CODE_LENGTH
 from authserver.ephemeral import EphemeralStore
+from authserver.limits import SlotLimiter
 from authserver.models import Client, Device, DeviceAuthorization, Location, User, db
 from authserver.registry.service import set_device_locations
 from authserver.security import keyed_hash, new_id, now
@@ -127,36 +127,37 @@ def find_live(user_code: str) -> DeviceAuthorization | None:
 class UserCodeGate:
     """RFC 8628 §5.1 brute-force limits on user-code entry, per address and global.
 
-    Every comparison of a typed code first takes a global slot held for a code's lifetime; a
-    correct code gives it back. See ``Settings.user_code_guess_probability`` for the arithmetic.
+    Every comparison of a typed code first takes an address slot and a global slot, each held
+    for its window unless the code was right. See ``Settings.user_code_guess_probability`` for the
+    arithmetic the global limit guarantees.
     """
 
     def __init__(self, store: EphemeralStore) -> None:
-        self.store = store
-        self.settings = get_state().settings
+        s = get_state().settings
+        self.settings = s
+        self.per_ip = SlotLimiter(store, "ucip", s.user_code_failures_per_ip, s.user_code_ip_window)
+        self.globally = SlotLimiter(
+            store, "ucglobal", s.user_code_failures_global, s.device_code_ttl
+        )
+        self.retry_after = 1
 
-    def _ip_key(self, ip: str) -> str:
-        return "ucip:" + hashlib.sha256(ip.encode()).hexdigest()[:40]
-
-    def reserve(self, ip: str) -> str | None:
-        """Take a global slot for one comparison; None (with ``retry_after``) when locked."""
+    def reserve(self, ip: str) -> tuple[str, str] | None:
+        """Slots for one comparison; None (with ``retry_after``) when locked."""
         s = self.settings
-        if self.store.count(self._ip_key(ip)) >= s.user_code_failures_per_ip:
+        ip_slot = self.per_ip.acquire(ip)
+        if ip_slot is None:
             self.retry_after = s.user_code_ip_window
             return None
-        for i in range(s.user_code_failures_global):
-            slot = f"ucglobal:{i}"
-            if self.store.claim_once(slot, ttl=s.device_code_ttl):
-                return slot
-        self.retry_after = max(1, s.device_code_ttl // s.user_code_failures_global)
-        return None
+        global_slot = self.globally.acquire()
+        if global_slot is None:
+            self.per_ip.release(ip_slot)
+            self.retry_after = max(1, s.device_code_ttl // s.user_code_failures_global)
+            return None
+        return ip_slot, global_slot
 
-    def failed(self, ip: str) -> None:
-        """A wrong code: the slot stays taken, and the address's count grows."""
-        self.store.hit(self._ip_key(ip), self.settings.user_code_ip_window)
-
-    def succeeded(self, slot: str) -> None:
-        self.store.delete(slot)
+    def succeeded(self, slots: tuple[str, str]) -> None:
+        for slot in slots:
+            self.per_ip.release(slot)
 
 
 def claim(record: DeviceAuthorization, user: User) -> None:
@@ -241,7 +242,11 @@ def decide(
         raise DecisionError("decided", "This code has already been used.")
     db.session.refresh(record)
     if approve and client.device_subject == "device":
-        record.device_id = _enrol_device(record, actor, user, t).id
+        try:
+            record.device_id = _enrol_device(record, actor, user, t).id
+        except DecisionError:
+            db.session.rollback()  # the approval above is undone with it
+            raise
     audit.record(
         "device.approved" if approve else "device.denied",
         record.tenant_id,
@@ -267,6 +272,9 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
                 Device.deleted_at.is_(None),
             )
         )
+    if device is not None and device.status == "BLOCKED":
+        # A blocked kiosk cannot unblock itself by enrolling again with the same key.
+        raise DecisionError("blocked", "This device is blocked; an administrator must unblock it.")
     if device is None:
         device = Device(
             id=new_id("dev"),

@@ -57,7 +57,7 @@ def configure_logging(level: str = "INFO") -> None:
 SECRET_PATH_ARGS = frozenset({"link_code", "user_code"})
 
 
-def _loggable_path() -> str:
+def loggable_path() -> str:
     """The path, except that codes carried in it (seed 000's link URL, the device-authorization
     API) are replaced by the route's placeholder."""
     rule = request.url_rule
@@ -74,6 +74,12 @@ def note(**fields: Any) -> None:
 
 
 def install(app: Flask) -> None:
+    def log_exception(exc_info: Any) -> None:
+        # Flask's own message names request.path, which may carry a link or user code.
+        app.logger.error("Exception on %s [%s]", loggable_path(), request.method, exc_info=exc_info)
+
+    app.log_exception = log_exception  # type: ignore[method-assign]
+
     @app.before_request
     def start() -> None:
         g.started = time.perf_counter()
@@ -101,7 +107,7 @@ def install(app: Flask) -> None:
             "logger": "authserver.access",
             "request_id": g.get("request_id"),
             "method": request.method,
-            "path": _loggable_path(),
+            "path": loggable_path(),
             "status": resp.status_code,
             "duration_ms": round(elapsed * 1000, 2),
             "client_id": fields.get("client_id") or (token.client_id if token else None),

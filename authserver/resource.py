@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 from flask import Response, g, jsonify, request
 
-from authserver.models import AccessToken, Device, db
+from authserver.models import AccessToken
 from authserver.registry.service import touch_activity
 from authserver.security import now_float
 from authserver.state import get_state
-from authserver.tokens import find_access_token_claims
+from authserver.tokens import access_token_is_live, find_access_token_claims
 from grants.dpop import SUPPORTED_ALGS, DPoPProof, InvalidDPoPProof, UseDPoPNonce, verify_proof
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,7 +119,8 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
     wire_scheme = "DPoP" if scheme == "dpop" else "Bearer"
     found = find_access_token_claims(token)
     record = found[0] if found else None
-    if record is None or record.is_revoked() or record.is_expired():
+    if record is None or not access_token_is_live(record):
+        # Revoked, expired, or its refresh family, device or user is gone (invariant 3).
         raise ResourceAuthError(
             401, "invalid_token", "The access token is not active.", wire_scheme
         )
@@ -177,13 +178,6 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
             )
         if nonces is not None and nonces.needs_refresh(proof.nonce, t):
             g.dpop_nonce = nonces.fresh(t)
-
-    if record.device_id is not None:
-        # A device token dies with its device (blocked, unlinked, deleted) even if a token was
-        # issued in the instant of the change (DESIGN invariant 3).
-        device = db.session.get(Device, record.device_id)
-        if device is None or device.deleted_at is not None or device.status != "ACTIVE":
-            raise ResourceAuthError(401, "invalid_token", "The device is not active.", wire_scheme)
 
     granted = set(record.scope.split())
     missing = [s for s in scopes if s not in granted]

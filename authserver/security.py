@@ -57,7 +57,7 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return _passwords.verify(password_hash or _DUMMY_PASSWORD_HASH, password) and bool(
             password_hash
         )
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
         return False
 
 

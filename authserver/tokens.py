@@ -13,7 +13,15 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from authserver.models import AccessToken, Client, RefreshFamily, RefreshToken, db
+from authserver.models import (
+    AccessToken,
+    Client,
+    Device,
+    RefreshFamily,
+    RefreshToken,
+    User,
+    db,
+)
 from authserver.security import keyed_hash, now
 from authserver.state import get_state
 from keys.jwks import InvalidSignedToken
@@ -107,6 +115,33 @@ def find_access_token_claims(token: str) -> tuple[AccessToken, dict[str, Any]] |
     return (record, claims) if record is not None else None
 
 
+def grant_is_live(*, family_id: str | None, device_id: str | None, user_id: str | None) -> bool:
+    """Whether what a token stands on still holds: its refresh family unrevoked, its device
+    ACTIVE and not deleted, its user active. One definition for resources, introspection,
+    refresh and redemption (DESIGN invariant 3)."""
+    if family_id is not None:
+        fam = db.session.get(RefreshFamily, family_id)
+        if fam is None or fam.revoked_at is not None:
+            return False
+    if device_id is not None:
+        device = db.session.get(Device, device_id)
+        if device is None or device.deleted_at is not None or device.status != "ACTIVE":
+            return False
+    if user_id is not None:
+        user = db.session.get(User, user_id)
+        if user is None or not user.active:
+            return False
+    return True
+
+
+def access_token_is_live(record: AccessToken) -> bool:
+    if record.is_revoked() or record.is_expired():
+        return False
+    return grant_is_live(
+        family_id=record.family_id, device_id=record.device_id, user_id=record.user_id
+    )
+
+
 def find_access_token(token: str) -> AccessToken | None:
     """The record of a genuine access token, whatever its state (expired or revoked included)."""
     found = find_access_token_claims(token)
@@ -180,6 +215,10 @@ def revoke_access_token_by_jti(jti: str) -> None:
 def revoke_family(family_id: str, reason: str) -> None:
     """Revoke a refresh family and every access token issued from it (RFC 7009 §2.1, RFC 9700)."""
     t = now()
+    # Lock the family first: a rotation in flight commits before this, or sees it revoked.
+    db.session.execute(
+        select(RefreshFamily.id).where(RefreshFamily.id == family_id).with_for_update()
+    )
     db.session.execute(
         update(RefreshFamily)
         .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))

@@ -34,7 +34,7 @@ from authserver import audit, device_flow, metrics
 from authserver.models import DeviceAuthorization, User, db
 from authserver.security import now
 from authserver.state import get_state
-from authserver.tokens import revoke_access_token_by_jti, revoke_family
+from authserver.tokens import grant_is_live, revoke_access_token_by_jti, revoke_family
 from grants import DEVICE_CODE, REFRESH_TOKEN
 from grants.common import (
     TokenSubject,
@@ -177,6 +177,10 @@ class DeviceCodeGrant(_Grant):
             db.session.refresh(record)
             self._revoke_issued(record)
             raise InvalidGrantError("The device_code has already been used.")
+        if not grant_is_live(family_id=None, device_id=record.device_id, user_id=record.user_id):
+            # Blocked or deleted since approval, or the approving user deactivated.
+            db.session.rollback()
+            raise InvalidGrantError("The device or user of this grant is no longer active.")
         user = db.session.get(User, record.user_id) if record.user_id else None
         if client.device_subject == "user" and user is not None:
             who = TokenSubject(user.id, user_id=user.id, auth_time=record.auth_time)

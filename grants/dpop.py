@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import re
 import struct
 from collections.abc import Callable
@@ -95,6 +96,10 @@ def _b64decode(part: str) -> bytes:
     if not _B64URL.match(part):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity would slip past the iat window
 
 
 def b64url_sha256(value: str) -> str:
@@ -264,10 +269,10 @@ def verify_proof(
     if len(parts) != 3 or not all(parts):
         raise InvalidDPoPProof("not a compact JWS")
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
+        header = json.loads(_b64decode(parts[0]), parse_constant=_no_constants)
+        claims = json.loads(_b64decode(parts[1]), parse_constant=_no_constants)
         signature = _b64decode(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidDPoPProof("not a compact JWS") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise InvalidDPoPProof("not a compact JWS")
@@ -304,7 +309,7 @@ def verify_proof(
         raise InvalidDPoPProof("htm claim missing")
     if not isinstance(htu, str):
         raise InvalidDPoPProof("htu claim missing")
-    if isinstance(iat, bool) or not isinstance(iat, int | float):
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
         raise InvalidDPoPProof("iat claim missing")
 
     # Step 8: htm matches the request method (methods are case-sensitive, RFC 9110 §9.1).
@@ -322,7 +327,7 @@ def verify_proof(
         ath = claims.get("ath")
         if not isinstance(ath, str):
             raise InvalidDPoPProof("ath claim missing")
-        if not hmac.compare_digest(ath, b64url_sha256(access_token)):
+        if not hmac.compare_digest(ath.encode(), b64url_sha256(access_token).encode()):
             raise InvalidDPoPProof("ath does not match the access token")
 
     # Step 10: the nonce, when the server requires one (§8, §9; §11.3 no proof without it).

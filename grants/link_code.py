@@ -10,7 +10,6 @@ consumed by a conditional UPDATE, so it links one terminal at most.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy import select, update
 
 from authserver import audit
 from authserver.admin import user_code_hash
+from authserver.limits import SlotLimiter
 from authserver.models import Client, Device, User, db
 from authserver.registry.service import link_code_hash
 from authserver.security import now, verify_password
@@ -56,12 +56,6 @@ class TooManyAttemptsError(OAuth2Error):
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
-def _limit_keys(link_code: str, ip: str) -> tuple[str, str]:
-    code_key = "linkcode:" + link_code_hash(link_code)[:40]
-    ip_key = "linkip:" + hashlib.sha256(ip.encode()).hexdigest()[:40]
-    return code_key, ip_key
-
-
 def link_device(
     client: Client,
     *,
@@ -78,11 +72,13 @@ def link_device(
     granted = resolve_scope(client, scope)
     state = get_state()
     s = state.settings
-    store = state.store
-    code_key, ip_key = _limit_keys(link_code, ip)
-    if store.count(ip_key) >= s.link_failures_per_ip or store.count(code_key) >= (
-        s.link_failures_per_code
-    ):
+    # Slots are taken before anything is checked, so concurrent guesses cannot exceed the limits.
+    by_ip = SlotLimiter(state.store, "linkip", s.link_failures_per_ip, s.link_failure_window)
+    by_code = SlotLimiter(state.store, "linkcode", s.link_failures_per_code, s.link_failure_window)
+    ip_slot = by_ip.acquire(ip)
+    code_slot = by_code.acquire(link_code_hash(link_code)) if ip_slot else None
+    if ip_slot is None or code_slot is None:
+        by_ip.release(ip_slot)
         raise TooManyAttemptsError(s.link_failure_window)
 
     t = now()
@@ -111,9 +107,7 @@ def link_device(
     # Always one argon2 verification, so timing does not tell a wrong code from a wrong password.
     password_ok = verify_password(password, user.password_hash if user else None)
     if not (usable and user is not None and user.active and password_ok):
-        store.hit(ip_key, s.link_failure_window)
-        store.hit(code_key, s.link_failure_window)
-        raise InvalidGrantError("The link code, user or password is wrong.")
+        raise InvalidGrantError("The link code, user or password is wrong.")  # slots stay taken
     assert device is not None and user is not None
 
     # Consume the link code: only one request can move the device out of READY_TO_LINK.
@@ -151,7 +145,12 @@ def link_device(
     family = None
     if client.check_grant_type(REFRESH_TOKEN):
         family = new_refresh_family(client, who, granted, proof)
-    return token_response(client, who, granted, proof, family=family)
+    body = token_response(client, who, granted, proof, family=family)
+    # Given back only after the commit: on SQLite a store write while this transaction held the
+    # database would wait for itself.
+    by_ip.release(ip_slot)
+    by_code.release(code_slot)
+    return body
 
 
 class LinkCodeGrant(grants.BaseGrant, grants.TokenEndpointMixin):

@@ -20,28 +20,14 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.hooks import hooked
-from sqlalchemy import update
+from sqlalchemy import exists, select, update
 
 from authserver import audit
-from authserver.models import Device, RefreshFamily, RefreshToken, User, db
+from authserver.models import Device, RefreshFamily, RefreshToken, db
 from authserver.security import now
-from authserver.tokens import RefreshTokenRecord, find_refresh_token, revoke_family
+from authserver.tokens import RefreshTokenRecord, find_refresh_token, grant_is_live, revoke_family
 from grants.common import TokenSubject, check_dpop, response_headers, token_response
 from grants.dpop import InvalidDPoPProof
-
-
-def subject_still_allowed(record: RefreshTokenRecord) -> bool:
-    """A grant dies with its device (blocked, unlinked, deleted) or its user (deactivated)."""
-    fam = record.family
-    if fam.device_id:
-        device = db.session.get(Device, fam.device_id)
-        if device is None or device.deleted_at is not None or device.status != "ACTIVE":
-            return False
-    if fam.user_id:
-        user = db.session.get(User, fam.user_id)
-        if user is None or not user.active:
-            return False
-    return True
 
 
 def reuse_detected(fam: RefreshFamily) -> None:
@@ -97,7 +83,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             # A terminal linked with a DPoP key stays bound to it whatever its client is (the
             # link grant's promise); elsewhere RFC 9449 §5 binds public clients' families only.
             raise InvalidDPoPProof("key does not match the device's key")
-        if not subject_still_allowed(record):
+        if not grant_is_live(family_id=None, device_id=fam.device_id, user_id=fam.user_id):
+            # A grant dies with its device (blocked, unlinked, deleted) or user (deactivated).
             raise InvalidGrantError("The device or user of this grant is no longer active.")
 
         granted = fam.scope.split()
@@ -119,16 +106,27 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         client = request.client
         record: RefreshTokenRecord = request.refresh_token
         fam = record.family
-        # Rotation and reuse detection in one transaction: only one request marks it used.
+        # Rotation and reuse detection in one transaction. The family row is locked first
+        # (PostgreSQL; SQLite serialises writers anyway), so a revocation of the family either
+        # happens before (and this UPDATE finds it revoked) or waits for this commit (and then
+        # also revokes the access token issued here).
+        db.session.execute(
+            select(RefreshFamily.id).where(RefreshFamily.id == fam.id).with_for_update()
+        )
         won = db.session.execute(
             update(RefreshToken)
             .where(
-                RefreshToken.token_hash == record.token.token_hash, RefreshToken.used_at.is_(None)
+                RefreshToken.token_hash == record.token.token_hash,
+                RefreshToken.used_at.is_(None),
+                exists().where(RefreshFamily.id == fam.id, RefreshFamily.revoked_at.is_(None)),
             )
             .values(used_at=now())
         ).rowcount  # type: ignore[attr-defined]
         if won != 1:
             db.session.rollback()
+            db.session.refresh(fam)
+            if fam.revoked_at is not None:
+                raise InvalidGrantError("The refresh token is no longer valid.")
             reuse_detected(fam)
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         who = TokenSubject(

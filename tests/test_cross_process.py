@@ -19,7 +19,9 @@ LINK_GRANT = "urn:authserver:params:oauth:grant-type:link-code"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = start_server(make_env(tmp_path_factory.mktemp("xproc")), workers=4)
+    srv = start_server(
+        make_env(tmp_path_factory.mktemp("xproc"), AUTHSERVER_METRICS_TOKEN="scrape"), workers=4
+    )
     try:
         tenant = srv.cli("tenants", "create", "Cross")
         srv.cli(
@@ -217,23 +219,57 @@ def test_a_blocked_device_is_refused_by_every_worker(server):
     assert {r.status_code for r in at_once(24, call)} == {401}
 
 
-def test_metrics_aggregate_across_workers(tmp_path):
-    srv = start_server(make_env(tmp_path / "metrics", AUTHSERVER_METRICS_TOKEN="scrape"),
-                       workers=3)
-    try:
-        tenant = srv.cli("tenants", "create", "Metrics")
-        c = srv.cli("clients", "create", "--tenant", tenant["id"], "--name", "svc",
-                    "--grant-type", "client_credentials", "--scope", "devices:read")
-        auth = (c["client_id"], c["client_secret"])
-        results = at_once(30, lambda _: requests.post(
-            f"{srv.url}/oauth/token", data={"grant_type": "client_credentials"}, auth=auth,
-            timeout=20))
-        assert all(r.status_code == 200 for r in results)
-        text = requests.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer scrape"},
-                            timeout=10).text
-        line = next(x for x in text.splitlines()
-                    if x.startswith('authserver_tokens_issued_total{grant="client_credentials"}'))
-        assert float(line.split()[-1]) == 30.0  # summed over every worker that served them
-        assert requests.get(f"{srv.url}/metrics", timeout=10).status_code == 404
-    finally:
-        stop_server(srv)
+def issued(server) -> float:
+    text = requests.get(
+        f"{server.url}/metrics", headers={"Authorization": "Bearer scrape"}, timeout=10
+    ).text
+    for line in text.splitlines():
+        if line.startswith('authserver_tokens_issued_total{grant="client_credentials"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_aggregate_across_workers(server):
+    before = issued(server)
+    auth = (server.service["client_id"], server.service["client_secret"])
+    results = at_once(
+        30,
+        lambda _: requests.post(
+            f"{server.url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=auth,
+            timeout=20,
+        ),
+    )
+    assert all(r.status_code == 200 for r in results)
+    assert issued(server) - before == 30.0  # summed over every worker that served them
+    assert requests.get(f"{server.url}/metrics", timeout=10).status_code == 404
+
+
+def test_link_guess_limit_holds_under_concurrency(server):
+    admin = service_token(server)
+    created = requests.post(
+        f"{server.url}/api/v1/devices",
+        json={"name": "Till G", "status": "READY_TO_LINK"},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=10,
+    ).json()["data"]
+
+    def guess(i):
+        return requests.post(
+            f"{server.url}/oauth/token",
+            timeout=20,
+            data={
+                "grant_type": LINK_GRANT,
+                "client_id": server.pos["client_id"],
+                "link_code": created["linkCode"],
+                "user_code": "4321",
+                "password": f"guess-{i}",
+            },
+        )
+
+    responses = at_once(12, guess)
+    evaluated = [r for r in responses if r.status_code == 400]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(evaluated) <= 5  # AUTHSERVER_LINK_FAILURES_PER_CODE, whatever the concurrency
+    assert len(evaluated) + len(refused) == 12

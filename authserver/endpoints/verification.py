@@ -5,7 +5,6 @@ brute-force gate (§5.1)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
@@ -15,7 +14,9 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 from sqlalchemy import select
 
 from authserver import device_flow
+from authserver.limits import SlotLimiter
 from authserver.models import Client, DeviceAuthorization, Location, User, db
+from authserver.registry.bodies import clean_text
 from authserver.security import now, verify_password
 from authserver.state import get_state
 
@@ -106,7 +107,8 @@ def page() -> Any:
 
 @bp.post("/device")
 def act() -> Any:
-    if not hmac.compare_digest(request.form.get("csrf", ""), session.get("csrf", "") or "-"):
+    given = request.form.get("csrf", "").encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(given, (session.get("csrf", "") or "-").encode()):
         return _render(
             "device/message.html",
             400,
@@ -129,8 +131,8 @@ def act() -> Any:
 def _enter_code() -> Any:
     gate = device_flow.UserCodeGate(get_state().store)
     ip = request.remote_addr or "-"
-    slot = gate.reserve(ip)
-    if slot is None:
+    slots = gate.reserve(ip)
+    if slots is None:
         html, status = _render(
             "device/enter.html",
             429,
@@ -140,13 +142,13 @@ def _enter_code() -> Any:
         return html, status, {"Retry-After": str(gate.retry_after)}
     record = device_flow.find_live(request.form.get("user_code", "")[:64])
     if record is None:
-        gate.failed(ip)
+        # The slots stay taken: this wrong code counts against the address and globally.
         return _render(
             "device/enter.html",
             400,
             error="That code is not valid or has expired. Check the device's screen.",
         )
-    gate.succeeded(slot)
+    gate.succeeded(slots)
     session.permanent = True
     session["dva"] = record.id
     return redirect(url_for("verify.page"), 303)
@@ -158,14 +160,9 @@ def _login() -> Any:
         return redirect(url_for("verify.page"), 303)
     login = request.form.get("login", "")[:200]
     password = request.form.get("password", "")[:1024]
-    store = get_state().store
-    key = (
-        "login:"
-        + hashlib.sha256(f"{record.tenant_id}|{login}|{request.remote_addr}".encode()).hexdigest()[
-            :40
-        ]
-    )
-    if store.count(key) >= LOGIN_FAILURES:
+    limiter = SlotLimiter(get_state().store, "login", LOGIN_FAILURES, LOGIN_WINDOW)
+    slot = limiter.acquire(f"{record.tenant_id}|{login}|{request.remote_addr}")
+    if slot is None:
         html, status = _render(
             "device/login.html",
             429,
@@ -173,14 +170,14 @@ def _login() -> Any:
             error="Too many failed sign-ins. Wait a few minutes.",
         )
         return html, status, {"Retry-After": str(LOGIN_WINDOW)}
-    user = device_flow.find_user(record.tenant_id, login)
+    user = device_flow.find_user(record.tenant_id, login) if clean_text(login) else None
     if not verify_password(password, user.password_hash if user else None) or not (
         user and user.active
     ):
-        store.hit(key, LOGIN_WINDOW)
         return _render(
             "device/login.html", 401, record=record, error="The login or password is wrong."
         )
+    limiter.release(slot)
     # A new sign-in gets a new CSRF token (no fixation across the privilege change).
     session["csrf"] = secrets.token_urlsafe(24)
     session["uid"] = user.id

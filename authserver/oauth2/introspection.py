@@ -12,8 +12,10 @@ from authserver.models import AccessToken, Client, db
 from authserver.state import get_state
 from authserver.tokens import (
     RefreshTokenRecord,
+    access_token_is_live,
     find_access_token,
     find_refresh_token,
+    grant_is_live,
     revoke_access_token,
     revoke_family,
 )
@@ -55,6 +57,8 @@ class Introspection(IntrospectionEndpoint):
     def introspect_token(self, token: TokenRecord) -> dict[str, Any]:
         issuer = get_state().settings.issuer
         if isinstance(token, AccessToken):
+            if not access_token_is_live(token):
+                return {"active": False}  # its family, device or user is gone
             body: dict[str, Any] = {
                 "active": True,
                 "client_id": token.client_id,
@@ -71,6 +75,8 @@ class Introspection(IntrospectionEndpoint):
             jkt = token.jkt
         else:
             fam = token.family
+            if not grant_is_live(family_id=None, device_id=fam.device_id, user_id=fam.user_id):
+                return {"active": False}
             body = {
                 "active": True,
                 "client_id": fam.client_id,

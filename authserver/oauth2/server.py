@@ -51,6 +51,8 @@ def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
     client_id, secret = unquote_plus(client_id), unquote_plus(secret)
     if not client_id or not secret:
         return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in client_id + secret):
+        return None
     if len(client_id) > MAX_CLIENT_ID_CHARS or len(secret) > MAX_SECRET_CHARS:
         return None
     return client_id, secret

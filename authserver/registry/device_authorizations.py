@@ -7,14 +7,15 @@ approve enrolment of kiosks (device-subject clients), never a person's sign-in.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from authserver import device_flow
+from authserver.limits import SlotLimiter
 from authserver.models import User
 from authserver.registry.access import require_registry_token, token_actor
+from authserver.registry.bodies import json_body
 from authserver.registry.problems import (
     ConflictProblem,
     NotFoundProblem,
@@ -28,6 +29,7 @@ bp = Blueprint("device_authorizations", __name__)
 FAILURES_PER_CLIENT = 10
 FAILURE_WINDOW = 600
 _STATUS = {
+    "blocked": 409,
     "claimed": 409,
     "decided": 409,
     "expired": 409,
@@ -38,9 +40,7 @@ _STATUS = {
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationProblem("The body must be a JSON object.")
+    data = json_body()
     allowed = {"decision", "locationId", "tillId", "name"}
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -58,17 +58,17 @@ def _body() -> dict[str, Any]:
 def decide(user_code: str) -> Response:
     token, user = token_actor()
     data = _body()
-    store = get_state().store
-    key = "dvaapi:" + hashlib.sha256(token.client_id.encode()).hexdigest()[:40]
-    if store.count(key) >= FAILURES_PER_CLIENT:
+    limiter = SlotLimiter(get_state().store, "dvaapi", FAILURES_PER_CLIENT, FAILURE_WINDOW)
+    slot = limiter.acquire(token.client_id)
+    if slot is None:
         raise TooManyRequestsProblem(
             "Too many unknown codes; retry later.", retryAfter=FAILURE_WINDOW
         )
     record = device_flow.find_live(user_code[:64])
     if record is None or record.tenant_id != token.tenant_id:
-        store.hit(key, FAILURE_WINDOW)
-        # Another tenant's code is as unknown as a wrong one: nothing leaks across tenants.
+        # The slot stays taken. Another tenant's code is as unknown as a wrong one: nothing leaks across tenants.
         raise NotFoundProblem("No pending device authorization with this code.")
+    limiter.release(slot)
     try:
         done = device_flow.decide(
             record,

@@ -12,7 +12,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from authserver.models import Client, Device, DeviceLocation, User, db
 from authserver.registry import pagination
 from authserver.registry.access import require_registry_token, token_actor
-from authserver.registry.bodies import json_body, optional_str, string_list
+from authserver.registry.bodies import clean_text, json_body, optional_str, string_list
 from authserver.registry.problems import ForbiddenProblem, Problem, ValidationProblem
 from authserver.registry.service import (
     APP_CODES,
@@ -70,6 +70,8 @@ def _arg(name: str, allowed: tuple[str, ...] | None = None) -> str | None:
     value = values[0]
     if len(value) > MAX_FILTER:
         raise ValidationProblem(f"{name} is too long.")
+    if not clean_text(value):
+        raise ValidationProblem(f"{name} contains control characters.")
     if allowed is not None and value not in allowed:
         raise ValidationProblem(f"{name} must be one of {', '.join(allowed)}.")
     return value

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 from authserver.state import get_state
@@ -55,6 +56,6 @@ def decode(cursor: str, context: str) -> tuple[Any, str]:
 def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise CursorError(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)

@@ -7,6 +7,7 @@ transaction as the change.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ class RegistryError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
 
 
 def iso(ts: int | None) -> str | None:
@@ -82,7 +86,7 @@ def location_json(loc: Location) -> dict[str, Any]:
 
 
 def get_location(tenant_id: str, location_id: str) -> Location:
-    loc = db.session.get(Location, location_id) if len(location_id) <= 48 else None
+    loc = db.session.get(Location, location_id) if _ID.fullmatch(location_id) else None
     if loc is None or loc.tenant_id != tenant_id:
         raise RegistryError("not_found", "No such location.")
     return loc
@@ -92,6 +96,8 @@ def check_location_ids(tenant_id: str, ids: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
+    if not all(_ID.fullmatch(i) for i in wanted):
+        raise RegistryError("validation", "Location ids are letters, digits, _ and -.")
     found = set(
         db.session.scalars(
             select(Location.id).where(Location.tenant_id == tenant_id, Location.id.in_(wanted))
@@ -173,7 +179,7 @@ def device_json(device: Device, location_ids: list[str], link_code: str | None =
 
 
 def get_device(tenant_id: str, device_id: str) -> Device:
-    device = db.session.get(Device, device_id) if len(device_id) <= 48 else None
+    device = db.session.get(Device, device_id) if _ID.fullmatch(device_id) else None
     if device is None or device.tenant_id != tenant_id or device.deleted_at is not None:
         raise RegistryError("not_found", "No such device.")
     return device
