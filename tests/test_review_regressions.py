@@ -259,4 +259,4 @@ def test_forged_proof_helper_is_still_refused(http, world):
     creds = world.client()
     resp = dpop_at_token(http, creds, forge({"typ": "dpop+jwt", "alg": "ES256"}, {}, b"x"))
     assert resp.status_code == 400
-    assert b64("x".encode())
+    assert b64(b"x")
