@@ -21,10 +21,7 @@ def list_events() -> Response:
     token, user = token_actor()
     if user is None or "TENANT.ADMIN" not in (user.roles or []):
         raise ForbiddenProblem("Audit events are for users with the role TENANT.ADMIN.")
-    try:
-        limit = pagination.parse_limit(request.args.get("limit"))
-    except pagination.CursorError as exc:
-        raise ValidationProblem(str(exc)) from exc
+    limit = pagination.limit_or_400(request.args.get("limit"))
     query = select(AuditEvent).where(AuditEvent.tenant_id == token.tenant_id)
     if (type_ := request.args.get("type")) is not None:
         if type_ not in TYPES:
@@ -33,11 +30,8 @@ def list_events() -> Response:
     if (device_id := request.args.get("deviceId")) is not None:
         query = query.where(AuditEvent.device_id == device_id[:48])
     context = "audit:desc"
-    if cursor := request.args.get("cursor"):
-        try:
-            value, last_id = pagination.decode(cursor, context)
-        except pagination.CursorError as exc:
-            raise ValidationProblem(str(exc)) from exc
+    if after := pagination.after_or_400(request.args.get("cursor"), context):
+        value, last_id = after
         query = query.where(
             or_(
                 AuditEvent.created_at < value,

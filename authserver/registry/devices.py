@@ -83,10 +83,7 @@ def list_devices() -> Response:
     tenant_id, _ = _actor()
     sort_by = _arg("sortBy", tuple(SORTS)) or "createdAt"
     order = _arg("sortOrder", ("asc", "desc")) or "asc"
-    try:
-        limit = pagination.parse_limit(_arg("limit"))
-    except pagination.CursorError as exc:
-        raise ValidationProblem(str(exc)) from exc
+    limit = pagination.limit_or_400(_arg("limit"))
     key = SORTS[sort_by]
     query = select(Device).where(Device.tenant_id == tenant_id, Device.deleted_at.is_(None))
     if (loc := _arg("locationId")) is not None:
@@ -113,11 +110,8 @@ def list_devices() -> Response:
             )
         )
     context = f"devices:{sort_by}:{order}"
-    if (cursor := _arg("cursor")) is not None:
-        try:
-            value, last_id = pagination.decode(cursor, context)
-        except pagination.CursorError as exc:
-            raise ValidationProblem(str(exc)) from exc
+    if after := pagination.after_or_400(_arg("cursor"), context):
+        value, last_id = after
         if order == "asc":
             query = query.where(or_(key > value, and_(key == value, Device.id > last_id)))
         else:
@@ -317,18 +311,12 @@ def me_users() -> Response:
     """Active users who may sign in on this device: a role for the whole tenant (``ROLE``) or
     for one of the device's locations (``ROLE@loc_...``)."""
     device = _me()
-    try:
-        limit = pagination.parse_limit(_arg("limit"))
-    except pagination.CursorError as exc:
-        raise ValidationProblem(str(exc)) from exc
+    limit = pagination.limit_or_400(_arg("limit"))
     locs = set(locations_of([device.id])[device.id])
     query = select(User).where(User.tenant_id == device.tenant_id, User.active.is_(True))
     context = f"device-users:{device.id}"
-    if (cursor := _arg("cursor")) is not None:
-        try:
-            value, last_id = pagination.decode(cursor, context)
-        except pagination.CursorError as exc:
-            raise ValidationProblem(str(exc)) from exc
+    if after := pagination.after_or_400(_arg("cursor"), context):
+        value, last_id = after
         query = query.where(or_(User.login > value, and_(User.login == value, User.id > last_id)))
     users: list[User] = []
     has_more = False

@@ -47,17 +47,11 @@ def list_locations() -> Response:
     from flask import request
 
     token, _ = token_actor()
-    try:
-        limit = pagination.parse_limit(request.args.get("limit"))
-    except pagination.CursorError as exc:
-        raise ValidationProblem(str(exc)) from exc
+    limit = pagination.limit_or_400(request.args.get("limit"))
     query = select(Location).where(Location.tenant_id == token.tenant_id)
     context = "locations:name"
-    if cursor := request.args.get("cursor"):
-        try:
-            value, last_id = pagination.decode(cursor, context)
-        except pagination.CursorError as exc:
-            raise ValidationProblem(str(exc)) from exc
+    if after := pagination.after_or_400(request.args.get("cursor"), context):
+        value, last_id = after
         query = query.where(
             or_(Location.name > value, and_(Location.name == value, Location.id > last_id))
         )

@@ -59,3 +59,24 @@ def parse_limit(raw: str | None) -> int:
     if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise CursorError(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+def limit_or_400(raw: str | None) -> int:
+    from authserver.registry.problems import ValidationProblem
+
+    try:
+        return parse_limit(raw)
+    except CursorError as exc:
+        raise ValidationProblem(str(exc)) from exc
+
+
+def after_or_400(cursor: str | None, context: str) -> tuple[Any, str] | None:
+    """The (sort key, id) a page starts after, or None for the first page."""
+    from authserver.registry.problems import ValidationProblem
+
+    if not cursor:
+        return None
+    try:
+        return decode(cursor, context)
+    except CursorError as exc:
+        raise ValidationProblem(str(exc)) from exc
