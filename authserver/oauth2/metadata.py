@@ -35,5 +35,15 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
         # OIDC Discovery §3 (REQUIRED members): ID tokens for users signing in on shared screens.
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [state.keyring.signing_alg],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "at_hash", "tenant"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "at_hash",
+            "tenant",
+            "preferred_username",
+        ],
     }
