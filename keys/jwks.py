@@ -15,7 +15,6 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
@@ -141,6 +140,3 @@ class KeyRing:
         if obj.headers().get("alg") != key.get("alg") and key.get("alg"):
             raise InvalidSignedToken("alg does not match the key")
         return key
-
-    def keyset(self) -> KeySet:
-        return KeySet(list(self.snapshot().verify_keys.values()))
