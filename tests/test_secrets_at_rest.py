@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from authserver.models import db
 from tests.conftest import cc_token
+from tests.device_helpers import DEVICE_GRANT
 from tests.oauth2.refresh_factory import make_refresh_token
 
 
@@ -32,8 +33,32 @@ def test_no_secret_is_stored_in_clear(http, world, app):
     access = cc_token(http, creds).get_json()["access_token"]
     refresh = make_refresh_token(app, creds)
 
+    # Device flow and link codes too.
+    kiosk = world.client(tenant, grant_types=(DEVICE_GRANT,), auth_method="none")
+    flow = http.post("/oauth/device_authorization", data={"client_id": kiosk.client_id}).get_json()
+    device = http.post(
+        "/api/v1/devices",
+        json={"name": "t", "status": "READY_TO_LINK"},
+        headers={"Authorization": f"Bearer {access}"},
+    ).get_json()["data"]
+    codes = (
+        flow["device_code"],
+        flow["user_code"],
+        flow["user_code"].replace("-", ""),
+        device["linkCode"],
+        device["linkCode"].replace("-", ""),
+    )
+
     dump = dump_database(app)
-    for secret in (creds.client_secret, password, user_code, refresh, access, access.split(".")[2]):
+    for secret in (
+        creds.client_secret,
+        password,
+        user_code,
+        refresh,
+        access,
+        access.split(".")[2],
+        *codes,
+    ):
         assert secret not in dump
     assert "PRIVATE KEY" not in dump
     assert "bob" in dump  # the dump does see the tables' contents
