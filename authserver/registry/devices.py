@@ -26,10 +26,10 @@ from authserver.registry.service import (
     update_device,
 )
 from authserver.resource import current_proof, current_token, require_token
-from authserver.security import now, now_float
-from authserver.state import get_state
+from authserver.security import now
 from grants import LINK_CODE
-from grants.dpop import InvalidDPoPProof, UseDPoPNonce, verify_proof
+from grants.common import check_dpop
+from grants.dpop import UseDPoPNonce
 from grants.link_code import link_device
 
 bp = Blueprint("devices", __name__)
@@ -223,24 +223,9 @@ def link(link_code: str) -> Response:
         raise Problem("Unknown appId.", error="invalid_client")
     if not client.check_grant_type(LINK_CODE):
         raise Problem("The app is not registered for linking.", error="unauthorized_client")
-    state = get_state()
-    s = state.settings
-    proof = None
-    values = request.headers.getlist("DPoP")
     try:
-        if values:
-            proof = verify_proof(
-                values,
-                method="POST",
-                url=s.issuer + request.path,
-                now=now_float(),
-                max_age=s.dpop_max_age,
-                max_future=s.dpop_max_future,
-                store=state.store,
-                nonces=state.nonces if "token" in s.dpop_nonce else None,
-            )
-        elif client.dpop_bound:
-            raise InvalidDPoPProof("this client must present a DPoP proof")
+        # The same proof checks as at the token endpoint, for this URL.
+        proof = check_dpop(request, client, request.path)
         tokens = link_device(
             client,
             link_code=link_code[:64],

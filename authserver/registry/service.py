@@ -26,7 +26,7 @@ from authserver.models import (
     RefreshFamily,
     db,
 )
-from authserver.security import keyed_hash, new_id, now
+from authserver.security import keyed_hash, new_id, now, now_float
 from authserver.state import get_state
 
 STATUSES = ("READY_TO_LINK", "ACTIVE", "BLOCKED")
@@ -35,7 +35,7 @@ APP_CODES = ("CLIENT", "ASSISTANT", "KIOSK", "UNKNOWN")
 LOCATION_KINDS = ("store", "venue", "warehouse", "other")
 LINK_CODE_PURPOSE = "link-code"
 LINK_CODE_LENGTH = 12  # 12 base-20 characters: ~52 bits, and a user code + password on top
-DEFAULT_LINK_CODE_TTL = 7 * 86400
+ACTIVITY_INTERVAL = 60
 
 
 class RegistryError(Exception):
@@ -310,9 +310,22 @@ def delete_device(device: Device, actor: str) -> None:
     db.session.commit()
 
 
+_recent_activity: dict[str, float] = {}
+
+
 def touch_activity(device_id: str) -> None:
-    """lastActivityAt, written at most once a minute per device (not on every request)."""
-    if get_state().store.claim_once(f"activity:{device_id}", ttl=60):
+    """lastActivityAt, written at most once a minute per device (not on every request).
+
+    A process that touched the device within the minute skips even the store; otherwise the
+    shared claim picks one writer per minute across every process.
+    """
+    t = now_float()
+    if t - _recent_activity.get(device_id, float("-inf")) < ACTIVITY_INTERVAL:
+        return
+    if len(_recent_activity) > 10_000:
+        _recent_activity.clear()  # bounded memory; only costs a store call per device
+    _recent_activity[device_id] = t
+    if get_state().store.claim_once(f"activity:{device_id}", ttl=ACTIVITY_INTERVAL):
         db.session.execute(
             update(Device).where(Device.id == device_id).values(last_activity_at=now())
         )
