@@ -228,6 +228,23 @@ class LiveServer:
         )
         return json.loads(out.stdout)
 
+    def service_client(self, tenant_name: str, scope: str = "devices:read", *extra: str) -> Any:
+        """A new tenant and a client-credentials client in it, made through the CLI."""
+        tenant = self.cli("tenants", "create", tenant_name)
+        return self.cli(
+            "clients",
+            "create",
+            "--tenant",
+            tenant["id"],
+            "--name",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            scope,
+            *extra,
+        )
+
 
 def reset_shared_database(env: dict[str, str]) -> None:
     """On PostgreSQL (shared by the run) empty the tables a server process will use."""

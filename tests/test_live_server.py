@@ -22,19 +22,7 @@ def kid_of(token: str) -> str:
 
 @pytest.fixture
 def service(live_server):
-    tenant = live_server.cli("tenants", "create", "Live")
-    client = live_server.cli(
-        "clients",
-        "create",
-        "--tenant",
-        tenant["id"],
-        "--name",
-        "svc",
-        "--grant-type",
-        "client_credentials",
-        "--scope",
-        "devices:read devices:write",
-    )
+    client = live_server.service_client("Live", "devices:read devices:write")
     return client["client_id"], client["client_secret"]
 
 
@@ -88,19 +76,7 @@ def test_rotation_by_cli_reaches_the_running_server(tmp_path):
 
     server = start_server(make_env(tmp_path / "rot", AUTHSERVER_KEY_CACHE_SECONDS="1"))
     try:
-        tenant = server.cli("tenants", "create", "Rot")
-        c = server.cli(
-            "clients",
-            "create",
-            "--tenant",
-            tenant["id"],
-            "--name",
-            "svc",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "devices:read",
-        )
+        c = server.service_client("Rot", "devices:read")
         auth = (c["client_id"], c["client_secret"])
         old = get_token(server.url, auth)
         rotated = server.cli("keys", "rotate", "--force")

@@ -101,19 +101,7 @@ def test_redis_outage_is_503_then_resumes(tmp_path):
     env = make_env(tmp_path / "inst", REDIS_URL=f"redis://127.0.0.1:{redis_srv.port}/0")
     server = start_server(env, workers=2)
     try:
-        tenant = server.cli("tenants", "create", "Out")
-        c = server.cli(
-            "clients",
-            "create",
-            "--tenant",
-            tenant["id"],
-            "--name",
-            "svc",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "devices:read",
-        )
+        c = server.service_client("Out", "devices:read")
         creds = (c["client_id"], c["client_secret"])
         assert dpop_token(server.url, creds).status_code == 200
         before = count_tokens(server)
@@ -194,19 +182,7 @@ def test_database_outage_is_503_then_resumes(tmp_path):
     env = make_env(tmp_path / "inst", DATABASE_URL=pg.url)
     server = start_server(env, workers=2)
     try:
-        tenant = server.cli("tenants", "create", "Db")
-        c = server.cli(
-            "clients",
-            "create",
-            "--tenant",
-            tenant["id"],
-            "--name",
-            "svc",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "devices:read",
-        )
+        c = server.service_client("Db", "devices:read")
         creds = (c["client_id"], c["client_secret"])
         form = {"grant_type": "client_credentials"}
         assert (
