@@ -38,6 +38,14 @@ def upgrade(revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def stamp(revision: str = "head") -> None:
+    """Record ``revision`` as applied without running anything (a schema built from the models)."""
+    cfg = alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.stamp(cfg, revision)
+
+
 def revision(message: str) -> None:
     """Write a new migration from the difference between the models and the database."""
     cfg = alembic_config()

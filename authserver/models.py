@@ -130,12 +130,13 @@ class Client(db.Model):
 
 
 class AccessToken(db.Model):
-    """The record of every issued JWT access token, by ``jti`` (Authlib's ``TokenMixin``)."""
+    """The record of every issued JWT access token, by the keyed hash of its ``jti`` (Authlib's
+    ``TokenMixin``). The clear ``jti`` is not stored: see ``authserver.tokens``."""
 
     __tablename__ = "access_tokens"
     __table_args__ = (Index("ix_access_tokens_expires_at", "expires_at"),)
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti_hash: Mapped[str] = mapped_column(HASH, primary_key=True)
     client_id: Mapped[str] = mapped_column(ID, index=True)
     tenant_id: Mapped[str] = mapped_column(ID)
     subject: Mapped[str] = mapped_column(String(200))
@@ -256,7 +257,7 @@ class DeviceAuthorization(db.Model):
     device_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     redeemed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     family_id: Mapped[str | None] = mapped_column(ID, nullable=True)
-    access_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    access_jti_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
 
 
 class RefreshFamily(db.Model):

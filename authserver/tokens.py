@@ -1,8 +1,10 @@
 """Access-token issuance, lookup and revocation: the one place tokens are made and recorded.
 
-Access tokens are RFC 9068 JWTs signed by the current key. Each is also recorded by ``jti`` so that
-introspection, revocation and device blocking take effect on the next request. Issuing costs one
-INSERT; nothing is read back.
+Access tokens are RFC 9068 JWTs signed by the current key. Each is also recorded, by a keyed hash
+of its ``jti``, so that introspection, revocation and device blocking take effect on the next
+request. The clear ``jti`` is never stored: RFC 9068 lets resource servers log it, and nothing a
+database reader can see is an input the server would accept (DESIGN invariant 6). Issuing costs
+one INSERT; nothing is read back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from keys.jwks import InvalidSignedToken
 MAX_TOKEN_CHARS = 4096
 _INSERT_ACCESS_TOKEN = insert(AccessToken.__table__)
 REFRESH_HASH_PURPOSE = "refresh-token"
+JTI_HASH_PURPOSE = "access-token-jti"
+
+
+def jti_hash(jti: str) -> str:
+    return keyed_hash(JTI_HASH_PURPOSE, jti)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def issue_access_token(
     db.session.connection().execute(
         _INSERT_ACCESS_TOKEN,
         {
-            "jti": jti,
+            "jti_hash": jti_hash(jti),
             "client_id": client.client_id,
             "tenant_id": client.tenant_id,
             "subject": subject,
@@ -111,7 +118,7 @@ def find_access_token_claims(token: str) -> tuple[AccessToken, dict[str, Any]] |
     jti = claims.get("jti")
     if claims.get("iss") != state.settings.issuer or not isinstance(jti, str) or len(jti) > 64:
         return None
-    record = db.session.get(AccessToken, jti)
+    record = db.session.get(AccessToken, jti_hash(jti))
     return (record, claims) if record is not None else None
 
 
@@ -140,12 +147,6 @@ def access_token_is_live(record: AccessToken) -> bool:
     return grant_is_live(
         family_id=record.family_id, device_id=record.device_id, user_id=record.user_id
     )
-
-
-def find_access_token(token: str) -> AccessToken | None:
-    """The record of a genuine access token, whatever its state (expired or revoked included)."""
-    found = find_access_token_claims(token)
-    return found[0] if found else None
 
 
 @dataclass
@@ -201,13 +202,13 @@ def issue_refresh_token(family: RefreshFamily) -> str:
 
 
 def revoke_access_token(record: AccessToken) -> None:
-    revoke_access_token_by_jti(record.jti)
+    revoke_access_token_by_hash(record.jti_hash)
 
 
-def revoke_access_token_by_jti(jti: str) -> None:
+def revoke_access_token_by_hash(hashed_jti: str) -> None:
     db.session.execute(
         update(AccessToken)
-        .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
+        .where(AccessToken.jti_hash == hashed_jti, AccessToken.revoked_at.is_(None))
         .values(revoked_at=now())
     )
 

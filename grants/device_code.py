@@ -34,7 +34,12 @@ from authserver import audit, device_flow, metrics
 from authserver.models import DeviceAuthorization, User, db
 from authserver.security import now
 from authserver.state import get_state
-from authserver.tokens import grant_is_live, revoke_access_token_by_jti, revoke_family
+from authserver.tokens import (
+    grant_is_live,
+    jti_hash,
+    revoke_access_token_by_hash,
+    revoke_family,
+)
 from grants import DEVICE_CODE, REFRESH_TOKEN
 from grants.common import (
     TokenSubject,
@@ -157,8 +162,8 @@ class DeviceCodeGrant(_Grant):
         )
         if record.family_id:
             revoke_family(record.family_id, "device_code_reused")
-        if record.access_jti:
-            revoke_access_token_by_jti(record.access_jti)
+        if record.access_jti_hash:
+            revoke_access_token_by_hash(record.access_jti_hash)
         db.session.commit()
 
     @hooked
@@ -199,6 +204,6 @@ class DeviceCodeGrant(_Grant):
             record.scope,
             proof,
             family=family,
-            on_issue=lambda issued: setattr(record, "access_jti", issued.jti),
+            on_issue=lambda issued: setattr(record, "access_jti_hash", jti_hash(issued.jti)),
         )
         return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

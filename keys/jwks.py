@@ -7,6 +7,9 @@ and the retired key stays published for that interval on top of the token lifeti
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +26,14 @@ from authserver.models import SigningKey
 from keys import algorithms
 from keys.encryption import KeyEncryptor
 
-# Our own tokens only ever carry these algorithms; nothing else is accepted when verifying them.
-_REGISTRY = JWSRegistry(algorithms=["ES256", "RS256", "Ed25519"])
+# Our own tokens only ever carry these algorithms; nothing else is accepted when verifying them
+# (DESIGN invariant 7; RFC 8725 §3.1: no "none", no HMAC keyed with a public key).
+VERIFY_ALGS = ("ES256", "RS256", "Ed25519")
+_REGISTRY = JWSRegistry(algorithms=list(VERIFY_ALGS))
+# Header parameters a token of ours carries; anything else (crit, jku, jwk, x5u, ...) would ask the
+# verifier to look elsewhere or to understand an extension, and is refused.
+_HEADER_PARAMS = frozenset({"alg", "typ", "kid"})
+MAX_HEADER_CHARS = 512
 
 
 class NoSigningKey(Exception):
@@ -42,7 +51,7 @@ class _Snapshot:
     signing_alg: str
     signing_key: algorithms.AsymmetricKey
     published: tuple[dict[str, Any], ...]
-    verify_keys: dict[str, algorithms.AsymmetricKey]
+    verify_keys: dict[str, tuple[str, algorithms.AsymmetricKey]]
 
 
 class KeyRing:
@@ -83,7 +92,7 @@ class KeyRing:
         order = {"current": 0, "next": 1, "retired": 2}
         for r in sorted(rows, key=lambda r: (order[r.state], -r.created_at)):
             published.append(dict(r.public_jwk))
-            verify[r.kid] = algorithms.import_public(r.alg, r.public_jwk)
+            verify[r.kid] = (r.alg, algorithms.import_public(r.alg, r.public_jwk))
         return _Snapshot(now, cur.kid, cur.alg, signing, tuple(published), verify)
 
     def snapshot(self, force: bool = False) -> _Snapshot:
@@ -112,7 +121,7 @@ class KeyRing:
         header = {"alg": snap.signing_alg, "typ": typ, "kid": snap.signing_kid}
         return jwt.encode(header, claims, snap.signing_key, algorithms=[snap.signing_alg])
 
-    def _verify_key(self, kid: str) -> algorithms.AsymmetricKey | None:
+    def _verify_key(self, kid: str) -> tuple[str, algorithms.AsymmetricKey] | None:
         key = self.snapshot().verify_keys.get(kid)
         if key is None:
             # A key rotated in by another process: reload, at most once a second.
@@ -123,20 +132,44 @@ class KeyRing:
         return key
 
     def verify(self, token: str, typ: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Verify one of our own JWTs; returns (header, claims). Claims are not validated here."""
+        """Verify one of our own JWTs; returns (header, claims). Claims are not validated here.
+
+        The header is checked before any cryptography: the alg must be one we sign with and the
+        kid one of our keys whose alg is that alg; only then is the signature verified, with
+        that one key and that one algorithm.
+        """
+        header = _header(token)
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in VERIFY_ALGS:
+            raise InvalidSignedToken("alg is not allowed")
+        if not set(header) <= _HEADER_PARAMS:
+            raise InvalidSignedToken("unexpected header parameter")
+        found = self._verify_key(kid) if isinstance(kid, str) and kid else None
+        if found is None:
+            raise InvalidSignedToken("unknown kid")
+        key_alg, key = found
+        if alg != key_alg:
+            raise InvalidSignedToken("alg does not match the key")
+        # RFC 9068 §4: the typ distinguishes an access token from our other JWTs (ID tokens).
+        if str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
+            raise InvalidSignedToken("typ")
         try:
-            obj = jwt.decode(token, self._find_key, algorithms=_REGISTRY.algorithms)
+            obj = jwt.decode(token, key, algorithms=[alg], registry=_REGISTRY)
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidSignedToken(type(exc).__name__) from exc
-        if obj.header.get("typ", "").lower() not in (typ, f"application/{typ}"):
-            raise InvalidSignedToken("typ")
         return obj.header, obj.claims
 
-    def _find_key(self, obj: Any) -> algorithms.AsymmetricKey:
-        kid = obj.headers().get("kid")
-        key = self._verify_key(kid) if isinstance(kid, str) else None
-        if key is None:
-            raise InvalidSignedToken("unknown kid")
-        if obj.headers().get("alg") != key.get("alg") and key.get("alg"):
-            raise InvalidSignedToken("alg does not match the key")
-        return key
+
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS, decoded strictly (not yet trusted)."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts) or len(parts[0]) > MAX_HEADER_CHARS:
+        raise InvalidSignedToken("not a compact JWS")
+    try:
+        raw = base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4))
+        header = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidSignedToken("malformed header") from exc
+    if not isinstance(header, dict):
+        raise InvalidSignedToken("malformed header")
+    return header

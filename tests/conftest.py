@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from authserver import create_app
+from authserver import create_app, migrate
 from authserver.admin import create_client, create_tenant, create_user, prepare_database
 from authserver.config import Settings, load_settings
 from authserver.models import db
@@ -88,6 +88,7 @@ def reset_database(app: Flask) -> None:
             # Built once from the models and stamped; the migrations themselves are checked
             # against the models in tests/test_migrations.py and run by every live server.
             db.create_all()
+            migrate.stamp("head")
             names = ", ".join(t.name for t in reversed(db.metadata.sorted_tables))
             with db.engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {names} CASCADE"))

@@ -59,3 +59,75 @@ def test_cli_db_upgrade(app):
     result = app.test_cli_runner().invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert '"up to date"' in result.stdout
+
+
+def test_tokens_recorded_before_jti_hashing_stay_valid(tmp_path):
+    """Migration 0002 replaces each clear jti by its keyed hash: a token issued before the upgrade
+    is still found (and a database reader of the upgraded database sees no jti)."""
+    from authserver.admin import create_client, create_tenant, prepare_database
+    from authserver.security import now
+    from tests.conftest import reset_database
+    from tests.test_secrets_at_rest import dump_database
+
+    env = make_env(tmp_path / "old")
+    app = create_app(load_settings(env))
+    reset_database(app)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.drop_all()
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade("0001")
+        from keys.encryption import KeyEncryptor
+        from keys.rotation import ensure_keys
+
+        state = app.extensions["authserver"]
+        ensure_keys(
+            db.session, state.settings, KeyEncryptor(state.settings.key_encryption_key), now()
+        )
+        t = now()
+        claims = {
+            "iss": state.settings.issuer,
+            "sub": "cli_old",
+            "aud": state.settings.audience,
+            "client_id": "cli_old",
+            "scope": "devices:read",
+            "jti": "old-clear-jti-0123456789",
+            "iat": t,
+            "exp": t + 600,
+            "tenant": "ten_old",
+        }
+        token = state.keyring.sign(claims, "at+jwt")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO access_tokens (jti, client_id, tenant_id, subject, scope, "
+                    "token_type, issued_at, expires_at) VALUES (:jti, 'cli_old', 'ten_old', "
+                    "'cli_old', 'devices:read', 'Bearer', :t, :e)"
+                ),
+                {"jti": claims["jti"], "t": t, "e": t + 600},
+            )
+        prepare_database()  # upgrades to head, as `authserver serve` does
+        tenant = create_tenant("Old", "ten_old")
+        creds = create_client(tenant, "rs", ["client_credentials"], scope="devices:read")
+        client_id, secret = creds.client.client_id, creds.client_secret
+        db.session.remove()
+    body = (
+        app.test_client()
+        .post(
+            "/oauth/introspect",
+            data={"token": token},
+            headers={"Authorization": _basic(client_id, secret)},
+        )
+        .get_json()
+    )
+    assert body["active"] is True and body["jti"] == claims["jti"]
+    assert claims["jti"] not in dump_database(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _basic(client_id: str, secret: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
@@ -13,14 +14,38 @@ from authserver.state import get_state
 from authserver.tokens import (
     RefreshTokenRecord,
     access_token_is_live,
-    find_access_token,
+    find_access_token_claims,
     find_refresh_token,
     grant_is_live,
     revoke_access_token,
     revoke_family,
 )
 
-TokenRecord = AccessToken | RefreshTokenRecord
+
+@dataclass
+class AccessTokenRecord:
+    """A presented access token: its record and the ``jti`` from its verified claims (the
+    database keeps only a keyed hash of it). Authlib's ``TokenMixin`` for both endpoints."""
+
+    record: AccessToken
+    jti: str
+
+    def check_client(self, client: Client) -> bool:
+        return self.record.check_client(client)
+
+    def is_expired(self) -> bool:
+        return self.record.is_expired()
+
+    def is_revoked(self) -> bool:
+        return self.record.is_revoked()
+
+
+TokenRecord = AccessTokenRecord | RefreshTokenRecord
+
+
+def _find_access_token(token: str) -> AccessTokenRecord | None:
+    found = find_access_token_claims(token)
+    return AccessTokenRecord(found[0], found[1]["jti"]) if found else None
 
 
 def _check_params(request: Any) -> None:
@@ -31,12 +56,14 @@ def _check_params(request: Any) -> None:
 
 def _query_token(token: str, hint: str | None) -> TokenRecord | None:
     if hint == "refresh_token":
-        return find_refresh_token(token) or find_access_token(token)
-    return find_access_token(token) or find_refresh_token(token)
+        return find_refresh_token(token) or _find_access_token(token)
+    return _find_access_token(token) or find_refresh_token(token)
 
 
 def _tenant_of(token: TokenRecord) -> str:
-    return token.tenant_id if isinstance(token, AccessToken) else token.family.tenant_id
+    return (
+        token.record.tenant_id if isinstance(token, AccessTokenRecord) else token.family.tenant_id
+    )
 
 
 class Introspection(IntrospectionEndpoint):
@@ -56,23 +83,24 @@ class Introspection(IntrospectionEndpoint):
 
     def introspect_token(self, token: TokenRecord) -> dict[str, Any]:
         issuer = get_state().settings.issuer
-        if isinstance(token, AccessToken):
-            if not access_token_is_live(token):
+        if isinstance(token, AccessTokenRecord):
+            record = token.record
+            if not access_token_is_live(record):
                 return {"active": False}  # its family, device or user is gone
             body: dict[str, Any] = {
                 "active": True,
-                "client_id": token.client_id,
-                "scope": token.scope,
-                "exp": token.expires_at,
-                "iat": token.issued_at,
-                "sub": token.subject,
+                "client_id": record.client_id,
+                "scope": record.scope,
+                "exp": record.expires_at,
+                "iat": record.issued_at,
+                "sub": record.subject,
                 "aud": get_state().settings.audience,
                 "iss": issuer,
                 "jti": token.jti,
-                "token_type": token.token_type,
-                "tenant": token.tenant_id,
+                "token_type": record.token_type,
+                "tenant": record.tenant_id,
             }
-            jkt = token.jkt
+            jkt = record.jkt
         else:
             fam = token.family
             if not grant_is_live(family_id=None, device_id=fam.device_id, user_id=fam.user_id):
@@ -104,8 +132,8 @@ class Revocation(RevocationEndpoint):
         return _query_token(token_string, token_type_hint)
 
     def revoke_token(self, token: TokenRecord, request: Any) -> None:
-        if isinstance(token, AccessToken):
-            revoke_access_token(token)
+        if isinstance(token, AccessTokenRecord):
+            revoke_access_token(token.record)
         else:
             # RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens
             # issued from the same grant: the whole family goes.
