@@ -50,6 +50,7 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 MAX_PROOF_CHARS = 8192  # an RSA-4096 proof is about 1.9 kB; anything far larger is not a proof
 MAX_JTI_CHARS = 256
 MIN_RSA_BITS = 2048
+MAX_IAT = 2**53  # the largest integer a float (and JSON number) holds exactly
 
 
 # Set by the app to count rejections by reason (authserver.metrics); no Flask in this module.
@@ -139,6 +140,11 @@ def normalise_htu(url: str) -> str:
     """Scheme and host lower-cased, default port dropped, path normalised, query/fragment dropped."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError("not an http(s) URL")
+    if "@" in parts.netloc:
+        # RFC 9110 §4.2.4: http(s) URIs carry no userinfo; one that does names another target.
+        raise ValueError("userinfo in an http(s) URL")
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
@@ -309,8 +315,13 @@ def verify_proof(
         raise InvalidDPoPProof("htm claim missing")
     if not isinstance(htu, str):
         raise InvalidDPoPProof("htu claim missing")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
         raise InvalidDPoPProof("iat claim missing")
+    # An integer beyond a float's range (10**400) would overflow every comparison below.
+    if not (isinstance(iat, float) and math.isfinite(iat)) and not (
+        isinstance(iat, int) and abs(iat) <= MAX_IAT
+    ):
+        raise InvalidDPoPProof("iat claim is out of range")
 
     # Step 8: htm matches the request method (methods are case-sensitive, RFC 9110 §9.1).
     if htm != method:

@@ -182,3 +182,68 @@ def test_discovery_lists_dpop_algorithms(http):
         "Ed25519",
         "EdDSA",
     ]
+
+
+# -- security review F7 and F14: odd proofs from an unauthenticated caller ------------------------
+
+
+@pytest.mark.parametrize(
+    "iat", [10**400, -(10**400), 10**30, 2**53 + 1], ids=["1e400", "-1e400", "1e30", "2^53+1"]
+)
+def test_a_huge_iat_is_an_invalid_proof_not_a_500_anywhere(http, world, settings, app, iat):
+    """F7: a proof whose iat overflows a float is refused with invalid_dpop_proof at the token
+    endpoint, the device authorization endpoint and a resource, never a 500."""
+    from tests.device_helpers import DEVICE_GRANT
+
+    key = DPoPKey()
+    creds = world.client()
+    kiosk = world.client(creds.tenant_id, grant_types=(DEVICE_GRANT,), auth_method="none")
+    claims = {"iat": iat}
+    token_proof = key.proof("POST", settings.issuer + "/oauth/token", claims=claims)
+    resp = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**creds.auth_header(), "DPoP": token_proof},
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_dpop_proof")
+    device_proof = key.proof("POST", settings.issuer + "/oauth/device_authorization", claims=claims)
+    resp = http.post(
+        "/oauth/device_authorization",
+        data={"client_id": kiosk.client_id},
+        headers={"DPoP": device_proof},
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_dpop_proof")
+    good = key.proof("POST", settings.issuer + "/oauth/token")
+    token = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**creds.auth_header(), "DPoP": good},
+    ).get_json()["access_token"]
+    res_proof = key.proof(
+        "GET", settings.issuer + "/api/v1/devices", access_token=token, claims=claims
+    )
+    resp = http.get(
+        "/api/v1/devices", headers={"Authorization": f"DPoP {token}", "DPoP": res_proof}
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (401, "invalid_dpop_proof")
+
+
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "http://evil@127.0.0.1:8000/oauth/token",
+        "http://user:pass@127.0.0.1:8000/oauth/token",
+        "http://@127.0.0.1:8000/oauth/token",
+    ],
+)
+def test_an_htu_with_userinfo_is_refused(http, world, settings, htu):
+    """F14: RFC 9110 §4.2.4 forbids userinfo in http(s) URIs; a proof naming one is not for us."""
+    assert settings.issuer == "http://127.0.0.1:8000"
+    key = DPoPKey()
+    resp = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**world.client().auth_header(), "DPoP": key.proof("POST", htu)},
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_dpop_proof")
+    assert "htu" in resp.get_json()["error_description"]

@@ -113,6 +113,16 @@ def test_3_string_iat_is_refused(key):
     fails("iat claim missing", key.proof("POST", URL, claims={"iat": str(int(time.time()))}))
 
 
+@pytest.mark.parametrize("iat", [10**400, -(10**400), 2**53 + 1])
+def test_3_iat_beyond_a_float_is_refused_not_an_overflow(key, iat):
+    fails("iat claim is out of range", key.proof("POST", URL, claims={"iat": iat}))
+
+
+@pytest.mark.parametrize("iat", [True, None, [1], {"t": 1}])
+def test_3_non_numeric_iat_is_refused(key, iat):
+    fails("iat claim missing", key.proof("POST", URL, claims={"iat": iat}))
+
+
 def test_3_overlong_jti_is_refused(key):
     fails("jti claim too long", key.proof("POST", URL, jti="j" * 257))
 
@@ -204,6 +214,21 @@ def test_9_htu_must_match_the_url(key):
     fails("htu does not match", key.proof("POST", "https://as.example.com/oauth/revoke"))
     fails("htu does not match", key.proof("POST", "https://evil.example.com/oauth/token"))
     fails("htu does not match", key.proof("POST", "http://as.example.com/oauth/token"))
+
+
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://evil@as.example.com/oauth/token",
+        "https://as.example.com:443@evil.example.com/oauth/token",
+        "https://:@as.example.com/oauth/token",
+        "ftp://as.example.com/oauth/token",
+        "https://as.example.com:99999/oauth/token",
+        "https://as.example.com/oauth/%ff",
+    ],
+)
+def test_9_htu_that_is_not_a_plain_http_url_is_refused(key, htu):
+    fails("htu is not a valid URL", key.proof("POST", htu))
 
 
 @pytest.mark.parametrize(
