@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from authserver import metrics, observability
+from authserver import metrics, observability, retention
 from authserver.config import Settings, load_settings
 from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnavailable
 from authserver.models import db
@@ -43,9 +46,17 @@ def create_app(
     settings: Settings | None = None, *, clock: Callable[[], float] | None = None
 ) -> Flask:
     settings = settings or load_settings()
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    settings.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.embedded:
+        _private_sqlite_file(settings.database_url)
     app = Flask(__name__, instance_path=str(settings.instance_path))
-    engine_options: dict[str, object] = {"pool_pre_ping": True}
+    if settings.trusted_proxies:
+        # Behind N proxies the client's address is the Nth from the right in X-Forwarded-For;
+        # every per-address limit keys on it. Without this setting the header is ignored, since
+        # anyone can send it.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    # hide_parameters: a statement's values (hashes, names) never reach an error message or log.
+    engine_options: dict[str, object] = {"pool_pre_ping": True, "hide_parameters": True}
     if settings.embedded:
         engine_options["connect_args"] = {"check_same_thread": False, "timeout": 10}
     else:
@@ -117,11 +128,25 @@ def create_app(
     app.register_blueprint(locations_bp)
     app.register_blueprint(audit_bp)
     app.after_request(add_dpop_nonce)
+    retention.install(app, engine, settings, store, now)
     observability.configure_logging(settings.log_level)
     observability.install(app)
     dpop.on_reject = lambda check: metrics.DPOP_REJECTIONS.labels(check).inc()
     _register_error_handlers(app)
     return app
+
+
+def _private_sqlite_file(database_url: str) -> None:
+    """The embedded database holds hashes and encrypted keys: readable by its owner only, like
+    the secret files beside it. SQLite gives its -wal and -shm files the database file's mode."""
+    path = make_url(database_url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        if name == path:
+            os.close(os.open(name, os.O_CREAT | os.O_RDWR, 0o600))
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
 
 
 def _first_line(exc: DBAPIError) -> str:
@@ -173,6 +198,15 @@ def _register_error_handlers(app: Flask) -> None:
             return ValidationProblem(
                 "The request contains a value that cannot be stored."
             ).response()
+        if request.blueprint == "verify":
+            # A person's browser gets a page, not JSON (review F9).
+            html = render_template(
+                "device/message.html",
+                title="Please check what you entered",
+                message="Something you entered cannot be stored. Go back and correct it.",
+                csrf="",
+            )
+            return Response(html, status=400, content_type="text/html; charset=utf-8")
         resp = jsonify(
             error="invalid_request",
             error_description="The request contains a value that cannot be stored.",

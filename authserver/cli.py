@@ -130,6 +130,20 @@ def db_upgrade() -> None:
     _emit({"schema": "up to date"})
 
 
+@db_group.command("purge")
+@with_appcontext
+def db_purge() -> None:
+    """Delete expired device authorizations, token records and refresh families now.
+
+    ``serve`` does this on its own every AUTHSERVER_PURGE_INTERVAL seconds; this is for a cron
+    job when the periodic purge is off (AUTHSERVER_PURGE_INTERVAL=0), or after an import.
+    """
+    from authserver.retention import purge_expired
+
+    state = get_state()
+    _emit({"purged": purge_expired(db.engine, state.settings, now())})
+
+
 @main.group()
 def tenants() -> None:
     """Manage tenants."""

@@ -20,7 +20,10 @@ from urllib.parse import urlsplit
 SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
 DEFAULT_SCOPES = "openid offline_access devices:read devices:write"
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # RFC 8628 §6.1: base-20, no vowels, no look-alikes
-USER_CODE_LENGTH = 8
+# 10 characters (43 bits), shown as two groups of five: long enough that the guessing bound below
+# leaves room for limits nobody can exhaust alone, short enough to read aloud and type.
+USER_CODE_LENGTH = 10
+USER_CODE_GROUP = 5
 
 
 class ConfigError(ValueError):
@@ -59,13 +62,28 @@ class Settings:
     refresh_token_idle_ttl: int = 7 * 86400
     device_code_ttl: int = 600
     device_poll_interval: int = 5
-    user_code_failures_per_ip: int = 3
-    user_code_failures_global: int = 5
+    user_code_failures_per_ip: int = 10
+    user_code_failures_per_network: int = 50
+    user_code_failures_per_account: int = 10
     user_code_ip_window: int = 600
+    user_code_failures_global: int = 1000
+    user_code_failures_per_tenant: int = 100
+    sign_in_failures_per_ip: int = 20
+    sign_in_failures_per_network: int = 100
+    sign_in_window: int = 900
+    sign_in_failures_per_account: int = 5
+    sign_in_account_window: int = 300
+    sign_in_failures_per_account_hour: int = 20
+    device_authorizations_per_client: int = 300
+    device_authorizations_per_ip: int = 30
+    device_authorization_window: int = 60
     link_code_ttl: int = 7 * 86400
     link_failures_per_code: int = 5
     link_failures_per_ip: int = 10
     link_failure_window: int = 900
+    trusted_proxies: int = 0
+    purge_interval: int = 300
+    purge_grace: int = 3600
     metrics_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
 
@@ -82,18 +100,21 @@ class Settings:
     def user_code_guess_probability(self) -> float:
         """Upper bound on the chance that guessing finds a given live user code in its lifetime.
 
-        RFC 8628 §5.1. Wrong user-code entries are limited globally by a sliding window as long as
-        a code lives: each entry must first take one of ``user_code_failures_global`` slots that
-        stay taken for ``device_code_ttl`` seconds (a correct code gives its slot back). So within
-        any code's lifetime at most G wrong codes are ever compared, from all addresses together;
-        the per-address limit only shares that budget out. Each comparison hits a given code with
-        probability 1 / 20^8 (8 characters from a 20-letter alphabet), hence
+        RFC 8628 §5.1. Every typed user code is charged before it is compared (``limits``):
+        anonymous entries on ``/device`` to a budget shared by everyone (G wrong codes per
+        ``device_code_ttl`` window), entries by a signed-in user or a back-office client to their
+        tenant's budget (T per window) and can only ever match that tenant's codes. Per-address,
+        per-network, per-account and per-client limits only share these budgets out. A code lives
+        ``device_code_ttl`` seconds, so its life overlaps at most two windows of each budget: at
+        most 2 (G + T) wrong codes can be compared while it lives. Each hits it with probability
+        1 / 20^10 (10 characters from a 20-letter alphabet), hence
 
-            P <= G / 20^8;  defaults: 5 / 2.56e10 = 1.95e-10 < 2^-32 = 2.33e-10.
+            P <= 2 (G + T) / 20^10;  defaults: 2 × 1100 / 1.024e13 = 2.15e-10 < 2^-32 = 2.33e-10.
 
         ``validate`` refuses a configuration where this bound reaches 2^-32.
         """
-        return self.user_code_failures_global / len(USER_CODE_ALPHABET) ** USER_CODE_LENGTH
+        budget = 2 * (self.user_code_failures_global + self.user_code_failures_per_tenant)
+        return budget / len(USER_CODE_ALPHABET) ** USER_CODE_LENGTH
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -218,13 +239,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refresh_token_idle_ttl=_int(env, "AUTHSERVER_REFRESH_TOKEN_IDLE_TTL", 7 * 86400, 60),
         device_code_ttl=_int(env, "AUTHSERVER_DEVICE_CODE_TTL", 600, 60),
         device_poll_interval=_int(env, "AUTHSERVER_DEVICE_POLL_INTERVAL", 5, 1),
-        user_code_failures_per_ip=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_IP", 3),
-        user_code_failures_global=_int(env, "AUTHSERVER_USER_CODE_FAILURES_GLOBAL", 5),
+        user_code_failures_per_ip=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_IP", 10),
+        user_code_failures_per_network=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_NETWORK", 50),
+        user_code_failures_per_account=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_ACCOUNT", 10),
         user_code_ip_window=_int(env, "AUTHSERVER_USER_CODE_IP_WINDOW", 600),
+        user_code_failures_global=_int(env, "AUTHSERVER_USER_CODE_FAILURES_GLOBAL", 1000),
+        user_code_failures_per_tenant=_int(env, "AUTHSERVER_USER_CODE_FAILURES_PER_TENANT", 100),
+        sign_in_failures_per_ip=_int(env, "AUTHSERVER_SIGN_IN_FAILURES_PER_IP", 20),
+        sign_in_failures_per_network=_int(env, "AUTHSERVER_SIGN_IN_FAILURES_PER_NETWORK", 100),
+        sign_in_window=_int(env, "AUTHSERVER_SIGN_IN_WINDOW", 900),
+        sign_in_failures_per_account=_int(env, "AUTHSERVER_SIGN_IN_FAILURES_PER_ACCOUNT", 5),
+        sign_in_account_window=_int(env, "AUTHSERVER_SIGN_IN_ACCOUNT_WINDOW", 300),
+        sign_in_failures_per_account_hour=_int(
+            env, "AUTHSERVER_SIGN_IN_FAILURES_PER_ACCOUNT_HOUR", 20
+        ),
+        device_authorizations_per_client=_int(
+            env, "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_CLIENT", 300
+        ),
+        device_authorizations_per_ip=_int(env, "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_IP", 30),
+        device_authorization_window=_int(env, "AUTHSERVER_DEVICE_AUTHORIZATION_WINDOW", 60),
         link_code_ttl=_int(env, "AUTHSERVER_LINK_CODE_TTL", 7 * 86400, 60),
         link_failures_per_code=_int(env, "AUTHSERVER_LINK_FAILURES_PER_CODE", 5),
         link_failures_per_ip=_int(env, "AUTHSERVER_LINK_FAILURES_PER_IP", 10),
         link_failure_window=_int(env, "AUTHSERVER_LINK_FAILURE_WINDOW", 900),
+        trusted_proxies=_int(env, "AUTHSERVER_TRUSTED_PROXIES", 0, 0),
+        purge_interval=_int(env, "AUTHSERVER_PURGE_INTERVAL", 300, 0),
+        purge_grace=_int(env, "AUTHSERVER_PURGE_GRACE", 3600, 0),
         metrics_token=env.get("AUTHSERVER_METRICS_TOKEN") or None,
         log_level=(env.get("AUTHSERVER_LOG_LEVEL") or "INFO").upper(),
     )
@@ -243,8 +283,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError("AUTHSERVER_SCOPES must name at least one scope")
     if settings.user_code_guess_probability >= 2.0**-32:
         raise ConfigError(
-            "AUTHSERVER_USER_CODE_FAILURES_GLOBAL is too high: the chance of guessing a live "
-            f"user code would be {settings.user_code_guess_probability:.3g}, not below 2^-32"
+            "AUTHSERVER_USER_CODE_FAILURES_GLOBAL plus AUTHSERVER_USER_CODE_FAILURES_PER_TENANT is "
+            "too high: the chance of guessing a live user code would be "
+            f"{settings.user_code_guess_probability:.3g}, not below 2^-32"
         )
     if settings.refresh_token_idle_ttl > settings.refresh_token_ttl:
         raise ConfigError(

@@ -47,7 +47,9 @@ CLIENTS: list[dict[str, Any]] = [
         "name": "Demo POS terminal",
         "grant_types": [LINK_CODE, REFRESH_TOKEN],
         "auth_method": "none",
-        "scope": "devices:read",
+        # devices:write lets a terminal update its own system information; device tokens never
+        # manage the registry, whatever their scope.
+        "scope": "devices:read devices:write",
     },
 ]
 

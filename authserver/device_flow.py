@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, metrics
-from authserver.config import USER_CODE_ALPHABET, USER_CODE_LENGTH
-from authserver.ephemeral import EphemeralStore
-from authserver.limits import SlotLimiter
+from authserver import audit, authorization, metrics
+from authserver.config import USER_CODE_ALPHABET, USER_CODE_GROUP, USER_CODE_LENGTH
+from authserver.limits import Charges, charge
 from authserver.models import Client, Device, DeviceAuthorization, Location, User, db
 from authserver.registry.service import set_device_locations
 from authserver.security import keyed_hash, new_id, now
 from authserver.state import get_state
+from authserver.text import text_problem
 
 DEVICE_CODE_PURPOSE = "device-code"
 USER_CODE_PURPOSE = "device-user-code"
@@ -38,14 +38,25 @@ class DecisionError(Exception):
         self.code = code
 
 
+def check_label(code: str, what: str, value: str | None, limit: int) -> None:
+    """One rule for the names and till ids people give devices, on every channel (F9, F12)."""
+    if value is None:
+        return
+    if not 1 <= len(value) <= limit:
+        raise DecisionError(code, f"{what} is 1-{limit} characters.")
+    problem = text_problem(value)
+    if problem:
+        raise DecisionError(code, f"{what} {problem}.")
+
+
 def normalise_user_code(typed: str) -> str:
     """RFC 8628 §6.1: case-insensitive, dashes and spaces ignored, other characters dropped."""
     return "".join(c for c in typed.upper() if c in USER_CODE_ALPHABET)[: USER_CODE_LENGTH * 2]
 
 
 def format_user_code(code: str) -> str:
-    half = USER_CODE_LENGTH // 2
-    return f"{code[:half]}-{code[half:]}"
+    """Groups of five, easy to read aloud: ``BCDFG-HJKLM``."""
+    return "-".join(code[i : i + USER_CODE_GROUP] for i in range(0, len(code), USER_CODE_GROUP))
 
 
 def _user_code_hash(code: str) -> str:
@@ -59,7 +70,7 @@ def device_code_hash(code: str) -> str:
 @dataclass(frozen=True)
 class StartedAuthorization:
     device_code: str
-    user_code: str  # formatted XXXX-XXXX
+    user_code: str  # formatted XXXXX-XXXXX
     record: DeviceAuthorization
 
 
@@ -124,40 +135,39 @@ def find_live(user_code: str) -> DeviceAuthorization | None:
     return record
 
 
-class UserCodeGate:
-    """RFC 8628 §5.1 brute-force limits on user-code entry, per address and global.
+def lookup(
+    typed: str, charges: Charges, tenant_id: str | None = None
+) -> DeviceAuthorization | None:
+    """Compare a typed user code after charging the attempt to ``charges`` (RFC 8628 §5.1).
 
-    Every comparison of a typed code first takes an address slot and a global slot, each held
-    for its window unless the code was right. See ``Settings.user_code_guess_probability`` for the
-    arithmetic the global limit guarantees.
+    Raises ``Throttled`` without comparing when a limit is full. A right code gives its charges
+    back; a wrong one keeps them. With ``tenant_id`` (a signed-in user, a back-office client)
+    only that tenant's codes match: another tenant's code is as wrong as a made-up one.
     """
+    attempt = charge(get_state().store, charges)
+    record = find_live(typed)
+    if record is None or (tenant_id is not None and record.tenant_id != tenant_id):
+        return None
+    attempt.succeeded()
+    return record
 
-    def __init__(self, store: EphemeralStore) -> None:
-        s = get_state().settings
-        self.settings = s
-        self.per_ip = SlotLimiter(store, "ucip", s.user_code_failures_per_ip, s.user_code_ip_window)
-        self.globally = SlotLimiter(
-            store, "ucglobal", s.user_code_failures_global, s.device_code_ttl
-        )
-        self.retry_after = 1
 
-    def reserve(self, ip: str) -> tuple[str, str] | None:
-        """Slots for one comparison; None (with ``retry_after``) when locked."""
-        s = self.settings
-        ip_slot = self.per_ip.acquire(ip)
-        if ip_slot is None:
-            self.retry_after = s.user_code_ip_window
-            return None
-        global_slot = self.globally.acquire()
-        if global_slot is None:
-            self.per_ip.release(ip_slot)
-            self.retry_after = max(1, s.device_code_ttl // s.user_code_failures_global)
-            return None
-        return ip_slot, global_slot
-
-    def succeeded(self, slots: tuple[str, str]) -> None:
-        for slot in slots:
-            self.per_ip.release(slot)
+def check_rights(
+    user: User,
+    client: Client,
+    record: DeviceAuthorization,
+    location_id: str | None,
+    approve: bool = True,
+) -> None:
+    """The one approval rule for every channel (``authserver.authorization``), as a
+    ``DecisionError``. Denying needs the right to approve somewhere, not at a given location."""
+    try:
+        if approve:
+            authorization.check_approval(user, client, record.tenant_id, location_id)
+        elif client.device_subject != "user" and not authorization.may_enrol_somewhere(user):
+            raise authorization.NotAllowed("You are not allowed to decide device requests.")
+    except authorization.NotAllowed as exc:
+        raise DecisionError("forbidden", str(exc)) from exc
 
 
 def claim(record: DeviceAuthorization, user: User) -> None:
@@ -199,6 +209,8 @@ def decide(
         raise DecisionError("invalid_client", "The client is no longer registered.")
     if user is not None and (user.tenant_id != record.tenant_id or not user.active):
         raise DecisionError("wrong_tenant", "This code belongs to another organisation.")
+    if user is not None:
+        check_rights(user, client, record, location_id if approve else None, approve)
     if user is None and approve and client.device_subject == "user":
         raise DecisionError("user_required", "A person must approve a sign-in; use a user token.")
     actor = user.id if user is not None else actor_id
@@ -208,10 +220,8 @@ def decide(
         loc = db.session.get(Location, location_id)
         if loc is None or loc.tenant_id != record.tenant_id:
             raise DecisionError("invalid_location", "No such location.")
-    if till_id is not None and not (1 <= len(till_id) <= 100):
-        raise DecisionError("invalid_till", "A till id is 1-100 characters.")
-    if name is not None and not (1 <= len(name) <= MAX_DEVICE_NAME):
-        raise DecisionError("invalid_name", "A device name is 1-100 characters.")
+    check_label("invalid_till", "A till id", till_id, 100)
+    check_label("invalid_name", "A device name", name, MAX_DEVICE_NAME)
     t = now()
     result = db.session.execute(
         update(DeviceAuthorization)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis
-from sqlalchemy import case, delete, select
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -40,6 +40,9 @@ class EphemeralStore(Protocol):
 
     def count(self, key: str) -> int:
         """The current count of a window without adding to it (0 once it has expired)."""
+
+    def give_back(self, key: str) -> None:
+        """Undo one ``hit`` of a live window (never below 0; nothing once it has expired)."""
 
     def put(self, key: str, value: str, ttl: float) -> None: ...
 
@@ -74,6 +77,12 @@ if e <= now then
 end
 return {redis.call('HINCRBY', KEYS[1], 'c', 1), e - now}
 """
+_GIVE_BACK = """
+local e = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
+local c = tonumber(redis.call('HGET', KEYS[1], 'c') or '0')
+if e > tonumber(ARGV[1]) and c > 0 then redis.call('HINCRBY', KEYS[1], 'c', -1) end
+return 1
+"""
 # Keys outlive their logical expiry by this much, so that a node whose clock runs a little
 # behind still sees them; reads compare the stored expiry with the caller's clock.
 _GRACE_MS = 60_000
@@ -101,6 +110,7 @@ class RedisStore:
         self._clock = clock
         self._claim = self._redis.register_script(_CLAIM)
         self._hit = self._redis.register_script(_HIT)
+        self._give_back = self._redis.register_script(_GIVE_BACK)
 
     def _k(self, key: str) -> str:
         return self._prefix + _check_key(key)
@@ -148,6 +158,10 @@ class RedisStore:
         if c is None or e is None or int(e) <= self._now_ms():
             return 0
         return int(c)
+
+    def give_back(self, key: str) -> None:
+        args = [self._now_ms()]
+        self._call(lambda: self._give_back(keys=[self._k(key)], args=args))
 
     def put(self, key: str, value: str, ttl: float) -> None:
         now = self._now_ms()
@@ -265,6 +279,18 @@ class SqlStore:
             )
         )
         return int(row[0]) if row else 0
+
+    def give_back(self, key: str) -> None:
+        t = EphemeralEntry.__table__
+        self._run(
+            update(t)
+            .where(
+                t.c.key == _check_key(key),
+                t.c.expires_at_ms > self._now_ms(),
+                t.c.counter > 0,
+            )
+            .values(counter=t.c.counter - 1)
+        )
 
     def put(self, key: str, value: str, ttl: float) -> None:
         exp = self._now_ms() + max(1, int(ttl * 1000))

@@ -40,3 +40,18 @@ class InvalidRequestBody(OAuth2Error):
 
     def __init__(self, description: str, status_code: int = 400) -> None:
         super().__init__(description=description, status_code=status_code)
+
+
+class TooManyRequestsError(OAuth2Error):
+    """RFC 8628 §3.5's ``slow_down``, answered 429 with ``Retry-After``: a client (or address)
+    asks faster than the server allows, here at the device authorization endpoint."""
+
+    error = "slow_down"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many requests; retry later.")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]

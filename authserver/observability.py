@@ -27,15 +27,19 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.name == "authserver.access":
             return record.getMessage()
-        return json.dumps(
-            {
-                "ts": round(record.created, 3),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "msg": record.getMessage(),
-                "request_id": getattr(g, "request_id", None) if _in_request() else None,
-            }
-        )
+        line: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(g, "request_id", None) if _in_request() else None,
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            # An operator debugging a 500 needs what failed and where (review F13). SQL
+            # parameters never appear: the engine is created with hide_parameters.
+            line["exc_type"] = record.exc_info[0].__name__
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
 
 
 def _in_request() -> bool:

@@ -30,10 +30,12 @@ from authlib.oauth2.rfc8628.errors import (
 )
 from sqlalchemy import select, update
 
-from authserver import audit, device_flow, metrics
+from authserver import audit, device_flow, limits, metrics
+from authserver.errors import TooManyRequestsError
 from authserver.models import DeviceAuthorization, User, db
 from authserver.security import now
 from authserver.state import get_state
+from authserver.text import text_problem
 from authserver.tokens import (
     grant_is_live,
     jti_hash,
@@ -61,11 +63,24 @@ class DeviceAuthorizationEndpoint(_Endpoint):
         client = self.authenticate_client(request)
         if not client.check_grant_type(DEVICE_CODE):
             raise UnauthorizedClientError("The client is not registered for the device_code grant.")
+        # Every request creates a transaction: limited per client and per address (review F8).
+        state = get_state()
+        charges = limits.device_authorization(
+            state.settings, client.client_id, request.remote_addr or "-"
+        )
+        try:
+            limits.charge(state.store, charges)
+        except limits.Throttled as exc:
+            raise TooManyRequestsError(exc.retry_after) from exc
         scope = resolve_scope(client, request.payload.scope)
         form = request.form
         name = form.get("device_name")
-        if name is not None and len(name) > device_flow.MAX_DEVICE_NAME:
-            raise InvalidRequestError("device_name is longer than 100 characters.")
+        if name is not None:
+            if len(name) > device_flow.MAX_DEVICE_NAME:
+                raise InvalidRequestError("device_name is longer than 100 characters.")
+            # Shown to the approver on /device: nothing that disguises it (review F12).
+            if problem := text_problem(name):
+                raise InvalidRequestError(f"device_name {problem}.")
         info = form.get("system_information")
         if info is not None and len(info) > device_flow.MAX_SYSTEM_INFORMATION:
             raise InvalidRequestError("system_information is too long.")

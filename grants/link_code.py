@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from authserver import audit
 from authserver.admin import user_code_hash
-from authserver.limits import SlotLimiter
+from authserver.limits import Limit, Throttled, charge, sign_in
 from authserver.models import Client, Device, User, db
 from authserver.registry.service import link_code_hash
 from authserver.security import now, verify_password
@@ -72,14 +72,24 @@ def link_device(
     granted = resolve_scope(client, scope)
     state = get_state()
     s = state.settings
-    # Slots are taken before anything is checked, so concurrent guesses cannot exceed the limits.
-    by_ip = SlotLimiter(state.store, "linkip", s.link_failures_per_ip, s.link_failure_window)
-    by_code = SlotLimiter(state.store, "linkcode", s.link_failures_per_code, s.link_failure_window)
-    ip_slot = by_ip.acquire(ip)
-    code_slot = by_code.acquire(link_code_hash(link_code)) if ip_slot else None
-    if ip_slot is None or code_slot is None:
-        by_ip.release(ip_slot)
-        raise TooManyAttemptsError(s.link_failure_window)
+    # Charged before anything is checked (no lookup, no argon2 work while a limit is full), so
+    # concurrent guesses cannot exceed the limits: per address and network, per account as typed
+    # (whatever address the guesses come from), per link code.
+    account = f"code:{user_code}" if user_code else f"login:{username}"
+    charges = sign_in(
+        s,
+        "link",
+        client.tenant_id,
+        account,
+        ip,
+        per_ip=(s.link_failures_per_ip, s.link_failure_window),
+    )
+    code_limit = Limit("link-code", s.link_failures_per_code, s.link_failure_window, "link code")
+    charges.append((code_limit, link_code_hash(link_code)))
+    try:
+        attempt = charge(state.store, charges)
+    except Throttled as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
 
     t = now()
     hashed = link_code_hash(link_code)
@@ -107,7 +117,7 @@ def link_device(
     # Always one argon2 verification, so timing does not tell a wrong code from a wrong password.
     password_ok = verify_password(password, user.password_hash if user else None)
     if not (usable and user is not None and user.active and password_ok):
-        raise InvalidGrantError("The link code, user or password is wrong.")  # slots stay taken
+        raise InvalidGrantError("The link code, user or password is wrong.")  # charges stay
     assert device is not None and user is not None
 
     # Consume the link code: only one request can move the device out of READY_TO_LINK.
@@ -148,8 +158,7 @@ def link_device(
     body = token_response(client, who, granted, proof, family=family)
     # Given back only after the commit: on SQLite a store write while this transaction held the
     # database would wait for itself.
-    by_ip.release(ip_slot)
-    by_code.release(code_slot)
+    attempt.succeeded()
     return body
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from authserver.config import load_settings
-from tests.conftest import cc_token
+from tests.conftest import DATABASE_URL, cc_token
 from tests.device_helpers import DEVICE_GRANT, approve, poll, start
 from tests.dpop_client import DPoPKey
 
@@ -222,3 +222,89 @@ def test_audit_events_for_tenant_admins(http, world, app):
         http.get("/api/v1/audit-events", headers={"Authorization": f"Bearer {service}"}).status_code
         == 403
     )
+
+
+def test_a_500_is_logged_with_its_exception_type_and_traceback(app):
+    """Review F13: the error log of a server error names the exception and where it came from;
+    the client sees a plain 500 without either."""
+    import io
+
+    from authserver.observability import JsonFormatter
+
+    def boom():
+        raise LookupError("the failure under test")
+
+    app.add_url_rule("/test/boom", "boom", boom)
+    app.testing = False  # as in production: the error is handled and logged, not raised
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("authserver").addHandler(handler)
+    try:
+        resp = app.test_client().get("/test/boom")
+    finally:
+        logging.getLogger("authserver").removeHandler(handler)
+    assert resp.status_code == 500
+    assert "LookupError" not in resp.get_data(as_text=True)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    errors = [line for line in lines if line["level"] == "error"]
+    assert errors, lines
+    assert errors[0]["exc_type"] == "LookupError"
+    assert "the failure under test" in errors[0]["traceback"]
+    assert "in boom" in errors[0]["traceback"]
+
+
+WRONG_CODE = "BBBBB-BBBBB"
+
+
+def _enter_code(http, **headers):
+    import re as _re
+
+    token = _re.search(r'name="csrf" value="([^"]+)"', http.get("/device").get_data(as_text=True))
+    return http.post(
+        "/device",
+        data={"csrf": token.group(1), "action": "code", "user_code": WRONG_CODE},
+        headers=headers,
+        environ_overrides={"REMOTE_ADDR": "10.0.0.2"},  # the load balancer's address
+    )
+
+
+@pytest.mark.parametrize("overrides", [{"user_code_failures_per_ip": 2}])
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(http):
+    """Anyone can send X-Forwarded-For: by default it must not give a guesser fresh addresses."""
+    statuses = [
+        _enter_code(http, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)
+    ]
+    assert statuses == [400, 400, 429]
+
+
+@pytest.mark.parametrize("overrides", [{"user_code_failures_per_ip": 2, "trusted_proxies": 1}])
+def test_behind_a_trusted_proxy_limits_key_on_the_forwarded_address(http):
+    """AUTHSERVER_TRUSTED_PROXIES=1: the address the proxy saw, not the proxy's own, is limited;
+    a value the client added in front of the proxy's is not trusted."""
+    alice = {"X-Forwarded-For": "198.51.100.1"}
+    bob = {"X-Forwarded-For": "198.51.100.2"}
+    assert [_enter_code(http, **alice).status_code for _ in range(3)] == [400, 400, 429]
+    assert _enter_code(http, **bob).status_code == 400
+    spoofed = {"X-Forwarded-For": "203.0.113.9, 198.51.100.1"}  # the proxy appended alice's
+    assert _enter_code(http, **spoofed).status_code == 429
+
+
+@pytest.mark.skipif(
+    bool(DATABASE_URL), reason="the embedded SQLite file only exists without DATABASE_URL"
+)
+def test_the_embedded_database_files_are_private(http, world, settings):
+    import os
+    import stat
+
+    cc_token(http, world.client())  # some writes, so the WAL exists
+    db_file = settings.instance_path / "authserver.db"
+    files = [
+        db_file,
+        db_file.with_name("authserver.db-wal"),
+        db_file.with_name("authserver.db-shm"),
+    ]
+    for path in files:
+        assert path.exists(), path
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    assert stat.S_IMODE(os.stat(settings.instance_path).st_mode) == 0o700

@@ -104,6 +104,12 @@ def test_redis_outage_is_503_then_resumes(tmp_path):
         c = server.service_client("Out", "devices:read")
         creds = (c["client_id"], c["client_secret"])
         assert dpop_token(server.url, creds).status_code == 200
+        plain = requests.post(
+            f"{server.url}/oauth/token",
+            auth=creds,
+            timeout=10,
+            data={"grant_type": "client_credentials"},
+        ).json()["access_token"]
         before = count_tokens(server)
 
         redis_srv.stop()
@@ -114,14 +120,23 @@ def test_redis_outage_is_503_then_resumes(tmp_path):
         assert count_tokens(server) == before  # nothing half-written: no token was recorded
         ready = requests.get(f"{server.url}/readyz", timeout=10)
         assert ready.status_code == 503 and ready.json()["checks"]["store"] == "unreachable"
-        # What does not need Redis keeps working: a plain client-credentials token.
-        plain = requests.post(
+        # Client authentication fails closed too: whether this client and address are locked
+        # out cannot be known, and a 200 for the right secret beside 503s for wrong ones would
+        # be an oracle with no limit (review F10).
+        token = requests.post(
             f"{server.url}/oauth/token",
             auth=creds,
             timeout=10,
             data={"grant_type": "client_credentials"},
         )
-        assert plain.status_code == 200
+        assert token.status_code == 503
+        # What does not need Redis keeps working: reading the registry with a Bearer token.
+        listed = requests.get(
+            f"{server.url}/api/v1/devices",
+            headers={"Authorization": f"Bearer {plain}"},
+            timeout=10,
+        )
+        assert listed.status_code == 200
 
         redis_srv.start()
         deadline = time.time() + 15

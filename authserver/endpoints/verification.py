@@ -1,29 +1,51 @@
 """The verification page a person opens (RFC 8628 §3.3): enter or confirm the code, sign in,
-review the request, approve or deny. Plain HTML forms, no JavaScript; CSRF tokens on every form;
-framing forbidden; the code is never evaluated on GET, and every evaluation goes through the
-brute-force gate (§5.1)."""
+review the request, approve or deny. Plain HTML forms, no JavaScript; framing forbidden.
+
+What keeps it safe:
+- every POST carries the CSRF token of this session (a session without one is refused) and, when
+  the browser says where the form came from (``Origin``, ``Sec-Fetch-Site``), comes from us;
+- the code is never evaluated on GET; every typed code is charged to limits first (§5.1,
+  ``authserver.limits``): anonymous entries per address, per network and to a shared budget;
+  entries by a signed-in person to their account and tenant, so staff can still connect devices
+  while someone floods the anonymous budget (the page then asks them to sign in first);
+- sign-in is limited per address and network before any password is checked, and per account;
+- a sign-in is a session in the shared store: signing out ends it everywhere, and a replayed
+  cookie is worth nothing;
+- the code and a warning are shown on every step, and what the device says about itself is
+  marked as such (§5.4, review F12); who may approve is ``authserver.authorization``'s rule.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
-from authserver import device_flow
-from authserver.limits import SlotLimiter
-from authserver.models import Client, DeviceAuthorization, Location, User, db
-from authserver.registry.bodies import clean_text
+from authserver import authorization, device_flow, limits
+from authserver.models import Client, DeviceAuthorization, Location, Tenant, User, db
 from authserver.security import now, verify_password
 from authserver.state import get_state
+from authserver.text import is_clean
 
 bp = Blueprint("verify", __name__)
 
-LOGIN_FAILURES = 10
-LOGIN_WINDOW = 900
+MAX_LOGIN = 200
+MAX_PASSWORD = 1024
 
 
 @bp.after_request
@@ -47,7 +69,60 @@ def _csrf_token() -> str:
 
 
 def _render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
+    ctx.setdefault("user_code", session.get("code"))
     return render_template(template, csrf=_csrf_token(), **ctx), status
+
+
+def _message(title: str, message: str, status: int = 200) -> tuple[str, int]:
+    return _render("device/message.html", status, title=title, message=message)
+
+
+def _throttled(template: str, message: str, retry_after: int, **ctx: Any) -> Any:
+    html, status = _render(template, 429, error=message, **ctx)
+    return html, status, {"Retry-After": str(retry_after)}
+
+
+# -- the signed-in session, kept in the shared store ---------------------------------------------
+
+
+def _session_key(sid: str) -> str:
+    return "vsess:" + hashlib.sha256(sid.encode()).hexdigest()
+
+
+def _start_session(user: User) -> None:
+    sid = secrets.token_urlsafe(24)
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    get_state().store.put(_session_key(sid), user.id, ttl=lifetime)
+    session.permanent = True
+    # A new sign-in gets a new CSRF token (no fixation across the privilege change).
+    session["csrf"] = secrets.token_urlsafe(24)
+    session["sid"] = sid
+    session["uid"] = user.id
+    session["auth_time"] = now()
+
+
+def _end_session() -> None:
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        get_state().store.delete(_session_key(sid))
+    session.clear()
+
+
+def _signed_in() -> User | None:
+    """The signed-in user, if the session is still open in the store (F11: a signed-out or
+    replayed cookie is not)."""
+    uid, sid = session.get("uid"), session.get("sid")
+    if not uid or not isinstance(sid, str):
+        return None
+    if get_state().store.get(_session_key(sid)) != uid:
+        for key in ("uid", "sid", "auth_time"):
+            session.pop(key, None)
+        return None
+    user = db.session.get(User, uid)
+    if user is None or not user.active:
+        _end_session()
+        return None
+    return user
 
 
 def _current() -> tuple[DeviceAuthorization | None, User | None]:
@@ -56,28 +131,60 @@ def _current() -> tuple[DeviceAuthorization | None, User | None]:
         record = db.session.get(DeviceAuthorization, session["dva"])
         if record is None or record.status != "pending" or record.expires_at <= now():
             session.pop("dva", None)
+            session.pop("code", None)
             record = None
-    user = db.session.get(User, session["uid"]) if session.get("uid") else None
-    if user is not None and not user.active:
-        session.pop("uid", None)
-        user = None
-    return record, user
+    return record, _signed_in()
 
 
-def _review(record: DeviceAuthorization, user: User) -> tuple[str, int]:
+def _forget_code() -> None:
+    session.pop("dva", None)
+    session.pop("code", None)
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def _from_this_site() -> bool:
+    """CSRF (review F3): the session's own token, and no sign that another site sent the form."""
+    expected = session.get("csrf")
+    given = request.form.get("csrf", "")
+    if not isinstance(expected, str) or not expected:
+        return False  # no token in the session: nothing was ever handed out to this browser
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode()):
+        return False
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        issuer = urlsplit(get_state().settings.issuer)
+        if origin != f"{issuer.scheme}://{issuer.netloc}":
+            return False
+    return True
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "-"
+
+
+def _review(
+    record: DeviceAuthorization, user: User, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
     client = db.session.get(Client, record.client_id)
     assert client is not None
     enrolment = client.device_subject == "device"
     locations: list[Location] = []
+    places = authorization.enrolment_locations(user)
     if enrolment:
-        locations = list(
-            db.session.scalars(
-                select(Location).where(Location.tenant_id == user.tenant_id).order_by(Location.name)
-            )
-        )
+        query = select(Location).where(Location.tenant_id == user.tenant_id)
+        if places is not None:
+            query = query.where(Location.id.in_(places))
+        locations = list(db.session.scalars(query.order_by(Location.name)))
     requested = datetime.fromtimestamp(record.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return _render(
         "device/review.html",
+        status,
+        error=error,
         client=client,
         record=record,
         user=user,
@@ -85,6 +192,7 @@ def _review(record: DeviceAuthorization, user: User) -> tuple[str, int]:
         requested=requested,
         enrolment=enrolment,
         locations=locations,
+        location_required=enrolment and places is not None,
     )
 
 
@@ -96,10 +204,19 @@ def page() -> Any:
         # From verification_uri_complete: show the code and ask the person to compare it with
         # the device's screen before anything is looked up (RFC 8628 §5.4).
         code = device_flow.normalise_user_code(typed)
-        shown = device_flow.format_user_code(code) if len(code) == 8 else typed[:20]
+        shown = (
+            device_flow.format_user_code(code)
+            if len(code) == device_flow.USER_CODE_LENGTH
+            else typed[:24]
+        )
         return _render("device/confirm.html", user_code=shown)
     if record is None:
-        return _render("device/enter.html")
+        return _render(
+            "device/enter.html",
+            user=user,
+            tenant=_tenant_name(user),
+            offer_sign_in=user is None and request.args.get("sign_in") == "1",
+        )
     if user is None or user.tenant_id != record.tenant_id:
         return _render("device/login.html", record=record)
     return _review(record, user)
@@ -107,13 +224,11 @@ def page() -> Any:
 
 @bp.post("/device")
 def act() -> Any:
-    given = request.form.get("csrf", "").encode("utf-8", "surrogatepass")
-    if not hmac.compare_digest(given, (session.get("csrf", "") or "-").encode()):
-        return _render(
-            "device/message.html",
+    if not _from_this_site():
+        return _message(
+            "Please try again",
+            "The form expired or was sent from another page. Start again.",
             400,
-            title="Please try again",
-            message="The form expired or was sent from another page. Start again.",
         )
     action = request.form.get("action")
     if action == "code":
@@ -123,81 +238,150 @@ def act() -> Any:
     if action in ("approve", "deny"):
         return _decide(action == "approve")
     if action == "logout":
-        session.clear()
+        _end_session()
         return redirect(url_for("verify.page"), 303)
-    return _render("device/message.html", 400, title="Unknown action", message="Start again.")
+    return _message("Unknown action", "Start again.", 400)
+
+
+def _tenant_name(user: User | None) -> str | None:
+    if user is None:
+        return None
+    tenant = db.session.get(Tenant, user.tenant_id)
+    return tenant.name if tenant is not None else None
 
 
 def _enter_code() -> Any:
-    gate = device_flow.UserCodeGate(get_state().store)
-    ip = request.remote_addr or "-"
-    slots = gate.reserve(ip)
-    if slots is None:
+    _, user = _current()
+    s = get_state().settings
+    typed = request.form.get("user_code", "")[:64]
+    if user is not None:
+        charges = limits.account_code_entry(s, user.tenant_id, user.id)
+    else:
+        charges = limits.anonymous_code_entry(s, _client_ip())
+    try:
+        record = device_flow.lookup(typed, charges, user.tenant_id if user else None)
+    except limits.Throttled as exc:
+        if user is not None:
+            message = (
+                "Too many wrong codes have been entered for your account or organisation. "
+                "Wait a few minutes, or ask an administrator to approve the device."
+            )
+        else:
+            message = (
+                "Too many wrong codes have been entered from here. If you work here, sign in "
+                "first: codes entered after signing in count against your account only."
+            )
+        return _throttled(
+            "device/enter.html",
+            message,
+            exc.retry_after,
+            user=user,
+            tenant=_tenant_name(user),
+            offer_sign_in=user is None,
+        )
+    if record is None:
+        # The charges stay: this wrong code counts against its limits.
         html, status = _render(
             "device/enter.html",
-            429,
-            error="Too many wrong codes have been entered. Wait a few minutes and try again, "
-            "or ask an administrator to approve the device.",
-        )
-        return html, status, {"Retry-After": str(gate.retry_after)}
-    record = device_flow.find_live(request.form.get("user_code", "")[:64])
-    if record is None:
-        # The slots stay taken: this wrong code counts against the address and globally.
-        return _render(
-            "device/enter.html",
             400,
+            user=user,
+            tenant=_tenant_name(user),
             error="That code is not valid or has expired. Check the device's screen.",
         )
-    gate.succeeded(slots)
+        return html, status
     session.permanent = True
     session["dva"] = record.id
+    session["code"] = device_flow.format_user_code(device_flow.normalise_user_code(typed))
+    if user is not None:
+        refused = _claim(record, user)
+        if refused is not None:
+            return refused
     return redirect(url_for("verify.page"), 303)
+
+
+def _claim(record: DeviceAuthorization, user: User) -> Any:
+    """Claim the code for ``user`` if they may decide it; a page explaining why not otherwise."""
+    client = db.session.get(Client, record.client_id)
+    enrolment = client is not None and client.device_subject == "device"
+    if enrolment and not authorization.may_enrol_somewhere(user):
+        # Checked before claiming: a person who cannot decide must not lock the code for others.
+        _forget_code()
+        return _message(
+            "Not allowed",
+            "You are not allowed to add devices. Ask an administrator (TENANT.ADMIN or "
+            "DEVICE.MANAGER) to approve this device.",
+            403,
+        )
+    try:
+        device_flow.claim(record, user)
+    except device_flow.DecisionError as exc:
+        _forget_code()
+        return _message("Code not available", str(exc), 409)
+    return None
+
+
+def _find_tenant(ref: str) -> Tenant | None:
+    if not ref or len(ref) > 200 or not is_clean(ref):
+        return None
+    return db.session.scalar(select(Tenant).where((Tenant.id == ref) | (Tenant.name == ref)))
 
 
 def _login() -> Any:
     record, _ = _current()
+    s = get_state().settings
+    login = request.form.get("login", "")[:MAX_LOGIN]
+    password = request.form.get("password", "")[:MAX_PASSWORD]
+    organisation = request.form.get("organisation", "").strip()[:200]
+    tenant_id = record.tenant_id if record is not None else None
+    if tenant_id is None:
+        tenant = _find_tenant(organisation)
+        tenant_id = tenant.id if tenant is not None else None
+    template = "device/login.html"
+    ctx: dict[str, Any] = {"record": record}
     if record is None:
-        return redirect(url_for("verify.page"), 303)
-    login = request.form.get("login", "")[:200]
-    password = request.form.get("password", "")[:1024]
-    limiter = SlotLimiter(get_state().store, "login", LOGIN_FAILURES, LOGIN_WINDOW)
-    slot = limiter.acquire(f"{record.tenant_id}|{login}|{request.remote_addr}")
-    if slot is None:
-        html, status = _render(
-            "device/login.html",
-            429,
-            record=record,
-            error="Too many failed sign-ins. Wait a few minutes.",
-        )
-        return html, status, {"Retry-After": str(LOGIN_WINDOW)}
-    user = device_flow.find_user(record.tenant_id, login) if clean_text(login) else None
-    if not verify_password(password, user.password_hash if user else None) or not (
-        user and user.active
-    ):
-        return _render(
-            "device/login.html", 401, record=record, error="The login or password is wrong."
-        )
-    limiter.release(slot)
-    # A new sign-in gets a new CSRF token (no fixation across the privilege change).
-    session["csrf"] = secrets.token_urlsafe(24)
-    session["uid"] = user.id
-    session["auth_time"] = now()
+        template, ctx = "device/enter.html", {"offer_sign_in": True}
     try:
-        device_flow.claim(record, user)
-    except device_flow.DecisionError as exc:
-        session.pop("dva", None)
-        return _render("device/message.html", 409, title="Code not available", message=str(exc))
+        # Per address and network first, before any lookup or argon2 work (F5); per account as
+        # typed, from any address (F4).
+        attempt = limits.charge(
+            get_state().store,
+            limits.sign_in(s, "device", tenant_id or organisation, login, _client_ip()),
+        )
+    except limits.Throttled as exc:
+        return _throttled(
+            template, "Too many failed sign-ins. Wait a few minutes.", exc.retry_after, **ctx
+        )
+    user = None
+    if tenant_id is not None and is_clean(login):
+        user = device_flow.find_user(tenant_id, login)
+    # Always one argon2 verification, so timing does not tell an unknown login from a wrong
+    # password.
+    password_ok = verify_password(password, user.password_hash if user else None)
+    if not (password_ok and user is not None and user.active):
+        html, status = _render(
+            template, 401, error="The organisation, login or password is wrong.", **ctx
+        )
+        return html, status
+    # The store write waits until here: nothing in this request's session holds the database.
+    attempt.succeeded()
+    _start_session(user)
+    if record is not None:
+        refused = _claim(record, user)
+        if refused is not None:
+            return refused
     return redirect(url_for("verify.page"), 303)
+
+
+_DECISION_STATUS = {"forbidden": 403, "invalid_name": 400, "invalid_till": 400}
 
 
 def _decide(approve: bool) -> Any:
     record, user = _current()
     if record is None or user is None:
-        return _render(
-            "device/message.html",
+        return _message(
+            "Nothing to approve",
+            "The request has expired or was already handled. Start again.",
             400,
-            title="Nothing to approve",
-            message="The request has expired or was already handled. Start again.",
         )
     location = request.form.get("location_id") or None
     till = (request.form.get("till_id") or "").strip() or None
@@ -207,14 +391,14 @@ def _decide(approve: bool) -> Any:
             record, user, approve, location, till, name, auth_time=session.get("auth_time")
         )
     except device_flow.DecisionError as exc:
-        return _render("device/message.html", 409, title="Not possible", message=str(exc))
-    session.pop("dva", None)
+        status = _DECISION_STATUS.get(exc.code, 409)
+        if status == 400:
+            # A field to correct: back to the form with the reason; nothing was stored (F9).
+            return _review(record, user, error=str(exc), status=400)
+        return _message("Not possible", str(exc), status)
+    _forget_code()
     if approve:
-        return _render(
-            "device/message.html",
-            title="Device approved",
-            message="You can return to the device; it will continue by itself.",
+        return _message(
+            "Device approved", "You can return to the device; it will continue by itself."
         )
-    return _render(
-        "device/message.html", title="Request denied", message="The device was not given access."
-    )
+    return _message("Request denied", "The device was not given access.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -15,9 +14,11 @@ from sqlalchemy import bindparam, select
 from werkzeug.datastructures import MultiDict
 
 from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
+from authserver.limits import Limit, Lockout, Throttled
 from authserver.models import Client, db
 from authserver.oauth2.requests import FormRequest, parse_form
 from authserver.observability import note
+from authserver.security import now_float
 from authserver.state import get_state
 
 MAX_CLIENT_ID_CHARS = 128
@@ -114,26 +115,27 @@ class AuthServer(AuthorizationServer):
         basic = parse_basic_credentials(req.headers.get("Authorization"))
         if basic and req.form.get("client_id") and req.form["client_id"] != basic[0]:
             raise InvalidRequestBody("client_id in the body differs from the authenticated one.")
+        # Failed authentications are limited per client and address; while locked out, even the
+        # right secret is refused (review F10), so 429 versus 200 tells a guesser nothing.
+        state = get_state()
+        s = state.settings
+        lockout = Lockout(
+            Limit("cauth", s.client_auth_failure_limit, s.client_auth_failure_window, "client")
+        )
+        ident = f"{(basic[0] if basic else req.form.get('client_id')) or '-'}|{request.remote_addr}"
         try:
-            client = super().authenticate_client(req, methods, endpoint)
-        except InvalidClientError as error:
-            self._count_failure(basic[0] if basic else req.form.get("client_id"))
-            # One message whatever failed: unknown client, wrong secret or wrong method.
-            error.description = "Client authentication failed."
-            raise
+            lockout.check(state.store, ident, now_float())
+            try:
+                client = super().authenticate_client(req, methods, endpoint)
+            except InvalidClientError as error:
+                lockout.failed(state.store, ident, now_float())
+                # One message whatever failed: unknown client, wrong secret or wrong method.
+                error.description = "Client authentication failed."
+                raise
+        except Throttled as exc:
+            raise ClientAuthThrottledError(exc.retry_after) from exc
         note(client_id=client.client_id, tenant=client.tenant_id)
         return client  # type: ignore[no-any-return]
-
-    def _count_failure(self, client_id: str | None) -> None:
-        """Limit failed authentications per client and address; raises once over the limit."""
-        state = get_state()
-        settings = state.settings
-        ident = hashlib.sha256(f"{client_id or '-'}|{request.remote_addr}".encode()).hexdigest()
-        count, retry_after = state.store.hit(
-            f"cauth:{ident[:40]}", settings.client_auth_failure_window
-        )
-        if count > settings.client_auth_failure_limit:
-            raise ClientAuthThrottledError(retry_after)
 
 
 def form_endpoint_response(server: AuthServer, run: Any) -> Any:

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 from flask import g
 
+from authserver.authorization import manages_registry
 from authserver.models import AccessToken, User, db
 from authserver.registry.problems import ForbiddenProblem
 from authserver.resource import ResourceAuthError, authenticate_request, current_token
 
 F = TypeVar("F", bound=Callable[..., Any])
-ADMIN_ROLES = frozenset({"TENANT.ADMIN", "DEVICE.MANAGER"})
 
 
 def token_kind(token: AccessToken) -> str:
@@ -52,7 +52,7 @@ def require_registry_token(write: bool = False) -> Callable[[F], F]:
                 user = db.session.get(User, token.user_id)
                 if user is None or not user.active or user.tenant_id != token.tenant_id:
                     raise ForbiddenProblem("The user is not active.")
-                if not ADMIN_ROLES & set(user.roles or []):
+                if not manages_registry(user):
                     raise ForbiddenProblem("The role TENANT.ADMIN or DEVICE.MANAGER is required.")
                 g.registry_user = user
             return view(*args, **kwargs)

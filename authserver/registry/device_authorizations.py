@@ -12,12 +12,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from authserver import device_flow
-from authserver.limits import SlotLimiter
+from authserver.limits import Throttled, account_code_entry
 from authserver.models import User
 from authserver.registry.access import require_registry_token, token_actor
 from authserver.registry.bodies import json_body
 from authserver.registry.problems import (
     ConflictProblem,
+    ForbiddenProblem,
     NotFoundProblem,
     TooManyRequestsProblem,
     ValidationProblem,
@@ -26,8 +27,6 @@ from authserver.state import get_state
 
 bp = Blueprint("device_authorizations", __name__)
 
-FAILURES_PER_CLIENT = 10
-FAILURE_WINDOW = 600
 _STATUS = {
     "blocked": 409,
     "claimed": 409,
@@ -36,6 +35,10 @@ _STATUS = {
     "wrong_tenant": 404,
     "invalid_client": 409,
     "user_required": 409,
+    "forbidden": 403,
+    "invalid_till": 400,
+    "invalid_name": 400,
+    "invalid_location": 400,
 }
 
 
@@ -58,17 +61,20 @@ def _body() -> dict[str, Any]:
 def decide(user_code: str) -> Response:
     token, user = token_actor()
     data = _body()
-    limiter = SlotLimiter(get_state().store, "dvaapi", FAILURES_PER_CLIENT, FAILURE_WINDOW)
-    slot = limiter.acquire(token.client_id)
-    if slot is None:
-        raise TooManyRequestsProblem(
-            "Too many unknown codes; retry later.", retryAfter=FAILURE_WINDOW
+    account = user.id if user is not None else token.client_id
+    try:
+        record = device_flow.lookup(
+            user_code[:64],
+            account_code_entry(get_state().settings, token.tenant_id, account),
+            tenant_id=token.tenant_id,
         )
-    record = device_flow.find_live(user_code[:64])
-    if record is None or record.tenant_id != token.tenant_id:
-        # The slot stays taken. Another tenant's code is as unknown as a wrong one: nothing leaks across tenants.
+    except Throttled as exc:
+        raise TooManyRequestsProblem(
+            "Too many unknown codes; retry later.", exc.retry_after
+        ) from exc
+    if record is None:
+        # Another tenant's code is as unknown as a wrong one: nothing leaks across tenants.
         raise NotFoundProblem("No pending device authorization with this code.")
-    limiter.release(slot)
     try:
         done = device_flow.decide(
             record,
@@ -81,10 +87,8 @@ def decide(user_code: str) -> Response:
         )
     except device_flow.DecisionError as exc:
         status = _STATUS.get(exc.code, 400)
-        problem = (
-            ConflictProblem
-            if status == 409
-            else (NotFoundProblem if status == 404 else ValidationProblem)
+        problem = {409: ConflictProblem, 404: NotFoundProblem, 403: ForbiddenProblem}.get(
+            status, ValidationProblem
         )
         raise problem(str(exc), code=exc.code) from exc
     return jsonify(

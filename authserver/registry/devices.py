@@ -12,7 +12,13 @@ from sqlalchemy import and_, exists, func, or_, select
 from authserver.models import Client, Device, DeviceLocation, User, db
 from authserver.registry import pagination
 from authserver.registry.access import require_registry_token, token_actor
-from authserver.registry.bodies import clean_text, json_body, optional_str, string_list
+from authserver.registry.bodies import (
+    clean_text,
+    json_body,
+    optional_str,
+    required_name,
+    string_list,
+)
 from authserver.registry.problems import ForbiddenProblem, Problem, ValidationProblem
 from authserver.registry.service import (
     APP_CODES,
@@ -146,10 +152,7 @@ def _device_fields(body: dict[str, Any], creating: bool) -> dict[str, Any]:
         raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
     data: dict[str, Any] = {}
     if creating or "name" in body:
-        name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
-            raise ValidationProblem("name must be 1-100 characters.")
-        data["name"] = name.strip()
+        data["name"] = required_name(body, "name", 100)
     for field, limit in (("externalId", 200), ("tillId", 100)):
         if field in body:
             data[field] = optional_str(body, field, limit)
@@ -214,7 +217,7 @@ def link(link_code: str) -> Response:
     app_id = optional_str(body, "appId", 128)
     user_code = optional_str(body, "userCode", 64)
     password = optional_str(body, "password", 1024)
-    info = optional_str(body, "systemInformation", 2000)
+    info = optional_str(body, "systemInformation", 2000, single_line=False)
     if not app_id or not user_code or not password:
         raise ValidationProblem("appId, userCode and password are required.")
     client = db.session.get(Client, app_id)
@@ -276,13 +279,13 @@ def me() -> Response:
 
 
 @bp.put("/api/v1/devices/me/system-information")
-@require_token("devices:read", dpop=True)
+@require_token("devices:write", dpop=True)  # a write: devices:read is not enough
 def me_system_information() -> Response:
     device = _me()
     body = json_body()
     if set(body) != {"systemInformation"}:
         raise ValidationProblem('The body is {"systemInformation": "..."}.')
-    info = optional_str(body, "systemInformation", 2000)
+    info = optional_str(body, "systemInformation", 2000, single_line=False)
     device.system_information = info
     device.updated_at = now()
     device.updated_by = device.id

@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from authserver.models import Location, db
 from authserver.registry import pagination
 from authserver.registry.access import require_registry_token, token_actor
-from authserver.registry.bodies import json_body
+from authserver.registry.bodies import json_body, required_name
 from authserver.registry.problems import ValidationProblem
 from authserver.registry.service import (
     LOCATION_KINDS,
@@ -29,10 +29,7 @@ def _fields(body: dict[str, Any], creating: bool) -> dict[str, Any]:
         raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
     data: dict[str, Any] = {}
     if creating or "name" in body:
-        name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-            raise ValidationProblem("name must be 1-200 characters.")
-        data["name"] = name.strip()
+        data["name"] = required_name(body, "name", 200)
     if "kind" in body or creating:
         kind = body.get("kind", "store")
         if kind not in LOCATION_KINDS:

@@ -52,3 +52,12 @@ class ConflictProblem(Problem):
 
 class TooManyRequestsProblem(Problem):
     status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retryAfter=retry_after, **extra)
+        self.retry_after = retry_after
+
+    def response(self) -> Response:
+        resp = super().response()
+        resp.headers["Retry-After"] = str(self.retry_after)  # RFC 9110 §10.2.3
+        return resp

@@ -174,9 +174,19 @@ def test_failed_authentications_are_throttled(http, world, settings):
     assert over.status_code == 429
     assert int(over.headers["Retry-After"]) >= 1
     assert over.get_json()["error"] == "invalid_client"
-    # Successful authentication is never throttled: a guesser cannot lock the real client out.
+    # While locked, the right secret is refused too from that address (review F10: 429 for
+    # wrong and 200 for right would tell the guesser when it hit) ...
     creds.client_secret = good_secret
-    assert cc_token(http, creds).status_code == 200
+    locked = cc_token(http, creds)
+    assert (locked.status_code, locked.get_json()["error"]) == (429, "invalid_client")
+    # ... but only there: the guesser cannot lock the real client out of its own address.
+    elsewhere = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers=creds.auth_header(),
+        environ_overrides={"REMOTE_ADDR": "192.0.2.80"},
+    )
+    assert elsewhere.status_code == 200
 
 
 @pytest.mark.parametrize("overrides", [{"client_auth_failure_window": 1}])

@@ -13,7 +13,7 @@ from authserver.models import Device, DeviceAuthorization, db
 from tests.device_helpers import DEVICE_GRANT, approve, kiosk_world, poll, start
 from tests.dpop_client import DPoPKey
 
-USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
+USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{5}-[BCDFGHJKLMNPQRSTVWXZ]{5}$")
 
 
 def test_device_authorization_response(http, world, settings):

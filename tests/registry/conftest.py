@@ -42,7 +42,7 @@ class Registry:
                 tid,
                 grant_types=(LINK_GRANT, "refresh_token"),
                 auth_method="none",
-                scope="devices:read",
+                scope="devices:read devices:write",
             ),
         )
 

@@ -83,7 +83,7 @@ def test_read_scope_is_not_enough(http, world):
 
 
 def test_no_token_is_401(http, world):
-    resp = http.post(PATH + "BBBB-BBBB", json={"decision": "approve"})
+    resp = http.post(PATH + "BBBBB-BBBBB", json={"decision": "approve"})
     assert resp.status_code == 401
 
 
@@ -133,7 +133,7 @@ def test_unknown_codes_are_limited_per_client(http, world):
     tenant, _ = kiosk_world(world)
     token = service_token(http, world, tenant)
     statuses = [
-        api(http, token, "BBBB-BBBB", {"decision": "approve"}).status_code for _ in range(11)
+        api(http, token, "BBBBB-BBBBB", {"decision": "approve"}).status_code for _ in range(11)
     ]
     assert statuses[:10] == [404] * 10
     assert statuses[10] == 429

@@ -259,3 +259,73 @@ def test_delete_revokes_tokens_and_hides_the_device(reg, app):
     assert intro == {"active": False}
     with app.app_context():
         assert db.session.get(Device, device["id"]).deleted_at is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "\u202egnp.exe"},
+        {"name": "Till\u200b1"},
+        {"name": "Till", "tillId": "T\u2067"},
+        {"name": "Line\nbreak"},
+    ],
+)
+def test_names_that_disguise_themselves_are_refused(reg, body):
+    """Review F12: bidi overrides and other format characters are refused in every field a
+    person reads; the same rule as the /device page and the device authorization endpoint."""
+    t = reg.tenant()
+    resp = reg.call("POST", "/api/v1/devices", reg.service_token(t), json=body)
+    assert resp.status_code == 400
+    assert resp.content_type == "application/problem+json"
+
+
+def test_location_names_follow_the_same_rule(reg):
+    t = reg.tenant()
+    resp = reg.call("POST", "/api/v1/locations", reg.service_token(t), json={"name": "A\u202eB"})
+    assert resp.status_code == 400
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_bodies_must_be_utf8(reg, encoding):
+    """RFC 8259 §8.1: JSON between systems is UTF-8; UTF-16 and UTF-32 bodies are refused."""
+    t = reg.tenant()
+    resp = reg.http.post(
+        "/api/v1/devices",
+        data='{"name": "Till"}'.encode(encoding),
+        headers={
+            "Authorization": f"Bearer {reg.service_token(t)}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["detail"] in (
+        "The body must be UTF-8 (RFC 8259 §8.1).",
+        "The body is not valid JSON.",  # UTF-16-LE without a BOM decodes as UTF-8 with NULs
+    )
+
+
+def test_a_declared_charset_other_than_utf8_is_refused(reg):
+    t = reg.tenant()
+    resp = reg.http.post(
+        "/api/v1/devices",
+        data=b'{"name": "Till"}',
+        headers={
+            "Authorization": f"Bearer {reg.service_token(t)}",
+            "Content-Type": "application/json; charset=latin-1",
+        },
+    )
+    assert resp.status_code == 400
+
+
+@pytest.mark.parametrize("raw", [b'{"name": NaN}', b'{"name": "x", "n": Infinity}'])
+def test_non_json_numbers_are_refused(reg, raw):
+    t = reg.tenant()
+    resp = reg.http.post(
+        "/api/v1/devices",
+        data=raw,
+        headers={
+            "Authorization": f"Bearer {reg.service_token(t)}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert resp.status_code == 400

@@ -59,6 +59,31 @@ def test_put_system_information(reg):
     assert bad.status_code == 400
 
 
+def test_writing_system_information_needs_devices_write(reg, world):
+    """A write is not allowed with devices:read alone (review, "also found")."""
+    t = reg.tenant()
+    read_only = world.client(
+        t.id,
+        grant_types=("urn:authserver:params:oauth:grant-type:link-code",),
+        auth_method="none",
+        scope="devices:read",
+    )
+    t.pos = read_only
+    device, tokens, key = reg.linked_device(t)
+    token = tokens["access_token"]
+    assert reg.call("GET", "/api/v1/devices/me", token, key=key).status_code == 200
+    resp = reg.call(
+        "PUT",
+        "/api/v1/devices/me/system-information",
+        token,
+        key=key,
+        json={"systemInformation": "tampered"},
+    )
+    assert resp.status_code == 403 and resp.get_json()["error"] == "insufficient_scope"
+    data = reg.call("GET", f"/api/v1/devices/{device['id']}", reg.service_token(t)).get_json()
+    assert data["data"]["systemInformation"] != "tampered"
+
+
 def test_users_who_may_sign_in_on_the_device(reg, world):
     t = reg.tenant()
     token = reg.service_token(t)

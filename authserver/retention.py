@@ -1,0 +1,115 @@
+"""Expired state is removed, so abandoned flows and old tokens cannot grow the database forever.
+
+What goes, and when (``now`` in unix seconds):
+- device authorizations ``AUTHSERVER_PURGE_GRACE`` seconds after they expired (until then a late
+  poll still gets ``expired_token`` and a reused code is still recognised);
+- access-token records once the token has expired (an unknown token reads as inactive, as an
+  expired one does);
+- refresh tokens once expired, and every refresh token of a family that is gone;
+- refresh families once their absolute lifetime, or their revocation, is older than the longest
+  access-token lifetime (a token issued from a family never outlives the family by more).
+
+Every statement is idempotent and touches at most ``BATCH`` rows per transaction, so running it
+on every worker at once, or while the server serves, is safe; ``maybe_purge`` still lets one
+worker in the deployment run it per interval (a claim in the shared store).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from authserver.config import Settings
+from authserver.ephemeral import EphemeralStore, StoreUnavailable
+from authserver.models import AccessToken, DeviceAuthorization, RefreshFamily, RefreshToken
+
+log = logging.getLogger("authserver.retention")
+BATCH = 5000
+
+
+def _delete_batches(engine: Engine, table: Any, key: Any, condition: Any) -> int:
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            ids = select(key).where(condition).limit(BATCH).scalar_subquery()
+            removed = conn.execute(delete(table).where(key.in_(ids))).rowcount or 0
+        total += removed
+        if removed < BATCH:
+            return total
+
+
+def purge_expired(engine: Engine, settings: Settings, now: int) -> dict[str, int]:
+    """Delete expired state (see the module docstring); returns rows removed per table."""
+    family_gone = or_(
+        RefreshFamily.expires_at < now - settings.max_token_lifetime,
+        RefreshFamily.revoked_at < now - settings.max_token_lifetime,
+    )
+    counts = {
+        "device_authorizations": _delete_batches(
+            engine,
+            DeviceAuthorization,
+            DeviceAuthorization.id,
+            DeviceAuthorization.expires_at < now - settings.purge_grace,
+        ),
+        "access_tokens": _delete_batches(
+            engine, AccessToken, AccessToken.jti_hash, AccessToken.expires_at < now
+        ),
+        "refresh_tokens": _delete_batches(
+            engine,
+            RefreshToken,
+            RefreshToken.token_hash,
+            or_(
+                RefreshToken.expires_at < now,
+                exists().where(RefreshFamily.id == RefreshToken.family_id, family_gone),
+            ),
+        ),
+    }
+    counts["refresh_families"] = _delete_batches(
+        engine,
+        RefreshFamily,
+        RefreshFamily.id,
+        family_gone & ~exists().where(RefreshToken.family_id == RefreshFamily.id),
+    )
+    return counts
+
+
+def maybe_purge(engine: Engine, settings: Settings, store: EphemeralStore, now: float) -> None:
+    """Purge if no process of the deployment has within ``purge_interval`` seconds."""
+    try:
+        if not store.claim_once("purge", ttl=settings.purge_interval):
+            return
+        counts = purge_expired(engine, settings, int(now))
+    except (StoreUnavailable, OperationalError):
+        log.warning("purge skipped: a store is unreachable")
+        return  # a later request tries again
+    if any(counts.values()):
+        log.info("purged expired state: %s", counts)
+
+
+def install(
+    app: Any, engine: Engine, settings: Settings, store: EphemeralStore, clock: Any
+) -> None:
+    """Run ``maybe_purge`` after a response has been sent, at most once per interval per
+    process (and, through the store, once per interval in the deployment)."""
+    if settings.purge_interval <= 0:
+        return
+    due = [0.0]
+
+    def after(resp: Any) -> Any:
+        t = clock()
+        if t < due[0]:
+            return resp
+        due[0] = t + settings.purge_interval
+
+        def run() -> None:
+            with app.app_context():
+                maybe_purge(engine, settings, store, clock())
+
+        resp.call_on_close(run)
+        return resp
+
+    app.after_request(after)
