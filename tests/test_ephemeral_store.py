@@ -170,3 +170,17 @@ def test_hold_keeps_a_claim_taken(store, clock):
     assert store.claim_once(key, ttl=1) is False
     clock.advance(2)
     assert store.claim_once(key, ttl=1) is True
+
+
+def test_give_back_undoes_one_hit_of_a_live_window(store, clock):
+    key = f"t:{uuid.uuid4().hex}"
+    assert [store.hit(key, window=60)[0] for _ in range(3)] == [1, 2, 3]
+    store.give_back(key)
+    assert store.count(key) == 2
+    for _ in range(5):
+        store.give_back(key)
+    assert store.count(key) == 0  # never below zero
+    assert store.hit(key, window=60)[0] == 1
+    clock.advance(61)
+    store.give_back(key)  # an expired window is left alone: a new one starts at 1
+    assert store.hit(key, window=60)[0] == 1

@@ -56,7 +56,9 @@ def security_headers(resp: Response) -> Response:
         "frame-ancestors 'none'; base-uri 'none'"
     )
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"  # the URL may carry a user code
+    # The URL may carry a user code: no Referer to other sites. Not "no-referrer", under which
+    # browsers send "Origin: null" with our own forms and the origin check below could not tell.
+    resp.headers["Referrer-Policy"] = "same-origin"
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
@@ -152,14 +154,15 @@ def _from_this_site() -> bool:
         return False  # no token in the session: nothing was ever handed out to this browser
     if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode()):
         return False
+    # Fetch metadata, where the browser sends it, says where the form came from; otherwise the
+    # Origin header must be ours (a form posted from another site carries that site's origin).
     fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return False
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("Origin")
     if origin is not None:
         issuer = urlsplit(get_state().settings.issuer)
-        if origin != f"{issuer.scheme}://{issuer.netloc}":
-            return False
+        return origin == f"{issuer.scheme}://{issuer.netloc}"
     return True
 
 

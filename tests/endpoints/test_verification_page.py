@@ -43,6 +43,7 @@ def test_security_headers_and_cookie_flags(http):
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert "script-src" not in resp.headers["Content-Security-Policy"]  # default-src 'none'
     assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["Referrer-Policy"] == "same-origin"  # the URL may carry a code
     assert "<script" not in resp.get_data(as_text=True)
     assert '<label for="user_code">' in resp.get_data(as_text=True)
     cookie = resp.headers["Set-Cookie"]

@@ -236,7 +236,14 @@ def test_a_form_sent_from_another_site_is_refused(http, world, headers):
 
 
 @pytest.mark.parametrize(
-    "headers", [{"Origin": "http://127.0.0.1:8000"}, {"Sec-Fetch-Site": "same-origin"}]
+    "headers",
+    [
+        {"Origin": "http://127.0.0.1:8000"},
+        {"Sec-Fetch-Site": "same-origin"},
+        # What Chromium sends for our own form under a strict referrer policy.
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed into the address bar, a bookmark
+    ],
 )
 def test_a_form_from_this_site_passes(http, world, headers):
     _, client = kiosk_world(world)
