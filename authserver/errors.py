@@ -5,7 +5,16 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 
 
-class TemporarilyUnavailableError(OAuth2Error):
+class RetryAfter(OAuth2Error):
+    """An error that tells the client when to try again (RFC 9110 §10.2.3 ``Retry-After``)."""
+
+    retry_after = 1
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class TemporarilyUnavailableError(RetryAfter):
     """A store the request needs (database or Redis) did not answer: 503, retry later."""
 
     error = "temporarily_unavailable"
@@ -15,11 +24,8 @@ class TemporarilyUnavailableError(OAuth2Error):
         super().__init__(description=description)
         self.retry_after = retry_after
 
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
-
-class ClientAuthThrottledError(InvalidClientError):
+class ClientAuthThrottledError(RetryAfter, InvalidClientError):
     """Too many failed client authentications for one client from one address."""
 
     def __init__(self, retry_after: int) -> None:
@@ -29,8 +35,16 @@ class ClientAuthThrottledError(InvalidClientError):
         )
         self.retry_after = retry_after
 
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+class TooManyAttemptsError(RetryAfter):
+    """Too many failed attempts at a grant (link code, staff code, password): 429."""
+
+    error = "invalid_grant"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many failed attempts; retry later.")
+        self.retry_after = retry_after
 
 
 class InvalidRequestBody(OAuth2Error):
@@ -42,7 +56,7 @@ class InvalidRequestBody(OAuth2Error):
         super().__init__(description=description, status_code=status_code)
 
 
-class TooManyRequestsError(OAuth2Error):
+class TooManyRequestsError(RetryAfter):
     """RFC 8628 §3.5's ``slow_down``, answered 429 with ``Retry-After``: a client (or address)
     asks faster than the server allows, here at the device authorization endpoint."""
 
@@ -52,6 +66,3 @@ class TooManyRequestsError(OAuth2Error):
     def __init__(self, retry_after: int) -> None:
         super().__init__(description="Too many requests; retry later.")
         self.retry_after = retry_after
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]

@@ -17,7 +17,6 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError,
     InvalidRequestError,
-    OAuth2Error,
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.hooks import hooked
@@ -25,6 +24,7 @@ from sqlalchemy import select, update
 
 from authserver import audit
 from authserver.admin import user_code_hash
+from authserver.errors import TooManyAttemptsError
 from authserver.limits import Limit, Throttled, charge, sign_in
 from authserver.models import Client, Device, User, db
 from authserver.registry.service import link_code_hash
@@ -42,18 +42,6 @@ from grants.common import (
 from grants.dpop import DPoPProof
 
 MAX_FIELD = 1024
-
-
-class TooManyAttemptsError(OAuth2Error):
-    error = "invalid_grant"
-    status_code = 429
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(description="Too many failed attempts; retry later.")
-        self.retry_after = retry_after
-
-    def get_headers(self) -> list[tuple[str, str]]:
-        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
 def link_device(

@@ -78,7 +78,9 @@ class Registry:
         assert resp.status_code == 201, resp.get_json()
         return resp.get_json()["data"]
 
-    def link(self, t: Tenant, link_code: str, key: DPoPKey | None = None, **form):
+    def link(
+        self, t: Tenant, link_code: str, key: DPoPKey | None = None, ip: str | None = None, **form
+    ):
         data = {
             "grant_type": LINK_GRANT,
             "link_code": link_code,
@@ -92,7 +94,8 @@ class Registry:
             headers["DPoP"] = key.proof(
                 "POST", self.settings.issuer + "/oauth/token", iat=self.now()
             )
-        return self.http.post("/oauth/token", data=data, headers=headers)
+        environ = {"REMOTE_ADDR": ip} if ip else {}
+        return self.http.post("/oauth/token", data=data, headers=headers, environ_overrides=environ)
 
     def linked_device(self, t: Tenant) -> tuple[dict, dict, DPoPKey]:
         """A POS terminal created in the back office and linked with a DPoP key."""

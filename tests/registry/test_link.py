@@ -66,16 +66,9 @@ def test_guesses_are_limited_per_link_code(reg):
     t = reg.tenant()
     device = reg.create_device(t, status="READY_TO_LINK")
     for i in range(reg.settings.link_failures_per_code):
-        reg.http.post(
-            "/oauth/token",
-            data={
-                "grant_type": LINK_GRANT,
-                "link_code": device["linkCode"],
-                "user_code": f"99{i}",  # other accounts, other networks: only the code is shared
-                "password": f"guess {i}",
-                "client_id": t.pos.client_id,
-            },
-            environ_overrides={"REMOTE_ADDR": f"198.51.{i}.1"},
+        # Other accounts, other networks: only the link code is shared.
+        reg.link(
+            t, device["linkCode"], user_code=f"99{i}", password=f"guess {i}", ip=f"198.51.{i}.1"
         )
     locked = reg.link(t, device["linkCode"])  # even the right password is refused for now
     assert locked.status_code == 429
@@ -197,29 +190,9 @@ def test_password_guessing_on_one_account_is_limited_from_any_address(reg):
     limit = reg.settings.sign_in_failures_per_account
     for i in range(limit):
         device = reg.create_device(t, status="READY_TO_LINK")
-        resp = reg.http.post(
-            "/oauth/token",
-            data={
-                "grant_type": LINK_GRANT,
-                "link_code": device["linkCode"],
-                "user_code": "1234",
-                "password": f"guess {i}",
-                "client_id": t.pos.client_id,
-            },
-            environ_overrides={"REMOTE_ADDR": f"198.51.{i}.1"},
-        )
+        resp = reg.link(t, device["linkCode"], password=f"guess {i}", ip=f"198.51.{i}.1")
         assert resp.get_json()["error"] == "invalid_grant"
     device = reg.create_device(t, status="READY_TO_LINK")
-    locked = reg.http.post(
-        "/oauth/token",
-        data={
-            "grant_type": LINK_GRANT,
-            "link_code": device["linkCode"],
-            "user_code": "1234",
-            "password": "correct horse",
-            "client_id": t.pos.client_id,
-        },
-        environ_overrides={"REMOTE_ADDR": "198.51.200.1"},
-    )
+    locked = reg.link(t, device["linkCode"], ip="198.51.200.1")
     assert locked.status_code == 429
     assert 0 < int(locked.headers["Retry-After"]) <= reg.settings.sign_in_account_window
