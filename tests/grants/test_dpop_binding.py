@@ -247,3 +247,25 @@ def test_an_htu_with_userinfo_is_refused(http, world, settings, htu):
     )
     assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_dpop_proof")
     assert "htu" in resp.get_json()["error_description"]
+
+
+def test_a_proof_cannot_be_replayed_at_the_end_of_its_window(http, world, settings, clock):
+    """The replay entry outlives the acceptance window, on the real store, in every process:
+    a proof dated max_future ahead is still acceptable max_age + max_future later, and must
+    still be a replay then."""
+    key = DPoPKey()
+    creds = world.client()
+    url = settings.issuer + "/oauth/token"
+    proof = key.proof("POST", url, iat=clock() + settings.dpop_max_future)
+
+    def send():
+        return http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={**creds.auth_header(), "DPoP": proof},
+        )
+
+    assert send().status_code == 200
+    clock.advance(settings.dpop_max_age + settings.dpop_max_future - 1)
+    replay = send()
+    assert replay.status_code == 400 and "replay" in replay.get_json()["error_description"]

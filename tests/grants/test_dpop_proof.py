@@ -348,3 +348,120 @@ def test_rsa_4096_proof_passes():
 
     k = DPoPKey("PS256", key=RSAKey.generate_key(4096, private=True))
     assert check(k.proof("POST", URL)).jkt == k.jkt
+
+
+# Checks that used to be reached only through another one (mutation review, §4.2): each input
+# passes every check but the one under test, and the failure names that check.
+
+
+def test_2_a_fourth_segment_is_refused_though_the_signature_covers_two(key):
+    fails("not a compact JWS", key.proof("POST", URL) + ".x")
+
+
+def test_2_an_empty_signature_segment_is_not_a_compact_jws(key):
+    head, body, _ = key.proof("POST", URL).split(".")
+    fails("not a compact JWS", f"{head}.{body}.")
+
+
+def test_3_an_empty_jti_is_refused(key):
+    fails("jti claim missing", key.proof("POST", URL, claims={"jti": ""}))
+
+
+def test_3_a_jti_of_exactly_the_limit_passes(key):
+    assert check(key.proof("POST", URL, jti="j" * 256)).jti == "j" * 256
+
+
+def test_2_a_proof_of_exactly_the_size_limit_is_read_and_one_more_is_not():
+    from grants.dpop import MAX_PROOF_CHARS
+
+    key = DPoPKey("ES256")
+    base = len(key.proof("POST", URL, jti="j", claims={"pad": ""}))
+    at_limit = None
+    for extra in range(
+        (MAX_PROOF_CHARS - base) * 3 // 4 - 4, (MAX_PROOF_CHARS - base) * 3 // 4 + 4
+    ):
+        for jti in ("j", "jj"):
+            proof = key.proof("POST", URL, jti=jti, claims={"pad": "p" * extra})
+            if len(proof) == MAX_PROOF_CHARS:
+                at_limit = proof
+    assert at_limit is not None
+    assert check(at_limit)  # an unknown claim is ignored; the size alone is at the limit
+    fails("proof too large", at_limit + "A")
+
+
+@pytest.mark.parametrize(
+    "alg,key_alg",
+    [("ES256", "ES384"), ("ES384", "ES256")],
+)
+def test_7_the_curve_must_match_the_alg(alg, key_alg):
+    """An ES256 proof with a P-384 key (or the reverse): signed by hand, since joserfc refuses
+    to make one; only the curve check stands in the way."""
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    signer = DPoPKey(key_alg)
+    header = {"typ": "dpop+jwt", "alg": alg, "jwk": signer.public_jwk()}
+    claims = {"jti": "j1", "htm": "POST", "htu": URL, "iat": int(time.time())}
+    head, body = b64(json.dumps(header).encode()), b64(json.dumps(claims).encode())
+    digest = hashes.SHA256() if alg == "ES256" else hashes.SHA384()
+    r, s = decode_dss_signature(
+        signer.key.private_key.sign(f"{head}.{body}".encode(), ec.ECDSA(digest))
+    )
+    size = 32 if key_alg == "ES256" else 48
+    proof = f"{head}.{body}.{b64(r.to_bytes(size, 'big') + s.to_bytes(size, 'big'))}"
+    fails("jwk curve does not match alg", proof)
+
+
+def test_7_an_okp_key_of_another_curve_is_refused(key):
+    x448 = {"kty": "OKP", "crv": "Ed448", "x": b64(b"\x01" * 57)}
+    fails(
+        "jwk curve does not match alg", DPoPKey("Ed25519").proof("POST", URL, header={"jwk": x448})
+    )
+
+
+@pytest.mark.parametrize("htu", ["https://as.example.com:99999/oauth/token", "https://[::1/x"])
+def test_9_an_unparsable_htu_is_an_invalid_proof_not_an_error(key, htu):
+    fails("htu is not a valid URL", key.proof("POST", htu))
+
+
+def test_10_a_nonce_of_the_next_step_is_accepted():
+    nonces = NonceIssuer(b"k" * 32, 60)
+    t = 6050.0  # three quarters into a step: fresh() already hands out the next step's nonce
+    assert nonces.step_of(nonces.fresh(t), t) == int(t // 60) + 1
+    assert nonces.step_of(nonces.current(t + 60), t) is not None
+    assert nonces.step_of(nonces.current(t + 120), t) is None
+
+
+@pytest.mark.parametrize("edge,ok", [(-60, True), (-61, False), (10, True), (11, False)])
+def test_11_the_window_edges_are_inclusive(key, edge, ok):
+    now = 1_800_000_000.0
+    proof = key.proof("POST", URL, iat=now + edge)
+    if ok:
+        assert check(proof, now=now)
+    else:
+        fails("iat", proof, now=now)
+
+
+def test_12_the_replay_entry_lives_as_long_as_the_proof_could_be_accepted(key):
+    """A proof is acceptable from iat - max_future to iat + max_age: its jti must be remembered
+    at least that long (71 s with these settings), or it could be replayed at the end."""
+    store = MemoryStore()
+    check(key.proof("POST", URL), store=store)
+    (ttl,) = store.claimed.values()
+    assert ttl >= 60 + 10
+
+
+def test_rejections_are_counted_by_check(key):
+    import grants.dpop as dpop
+
+    seen: list[str] = []
+    original = dpop.on_reject
+    dpop.on_reject = seen.append
+    try:
+        fails("htm does not match", key.proof("GET", URL))
+    finally:
+        dpop.on_reject = original
+    assert seen == ["htm does not match the request method"]

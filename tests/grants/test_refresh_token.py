@@ -63,6 +63,10 @@ def test_rotation_on_every_use(http, world, app, clock):
 
 def test_reuse_revokes_the_whole_family(http, world, app, clock):
     client, tokens, tenant, _ = enrol(http, world, app, clock)
+    # A bystander: another kiosk of the same client, with its own family.
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin")
+    other = poll(http, client.client_id, body["device_code"]).get_json()
     old = tokens["refresh_token"]
     new = refresh(http, client.client_id, old).get_json()
     assert active(http, world, tenant, new["access_token"])
@@ -74,6 +78,8 @@ def test_reuse_revokes_the_whole_family(http, world, app, clock):
     assert (
         refresh(http, client.client_id, new["refresh_token"]).get_json()["error"] == "invalid_grant"
     )
+    assert active(http, world, tenant, other["access_token"])
+    assert refresh(http, client.client_id, other["refresh_token"]).status_code == 200
 
 
 def test_reuse_is_detected_after_a_restart(http, world, app, clock, settings):
@@ -239,3 +245,82 @@ def test_refresh_tokens_are_only_issued_to_clients_registered_for_refresh(http, 
     approve(app, body["user_code"], "admin")
     tokens = poll(http, client.client_id, body["device_code"]).get_json()
     assert "access_token" in tokens and "refresh_token" not in tokens
+
+
+def test_a_refresh_that_loses_the_race_revokes_the_family(http, world, app, clock, monkeypatch):
+    """RFC 9700 §4.14.2 when two requests present one token at once: the one whose rotation
+    UPDATE finds the token already used treats it as reuse. Simulated by letting the second
+    request read the token as it was before the first one rotated it."""
+    import grants.refresh_token as grant_module
+    from authserver.tokens import find_refresh_token
+
+    client, tokens, tenant, _ = enrol(http, world, app, clock)
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin")
+    bystander = poll(http, client.client_id, body["device_code"]).get_json()
+
+    def stale(value):
+        record = find_refresh_token(value)
+        if record is not None:
+            db.session.expunge(record.token)
+            record.token.used_at = None  # what a concurrent request read a moment ago
+        return record
+
+    winner = refresh(http, client.client_id, tokens["refresh_token"]).get_json()
+    monkeypatch.setattr(grant_module, "find_refresh_token", stale)
+    loser = refresh(http, client.client_id, tokens["refresh_token"])
+    monkeypatch.undo()
+    assert loser.get_json()["error"] == "invalid_grant"
+    assert "already used" in loser.get_json()["error_description"]
+    assert not active(http, world, tenant, winner["access_token"])
+    assert refresh(http, client.client_id, winner["refresh_token"]).status_code == 400
+    assert active(http, world, tenant, bystander["access_token"])
+
+
+def test_a_refresh_racing_a_revocation_is_refused_without_a_second_revocation(
+    http, world, app, clock, monkeypatch
+):
+    """The lost race against a family revocation: invalid_grant, no reuse event."""
+    import grants.refresh_token as grant_module
+    from authserver.models import AuditEvent, RefreshFamily
+    from authserver.tokens import find_refresh_token
+
+    client, tokens, tenant, _ = enrol(http, world, app, clock)
+    with app.app_context():
+        fam_id = find_refresh_token(tokens["refresh_token"]).family.id
+
+    def revoked_meanwhile(value):
+        record = find_refresh_token(value)  # read while the family is live ...
+        with db.engine.begin() as conn:  # ... then another request revokes it
+            conn.execute(
+                RefreshFamily.__table__.update()
+                .where(RefreshFamily.id == fam_id)
+                .values(revoked_at=1, revoked_reason="revoked")
+            )
+        return record
+
+    monkeypatch.setattr(grant_module, "find_refresh_token", revoked_meanwhile)
+    resp = refresh(http, client.client_id, tokens["refresh_token"])
+    monkeypatch.undo()
+    assert resp.get_json()["error"] == "invalid_grant"
+    assert "no longer valid" in resp.get_json()["error_description"]
+    with app.app_context():
+        events = [e.type for e in db.session.query(AuditEvent).all()]
+        assert "refresh_token.reuse_detected" not in events
+        assert db.session.get(RefreshFamily, fam_id).revoked_reason == "revoked"
+
+
+def test_narrowing_scope_keeps_only_granted_scopes_and_refuses_a_mix(http, world, app, clock):
+    client, tokens, _, _ = enrol(http, world, app, clock, scope="devices:read devices:write")
+    mixed = refresh(http, client.client_id, tokens["refresh_token"], scope="devices:read openid")
+    assert mixed.get_json()["error"] == "invalid_scope"
+    narrowed = refresh(http, client.client_id, tokens["refresh_token"], scope="devices:read")
+    assert narrowed.status_code == 200 and narrowed.get_json()["scope"] == "devices:read"
+
+
+def test_a_missing_refresh_token_is_invalid_request(http, world, app, clock):
+    client, _, _, _ = enrol(http, world, app, clock)
+    resp = http.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "client_id": client.client_id}
+    )
+    assert resp.get_json()["error"] == "invalid_request"

@@ -164,3 +164,6 @@ def test_other_signing_algorithms(http, world, overrides):
         token, KeySet.import_key_set({"keys": keys}), algorithms=[overrides["signing_alg"]]
     )
     assert tok.header["alg"] == overrides["signing_alg"]
+    # ... and the server itself accepts its own tokens of that algorithm.
+    intro = http.post("/oauth/introspect", data={"token": token}, headers=creds.auth_header())
+    assert intro.get_json()["active"] is True

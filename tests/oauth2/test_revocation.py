@@ -19,11 +19,16 @@ def active(http, creds, token):
 def test_revoked_access_token_is_refused_on_the_next_request(http, world):
     creds = world.client()
     token = cc_token(http, creds).get_json()["access_token"]
+    sibling = cc_token(http, creds).get_json()["access_token"]
+    stranger = world.client()
+    theirs = cc_token(http, stranger).get_json()["access_token"]
     assert active(http, creds, token)
     resp = revoke(http, creds, token, token_type_hint="access_token")
     assert resp.status_code == 200
     assert resp.get_json() == {}
     assert not active(http, creds, token)
+    # Bystanders: the client's other token, another tenant's token.
+    assert active(http, creds, sibling) and active(http, stranger, theirs)
 
 
 def test_unknown_token_is_200(http, world):
@@ -53,10 +58,15 @@ def test_revocation_requires_client_authentication(http, world):
 def test_revoking_a_refresh_token_revokes_its_family_and_access_tokens(http, world, app):
     creds = world.client(grant_types=("client_credentials", "refresh_token"))
     refresh, access = make_refresh_token(app, creds, with_access=True)
+    other_refresh, other_access = make_refresh_token(app, creds, with_access=True)
+    plain = cc_token(http, creds).get_json()["access_token"]
     assert active(http, creds, access)
     assert revoke(http, creds, refresh, token_type_hint="refresh_token").status_code == 200
     assert not active(http, creds, refresh)
     assert not active(http, creds, access)
+    # Bystanders: the same client's other family and its token outside any family.
+    assert active(http, creds, other_refresh) and active(http, creds, other_access)
+    assert active(http, creds, plain)
 
 
 def test_public_client_revokes_with_client_id(http, world, app):

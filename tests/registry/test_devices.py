@@ -188,9 +188,26 @@ def test_cursor_of_another_sort_is_refused(reg):
     )
 
 
+def still_works(reg, t, tokens, key) -> None:
+    """A bystander terminal: its access token reads /me and its refresh token rotates."""
+    me = reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
+    assert me.status_code == 200
+    refreshed = reg.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": t.pos.client_id,
+        },
+        headers={"DPoP": key.proof("POST", reg.settings.issuer + "/oauth/token")},
+    )
+    assert refreshed.status_code == 200, refreshed.get_json()
+
+
 def test_blocking_kills_the_devices_tokens_at_once(reg):
     t = reg.tenant()
     device, tokens, key = reg.linked_device(t)
+    _, other_tokens, other_key = reg.linked_device(t)
     me = reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
     assert me.status_code == 200
     admin = reg.service_token(t)
@@ -213,11 +230,13 @@ def test_blocking_kills_the_devices_tokens_at_once(reg):
     active = reg.call("PATCH", f"/api/v1/devices/{device['id']}", admin, json={"status": "ACTIVE"})
     assert active.status_code == 200
     assert reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key).status_code == 401
+    still_works(reg, t, other_tokens, other_key)
 
 
 def test_unlinking_issues_a_new_code_and_clears_the_key(reg):
     t = reg.tenant()
     device, tokens, key = reg.linked_device(t)
+    _, other_tokens, other_key = reg.linked_device(t)
     admin = reg.service_token(t)
     resp = reg.call(
         "PATCH", f"/api/v1/devices/{device['id']}", admin, json={"status": "READY_TO_LINK"}
@@ -234,6 +253,7 @@ def test_unlinking_issues_a_new_code_and_clears_the_key(reg):
     assert reg.link(t, device["linkCode"], new_key).get_json()["error"] == "invalid_grant"
     relinked = reg.link(t, data["linkCode"], new_key)
     assert relinked.status_code == 200
+    still_works(reg, t, other_tokens, other_key)
 
 
 def test_ready_to_link_cannot_be_made_active_by_patch(reg):
@@ -248,6 +268,7 @@ def test_ready_to_link_cannot_be_made_active_by_patch(reg):
 def test_delete_revokes_tokens_and_hides_the_device(reg, app):
     t = reg.tenant()
     device, tokens, key = reg.linked_device(t)
+    _, other_tokens, other_key = reg.linked_device(t)
     admin = reg.service_token(t)
     assert reg.call("DELETE", f"/api/v1/devices/{device['id']}", admin).get_json() == {
         "data": {"id": device["id"], "deleted": True}
@@ -259,6 +280,7 @@ def test_delete_revokes_tokens_and_hides_the_device(reg, app):
     assert intro == {"active": False}
     with app.app_context():
         assert db.session.get(Device, device["id"]).deleted_at is not None
+    still_works(reg, t, other_tokens, other_key)
 
 
 @pytest.mark.parametrize(

@@ -196,3 +196,42 @@ def test_password_guessing_on_one_account_is_limited_from_any_address(reg):
     locked = reg.link(t, device["linkCode"], ip="198.51.200.1")
     assert locked.status_code == 429
     assert 0 < int(locked.headers["Retry-After"]) <= reg.settings.sign_in_account_window
+
+
+def test_a_terminal_linked_through_a_confidential_client_stays_bound_to_its_key(reg, world):
+    """A confidential client's refresh family is not DPoP-bound (RFC 9449 §5); a terminal it
+    linked with a key is, whatever its client: the device-key check alone refuses the rest."""
+    t = reg.tenant()
+    confidential = world.client(
+        t.id, grant_types=(LINK_GRANT, "refresh_token"), scope="devices:read devices:write"
+    )
+    device = reg.create_device(t, status="READY_TO_LINK")
+    key = DPoPKey()
+    url = reg.settings.issuer + "/oauth/token"
+    linked = reg.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": LINK_GRANT,
+            "link_code": device["linkCode"],
+            "user_code": "1234",
+            "password": "correct horse",
+        },
+        headers={**confidential.auth_header(), "DPoP": key.proof("POST", url)},
+    )
+    assert linked.status_code == 200, linked.get_json()
+    refresh_token = linked.get_json()["refresh_token"]
+
+    def refresh(proof=None):
+        headers = {**confidential.auth_header(), **({"DPoP": proof} if proof else {})}
+        return reg.http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            headers=headers,
+        )
+
+    for bad in (None, DPoPKey().proof("POST", url)):
+        resp = refresh(bad)
+        assert resp.get_json()["error"] == "invalid_dpop_proof", resp.get_json()
+        assert "device's key" in resp.get_json()["error_description"]
+    ok = refresh(key.proof("POST", url))
+    assert ok.status_code == 200 and ok.get_json()["token_type"] == "DPoP"

@@ -1,0 +1,237 @@
+"""authserver.device_flow as a service: the decision's own checks (not only those its callers make
+first), kiosk enrolment and re-enrolment, the lookup of typed codes."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from authserver import device_flow
+from authserver.limits import account_code_entry
+from authserver.models import Client, Device, DeviceAuthorization, User, db
+from tests.device_helpers import approve, kiosk_world, start
+from tests.dpop_client import DPoPKey
+
+
+def pending(app, http, client_id, key=None, clock=None, **form):
+    settings = app.extensions["authserver"].settings
+    proof = None
+    if key is not None:
+        proof = key.proof("POST", settings.issuer + "/oauth/device_authorization", iat=clock())
+    return start(http, client_id, proof=proof, **form).get_json()
+
+
+def record_of(user_code: str) -> DeviceAuthorization:
+    record = device_flow.find_live(user_code)
+    assert record is not None
+    return record
+
+
+def user(tenant: str, login: str) -> User:
+    return db.session.scalar(select(User).where(User.tenant_id == tenant, User.login == login))
+
+
+def test_decide_refuses_a_user_of_another_tenant_by_itself(app, http, world):
+    _, client = kiosk_world(world)
+    other_tenant = world.tenant()
+    world.user(other_tenant, login="mallory", roles=("TENANT.ADMIN",))
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record_of(body["user_code"]), user(other_tenant, "mallory"), True)
+        assert info.value.code == "wrong_tenant"
+        assert record_of(body["user_code"]).status == "pending"
+
+
+def test_decide_refuses_an_inactive_user_by_itself(app, http, world):
+    tenant, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        admin = user(tenant, "admin")
+        admin.active = False
+        db.session.commit()
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record_of(body["user_code"]), admin, True)
+        assert info.value.code == "wrong_tenant"
+
+
+def test_codes_of_a_deactivated_client_cannot_be_decided(app, http, world):
+    tenant, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        db.session.get(Client, client.client_id).active = False
+        db.session.commit()
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record_of(body["user_code"]), user(tenant, "admin"), True)
+        assert info.value.code == "invalid_client"
+
+
+def test_a_service_can_enrol_a_kiosk_but_not_sign_a_person_in(app, http, world):
+    _, kiosk = kiosk_world(world)
+    tenant2, signin = kiosk_world(world, device_subject="user")
+    a = pending(app, http, kiosk.client_id)
+    b = pending(app, http, signin.client_id)
+    with app.app_context():
+        done = device_flow.decide(record_of(a["user_code"]), None, True, actor_id="cli_backoffice")
+        assert done.status == "approved" and done.claimed_by == "cli_backoffice"
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record_of(b["user_code"]), None, True, actor_id="cli_backoffice")
+        assert info.value.code == "user_required"
+        with pytest.raises(ValueError):
+            device_flow.decide(record_of(b["user_code"]), None, False)
+
+
+def test_denying_enrols_nothing(app, http, world):
+    tenant, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    approve(app, body["user_code"], "admin", "--deny")
+    with app.app_context():
+        assert db.session.scalars(select(Device).where(Device.tenant_id == tenant)).all() == []
+
+
+def test_a_kiosk_reenrolling_with_its_key_updates_its_own_entry(app, http, world, clock):
+    tenant, client = kiosk_world(world)
+    key = DPoPKey()
+    first = pending(app, http, client.client_id, key, clock, device_name="Lobby")
+    device_id = approve(app, first["user_code"], "admin")["device_id"]
+    again = pending(app, http, client.client_id, key, clock, device_name="Lobby again")
+    assert approve(app, again["user_code"], "admin")["device_id"] == device_id
+    with app.app_context():
+        assert db.session.get(Device, device_id).name == "Lobby again"
+
+
+def test_the_same_key_in_another_tenant_is_another_device(app, http, world, clock):
+    """Re-enrolment looks the key up in the code's tenant only: tenant B's approval never
+    touches (or re-activates) tenant A's device with the same key."""
+    tenant_a, client_a = kiosk_world(world)
+    tenant_b, client_b = kiosk_world(world)
+    key = DPoPKey()
+    in_a = approve(
+        app,
+        pending(app, http, client_a.client_id, key, clock, device_name="A")["user_code"],
+        "admin",
+    )
+    with app.app_context():
+        db.session.get(Device, in_a["device_id"]).status = "BLOCKED"
+        db.session.commit()
+    in_b = approve(
+        app,
+        pending(app, http, client_b.client_id, key, clock, device_name="B")["user_code"],
+        "admin",
+    )
+    assert in_b["device_id"] != in_a["device_id"]
+    with app.app_context():
+        a = db.session.get(Device, in_a["device_id"])
+        b = db.session.get(Device, in_b["device_id"])
+        assert (a.tenant_id, a.name, a.status) == (tenant_a, "A", "BLOCKED")
+        assert (b.tenant_id, b.name, b.status) == (tenant_b, "B", "ACTIVE")
+
+
+def test_kiosks_without_a_key_never_take_over_each_others_entries(app, http, world):
+    _, client = kiosk_world(world)
+    first = approve(
+        app, pending(app, http, client.client_id, device_name="One")["user_code"], "admin"
+    )
+    second = approve(
+        app, pending(app, http, client.client_id, device_name="Two")["user_code"], "admin"
+    )
+    assert first["device_id"] != second["device_id"]
+    with app.app_context():
+        assert db.session.get(Device, first["device_id"]).name == "One"
+
+
+def test_a_kiosk_with_a_key_does_not_take_over_a_keyless_entry(app, http, world, clock):
+    _, client = kiosk_world(world)
+    keyless = approve(
+        app, pending(app, http, client.client_id, device_name="Old")["user_code"], "admin"
+    )
+    keyed = approve(
+        app,
+        pending(app, http, client.client_id, DPoPKey(), clock, device_name="New")["user_code"],
+        "admin",
+    )
+    assert keyless["device_id"] != keyed["device_id"]
+
+
+def test_lookup_gives_a_right_codes_charges_back_and_keeps_a_wrong_ones(app, http, world):
+    tenant, client = kiosk_world(world)
+    settings = app.extensions["authserver"].settings.with_overrides(
+        user_code_failures_per_account=2
+    )
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        charges = account_code_entry(settings, tenant, "usr_x")
+        for _ in range(5):  # right codes cost nothing
+            assert device_flow.lookup(body["user_code"], charges, tenant) is not None
+        assert device_flow.lookup("BBBBB-BBBBB", charges, tenant) is None
+        assert device_flow.lookup("BBBBB-BBBBB", charges, tenant) is None
+        from authserver.limits import Throttled
+
+        with pytest.raises(Throttled):
+            device_flow.lookup(body["user_code"], charges, tenant)
+
+
+def test_lookup_restricted_to_a_tenant_does_not_see_others(app, http, world):
+    tenant, client = kiosk_world(world)
+    other = world.tenant()
+    body = pending(app, http, client.client_id)
+    s = app.extensions["authserver"].settings
+    with app.app_context():
+        assert (
+            device_flow.lookup(body["user_code"], account_code_entry(s, other, "u"), other) is None
+        )
+        assert device_flow.lookup(body["user_code"], account_code_entry(s, tenant, "u"), tenant)
+        assert device_flow.lookup(body["user_code"], account_code_entry(s, tenant, "u"), None)
+
+
+@pytest.mark.parametrize(
+    "typed", ["bcdfg-hjklm", " BCDFG HJKLM ", "BCDFGHJKLM", "b.c.d.f.g.h.j.k.l.m"]
+)
+def test_typed_codes_are_normalised(typed):
+    assert device_flow.normalise_user_code(typed) == "BCDFGHJKLM"
+    assert device_flow.format_user_code("BCDFGHJKLM") == "BCDFG-HJKLM"
+
+
+def test_find_live_ignores_expired_decided_and_short_codes(app, http, world, clock, settings):
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        assert device_flow.find_live(body["user_code"][:-1]) is None
+        assert device_flow.find_live(body["user_code"]) is not None
+        clock.advance(settings.device_code_ttl)
+        assert device_flow.find_live(body["user_code"]) is None
+    fresh = pending(app, http, client.client_id)
+    approve(app, fresh["user_code"], "admin", "--deny")
+    with app.app_context():
+        assert device_flow.find_live(fresh["user_code"]) is None
+
+
+def test_a_claimed_code_is_refused_to_everyone_else_and_kept_for_its_claimant(app, http, world):
+    tenant, client = kiosk_world(world)
+    world.user(tenant, login="bob", roles=("TENANT.ADMIN",))
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        record = record_of(body["user_code"])
+        device_flow.claim(record, user(tenant, "admin"))
+        device_flow.claim(record, user(tenant, "admin"))  # claiming again is fine
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.claim(record, user(tenant, "bob"))
+        assert info.value.code == "claimed"
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record, user(tenant, "bob"), True)
+        assert info.value.code == "claimed"
+        assert device_flow.decide(record, user(tenant, "admin"), True).status == "approved"
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record, user(tenant, "admin"), True)
+        assert info.value.code == "decided"
+
+
+def test_an_expired_code_cannot_be_decided(app, http, world, clock, settings):
+    tenant, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        record = record_of(body["user_code"])
+        clock.advance(settings.device_code_ttl)
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record, user(tenant, "admin"), True)
+        assert info.value.code == "expired"
