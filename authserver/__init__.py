@@ -7,33 +7,22 @@ import os
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from authserver import metrics, observability, retention
+from authserver import http_errors, metrics, observability, retention
 from authserver.config import Settings, load_settings
-from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore, StoreUnavailable
+from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
-from authserver.observability import loggable_path
-from authserver.registry.problems import (
-    ConflictProblem,
-    NotFoundProblem,
-    Problem,
-    ValidationProblem,
-)
-from authserver.registry.service import RegistryError
 from authserver.resource import add_dpop_nonce
 from authserver.security import Hasher
 from authserver.state import AppState
-from grants import dpop
 from grants.client_credentials import ClientCredentialsGrant
 from grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
-from grants.dpop import NonceIssuer
+from grants.dpop import DPoPVerifier, NonceIssuer
 from grants.link_code import LinkCodeGrant
 from grants.refresh_token import RefreshTokenGrant
 from keys.encryption import KeyEncryptor
@@ -83,7 +72,7 @@ def create_app(
         hasher=Hasher(settings.secret_key),
         store=None,  # type: ignore[arg-type]  # set below: it needs the clock
         keyring=None,  # type: ignore[arg-type]
-        nonces=NonceIssuer(settings.secret_key, settings.dpop_nonce_lifetime),
+        dpop=None,  # type: ignore[arg-type]  # set below: it needs the store
         clock=clock,
     )
 
@@ -96,6 +85,15 @@ def create_app(
         else SqlStore(engine, now)
     )
     state.store = store
+    state.dpop = DPoPVerifier(
+        issuer=settings.issuer,
+        max_age=settings.dpop_max_age,
+        max_future=settings.dpop_max_future,
+        store=store,
+        nonces=NonceIssuer(settings.secret_key, settings.dpop_nonce_lifetime),
+        nonce_required_at=settings.dpop_nonce,
+        on_reject=lambda check: metrics.DPOP_REJECTIONS.labels(check).inc(),
+    )
     state.keyring = KeyRing(
         engine, KeyEncryptor(settings.key_encryption_key), settings.key_cache_seconds, now
     )
@@ -131,8 +129,7 @@ def create_app(
     retention.install(app, engine, settings, store, now)
     observability.configure_logging(settings.log_level)
     observability.install(app)
-    dpop.on_reject = lambda check: metrics.DPOP_REJECTIONS.labels(check).inc()
-    _register_error_handlers(app)
+    http_errors.install(app)
     return app
 
 
@@ -147,107 +144,3 @@ def _private_sqlite_file(database_url: str) -> None:
             os.close(os.open(name, os.O_CREAT | os.O_RDWR, 0o600))
         if os.path.exists(name):
             os.chmod(name, 0o600)
-
-
-def _first_line(exc: DBAPIError) -> str:
-    lines = str(exc.orig).splitlines()
-    return lines[0] if lines else type(exc.orig).__name__
-
-
-def _unavailable(what: str, retry_after: int) -> Response:
-    resp = jsonify(
-        error="temporarily_unavailable",
-        error_description=f"The {what} is unreachable; retry later.",
-    )
-    resp.status_code = 503
-    resp.headers["Retry-After"] = str(retry_after)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def _register_error_handlers(app: Flask) -> None:
-    settings: Settings = app.extensions["authserver"].settings
-
-    def rollback() -> None:
-        try:
-            db.session.rollback()
-        except (OperationalError, DBAPIError):
-            log.warning("rollback failed while the database is unreachable")
-
-    @app.errorhandler(StoreUnavailable)
-    def store_unavailable(exc: StoreUnavailable) -> Response:
-        # Fail closed: a check we cannot make is a request we cannot serve.
-        log.error("ephemeral store unavailable on %s: %s", loggable_path(), exc)
-        rollback()
-        return _unavailable("state store", settings.retry_after_seconds)
-
-    @app.errorhandler(OperationalError)
-    def database_unavailable(exc: OperationalError) -> Response:
-        # The driver's message, never the statement's parameters (they may hold secrets).
-        log.error("database unavailable on %s: %s", loggable_path(), _first_line(exc))
-        rollback()
-        return _unavailable("database", settings.retry_after_seconds)
-
-    @app.errorhandler(DataError)
-    def bad_data(exc: DataError) -> Response:
-        # The database refused a value (PostgreSQL: NUL bytes, out-of-range numbers): the
-        # request was malformed, not the server.
-        log.warning("database refused a value on %s: %s", loggable_path(), _first_line(exc))
-        rollback()
-        if request.path.startswith("/api/"):
-            return ValidationProblem(
-                "The request contains a value that cannot be stored."
-            ).response()
-        if request.blueprint == "verify":
-            # A person's browser gets a page, not JSON (review F9).
-            html = render_template(
-                "device/message.html",
-                title="Please check what you entered",
-                message="Something you entered cannot be stored. Go back and correct it.",
-                csrf="",
-            )
-            return Response(html, status=400, content_type="text/html; charset=utf-8")
-        resp = jsonify(
-            error="invalid_request",
-            error_description="The request contains a value that cannot be stored.",
-        )
-        resp.status_code = 400
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-
-    @app.errorhandler(Problem)
-    def problem(exc: Problem) -> Response:
-        rollback()
-        return exc.response()
-
-    @app.errorhandler(RegistryError)
-    def registry_error(exc: RegistryError) -> Response:
-        rollback()
-        cls = {"not_found": NotFoundProblem, "conflict": ConflictProblem}.get(
-            exc.kind, ValidationProblem
-        )
-        return cls(str(exc)).response()
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        code = exc.code or 500
-        names = {
-            400: "invalid_request",
-            404: "not_found",
-            405: "invalid_request",
-            413: "invalid_request",
-            415: "invalid_request",
-        }
-        error = names.get(code, "server_error" if code >= 500 else "invalid_request")
-        description = {
-            404: "No such endpoint.",
-            405: f"Method {request.method} is not allowed here.",
-            413: "The request body is too large.",
-        }.get(code, exc.description or exc.name)
-        resp = jsonify(error=error, error_description=description)
-        resp.status_code = code
-        for name, value in exc.get_headers():
-            if name.lower() in ("allow", "retry-after"):
-                resp.headers[name] = value
-        resp.headers["Cache-Control"] = "no-store"
-        return resp

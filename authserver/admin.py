@@ -5,19 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, migrate
+from authserver import audit, credentials, migrate, users
 from authserver.models import Client, Tenant, User, db
-from authserver.security import hash_password, keyed_hash, new_id, new_secret, now
+from authserver.security import hash_password, new_id, now
 from authserver.state import get_state
 from grants import CLIENT_CREDENTIALS, KNOWN_GRANT_TYPES
 from keys.encryption import KeyEncryptor
 from keys.rotation import ensure_keys
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-USER_CODE_PURPOSE = "user-code"
 
 
 class AdminError(ValueError):
@@ -35,7 +33,7 @@ def prepare_database() -> None:
 
 
 def find_tenant(ref: str) -> Tenant:
-    tenant = db.session.scalar(select(Tenant).where(or_(Tenant.id == ref, Tenant.name == ref)))
+    tenant = users.lookup_tenant(ref)
     if tenant is None:
         raise AdminError(f"no tenant with id or name {ref!r}")
     return tenant
@@ -55,15 +53,11 @@ def create_tenant(name: str, tenant_id: str | None = None) -> Tenant:
     return tenant
 
 
-def user_code_hash(tenant_id: str, user_code: str) -> str:
-    return keyed_hash(USER_CODE_PURPOSE, f"{tenant_id}:{user_code}")
-
-
 def create_user(
     tenant: Tenant,
     login: str,
     password: str,
-    user_code: str | None = None,
+    staff_code: str | None = None,
     roles: list[str] | None = None,
     user_id: str | None = None,
 ) -> User:
@@ -71,14 +65,14 @@ def create_user(
         raise AdminError("login must be 1-200 characters")
     if len(password) < 8:
         raise AdminError("password must be at least 8 characters")
-    if user_code is not None and not (4 <= len(user_code) <= 32 and user_code.isalnum()):
-        raise AdminError("user code must be 4-32 letters or digits")
+    if staff_code is not None and not credentials.staff_code_ok(staff_code):
+        raise AdminError("staff code must be 4-32 letters or digits")
     user = User(
         id=user_id or new_id("usr"),
         tenant_id=tenant.id,
         login=login,
         password_hash=hash_password(password),
-        user_code_hash=user_code_hash(tenant.id, user_code) if user_code else None,
+        staff_code_hash=credentials.staff_code_hash(tenant.id, staff_code) if staff_code else None,
         roles=sorted(set(roles or [])),
         active=True,
         created_at=now(),
@@ -88,7 +82,7 @@ def create_user(
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise AdminError("login or user code already taken in this tenant") from exc
+        raise AdminError("login or staff code already taken in this tenant") from exc
     return user
 
 
@@ -148,12 +142,12 @@ def create_client(
         raise AdminError("device subject must be device or user")
     if dpop_binding not in ("all", "refresh_only"):
         raise AdminError("DPoP binding must be all or refresh_only")
-    secret = None if auth_method == "none" else new_secret(32)
+    secret, secret_hash = (None, None) if auth_method == "none" else credentials.new_client_secret()
     client = Client(
         client_id=client_id or new_id("cli"),
         tenant_id=tenant.id,
         name=name,
-        secret_hash=keyed_hash("client-secret", secret) if secret else None,
+        secret_hash=secret_hash,
         auth_method=auth_method,
         grant_types=list(dict.fromkeys(grant_types)),
         scope=" ".join(dict.fromkeys(scopes)),
@@ -181,7 +175,6 @@ def create_client(
 
 
 def reset_client_secret(client: Client) -> str:
-    secret = new_secret(32)
-    client.secret_hash = keyed_hash("client-secret", secret)
+    secret, client.secret_hash = credentials.new_client_secret()
     db.session.commit()
     return secret

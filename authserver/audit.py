@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from authserver.models import AuditEvent, db
+from authserver.paging import After, Page, keyset_page
 from authserver.security import new_id, now
 
 TYPES = (
@@ -41,4 +44,18 @@ def record(
             data={k: v for k, v in data.items() if v is not None},
             created_at=now(),
         )
+    )
+
+
+def list_events(
+    tenant_id: str, type_: str | None, device_id: str | None, after: After, limit: int
+) -> Page[AuditEvent]:
+    """A tenant's events, newest first."""
+    query = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+    if type_ is not None:
+        query = query.where(AuditEvent.type == type_)
+    if device_id is not None:
+        query = query.where(AuditEvent.device_id == device_id)
+    return keyset_page(
+        query, AuditEvent.created_at, AuditEvent.id, after, limit, lambda e: e.created_at, True
     )

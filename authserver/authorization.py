@@ -11,14 +11,13 @@ tenant, since the approver only signs themself in.
 from __future__ import annotations
 
 from authserver.models import Client, User
+from authserver.problems import NotAllowed, WrongTenant
+
+__all__ = ["NotAllowed"]
 
 TENANT_ADMIN = "TENANT.ADMIN"
 DEVICE_MANAGER = "DEVICE.MANAGER"
 DEVICE_ROLES = frozenset({TENANT_ADMIN, DEVICE_MANAGER})
-
-
-class NotAllowed(Exception):
-    """The user may not do this; the message says why, for a person."""
 
 
 def _roles(user: User) -> list[str]:
@@ -28,6 +27,11 @@ def _roles(user: User) -> list[str]:
 def manages_registry(user: User) -> bool:
     """A tenant-wide device role: list, create, change and delete the tenant's devices."""
     return user.active and bool(DEVICE_ROLES & set(_roles(user)))
+
+
+def reads_audit_events(user: User) -> bool:
+    """The tenant's audit trail is for its administrators."""
+    return user.active and TENANT_ADMIN in _roles(user)
 
 
 def enrolment_locations(user: User) -> frozenset[str] | None:
@@ -49,7 +53,7 @@ def may_enrol_somewhere(user: User) -> bool:
 def check_approval(user: User, client: Client, tenant_id: str, location_id: str | None) -> None:
     """Raise ``NotAllowed`` unless ``user`` may approve a device-flow code of ``client``."""
     if not user.active or user.tenant_id != tenant_id:
-        raise NotAllowed("This code belongs to another organisation.")
+        raise WrongTenant("This code belongs to another organisation.")
     if client.device_subject == "user":
         return  # signing oneself in on a shared screen
     places = enrolment_locations(user)

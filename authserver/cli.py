@@ -168,22 +168,28 @@ def users() -> None:
 @click.option("--tenant", "tenant_ref", required=True, help="tenant id or name")
 @click.option("--login", required=True)
 @click.option("--password", required=True)
-@click.option("--user-code", default=None, help="short code staff type on a terminal")
+@click.option(
+    "--staff-code",
+    "--user-code",  # seed 000's name, kept for scripts written against it
+    "staff_code",
+    default=None,
+    help="short code staff type on a terminal (seed 000's 'user code')",
+)
 @click.option("--role", "roles", multiple=True)
 @with_appcontext
 def users_create(
-    tenant_ref: str, login: str, password: str, user_code: str | None, roles: tuple[str, ...]
+    tenant_ref: str, login: str, password: str, staff_code: str | None, roles: tuple[str, ...]
 ) -> None:
     _prepare()
     with _admin_errors():
-        user = create_user(find_tenant(tenant_ref), login, password, user_code, list(roles))
+        user = create_user(find_tenant(tenant_ref), login, password, staff_code, list(roles))
     _emit(
         {
             "id": user.id,
             "tenant_id": user.tenant_id,
             "login": user.login,
             "roles": user.roles,
-            "user_code_set": user.user_code_hash is not None,
+            "staff_code_set": user.staff_code_hash is not None,
         }
     )
 
@@ -309,19 +315,20 @@ def device_approve(
     user_code: str, login: str, deny: bool, location_id: str | None, till_id: str | None
 ) -> None:
     """Approve (or deny) a pending device authorization as USER."""
-    from authserver import device_flow
+    from authserver import device_flow, users
+    from authserver.problems import DecisionError
 
     _prepare()
     record = device_flow.find_live(user_code)
     if record is None:
         _fail("no pending device authorization with that code (wrong, expired or decided)")
-    user = device_flow.find_user(record.tenant_id, login)
+    user = users.find_by_login(record.tenant_id, login)
     if user is None or not user.active:
         _fail(f"no active user {login!r} in the code's tenant")
     try:
         done = device_flow.decide(record, user, not deny, location_id, till_id)
-    except device_flow.DecisionError as exc:
-        _fail(str(exc))
+    except DecisionError as exc:
+        _fail(exc.detail)
     _emit(
         {
             "decision": "denied" if deny else "approved",

@@ -17,13 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from authserver.credentials import CODE_ALPHABET, USER_CODE_LENGTH
+
 SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
 DEFAULT_SCOPES = "openid offline_access devices:read devices:write"
-USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # RFC 8628 §6.1: base-20, no vowels, no look-alikes
-# 10 characters (43 bits), shown as two groups of five: long enough that the guessing bound below
-# leaves room for limits nobody can exhaust alone, short enough to read aloud and type.
-USER_CODE_LENGTH = 10
-USER_CODE_GROUP = 5
 
 
 class ConfigError(ValueError):
@@ -114,7 +111,7 @@ class Settings:
         ``validate`` refuses a configuration where this bound reaches 2^-32.
         """
         budget = 2 * (self.user_code_failures_global + self.user_code_failures_per_tenant)
-        return budget / len(USER_CODE_ALPHABET) ** USER_CODE_LENGTH
+        return budget / len(CODE_ALPHABET) ** USER_CODE_LENGTH
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -18,10 +18,10 @@ from authserver.admin import (
     create_tenant,
     create_user,
     reset_client_secret,
-    user_code_hash,
 )
+from authserver.credentials import staff_code_hash
 from authserver.models import Client, Tenant, User, db
-from authserver.security import hash_password, new_secret
+from authserver.security import hash_password
 from authserver.state import get_state
 from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN
 
@@ -70,16 +70,18 @@ def run_demo() -> dict[str, Any]:
     tenant = db.session.get(Tenant, TENANT_ID) or create_tenant("Demo tenant", TENANT_ID)
 
     admin = db.session.get(User, ADMIN_ID)
+    if "admin" in saved and "user_code" in saved["admin"]:  # written before the rename
+        saved["admin"]["staff_code"] = saved["admin"].pop("user_code")
     if admin is None or "admin" not in saved:
-        password = new_secret(12)
-        user_code = "".join(secrets.choice("0123456789") for _ in range(6))
+        password = secrets.token_urlsafe(12)
+        staff_code = "".join(secrets.choice("0123456789") for _ in range(6))
         if admin is None:
-            create_user(tenant, "admin", password, user_code, ["TENANT.ADMIN"], ADMIN_ID)
+            create_user(tenant, "admin", password, staff_code, ["TENANT.ADMIN"], ADMIN_ID)
         else:
             admin.password_hash = hash_password(password)
-            admin.user_code_hash = user_code_hash(tenant.id, user_code)
+            admin.staff_code_hash = staff_code_hash(tenant.id, staff_code)
             db.session.commit()
-        saved["admin"] = {"login": "admin", "password": password, "user_code": user_code}
+        saved["admin"] = {"login": "admin", "password": password, "staff_code": staff_code}
 
     secrets_by_id: dict[str, str] = saved.setdefault("client_secrets", {})
     out_clients = []

@@ -1,70 +1,79 @@
-"""RFC 8628 device authorization: the transactions, user codes, the decision, single redemption.
+"""RFC 8628 device authorization: the one owner of a transaction's life.
 
-Shared by the device authorization endpoint and grant (``grants/device_code.py``), the
-verification page, ``authserver device approve`` and ``POST /api/v1/device-authorizations/...``,
-so every path applies the same rules: a code is decided once, only by a user of the client's tenant,
-only by the user who claimed it, and redeemed at most once.
+    start -> (lookup by user code, claim) -> decide: approved | denied
+          -> polls: pending / slow_down -> redeem (once) -> a second redemption revokes
+
+Every step that reads or writes ``device_authorizations`` is here; the device authorization
+endpoint and the polling grant (``grants/device_code.py``), the verification page,
+``authserver device approve`` and ``POST /api/v1/device-authorizations/...`` call these steps, so
+every path applies the same rules: a code is decided once, only by someone allowed to
+(``authserver.authorization``) of the client's tenant, only by whoever claimed it, and redeemed
+at most once, also under concurrent polls from several processes (DESIGN invariant 1).
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, authorization, metrics
-from authserver.config import USER_CODE_ALPHABET, USER_CODE_GROUP, USER_CODE_LENGTH
+from authserver import audit, authorization, credentials, metrics, tokens
+from authserver.credentials import (
+    USER_CODE_LENGTH,
+    format_user_code,
+    normalise_user_code,
+    user_code_hash,
+)
+from authserver.devices import set_device_locations
 from authserver.limits import Charges, charge
-from authserver.models import Client, Device, DeviceAuthorization, Location, User, db
-from authserver.registry.service import set_device_locations
-from authserver.security import keyed_hash, new_id, now
+from authserver.models import (
+    AppCode,
+    AuthorizationStatus,
+    Client,
+    Device,
+    DeviceAuthorization,
+    DeviceOrigin,
+    DeviceStatus,
+    Location,
+    User,
+    db,
+)
+from authserver.problems import (
+    ClientGone,
+    CodeClaimed,
+    CodeDecided,
+    CodeExpired,
+    DecisionError,
+    DeviceBlocked,
+    InvalidLocation,
+    InvalidName,
+    InvalidTill,
+    NotAllowed,
+    UserRequired,
+    WrongTenant,
+)
+from authserver.security import new_id, now
 from authserver.state import get_state
 from authserver.text import text_problem
+from authserver.tokens import TokenSubject
 
-DEVICE_CODE_PURPOSE = "device-code"
-USER_CODE_PURPOSE = "device-user-code"
 MAX_DEVICE_NAME = 100
 MAX_SYSTEM_INFORMATION = 2000
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: the interval grows by 5 seconds
+POLL_TOLERANCE = 0.5  # seconds of network jitter between a client's timer and our clock
 
 
-class DecisionError(Exception):
-    """A decision that cannot be made; ``code`` is machine-readable, the message human-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def check_label(code: str, what: str, value: str | None, limit: int) -> None:
+def check_label(error: type[DecisionError], what: str, value: str | None, limit: int) -> None:
     """One rule for the names and till ids people give devices, on every channel (F9, F12)."""
     if value is None:
         return
     if not 1 <= len(value) <= limit:
-        raise DecisionError(code, f"{what} is 1-{limit} characters.")
+        raise error(f"{what} is 1-{limit} characters.")
     problem = text_problem(value)
     if problem:
-        raise DecisionError(code, f"{what} {problem}.")
-
-
-def normalise_user_code(typed: str) -> str:
-    """RFC 8628 §6.1: case-insensitive, dashes and spaces ignored, other characters dropped."""
-    return "".join(c for c in typed.upper() if c in USER_CODE_ALPHABET)[: USER_CODE_LENGTH * 2]
-
-
-def format_user_code(code: str) -> str:
-    """Groups of five, easy to read aloud: ``BCDFG-HJKLM``."""
-    return "-".join(code[i : i + USER_CODE_GROUP] for i in range(0, len(code), USER_CODE_GROUP))
-
-
-def _user_code_hash(code: str) -> str:
-    return keyed_hash(USER_CODE_PURPOSE, code)
-
-
-def device_code_hash(code: str) -> str:
-    return keyed_hash(DEVICE_CODE_PURPOSE, code)
+        raise error(f"{what} {problem}.")
 
 
 @dataclass(frozen=True)
@@ -85,9 +94,9 @@ def start(
     settings = get_state().settings
     t = now()
     for _ in range(8):
-        device_code = secrets.token_urlsafe(32)  # RFC 8628 §5.2: very high entropy
-        user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
-        ucode_hash = _user_code_hash(user_code)
+        device_code, device_code_hash = credentials.new_device_code()
+        user_code = credentials.new_user_code()
+        ucode_hash = user_code_hash(user_code)
         # A user code must be unique among live codes; an expired one may be reused.
         db.session.execute(
             delete(DeviceAuthorization).where(
@@ -97,7 +106,7 @@ def start(
         )
         record = DeviceAuthorization(
             id=new_id("dva"),
-            device_code_hash=device_code_hash(device_code),
+            device_code_hash=device_code_hash,
             user_code_hash=ucode_hash,
             client_id=client.client_id,
             tenant_id=client.tenant_id,
@@ -108,7 +117,7 @@ def start(
             interval=settings.device_poll_interval,
             created_at=t,
             expires_at=t + settings.device_code_ttl,
-            status="pending",
+            status=AuthorizationStatus.PENDING,
         )
         db.session.add(record)
         try:
@@ -127,10 +136,10 @@ def find_live(user_code: str) -> DeviceAuthorization | None:
         return None
     record = db.session.scalar(
         select(DeviceAuthorization).where(
-            DeviceAuthorization.user_code_hash == _user_code_hash(code)
+            DeviceAuthorization.user_code_hash == user_code_hash(code)
         )
     )
-    if record is None or record.expires_at <= now() or record.status != "pending":
+    if record is None or record.expires_at <= now() or record.status != AuthorizationStatus.PENDING:
         return None
     return record
 
@@ -159,21 +168,18 @@ def check_rights(
     location_id: str | None,
     approve: bool = True,
 ) -> None:
-    """The one approval rule for every channel (``authserver.authorization``), as a
-    ``DecisionError``. Denying needs the right to approve somewhere, not at a given location."""
-    try:
-        if approve:
-            authorization.check_approval(user, client, record.tenant_id, location_id)
-        elif client.device_subject != "user" and not authorization.may_enrol_somewhere(user):
-            raise authorization.NotAllowed("You are not allowed to decide device requests.")
-    except authorization.NotAllowed as exc:
-        raise DecisionError("forbidden", str(exc)) from exc
+    """The one approval rule for every channel (``authserver.authorization``). Denying needs
+    the right to approve somewhere, not at a given location."""
+    if approve:
+        authorization.check_approval(user, client, record.tenant_id, location_id)
+    elif client.device_subject != "user" and not authorization.may_enrol_somewhere(user):
+        raise NotAllowed("You are not allowed to decide device requests.")
 
 
 def claim(record: DeviceAuthorization, user: User) -> None:
     """The first signed-in user to open a code claims it; nobody else may then decide it."""
     if user.tenant_id != record.tenant_id:
-        raise DecisionError("wrong_tenant", "This code belongs to another organisation.")
+        raise WrongTenant("This code belongs to another organisation.")
     result = db.session.execute(
         update(DeviceAuthorization)
         .where(
@@ -186,7 +192,7 @@ def claim(record: DeviceAuthorization, user: User) -> None:
     )
     db.session.commit()
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise DecisionError("claimed", "Another person is already handling this code.")
+        raise CodeClaimed("Another person is already handling this code.")
 
 
 def decide(
@@ -206,33 +212,33 @@ def decide(
     """
     client = db.session.get(Client, record.client_id)
     if client is None or not client.active:
-        raise DecisionError("invalid_client", "The client is no longer registered.")
+        raise ClientGone("The client is no longer registered.")
     if user is not None and (user.tenant_id != record.tenant_id or not user.active):
-        raise DecisionError("wrong_tenant", "This code belongs to another organisation.")
+        raise WrongTenant("This code belongs to another organisation.")
     if user is not None:
         check_rights(user, client, record, location_id if approve else None, approve)
     if user is None and approve and client.device_subject == "user":
-        raise DecisionError("user_required", "A person must approve a sign-in; use a user token.")
+        raise UserRequired("A person must approve a sign-in; use a user token.")
     actor = user.id if user is not None else actor_id
     if actor is None:
         raise ValueError("decide needs a user or an actor id")
     if location_id is not None:
         loc = db.session.get(Location, location_id)
         if loc is None or loc.tenant_id != record.tenant_id:
-            raise DecisionError("invalid_location", "No such location.")
-    check_label("invalid_till", "A till id", till_id, 100)
-    check_label("invalid_name", "A device name", name, MAX_DEVICE_NAME)
+            raise InvalidLocation("No such location.")
+    check_label(InvalidTill, "A till id", till_id, 100)
+    check_label(InvalidName, "A device name", name, MAX_DEVICE_NAME)
     t = now()
     result = db.session.execute(
         update(DeviceAuthorization)
         .where(
             DeviceAuthorization.id == record.id,
-            DeviceAuthorization.status == "pending",
+            DeviceAuthorization.status == AuthorizationStatus.PENDING,
             DeviceAuthorization.expires_at > t,
             or_(DeviceAuthorization.claimed_by.is_(None), DeviceAuthorization.claimed_by == actor),
         )
         .values(
-            status="approved" if approve else "denied",
+            status=AuthorizationStatus.APPROVED if approve else AuthorizationStatus.DENIED,
             claimed_by=actor,
             user_id=user.id if user is not None else None,
             decided_at=t,
@@ -246,10 +252,10 @@ def decide(
         db.session.rollback()
         db.session.refresh(record)
         if record.claimed_by and record.claimed_by != actor:
-            raise DecisionError("claimed", "Another person is already handling this code.")
+            raise CodeClaimed("Another person is already handling this code.")
         if record.expires_at <= t:
-            raise DecisionError("expired", "This code has expired.")
-        raise DecisionError("decided", "This code has already been used.")
+            raise CodeExpired("This code has expired.")
+        raise CodeDecided("This code has already been used.")
     db.session.refresh(record)
     if approve and client.device_subject == "device":
         try:
@@ -282,23 +288,23 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
                 Device.deleted_at.is_(None),
             )
         )
-    if device is not None and device.status == "BLOCKED":
+    if device is not None and device.status == DeviceStatus.BLOCKED:
         # A blocked kiosk cannot unblock itself by enrolling again with the same key.
-        raise DecisionError("blocked", "This device is blocked; an administrator must unblock it.")
+        raise DeviceBlocked("This device is blocked; an administrator must unblock it.")
     if device is None:
         device = Device(
             id=new_id("dev"),
             tenant_id=record.tenant_id,
-            origin="device_flow",
-            app_code="KIOSK",
+            origin=DeviceOrigin.DEVICE_FLOW,
+            app_code=AppCode.KIOSK,
             created_at=t,
             created_by=actor,
-            identifier=secrets.token_hex(16),
+            identifier=credentials.new_device_identifier(),
             dpop_jkt=record.dpop_jkt,
         )
         db.session.add(device)
     device.name = record.device_name or "Kiosk"
-    device.status = "ACTIVE"
+    device.status = DeviceStatus.ACTIVE
     device.till_id = record.till_id
     device.system_information = record.system_information
     if user is not None:
@@ -310,5 +316,98 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
     return device
 
 
-def find_user(tenant_id: str, login: str) -> User | None:
-    return db.session.scalar(select(User).where(User.tenant_id == tenant_id, User.login == login))
+# -- polling and redemption (RFC 8628 §3.4-3.5) ------------------------------------------------------
+
+
+def get(record_id: str) -> DeviceAuthorization | None:
+    return db.session.get(DeviceAuthorization, record_id)
+
+
+def find_for_client(client: Client, device_code: str) -> DeviceAuthorization | None:
+    """The transaction of ``device_code`` if it is this client's (another client's code is as
+    unknown as a made-up one)."""
+    record = db.session.scalar(
+        select(DeviceAuthorization).where(
+            DeviceAuthorization.device_code_hash == credentials.device_code_hash(device_code)
+        )
+    )
+    if record is None or record.client_id != client.client_id:
+        return None
+    return record
+
+
+class Poll(StrEnum):
+    PENDING = "authorization_pending"
+    SLOW_DOWN = "slow_down"
+
+
+def poll(record: DeviceAuthorization) -> Poll:
+    """RFC 8628 §3.5 for a pending transaction: ``SLOW_DOWN`` when polled faster than its
+    interval, which then grows by 5 s for this and every later poll.
+
+    The poll slot is claimed atomically in the shared store, so concurrent polls in several
+    processes cannot both pass. A poll answered slow_down restarts the wait with the grown
+    interval; a client that then waits that interval is served, so it never stays stuck.
+    """
+    state = get_state()
+    slot = f"poll:{record.id}"
+    if state.store.claim_once(slot, ttl=record.interval - POLL_TOLERANCE):
+        return Poll.PENDING
+    interval = min(record.interval + SLOW_DOWN_STEP, state.settings.device_code_ttl)
+    db.session.execute(
+        update(DeviceAuthorization)
+        .where(DeviceAuthorization.id == record.id)
+        .values(interval=interval)
+    )
+    db.session.commit()
+    # The interval counts from this request too: the next poll is due `interval` from now.
+    # One atomic write, so the slot is never free in between for a concurrent poll.
+    state.store.hold(slot, ttl=interval - POLL_TOLERANCE)
+    return Poll.SLOW_DOWN
+
+
+def redeem(record: DeviceAuthorization) -> bool:
+    """approved -> redeemed, by a conditional UPDATE: only one request ever gets True. A loser
+    revokes what the winner got (``revoke_reused``) before returning False."""
+    won = db.session.execute(
+        update(DeviceAuthorization)
+        .where(
+            DeviceAuthorization.id == record.id,
+            DeviceAuthorization.status == AuthorizationStatus.APPROVED,
+        )
+        .values(status=AuthorizationStatus.REDEEMED, redeemed_at=now())
+    ).rowcount  # type: ignore[attr-defined]
+    if won == 1:
+        return True
+    db.session.rollback()
+    db.session.refresh(record)
+    revoke_reused(record)
+    return False
+
+
+def revoke_reused(record: DeviceAuthorization) -> None:
+    """A device code redeemed twice: whoever holds the first tokens may be an attacker
+    (RFC 6749 §10.5 by analogy, RFC 9700 §4.14.2): the family and the access token go."""
+    audit.record("device_code.reuse_detected", record.tenant_id, record.client_id, record.device_id)
+    if record.family_id:
+        tokens.revoke_family(record.family_id, "device_code_reused")
+    if record.access_jti_hash:
+        tokens.revoke_access_token_by_hash(record.access_jti_hash)
+    db.session.commit()
+
+
+def token_subject(record: DeviceAuthorization, client: Client) -> TokenSubject | None:
+    """Whom the tokens of a just-redeemed transaction are about, or None (and the redemption is
+    rolled back) when the device was blocked or deleted, or the approver deactivated, since."""
+    if not tokens.grant_is_live(family_id=None, device_id=record.device_id, user_id=record.user_id):
+        db.session.rollback()
+        return None
+    if client.device_subject == "user" and record.user_id is not None:
+        return TokenSubject(record.user_id, user_id=record.user_id, auth_time=record.auth_time)
+    return TokenSubject(record.device_id or record.id, device_id=record.device_id)
+
+
+def remember_issued(record: DeviceAuthorization, family_id: str | None, jti: str) -> None:
+    """What the redemption issued, kept (the jti as a keyed hash) to revoke it on reuse."""
+    record.family_id = family_id
+    record.access_jti_hash = credentials.jti_hash(jti)

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import redis
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Table, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from authserver.models import EphemeralEntry
 
+# The Core table behind the model: every statement here is one Core statement.
+_ENTRIES = cast(Table, EphemeralEntry.__table__)
+
 MAX_KEY_LENGTH = 200
+_T = TypeVar("_T")
 
 
 class StoreUnavailable(Exception):
@@ -118,7 +122,7 @@ class RedisStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _call(self, fn: Callable[[], object]) -> object:
+    def _call(self, fn: Callable[[], _T]) -> _T:
         try:
             return fn()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -149,12 +153,11 @@ class RedisStore:
         now = self._now_ms()
         ms = window * 1000
         args = [now, now + ms, ms + _GRACE_MS]
-        count, left = self._call(lambda: self._hit(keys=[self._k(key)], args=args))  # type: ignore[misc]
+        count, left = self._call(lambda: self._hit(keys=[self._k(key)], args=args))
         return int(count), max(1, -(-int(left) // 1000))
 
     def count(self, key: str) -> int:
-        row = self._call(lambda: self._redis.hmget(self._k(key), "c", "e"))
-        c, e = row  # type: ignore[misc]
+        c, e = self._call(lambda: self._redis.hmget(self._k(key), "c", "e"))
         if c is None or e is None or int(e) <= self._now_ms():
             return 0
         return int(c)
@@ -178,8 +181,7 @@ class RedisStore:
         self._call(run)
 
     def get(self, key: str) -> str | None:
-        row = self._call(lambda: self._redis.hmget(self._k(key), "v", "e"))
-        v, e = row  # type: ignore[misc]
+        v, e = self._call(lambda: self._redis.hmget(self._k(key), "v", "e"))
         if v is None or e is None or int(e) <= self._now_ms():
             return None
         return str(v)
@@ -202,6 +204,8 @@ class SqlStore:
         self._engine = engine
         self._clock = clock
         dialect = engine.dialect.name
+        # Both dialects' INSERT ... ON CONFLICT builders take the same arguments.
+        self._insert: Callable[[Table], Any]
         if dialect == "sqlite":
             self._insert = sqlite.insert
         elif dialect == "postgresql":
@@ -213,7 +217,7 @@ class SqlStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _run(self, stmt):  # type: ignore[no-untyped-def]
+    def _run(self, stmt: Any) -> Any:
         try:
             with self._engine.begin() as conn:
                 result = conn.execute(stmt)
@@ -229,13 +233,13 @@ class SqlStore:
         # Expired rows are ignored by every read; sweep them now and then so the table stays small.
         self._ops += 1
         if self._ops % 500 == 0:
-            self._run(delete(EphemeralEntry).where(EphemeralEntry.expires_at_ms < self._now_ms()))
+            self._run(delete(_ENTRIES).where(_ENTRIES.c.expires_at_ms < self._now_ms()))
 
     def claim_once(self, key: str, ttl: float) -> bool:
         now = self._now_ms()
         exp = now + max(1, int(ttl * 1000))
-        t = EphemeralEntry.__table__
-        stmt = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
+        t = _ENTRIES
+        stmt: Any = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
         # Take over the row only if the previous claim has expired: one atomic statement, so of
         # two concurrent callers exactly one gets a row back.
         stmt = stmt.on_conflict_do_update(
@@ -249,16 +253,16 @@ class SqlStore:
 
     def hold(self, key: str, ttl: float) -> None:
         exp = self._now_ms() + max(1, int(ttl * 1000))
-        t = EphemeralEntry.__table__
-        stmt = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
+        t = _ENTRIES
+        stmt: Any = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
         self._run(stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"expires_at_ms": exp}))
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         now = self._now_ms()
         exp = now + window * 1000
-        t = EphemeralEntry.__table__
+        t = _ENTRIES
         expired = t.c.expires_at_ms <= now
-        stmt = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
+        stmt: Any = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.key],
             set_={
@@ -272,7 +276,7 @@ class SqlStore:
         return int(count), max(1, -(-(int(expires) - now) // 1000))
 
     def count(self, key: str) -> int:
-        t = EphemeralEntry.__table__
+        t = _ENTRIES
         row = self._run(
             select(t.c.counter).where(
                 t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms()
@@ -281,7 +285,7 @@ class SqlStore:
         return int(row[0]) if row else 0
 
     def give_back(self, key: str) -> None:
-        t = EphemeralEntry.__table__
+        t = _ENTRIES
         self._run(
             update(t)
             .where(
@@ -294,8 +298,8 @@ class SqlStore:
 
     def put(self, key: str, value: str, ttl: float) -> None:
         exp = self._now_ms() + max(1, int(ttl * 1000))
-        t = EphemeralEntry.__table__
-        stmt = self._insert(t).values(
+        t = _ENTRIES
+        stmt: Any = self._insert(t).values(
             key=_check_key(key), value=value, counter=0, expires_at_ms=exp
         )
         stmt = stmt.on_conflict_do_update(
@@ -304,14 +308,14 @@ class SqlStore:
         self._run(stmt)
 
     def get(self, key: str) -> str | None:
-        t = EphemeralEntry.__table__
+        t = _ENTRIES
         row = self._run(
             select(t.c.value).where(t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms())
         )
         return row[0] if row else None
 
     def delete(self, key: str) -> None:
-        t = EphemeralEntry.__table__
+        t = _ENTRIES
         self._run(delete(t).where(t.c.key == _check_key(key)))
 
     def ping(self) -> None:

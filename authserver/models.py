@@ -7,7 +7,8 @@ Token times are integer unix seconds: the hot path compares numbers, not time zo
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
@@ -25,9 +26,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from authserver import security
+from authserver import credentials, security
 
 
 class Base(DeclarativeBase):
@@ -36,11 +38,59 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+# Flask-SQLAlchemy makes db.Model at run time (a subclass of Base bound to db's metadata); type
+# checkers see Base, which has the same mapping behaviour.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+
 ID = String(48)
 HASH = String(64)
 
 
-class Tenant(db.Model):
+class DeviceStatus(StrEnum):
+    """Seed 000's device statuses."""
+
+    READY_TO_LINK = "READY_TO_LINK"  # pre-registered, waiting for its link code
+    ACTIVE = "ACTIVE"
+    BLOCKED = "BLOCKED"  # its tokens are revoked; an administrator may make it ACTIVE again
+
+
+class DeviceOrigin(StrEnum):
+    API = "api"  # created by API: an audit device (seed 001) or one awaiting a link
+    LINK = "link"  # linked with a link code (seed 000)
+    DEVICE_FLOW = "device_flow"  # enrolled through the device flow (a kiosk)
+
+
+class AppCode(StrEnum):
+    """Seed 000's appCode, plus KIOSK for devices enrolled through the device flow."""
+
+    CLIENT = "CLIENT"
+    ASSISTANT = "ASSISTANT"
+    KIOSK = "KIOSK"
+    UNKNOWN = "UNKNOWN"
+
+
+class AuthorizationStatus(StrEnum):
+    """A device authorization: pending -> approved | denied; approved -> redeemed, once."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    REDEEMED = "redeemed"
+
+
+class KeyState(StrEnum):
+    """A signing key's life (keys/rotation.py): next -> current -> retired -> removed."""
+
+    NEXT = "next"
+    CURRENT = "current"
+    RETIRED = "retired"
+    REMOVED = "removed"
+
+
+class Tenant(Model):
     __tablename__ = "tenants"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -48,20 +98,21 @@ class Tenant(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("tenant_id", "login", name="uq_users_tenant_login"),
-        UniqueConstraint("tenant_id", "user_code_hash", name="uq_users_tenant_user_code"),
+        UniqueConstraint("tenant_id", "staff_code_hash", name="uq_users_tenant_staff_code"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     login: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    # The short per-tenant code staff type on a terminal (seed 000); it identifies, the password
-    # authenticates. Keyed hash so it can be looked up without being readable.
-    user_code_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+    # The short per-tenant code staff type on a terminal (seed 000 calls it "user code"); it
+    # identifies, the password authenticates. Keyed hash so it can be looked up without being
+    # readable (authserver.credentials).
+    staff_code_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
@@ -70,7 +121,7 @@ class User(db.Model):
         return self.id
 
 
-class Client(db.Model):
+class Client(Model):
     """An OAuth client, implementing Authlib's ``ClientMixin`` interface."""
 
     __tablename__ = "clients"
@@ -115,7 +166,7 @@ class Client(db.Model):
     def check_client_secret(self, client_secret: str) -> bool:
         if not self.secret_hash:
             return False
-        return security.verify_keyed_hash("client-secret", client_secret, self.secret_hash)
+        return credentials.client_secret_matches(client_secret, self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         # A client authenticates with the one method it is registered for, at every endpoint.
@@ -129,7 +180,7 @@ class Client(db.Model):
         return self.auth_method == "none"
 
 
-class AccessToken(db.Model):
+class AccessToken(Model):
     """The record of every issued JWT access token, by the keyed hash of its ``jti`` (Authlib's
     ``TokenMixin``). The clear ``jti`` is not stored: see ``authserver.tokens``."""
 
@@ -168,7 +219,7 @@ class AccessToken(db.Model):
         return self.revoked_at is not None
 
 
-class Location(db.Model):
+class Location(Model):
     __tablename__ = "locations"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -179,7 +230,7 @@ class Location(db.Model):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class Device(db.Model):
+class Device(Model):
     """A registry entry: a terminal, kiosk or audit device of one tenant (seeds 000, 001)."""
 
     __tablename__ = "devices"
@@ -218,7 +269,7 @@ class Device(db.Model):
     deleted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class DeviceLocation(db.Model):
+class DeviceLocation(Model):
     """Which locations a device serves (a table, so filters and location deletes are one query)."""
 
     __tablename__ = "device_locations"
@@ -229,7 +280,7 @@ class DeviceLocation(db.Model):
     )
 
 
-class DeviceAuthorization(db.Model):
+class DeviceAuthorization(Model):
     """One RFC 8628 transaction: codes stored as keyed hashes, decision, single redemption."""
 
     __tablename__ = "device_authorizations"
@@ -260,7 +311,7 @@ class DeviceAuthorization(db.Model):
     access_jti_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
 
 
-class RefreshFamily(db.Model):
+class RefreshFamily(Model):
     """One grant's chain of rotated refresh tokens; revoking it revokes everything issued from it."""
 
     __tablename__ = "refresh_families"
@@ -280,7 +331,7 @@ class RefreshFamily(db.Model):
     revoked_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
-class RefreshToken(db.Model):
+class RefreshToken(Model):
     __tablename__ = "refresh_tokens"
 
     token_hash: Mapped[str] = mapped_column(HASH, primary_key=True)
@@ -290,7 +341,7 @@ class RefreshToken(db.Model):
     used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class SigningKey(db.Model):
+class SigningKey(Model):
     """A signing key in its lifecycle: next -> current -> retired -> removed (``keys/``)."""
 
     __tablename__ = "signing_keys"
@@ -324,7 +375,7 @@ class SigningKey(db.Model):
     remove_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """A security-relevant action, kept in the database with the change it records."""
 
     __tablename__ = "audit_events"
@@ -339,7 +390,7 @@ class AuditEvent(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class EphemeralEntry(db.Model):
+class EphemeralEntry(Model):
     """Backing table of the SQL ephemeral store (claims, counters, short-lived values)."""
 
     __tablename__ = "ephemeral_entries"
@@ -348,6 +399,16 @@ class EphemeralEntry(db.Model):
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
     counter: Mapped[int] = mapped_column(Integer, default=0)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+def database_reachable() -> bool:
+    """One round trip to the database (readiness checks)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        db.session.rollback()
+        return False
 
 
 @event.listens_for(Engine, "connect")

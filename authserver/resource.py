@@ -21,14 +21,15 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, g, jsonify, request
+from flask import Response, g, request
 
+from authserver.devices import touch_activity
+from authserver.http_errors import problem_response
 from authserver.models import AccessToken
-from authserver.registry.service import touch_activity
 from authserver.security import now_float
 from authserver.state import get_state
 from authserver.tokens import access_token_is_live, find_access_token_claims
-from grants.dpop import SUPPORTED_ALGS, DPoPProof, InvalidDPoPProof, UseDPoPNonce, verify_proof
+from grants.dpop import SUPPORTED_ALGS, DPoPProof, InvalidDPoPProof, UseDPoPNonce
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_AUTHORIZATION_CHARS = 8192
@@ -76,15 +77,20 @@ class ResourceAuthError(Exception):
         }
         if self.error:
             body["error"] = self.error
-        resp = jsonify(body)
-        resp.status_code = self.status
-        resp.content_type = "application/problem+json"
+        resp = problem_response(self.status, body, self.extra_headers)
         for challenge in self.challenges():
             resp.headers.add("WWW-Authenticate", challenge)
-        for name, value in self.extra_headers.items():
-            resp.headers[name] = value
-        resp.headers["Cache-Control"] = "no-store"
         return resp
+
+
+def dpop_refusal(exc: InvalidDPoPProof | UseDPoPNonce) -> ResourceAuthError:
+    """RFC 9449 §7.1 / §9: a refused proof at a resource is a 401 with a DPoP challenge (and a
+    fresh nonce when the server asks for one)."""
+    if isinstance(exc, UseDPoPNonce):
+        return ResourceAuthError(
+            401, "use_dpop_nonce", exc.description, "DPoP", {"DPoP-Nonce": exc.nonce}
+        )
+    return ResourceAuthError(401, "invalid_dpop_proof", exc.description, "DPoP")
 
 
 def current_token() -> AccessToken:
@@ -149,25 +155,13 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
                 401, "invalid_token", "This token is not DPoP-bound; present it as Bearer.", "DPoP"
             )
         t = now_float()
-        nonces = state.nonces if "resource" in settings.dpop_nonce else None
         try:
-            proof = verify_proof(
-                request.headers.getlist("DPoP"),
-                method=request.method,
-                url=settings.issuer + request.path,
-                now=t,
-                max_age=settings.dpop_max_age,
-                max_future=settings.dpop_max_future,
-                store=state.store,
+            proof = state.dpop.verify(
+                request.headers.getlist("DPoP"), request.method, request.path, now=t,
                 access_token=token,
-                nonces=nonces,
-            )
-        except UseDPoPNonce as exc:
-            raise ResourceAuthError(
-                401, "use_dpop_nonce", exc.description, "DPoP", {"DPoP-Nonce": exc.nonce}
-            ) from exc
-        except InvalidDPoPProof as exc:
-            raise ResourceAuthError(401, "invalid_dpop_proof", exc.description, "DPoP") from exc
+            )  # fmt: skip
+        except (UseDPoPNonce, InvalidDPoPProof) as exc:
+            raise dpop_refusal(exc) from exc
         # RFC 9449 §4.3 step 12 / §7.1: the proof's key is the key the token is bound to.
         if proof.jkt != record.jkt:
             raise ResourceAuthError(
@@ -176,8 +170,7 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
                 "DPoP proof check failed: key does not match the token.",
                 "DPoP",
             )
-        if nonces is not None and nonces.needs_refresh(proof.nonce, t):
-            g.dpop_nonce = nonces.fresh(t)
+        g.dpop_nonce = state.dpop.nonce_for_response(proof, "resource", t)
 
     granted = set(record.scope.split())
     missing = [s for s in scopes if s not in granted]

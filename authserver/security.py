@@ -65,10 +65,6 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(15)}"
 
 
-def new_secret(nbytes: int = 32) -> str:
-    return secrets.token_urlsafe(nbytes)
-
-
 def now_float() -> float:
     if has_app_context():
         clock: Callable[[], float] | None = _state().clock

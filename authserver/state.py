@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from authserver.config import Settings
     from authserver.ephemeral import EphemeralStore
     from authserver.security import Hasher
-    from grants.dpop import NonceIssuer
+    from grants.dpop import DPoPVerifier
     from keys.jwks import KeyRing
 
 
@@ -24,7 +24,7 @@ class AppState:
     hasher: Hasher
     store: EphemeralStore
     keyring: KeyRing
-    nonces: NonceIssuer
+    dpop: DPoPVerifier
     server: AuthorizationServer | None = None
     # Tests replace this to control time; None means the wall clock.
     clock: Callable[[], float] | None = None

@@ -1,4 +1,5 @@
-"""Access-token issuance, lookup and revocation: the one place tokens are made and recorded.
+"""Tokens: issuance, lookup, refresh rotation and revocation; the one place tokens are made and
+recorded (grants decide *whether*, this module does the *how*).
 
 Access tokens are RFC 9068 JWTs signed by the current key. Each is also recorded, by a keyed hash
 of its ``jti``, so that introspection, revocation and device blocking take effect on the next
@@ -9,33 +10,43 @@ one INSERT; nothing is read back.
 
 from __future__ import annotations
 
-import secrets
+import base64
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, exists, insert, select, update
 
+from authserver import audit
+from authserver.credentials import jti_hash, new_jti, new_refresh_token, refresh_token_hash
 from authserver.models import (
     AccessToken,
     Client,
     Device,
+    DeviceStatus,
     RefreshFamily,
     RefreshToken,
     User,
     db,
 )
-from authserver.security import keyed_hash, now
+from authserver.security import new_id, now
 from authserver.state import get_state
 from keys.jwks import InvalidSignedToken
 
 MAX_TOKEN_CHARS = 4096
-_INSERT_ACCESS_TOKEN = insert(AccessToken.__table__)
-REFRESH_HASH_PURPOSE = "refresh-token"
-JTI_HASH_PURPOSE = "access-token-jti"
+_INSERT_ACCESS_TOKEN = insert(cast(Table, AccessToken.__table__))
 
 
-def jti_hash(jti: str) -> str:
-    return keyed_hash(JTI_HASH_PURPOSE, jti)
+@dataclass(frozen=True)
+class TokenSubject:
+    """Whom a token is about: ``sub``, and the user or registry device behind it."""
+
+    subject: str
+    user_id: str | None = None
+    device_id: str | None = None
+    auth_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ def issue_access_token(
     settings = state.settings
     iat = now()
     ttl = settings.access_token_ttl
-    jti = secrets.token_urlsafe(18)
+    jti = new_jti()
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED; scope when granted.
     claims: dict[str, Any] = {
         "iss": settings.issuer,
@@ -106,6 +117,94 @@ def issue_access_token(
     return IssuedAccessToken(token, jti, token_type, ttl, scope)
 
 
+def issue_id_token(client: Client, who: TokenSubject, access_token: str, scope: str) -> str | None:
+    """OIDC Core §2 / §3.1.3.6: an ID token when ``openid`` was granted and the subject is a user."""
+    if "openid" not in scope.split() or who.user_id is None or who.subject != who.user_id:
+        return None
+    state = get_state()
+    alg = state.keyring.signing_alg
+    # at_hash: left half of the hash of the access token, with the hash of the signing alg.
+    digest = (hashlib.sha512 if alg == "Ed25519" else hashlib.sha256)(
+        access_token.encode()
+    ).digest()
+    at_hash = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    iat = now()
+    claims = {
+        "iss": state.settings.issuer,
+        "sub": who.subject,
+        "aud": client.client_id,
+        "iat": iat,
+        "exp": iat + state.settings.id_token_ttl,
+        "auth_time": who.auth_time or iat,
+        "at_hash": at_hash,
+    }
+    return state.keyring.sign(claims, "JWT")
+
+
+def start_family(
+    client: Client, who: TokenSubject, scope: str, bound_jkt: str | None
+) -> RefreshFamily:
+    """A refresh-token family for a fresh grant (added to the session; the caller commits).
+
+    ``bound_jkt``: the DPoP key the family's refresh tokens are bound to, or None.
+    """
+    t = now()
+    family = RefreshFamily(
+        id=new_id("rtf"),
+        client_id=client.client_id,
+        tenant_id=client.tenant_id,
+        subject=who.subject,
+        user_id=who.user_id,
+        device_id=who.device_id,
+        scope=scope,
+        jkt=bound_jkt,
+        auth_time=who.auth_time,
+        created_at=t,
+        expires_at=t + get_state().settings.refresh_token_ttl,
+    )
+    db.session.add(family)
+    return family
+
+
+def issue_token_set(
+    client: Client,
+    who: TokenSubject,
+    scope: str,
+    access_jkt: str | None,
+    *,
+    family: RefreshFamily | None = None,
+    on_issue: Callable[[IssuedAccessToken], None] | None = None,
+) -> dict[str, Any]:
+    """Issue an access token (bound to ``access_jkt``), a refresh token of ``family`` if given
+    and an ID token when one is due; record them and commit, in one transaction with whatever
+    the grant changed before. Returns the RFC 6749 §5.1 response body."""
+    issued = issue_access_token(
+        client,
+        subject=who.subject,
+        scope=scope,
+        user_id=who.user_id,
+        device_id=who.device_id,
+        family_id=family.id if family is not None else None,
+        jkt=access_jkt,
+    )
+    body: dict[str, Any] = {
+        "access_token": issued.token,
+        "token_type": issued.token_type,
+        "expires_in": issued.expires_in,
+    }
+    if scope:
+        body["scope"] = scope
+    if family is not None:
+        body["refresh_token"] = issue_refresh_token(family)
+    id_token = issue_id_token(client, who, issued.token, scope)
+    if id_token:
+        body["id_token"] = id_token
+    if on_issue is not None:
+        on_issue(issued)
+    db.session.commit()
+    return body
+
+
 def find_access_token_claims(token: str) -> tuple[AccessToken, dict[str, Any]] | None:
     """The record and verified claims of a genuine access token, whatever its state."""
     if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
@@ -132,7 +231,7 @@ def grant_is_live(*, family_id: str | None, device_id: str | None, user_id: str 
             return False
     if device_id is not None:
         device = db.session.get(Device, device_id)
-        if device is None or device.deleted_at is not None or device.status != "ACTIVE":
+        if device is None or device.deleted_at is not None or device.status != DeviceStatus.ACTIVE:
             return False
     if user_id is not None:
         user = db.session.get(User, user_id)
@@ -177,7 +276,7 @@ def find_refresh_token(token: str) -> RefreshTokenRecord | None:
     row = db.session.execute(
         select(RefreshToken, RefreshFamily)
         .join(RefreshFamily, RefreshFamily.id == RefreshToken.family_id)
-        .where(RefreshToken.token_hash == keyed_hash(REFRESH_HASH_PURPOSE, token))
+        .where(RefreshToken.token_hash == refresh_token_hash(token))
     ).first()
     return RefreshTokenRecord(row[0], row[1]) if row else None
 
@@ -188,11 +287,11 @@ def issue_refresh_token(family: RefreshFamily) -> str:
     It expires after the idle lifetime, and never after the family's absolute lifetime.
     """
     settings = get_state().settings
-    token = secrets.token_urlsafe(32)
+    token, token_hash = new_refresh_token()
     t = now()
     db.session.add(
         RefreshToken(
-            token_hash=keyed_hash(REFRESH_HASH_PURPOSE, token),
+            token_hash=token_hash,
             family_id=family.id,
             issued_at=t,
             expires_at=min(t + settings.refresh_token_idle_ttl, family.expires_at),
@@ -230,3 +329,80 @@ def revoke_family(family_id: str, reason: str) -> None:
         .where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
         .values(revoked_at=t)
     )
+
+
+def revoke_device(device_id: str, reason: str = "device_status") -> None:
+    """Every access token and refresh family of a device, at once (DESIGN invariant 3); in the
+    caller's transaction, with the status change that causes it."""
+    t = now()
+    db.session.execute(
+        update(AccessToken)
+        .where(AccessToken.device_id == device_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=t)
+    )
+    db.session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.device_id == device_id, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=t, revoked_reason=reason)
+    )
+    families = select(RefreshFamily.id).where(RefreshFamily.device_id == device_id)
+    db.session.execute(
+        update(AccessToken)
+        .where(AccessToken.family_id.in_(families), AccessToken.revoked_at.is_(None))
+        .values(revoked_at=t)
+    )
+
+
+# -- refresh rotation (RFC 6749 §6, RFC 9700 §4.14.2) ------------------------------------------------
+
+
+class Rotation(StrEnum):
+    ROTATED = "rotated"  # the token is now used; issue its successor in this transaction
+    REUSED = "reused"  # it had been used already: the family is revoked
+    REVOKED = "revoked"  # the family was revoked meanwhile
+
+
+def reuse_detected(fam: RefreshFamily) -> None:
+    """A rotated-out refresh token came back: someone holds a copy. Revoke the family (the
+    current refresh token and every access token issued from it), record it, commit."""
+    revoke_family(fam.id, "reuse_detected")
+    audit.record(
+        "refresh_token.reuse_detected",
+        fam.tenant_id,
+        fam.client_id,
+        fam.device_id,
+        family_id=fam.id,
+    )
+    db.session.commit()
+
+
+def rotate_refresh_token(record: RefreshTokenRecord) -> Rotation:
+    """Mark ``record`` used, atomically: of two requests with one token at most one gets
+    ``ROTATED``; the other finds it used (``REUSED``, the family is then revoked) or the family
+    revoked (``REVOKED``). On ``ROTATED`` the caller issues the successor and commits."""
+    fam = record.family
+    # The family row is locked first (PostgreSQL; SQLite serialises writers anyway), so a
+    # revocation of the family either happens before (and this UPDATE finds it revoked) or
+    # waits for this commit (and then also revokes the access token issued with it).
+    db.session.execute(select(RefreshFamily.id).where(RefreshFamily.id == fam.id).with_for_update())
+    won = db.session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == record.token.token_hash,
+            RefreshToken.used_at.is_(None),
+            exists().where(RefreshFamily.id == fam.id, RefreshFamily.revoked_at.is_(None)),
+        )
+        .values(used_at=now())
+    ).rowcount  # type: ignore[attr-defined]
+    if won == 1:
+        return Rotation.ROTATED
+    db.session.rollback()
+    db.session.refresh(fam)
+    if fam.revoked_at is not None:
+        return Rotation.REVOKED
+    reuse_detected(fam)
+    return Rotation.REUSED
+
+
+def device_of_family(fam: RefreshFamily) -> Device | None:
+    return db.session.get(Device, fam.device_id) if fam.device_id else None

@@ -1,6 +1,10 @@
 """Authlib grant classes and grant extensions, one module per grant.
 
-Grant-type identifiers live here so that the CLI, discovery and the grants agree on them.
+Each grant overrides Authlib's ``validate_token_request`` and ``create_token_response`` whole:
+Authlib has no seam for single redemption with revocation on reuse, ``slow_down`` held across
+processes, or DPoP checked before anything single-use is consumed (docs/architecture.md). The
+grants decide; ``authserver.tokens``, ``authserver.device_flow`` and ``authserver.devices`` do the
+work. Grant-type identifiers live here so that the CLI, discovery and the grants agree on them.
 """
 
 CLIENT_CREDENTIALS = "client_credentials"

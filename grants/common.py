@@ -1,26 +1,25 @@
-"""Steps every grant shares: scope resolution and the token response.
+"""Steps every grant shares, each named, the way node-oidc-provider's ``grant_common`` does:
+resolve the scope, check the DPoP proof (before anything single-use is consumed), start a
+refresh family bound as RFC 9449 §5 says, and issue the token set with its response headers.
 
 Grants glue these together in Authlib's ``validate_token_request`` / ``create_token_response``;
-nothing here is repeated per grant.
+the work itself (SQL, signing) is in ``authserver.tokens``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 
 from authserver import metrics
-from authserver.models import Client, RefreshFamily, db
-from authserver.security import new_id, now, now_float
+from authserver.models import Client, RefreshFamily
+from authserver.security import now_float
 from authserver.state import get_state
-from authserver.tokens import IssuedAccessToken, issue_access_token, issue_refresh_token
-from grants.dpop import DPoPProof, InvalidDPoPProof, verify_proof
+from authserver.tokens import IssuedAccessToken, TokenSubject, issue_token_set, start_family
+from grants.dpop import DPoPProof, InvalidDPoPProof
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
@@ -63,18 +62,7 @@ def check_dpop(request: Any, client: Client, path: str = "/oauth/token") -> DPoP
             # RFC 9449 §5.2: a client registered with dpop_bound_access_tokens must use DPoP.
             raise InvalidDPoPProof("this client must present a DPoP proof")
         return None
-    state = get_state()
-    s = state.settings
-    return verify_proof(
-        values,
-        method="POST",
-        url=s.issuer + path,
-        now=now_float(),
-        max_age=s.dpop_max_age,
-        max_future=s.dpop_max_future,
-        store=state.store,
-        nonces=state.nonces if "token" in s.dpop_nonce else None,
-    )
+    return get_state().dpop.verify(values, "POST", path, now=now_float())
 
 
 def access_token_jkt(client: Client, proof: DPoPProof | None) -> str | None:
@@ -86,50 +74,11 @@ def access_token_jkt(client: Client, proof: DPoPProof | None) -> str | None:
 
 def response_headers(base: list[tuple[str, str]], proof: DPoPProof | None) -> list[tuple[str, str]]:
     """Token response headers; a fresh DPoP-Nonce when the client's is about to roll (§8.2)."""
-    state = get_state()
-    if proof is None or "token" not in state.settings.dpop_nonce:
-        return base
-    t = now_float()
-    if not state.nonces.needs_refresh(proof.nonce, t):
-        return base
-    return [*base, ("DPoP-Nonce", state.nonces.fresh(t))]
+    nonce = get_state().dpop.nonce_for_response(proof, "token", now_float())
+    return base if nonce is None else [*base, ("DPoP-Nonce", nonce)]
 
 
-@dataclass(frozen=True)
-class TokenSubject:
-    """Whom a token is about: ``sub``, and the user or registry device behind it."""
-
-    subject: str
-    user_id: str | None = None
-    device_id: str | None = None
-    auth_time: int | None = None
-
-
-def _id_token(client: Client, who: TokenSubject, access_token: str, scope: str) -> str | None:
-    """OIDC Core §2 / §3.1.3.6: an ID token when ``openid`` was granted and the subject is a user."""
-    if "openid" not in scope.split() or who.user_id is None or who.subject != who.user_id:
-        return None
-    state = get_state()
-    alg = state.keyring.signing_alg
-    # at_hash: left half of the hash of the access token, with the hash of the signing alg.
-    digest = (hashlib.sha512 if alg == "Ed25519" else hashlib.sha256)(
-        access_token.encode()
-    ).digest()
-    at_hash = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
-    iat = now()
-    claims = {
-        "iss": state.settings.issuer,
-        "sub": who.subject,
-        "aud": client.client_id,
-        "iat": iat,
-        "exp": iat + state.settings.id_token_ttl,
-        "auth_time": who.auth_time or iat,
-        "at_hash": at_hash,
-    }
-    return state.keyring.sign(claims, "JWT")
-
-
-def new_refresh_family(
+def bound_family(
     client: Client, who: TokenSubject, scope: str, proof: DPoPProof | None
 ) -> RefreshFamily:
     """Start a refresh-token family for a fresh grant.
@@ -137,22 +86,8 @@ def new_refresh_family(
     RFC 9449 §5: a public client's refresh tokens are bound to the DPoP key; a confidential
     client's are not (it authenticates), only its access tokens are.
     """
-    t = now()
-    family = RefreshFamily(
-        id=new_id("rtf"),
-        client_id=client.client_id,
-        tenant_id=client.tenant_id,
-        subject=who.subject,
-        user_id=who.user_id,
-        device_id=who.device_id,
-        scope=scope,
-        jkt=proof.jkt if proof is not None and client.is_public else None,
-        auth_time=who.auth_time,
-        created_at=t,
-        expires_at=t + get_state().settings.refresh_token_ttl,
-    )
-    db.session.add(family)
-    return family
+    jkt = proof.jkt if proof is not None and client.is_public else None
+    return start_family(client, who, scope, jkt)
 
 
 def token_response(
@@ -169,29 +104,8 @@ def token_response(
     With ``family`` a rotated refresh token of that family is issued beside the access token.
     Everything is committed in one transaction with whatever the grant changed before.
     """
-    issued = issue_access_token(
-        client,
-        subject=who.subject,
-        scope=scope,
-        user_id=who.user_id,
-        device_id=who.device_id,
-        family_id=family.id if family is not None else None,
-        jkt=access_token_jkt(client, proof),
+    body = issue_token_set(
+        client, who, scope, access_token_jkt(client, proof), family=family, on_issue=on_issue
     )
-    body: dict[str, Any] = {
-        "access_token": issued.token,
-        "token_type": issued.token_type,
-        "expires_in": issued.expires_in,
-    }
-    if scope:
-        body["scope"] = scope
-    if family is not None:
-        body["refresh_token"] = issue_refresh_token(family)
-    id_token = _id_token(client, who, issued.token, scope)
-    if id_token:
-        body["id_token"] = id_token
-    if on_issue is not None:
-        on_issue(issued)
-    db.session.commit()
     metrics.TOKENS.labels(grant_label()).inc()
     return body

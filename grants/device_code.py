@@ -28,32 +28,22 @@ from authlib.oauth2.rfc8628.errors import (
     ExpiredTokenError,
     SlowDownError,
 )
-from sqlalchemy import select, update
 
-from authserver import audit, device_flow, limits, metrics
+from authserver import device_flow, limits, metrics
 from authserver.errors import TooManyRequestsError
-from authserver.models import DeviceAuthorization, User, db
+from authserver.models import AuthorizationStatus, DeviceAuthorization
 from authserver.security import now
 from authserver.state import get_state
 from authserver.text import text_problem
-from authserver.tokens import (
-    grant_is_live,
-    jti_hash,
-    revoke_access_token_by_hash,
-    revoke_family,
-)
 from grants import DEVICE_CODE, REFRESH_TOKEN
 from grants.common import (
-    TokenSubject,
+    bound_family,
     check_dpop,
-    new_refresh_family,
     resolve_scope,
     response_headers,
     token_response,
 )
 from grants.dpop import InvalidDPoPProof
-
-POLL_TOLERANCE = 0.5
 
 
 class DeviceAuthorizationEndpoint(_Endpoint):
@@ -102,7 +92,12 @@ class DeviceAuthorizationEndpoint(_Endpoint):
 
 
 class DeviceCodeGrant(_Grant):
-    """RFC 8628 §3.4-3.5: polling the token endpoint with ``device_code``."""
+    """RFC 8628 §3.4-3.5: polling the token endpoint with ``device_code``.
+
+    Authlib's own seams (``query_device_credential``, ``query_user_grant``,
+    ``should_slow_down``) cannot express single redemption or reuse revocation, so the two
+    template methods are overridden whole; each step is ``authserver.device_flow``'s.
+    """
 
     GRANT_TYPE = DEVICE_CODE
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -118,107 +113,50 @@ class DeviceCodeGrant(_Grant):
         request.client = client
         proof = check_dpop(request, client)
 
-        record = db.session.scalar(
-            select(DeviceAuthorization).where(
-                DeviceAuthorization.device_code_hash == device_flow.device_code_hash(code)
-            )
-        )
-        if record is None or record.client_id != client.client_id:
+        record = device_flow.find_for_client(client, code)
+        if record is None:
             raise InvalidGrantError("Unknown device_code.")
         if record.dpop_jkt and (proof is None or proof.jkt != record.dpop_jkt):
             raise InvalidDPoPProof("key does not match the device authorization request")
-        if record.status == "redeemed":
-            # A code redeemed twice: whoever holds the first tokens may be an attacker.
-            self._revoke_issued(record)
+        if record.status == AuthorizationStatus.REDEEMED:
+            device_flow.revoke_reused(record)
             raise InvalidGrantError("The device_code has already been used.")
-        t = now()
-        if record.expires_at <= t:
+        if record.expires_at <= now():
             metrics.DEVICE_FLOW.labels("expired").inc()
             raise ExpiredTokenError()
-        if record.status == "denied":
+        if record.status == AuthorizationStatus.DENIED:
             raise AccessDeniedError("The user denied the request.")
-        if record.status == "pending":
-            self._poll(record)
+        if record.status == AuthorizationStatus.PENDING:
+            if device_flow.poll(record) is device_flow.Poll.SLOW_DOWN:
+                metrics.DEVICE_FLOW.labels("slow_down").inc()
+                raise SlowDownError()
             metrics.DEVICE_FLOW.labels("pending").inc()
             raise AuthorizationPendingError()
         request.credential = record
         request.dpop = proof
-
-    def _poll(self, record: DeviceAuthorization) -> None:
-        """RFC 8628 §3.5: slow_down when polled faster than the interval; +5 s each time.
-
-        The slot is claimed atomically in the shared store, so concurrent polls in several
-        processes cannot both pass. A poll answered slow_down restarts the wait with the grown
-        interval; a client that then waits that interval is served, so it never stays stuck.
-        """
-        store = get_state().store
-        slot = f"poll:{record.id}"
-        # Half a second of tolerance for network jitter between a client's timer and our clock.
-        if store.claim_once(slot, ttl=record.interval - POLL_TOLERANCE):
-            return
-        interval = min(
-            record.interval + device_flow.SLOW_DOWN_STEP, get_state().settings.device_code_ttl
-        )
-        db.session.execute(
-            update(DeviceAuthorization)
-            .where(DeviceAuthorization.id == record.id)
-            .values(interval=interval)
-        )
-        db.session.commit()
-        # The interval counts from this request too: the next poll is due `interval` from now.
-        # One atomic write, so the slot is never free in between for a concurrent poll.
-        store.hold(slot, ttl=interval - POLL_TOLERANCE)
-        metrics.DEVICE_FLOW.labels("slow_down").inc()
-        raise SlowDownError()
-
-    def _revoke_issued(self, record: DeviceAuthorization) -> None:
-        audit.record(
-            "device_code.reuse_detected", record.tenant_id, record.client_id, record.device_id
-        )
-        if record.family_id:
-            revoke_family(record.family_id, "device_code_reused")
-        if record.access_jti_hash:
-            revoke_access_token_by_hash(record.access_jti_hash)
-        db.session.commit()
 
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         request = self.request
         client = request.client
         record: DeviceAuthorization = request.credential
-        # Single redemption: only the request whose UPDATE changes the row issues tokens.
-        won = db.session.execute(
-            update(DeviceAuthorization)
-            .where(DeviceAuthorization.id == record.id, DeviceAuthorization.status == "approved")
-            .values(status="redeemed", redeemed_at=now())
-        ).rowcount  # type: ignore[attr-defined]
-        if won != 1:
-            db.session.rollback()
-            db.session.refresh(record)
-            self._revoke_issued(record)
+        if not device_flow.redeem(record):
             raise InvalidGrantError("The device_code has already been used.")
-        if not grant_is_live(family_id=None, device_id=record.device_id, user_id=record.user_id):
-            # Blocked or deleted since approval, or the approving user deactivated.
-            db.session.rollback()
+        who = device_flow.token_subject(record, client)
+        if who is None:
             raise InvalidGrantError("The device or user of this grant is no longer active.")
-        user = db.session.get(User, record.user_id) if record.user_id else None
-        if client.device_subject == "user" and user is not None:
-            who = TokenSubject(user.id, user_id=user.id, auth_time=record.auth_time)
-        else:
-            who = TokenSubject(
-                record.device_id or record.id, user_id=None, device_id=record.device_id
-            )
         proof = request.dpop
         family = None
         if client.check_grant_type(REFRESH_TOKEN):
-            family = new_refresh_family(client, who, record.scope, proof)
-            record.family_id = family.id
+            family = bound_family(client, who, record.scope, proof)
         body = token_response(
             client,
             who,
             record.scope,
             proof,
             family=family,
-            on_issue=lambda issued: setattr(record, "access_jti_hash", jti_hash(issued.jti)),
+            on_issue=lambda issued: device_flow.remember_issued(
+                record, family.id if family else None, issued.jti
+            ),
         )
         return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

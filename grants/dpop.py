@@ -23,7 +23,7 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -53,10 +53,6 @@ MIN_RSA_BITS = 2048
 MAX_IAT = 2**53  # the largest integer a float (and JSON number) holds exactly
 
 
-# Set by the app to count rejections by reason (authserver.metrics); no Flask in this module.
-on_reject: Callable[[str], None] | None = None
-
-
 class InvalidDPoPProof(OAuth2Error):
     """RFC 9449 §5/§7: the proof failed a check. 400 at the token endpoint, 401 at resources."""
 
@@ -66,8 +62,6 @@ class InvalidDPoPProof(OAuth2Error):
     def __init__(self, check: str) -> None:
         super().__init__(description=f"DPoP proof check failed: {check}.")
         self.check = check
-        if on_reject is not None:
-            on_reject(check)
 
 
 class UseDPoPNonce(OAuth2Error):
@@ -246,6 +240,12 @@ def _import_public_jwk(jwk: Any, alg: str) -> ECKey | RSAKey | OKPKey:
     return key
 
 
+class ReplayStore(Protocol):
+    """What the replay check needs of the shared store (``authserver.ephemeral``)."""
+
+    def claim_once(self, key: str, ttl: float) -> bool: ...
+
+
 def verify_proof(
     header_values: list[str],
     *,
@@ -254,7 +254,7 @@ def verify_proof(
     now: float,
     max_age: int,
     max_future: int,
-    store: Any,
+    store: ReplayStore,
     access_token: str | None = None,
     nonces: NonceIssuer | None = None,
 ) -> DPoPProof:
@@ -364,3 +364,59 @@ def verify_proof(
     if not store.claim_once(replay_key, ttl=max_age + max_future + 1):
         raise InvalidDPoPProof("jti has been used before (replay)")
     return DPoPProof(jkt=jkt, jti=jti, iat=int(iat), nonce=nonce, claims=claims)
+
+
+@dataclass(frozen=True)
+class DPoPVerifier:
+    """``verify_proof`` with this deployment's settings, built once per app.
+
+    ``issuer`` is the public base URL every ``htu`` is compared against; ``nonce_required_at``
+    holds ``"token"`` and/or ``"resource"`` (RFC 9449 §8, §9); ``on_reject`` counts refusals by
+    check (metrics). The token endpoint, the link endpoint and the resource protector all call
+    ``verify``.
+    """
+
+    issuer: str
+    max_age: int
+    max_future: int
+    store: ReplayStore
+    nonces: NonceIssuer
+    nonce_required_at: frozenset[str] = frozenset()
+    on_reject: Callable[[str], None] | None = None
+
+    def verify(
+        self,
+        header_values: list[str],
+        method: str,
+        path: str,
+        *,
+        now: float,
+        access_token: str | None = None,
+    ) -> DPoPProof:
+        """Check the proof of a request to ``path``; at a resource (``access_token`` given) the
+        proof must also carry ``ath``."""
+        where = "token" if access_token is None else "resource"
+        try:
+            return verify_proof(
+                header_values,
+                method=method,
+                url=self.issuer + path,
+                now=now,
+                max_age=self.max_age,
+                max_future=self.max_future,
+                store=self.store,
+                access_token=access_token,
+                nonces=self.nonces if where in self.nonce_required_at else None,
+            )
+        except InvalidDPoPProof as exc:
+            if self.on_reject is not None:
+                self.on_reject(exc.check)
+            raise
+
+    def nonce_for_response(self, proof: DPoPProof | None, at: str, now: float) -> str | None:
+        """A fresh nonce for a successful answer when this client's is about to roll (§8.2)."""
+        if proof is None or at not in self.nonce_required_at:
+            return None
+        if not self.nonces.needs_refresh(proof.nonce, now):
+            return None
+        return self.nonces.fresh(now)

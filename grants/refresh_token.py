@@ -20,26 +20,19 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.hooks import hooked
-from sqlalchemy import exists, select, update
 
-from authserver import audit
-from authserver.models import Device, RefreshFamily, RefreshToken, db
-from authserver.security import now
-from authserver.tokens import RefreshTokenRecord, find_refresh_token, grant_is_live, revoke_family
-from grants.common import TokenSubject, check_dpop, response_headers, token_response
+from authserver.tokens import (
+    RefreshTokenRecord,
+    Rotation,
+    TokenSubject,
+    device_of_family,
+    find_refresh_token,
+    grant_is_live,
+    reuse_detected,
+    rotate_refresh_token,
+)
+from grants.common import check_dpop, response_headers, token_response
 from grants.dpop import InvalidDPoPProof
-
-
-def reuse_detected(fam: RefreshFamily) -> None:
-    revoke_family(fam.id, "reuse_detected")
-    audit.record(
-        "refresh_token.reuse_detected",
-        fam.tenant_id,
-        fam.client_id,
-        fam.device_id,
-        family_id=fam.id,
-    )
-    db.session.commit()
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -73,7 +66,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if fam.jkt and (proof is None or proof.jkt != fam.jkt):
             # RFC 9449 §5: a bound refresh token needs a proof by the same key.
             raise InvalidDPoPProof("key does not match the refresh token's binding")
-        device = db.session.get(Device, fam.device_id) if fam.device_id else None
+        device = device_of_family(fam)
         if (
             device is not None
             and device.origin == "link"
@@ -103,35 +96,16 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     @hooked
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         request = self.request
-        client = request.client
         record: RefreshTokenRecord = request.refresh_token
-        fam = record.family
-        # Rotation and reuse detection in one transaction. The family row is locked first
-        # (PostgreSQL; SQLite serialises writers anyway), so a revocation of the family either
-        # happens before (and this UPDATE finds it revoked) or waits for this commit (and then
-        # also revokes the access token issued here).
-        db.session.execute(
-            select(RefreshFamily.id).where(RefreshFamily.id == fam.id).with_for_update()
-        )
-        won = db.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.token_hash == record.token.token_hash,
-                RefreshToken.used_at.is_(None),
-                exists().where(RefreshFamily.id == fam.id, RefreshFamily.revoked_at.is_(None)),
-            )
-            .values(used_at=now())
-        ).rowcount  # type: ignore[attr-defined]
-        if won != 1:
-            db.session.rollback()
-            db.session.refresh(fam)
-            if fam.revoked_at is not None:
-                raise InvalidGrantError("The refresh token is no longer valid.")
-            reuse_detected(fam)
+        outcome = rotate_refresh_token(record)
+        if outcome is Rotation.REVOKED:
+            raise InvalidGrantError("The refresh token is no longer valid.")
+        if outcome is Rotation.REUSED:
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
+        fam = record.family
         who = TokenSubject(
             fam.subject, user_id=fam.user_id, device_id=fam.device_id, auth_time=fam.auth_time
         )
         proof = request.dpop
-        body = token_response(client, who, request.scope, proof, family=fam)
+        body = token_response(request.client, who, request.scope, proof, family=fam)
         return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

@@ -22,7 +22,7 @@ from joserfc.jws import JWSRegistry
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
-from authserver.models import SigningKey
+from authserver.models import KeyState, SigningKey
 from keys import algorithms
 from keys.encryption import KeyEncryptor
 
@@ -76,12 +76,13 @@ class KeyRing:
             rows = conn.execute(
                 select(SigningKey).where(
                     or_(
-                        SigningKey.state.in_(("next", "current")),
-                        (SigningKey.state == "retired") & (SigningKey.remove_after > int(now)),
+                        SigningKey.state.in_((KeyState.NEXT, KeyState.CURRENT)),
+                        (SigningKey.state == KeyState.RETIRED)
+                        & (SigningKey.remove_after > int(now)),
                     )
                 )
             ).all()
-        current = [r for r in rows if r.state == "current"]
+        current = [r for r in rows if r.state == KeyState.CURRENT]
         if not current:
             raise NoSigningKey("no current signing key")
         cur = current[0]
@@ -89,7 +90,7 @@ class KeyRing:
         signing = algorithms.import_private(cur.alg, pem, cur.kid)
         verify = {}
         published = []
-        order = {"current": 0, "next": 1, "retired": 2}
+        order = {KeyState.CURRENT: 0, KeyState.NEXT: 1, KeyState.RETIRED: 2}
         for r in sorted(rows, key=lambda r: (order[r.state], -r.created_at)):
             published.append(dict(r.public_jwk))
             verify[r.kid] = (r.alg, algorithms.import_public(r.alg, r.public_jwk))

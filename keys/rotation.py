@@ -18,12 +18,15 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from authserver.config import Settings
-from authserver.models import SigningKey
+from authserver.models import KeyState, SigningKey
 from keys import algorithms
 from keys.encryption import KeyEncryptor
+
+# A plain session (tests, scripts) or Flask-SQLAlchemy's scoped one (the app, the CLI).
+SessionLike = Session | scoped_session[Any]
 
 CLOCK_SKEW = 60
 
@@ -64,7 +67,7 @@ def _new_key(settings: Settings, encryptor: KeyEncryptor, state: str, now: int) 
         public_jwk=algorithms.public_jwk(key, kid, settings.signing_alg),
         private_key_enc=encryptor.encrypt(kid, pem),
         created_at=now,
-        activated_at=now if state == "current" else None,
+        activated_at=now if state == KeyState.CURRENT else None,
     )
 
 
@@ -73,10 +76,12 @@ def retention_seconds(settings: Settings) -> int:
     return settings.max_token_lifetime + settings.key_cache_seconds + CLOCK_SKEW
 
 
-def ensure_keys(session: Session, settings: Settings, encryptor: KeyEncryptor, now: int) -> bool:
+def ensure_keys(
+    session: SessionLike, settings: Settings, encryptor: KeyEncryptor, now: int
+) -> bool:
     """Create the current and next keys when missing. Returns True when it created one."""
     created = False
-    for state in ("current", "next"):
+    for state in (KeyState.CURRENT, KeyState.NEXT):
         if session.scalar(select(SigningKey.kid).where(SigningKey.state == state)):
             continue
         session.add(_new_key(settings, encryptor, state, now))
@@ -90,48 +95,53 @@ def ensure_keys(session: Session, settings: Settings, encryptor: KeyEncryptor, n
 
 
 def rotate(
-    session: Session, settings: Settings, encryptor: KeyEncryptor, now: int, force: bool = False
+    session: SessionLike, settings: Settings, encryptor: KeyEncryptor, now: int, force: bool = False
 ) -> dict[str, str | None]:
     """Promote next to current, retire current, create a new next; one transaction."""
     ensure_keys(session, settings, encryptor, now)
     nxt = session.scalars(
-        select(SigningKey).where(SigningKey.state == "next").with_for_update()
+        select(SigningKey).where(SigningKey.state == KeyState.NEXT).with_for_update()
     ).one()
     age = now - nxt.created_at
     if age < settings.key_prepublish_seconds and not force:
         session.rollback()
         raise RotationTooEarly(nxt.kid, settings.key_prepublish_seconds - age)
-    current = session.scalars(select(SigningKey).where(SigningKey.state == "current")).one()
-    current.state = "retired"
+    current = session.scalars(select(SigningKey).where(SigningKey.state == KeyState.CURRENT)).one()
+    current.state = KeyState.RETIRED
     current.retired_at = now
     current.remove_after = now + retention_seconds(settings)
     session.flush()
-    nxt.state = "current"
+    nxt.state = KeyState.CURRENT
     nxt.activated_at = now
     session.flush()
-    session.add(_new_key(settings, encryptor, "next", now))
+    session.add(_new_key(settings, encryptor, KeyState.NEXT, now))
     purge_removed(session, now)
     session.commit()
     return {"retired": current.kid, "current": nxt.kid}
 
 
-def purge_removed(session: Session, now: int) -> None:
+def purge_removed(session: SessionLike, now: int) -> None:
     """Retired keys past their retention are removed: unpublished, private part wiped."""
     session.execute(
         update(SigningKey)
-        .where(SigningKey.state == "retired", SigningKey.remove_after <= now)
-        .values(state="removed", private_key_enc=None)
+        .where(SigningKey.state == KeyState.RETIRED, SigningKey.remove_after <= now)
+        .values(state=KeyState.REMOVED, private_key_enc=None)
     )
 
 
-def list_keys(session: Session, now: int) -> list[KeyInfo]:
-    order = {"next": 0, "current": 1, "retired": 2, "removed": 3}
+def list_keys(session: SessionLike, now: int) -> list[KeyInfo]:
+    order: dict[str, int] = {
+        KeyState.NEXT: 0,
+        KeyState.CURRENT: 1,
+        KeyState.RETIRED: 2,
+        KeyState.REMOVED: 3,
+    }
     rows = session.scalars(select(SigningKey)).all()
     infos = []
     for row in rows:
         state = row.state
-        if state == "retired" and row.remove_after is not None and row.remove_after <= now:
-            state = "removed"
+        if state == KeyState.RETIRED and row.remove_after is not None and row.remove_after <= now:
+            state = KeyState.REMOVED
         infos.append(
             KeyInfo(
                 kid=row.kid,

@@ -179,14 +179,14 @@ class World:
         tenant_id: str,
         login: str = "alice",
         password: str = "correct horse",
-        user_code: str | None = None,
+        staff_code: str | None = None,
         roles: tuple[str, ...] = (),
     ) -> str:
         with self.app.app_context():
             from authserver.models import Tenant
 
             return create_user(
-                db.session.get(Tenant, tenant_id), login, password, user_code, list(roles)
+                db.session.get(Tenant, tenant_id), login, password, staff_code, list(roles)
             ).id
 
 

@@ -12,6 +12,7 @@ from authserver.authorization import (
     may_enrol_somewhere,
 )
 from authserver.models import Client, User
+from authserver.problems import WrongTenant
 
 
 def person(roles=(), active=True, tenant="ten_a") -> User:
@@ -78,7 +79,7 @@ def test_approving_a_kiosk_enrolment(roles, location, allowed):
 
 def test_anyone_active_of_the_tenant_may_approve_their_own_sign_in():
     check_approval(person(()), client("user"), "ten_a", None)
-    with pytest.raises(NotAllowed, match="another organisation"):
+    with pytest.raises(WrongTenant, match="another organisation"):
         check_approval(person(("TENANT.ADMIN",), tenant="ten_b"), client("user"), "ten_a", None)
-    with pytest.raises(NotAllowed):
+    with pytest.raises(WrongTenant):
         check_approval(person(("TENANT.ADMIN",), active=False), client("user"), "ten_a", None)

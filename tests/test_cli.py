@@ -38,13 +38,13 @@ def test_tenants_users_clients_create(cli, http):
         "ops",
         "--password",
         "long enough pw",
-        "--user-code",
+        "--staff-code",
         "1234",
         "--role",
         "TENANT.ADMIN",
     )
     assert user["id"].startswith("usr_") and user["roles"] == ["TENANT.ADMIN"]
-    assert user["user_code_set"] is True
+    assert user["staff_code_set"] is True
     client = cli(
         "clients",
         "create",

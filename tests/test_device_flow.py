@@ -235,3 +235,22 @@ def test_an_expired_code_cannot_be_decided(app, http, world, clock, settings):
         with pytest.raises(device_flow.DecisionError) as info:
             device_flow.decide(record, user(tenant, "admin"), True)
         assert info.value.code == "expired"
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_blocked_kiosk_cannot_reenrol_with_the_same_key(http, world, app, settings, clock):
+    tenant, client = kiosk_world(world)
+    key = DPoPKey()
+    url = settings.issuer + "/oauth/device_authorization"
+    body = start(http, client.client_id, proof=key.proof("POST", url, iat=clock())).get_json()
+    device_id = approve(app, body["user_code"], "admin")["device_id"]
+    with app.app_context():
+        db.session.get(Device, device_id).status = "BLOCKED"
+        db.session.commit()
+    again = start(http, client.client_id, proof=key.proof("POST", url, iat=clock())).get_json()
+    result = approve(app, again["user_code"], "admin")
+    assert result.get("exit_code") and "blocked" in result["error"]
+    with app.app_context():
+        assert db.session.get(Device, device_id).status == "BLOCKED"

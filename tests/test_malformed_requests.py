@@ -275,7 +275,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_malformed_request_gets_4xx_and_changes_nothing(http, world, app, case):
+def test_invariant_5_a_malformed_request_gets_4xx_and_changes_nothing(http, world, app, case):
     _, method, path, body, ctype, headers, statuses, error = case
     creds = world.client()
     if headers == "AUTH":
@@ -313,3 +313,41 @@ def test_parameters_in_the_query_string_are_not_read(http, world):
     )
     assert resp.status_code == 400
     assert resp.get_json()["error"] == "invalid_request"
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/devices?limit=%C2%B2",
+        "/api/v1/devices?q=a%00b",
+        "/api/v1/devices/dev%00x",
+        "/api/v1/locations?limit=%C2%B2",
+    ],
+)
+def test_odd_query_values_are_400_or_404(http, world, path):
+    from tests.conftest import cc_token
+
+    token = cc_token(http, world.client()).get_json()["access_token"]
+    resp = http.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code in (400, 404)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['{"name": "\\ud800"}', '{"name": "a\\u0000b"}', '{"name": ' + "[" * 2000 + "]" * 2000 + "}"],
+)
+def test_odd_json_bodies_are_400(http, world, raw):
+    from tests.conftest import cc_token
+
+    token = cc_token(http, world.client()).get_json()["access_token"]
+    for path in ("/api/v1/devices", "/api/v1/locations"):
+        resp = http.post(
+            path,
+            data=raw,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status_code == 400, (path, resp.get_data(as_text=True))

@@ -25,10 +25,10 @@ def dump_database(app) -> str:
     return "\n".join(out)
 
 
-def test_no_secret_is_stored_in_clear(http, world, app):
+def test_invariant_6_no_secret_is_stored_in_clear(http, world, app):
     tenant = world.tenant()
-    password, user_code = "s3cret-passw0rd", "482913"
-    world.user(tenant, login="bob", password=password, user_code=user_code)
+    password, staff_code = "s3cret-passw0rd", "482913"
+    world.user(tenant, login="bob", password=password, staff_code=staff_code)
     creds = world.client(tenant, grant_types=("client_credentials", "refresh_token"))
     access = cc_token(http, creds).get_json()["access_token"]
     refresh = make_refresh_token(app, creds)
@@ -53,7 +53,7 @@ def test_no_secret_is_stored_in_clear(http, world, app):
     for secret in (
         creds.client_secret,
         password,
-        user_code,
+        staff_code,
         refresh,
         access,
         access.split(".")[2],

@@ -59,7 +59,12 @@ _SWAP_CMP: dict[type, type] = {
     ast.Is: ast.IsNot,
     ast.IsNot: ast.Is,
 }
-_SWAP_BIN: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.FloorDiv: ast.Div}
+_SWAP_BIN: dict[type, type] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.FloorDiv: ast.Div,
+}
 _SWAP_NAMES = {"min": "max", "max": "min", "all": "any", "any": "all"}
 _SWAP_ATTRS = {"is_": "is_not", "is_not": "is_"}
 
@@ -249,7 +254,9 @@ class _Collector(ast.NodeVisitor):
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in _SWAP_ATTRS:
             new_func = ast.Attribute(value=func.value, attr=_SWAP_ATTRS[func.attr], ctx=ast.Load())
-            self._add(node, "sql is/is not", ast.unparse(ast.Call(new_func, node.args, node.keywords)))
+            self._add(
+                node, "sql is/is not", ast.unparse(ast.Call(new_func, node.args, node.keywords))
+            )
         if isinstance(func, ast.Attribute) and func.attr == "where" and len(node.args) > 1:
             for i in range(len(node.args)):
                 args = node.args[:i] + node.args[i + 1 :]
@@ -259,16 +266,22 @@ class _Collector(ast.NodeVisitor):
 
 def _is_logging(call: ast.Call) -> bool:
     f = call.func
-    return isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in (
-        "log",
-        "logger",
-        "access_log",
+    return (
+        isinstance(f, ast.Attribute)
+        and isinstance(f.value, ast.Name)
+        and f.value.id
+        in (
+            "log",
+            "logger",
+            "access_log",
+        )
     )
 
 
 def _is_string_concat(node: ast.BinOp) -> bool:
     return any(
-        isinstance(side, ast.Constant | ast.JoinedStr) and isinstance(getattr(side, "value", ""), str)
+        isinstance(side, ast.Constant | ast.JoinedStr)
+        and isinstance(getattr(side, "value", ""), str)
         for side in (node.left, node.right)
     )
 
@@ -339,7 +352,7 @@ def _pytest(tree: Path, args: list[str], timeout: int) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
            "-m", "not processes", "--timeout", "60", *args]  # fmt: skip
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 - our interpreter, pytest and our node ids
             cmd, cwd=tree, env=_env(tree), capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
@@ -351,10 +364,12 @@ def covering_tests(tree: Path, module: str, tests: list[str]) -> dict[int, list[
     """Line of ``module`` -> the focused tests that executed it (one coverage run)."""
     data_file = tree / ".coverage.mutate"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not processes",
-           f"--cov={module.replace('/', '.').removesuffix('.py')}", "--cov-context=test",
+           # The package directory, not the module's dotted name: naming a module makes
+           # coverage import it early, which breaks SQLAlchemy's compiled extensions.
+           f"--cov={tree / module.split('/')[0]}", "--cov-context=test",
            "--cov-report=", *tests]  # fmt: skip
     env = {**_env(tree), "COVERAGE_FILE": str(data_file)}
-    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)  # noqa: S603
     if proc.returncode != 0:
         raise SystemExit(f"the focused tests fail without any mutant:\n{proc.stdout[-3000:]}")
     db = sqlite3.connect(data_file)

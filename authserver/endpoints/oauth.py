@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from authserver.models import User, db
+from authserver import users
 from authserver.oauth2.metadata import server_metadata
 from authserver.oauth2.server import AuthServer, form_endpoint_response
 from authserver.resource import ResourceAuthError, current_token, require_token
@@ -22,7 +22,9 @@ def _server() -> AuthServer:
 @bp.post("/oauth/token")
 def token() -> Response:
     server = _server()
-    return form_endpoint_response(server, server.create_token_response)  # type: ignore[no-any-return]
+    return form_endpoint_response(  # type: ignore[no-any-return]
+        server, server.create_token_response, token_endpoint=True
+    )
 
 
 @bp.post("/oauth/device_authorization")
@@ -64,7 +66,7 @@ def jwks() -> Response:
 @bp.get("/.well-known/openid-configuration")
 def metadata() -> Response:
     state = get_state()
-    grants = [cls for cls, _ in _server()._token_grants]
+    grants = _server().grant_classes
     resp = jsonify(server_metadata(state, grants))
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
@@ -80,8 +82,8 @@ def userinfo() -> Response:
         return ResourceAuthError(
             403, "insufficient_scope", "The token is not about a user.", token.token_type
         ).response()
-    user = db.session.get(User, token.user_id)
-    if user is None or not user.active:
+    user = users.get_active(token.user_id)
+    if user is None:
         return ResourceAuthError(
             401, "invalid_token", "The user is no longer active.", token.token_type
         ).response()

@@ -6,12 +6,11 @@ import hmac
 import logging
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import metrics
 from authserver.ephemeral import StoreUnavailable
-from authserver.models import db
+from authserver.models import database_reachable
 from authserver.state import get_state
 from keys.encryption import KeyDecryptionError
 from keys.jwks import NoSigningKey
@@ -31,12 +30,7 @@ def readyz() -> Response:
     """Ready to serve: database and state store reachable, a signing key loaded."""
     state = get_state()
     checks: dict[str, str] = {}
-    try:
-        db.session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except SQLAlchemyError:
-        db.session.rollback()
-        checks["database"] = "unreachable"
+    checks["database"] = "ok" if database_reachable() else "unreachable"
     try:
         state.store.ping()
         checks["store"] = "ok"

@@ -34,10 +34,12 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
 
-from authserver import authorization, device_flow, limits
-from authserver.models import Client, DeviceAuthorization, Location, Tenant, User, db
+from authserver import authorization, credentials, device_flow, limits, users
+from authserver.devices import locations_for_picker
+from authserver.models import AuthorizationStatus, DeviceAuthorization, Tenant, User
+from authserver.oauth2.server import query_client
+from authserver.problems import DecisionError
 from authserver.security import now, verify_password
 from authserver.state import get_state
 from authserver.text import is_clean
@@ -120,8 +122,8 @@ def _signed_in() -> User | None:
         for key in ("uid", "sid", "auth_time"):
             session.pop(key, None)
         return None
-    user = db.session.get(User, uid)
-    if user is None or not user.active:
+    user = users.get_active(uid)
+    if user is None:
         _end_session()
         return None
     return user
@@ -130,8 +132,12 @@ def _signed_in() -> User | None:
 def _current() -> tuple[DeviceAuthorization | None, User | None]:
     record = None
     if session.get("dva"):
-        record = db.session.get(DeviceAuthorization, session["dva"])
-        if record is None or record.status != "pending" or record.expires_at <= now():
+        record = device_flow.get(session["dva"])
+        if (
+            record is None
+            or record.status != AuthorizationStatus.PENDING
+            or record.expires_at <= now()
+        ):
             session.pop("dva", None)
             session.pop("code", None)
             record = None
@@ -173,16 +179,11 @@ def _client_ip() -> str:
 def _review(
     record: DeviceAuthorization, user: User, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
-    client = db.session.get(Client, record.client_id)
+    client = query_client(record.client_id)
     assert client is not None
     enrolment = client.device_subject == "device"
-    locations: list[Location] = []
     places = authorization.enrolment_locations(user)
-    if enrolment:
-        query = select(Location).where(Location.tenant_id == user.tenant_id)
-        if places is not None:
-            query = query.where(Location.id.in_(places))
-        locations = list(db.session.scalars(query.order_by(Location.name)))
+    locations = locations_for_picker(user.tenant_id, places) if enrolment else []
     requested = datetime.fromtimestamp(record.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return _render(
         "device/review.html",
@@ -206,10 +207,10 @@ def page() -> Any:
     if typed:
         # From verification_uri_complete: show the code and ask the person to compare it with
         # the device's screen before anything is looked up (RFC 8628 §5.4).
-        code = device_flow.normalise_user_code(typed)
+        code = credentials.normalise_user_code(typed)
         shown = (
-            device_flow.format_user_code(code)
-            if len(code) == device_flow.USER_CODE_LENGTH
+            credentials.format_user_code(code)
+            if len(code) == credentials.USER_CODE_LENGTH
             else typed[:24]
         )
         return _render("device/confirm.html", user_code=shown)
@@ -247,10 +248,7 @@ def act() -> Any:
 
 
 def _tenant_name(user: User | None) -> str | None:
-    if user is None:
-        return None
-    tenant = db.session.get(Tenant, user.tenant_id)
-    return tenant.name if tenant is not None else None
+    return users.tenant_name(user.tenant_id) if user is not None else None
 
 
 def _enter_code() -> Any:
@@ -294,7 +292,7 @@ def _enter_code() -> Any:
         return html, status
     session.permanent = True
     session["dva"] = record.id
-    session["code"] = device_flow.format_user_code(device_flow.normalise_user_code(typed))
+    session["code"] = credentials.format_user_code(credentials.normalise_user_code(typed))
     if user is not None:
         refused = _claim(record, user)
         if refused is not None:
@@ -304,7 +302,7 @@ def _enter_code() -> Any:
 
 def _claim(record: DeviceAuthorization, user: User) -> Any:
     """Claim the code for ``user`` if they may decide it; a page explaining why not otherwise."""
-    client = db.session.get(Client, record.client_id)
+    client = query_client(record.client_id)
     enrolment = client is not None and client.device_subject == "device"
     if enrolment and not authorization.may_enrol_somewhere(user):
         # Checked before claiming: a person who cannot decide must not lock the code for others.
@@ -317,16 +315,16 @@ def _claim(record: DeviceAuthorization, user: User) -> Any:
         )
     try:
         device_flow.claim(record, user)
-    except device_flow.DecisionError as exc:
+    except DecisionError as exc:
         _forget_code()
-        return _message("Code not available", str(exc), 409)
+        return _message("Code not available", exc.detail, exc.status)
     return None
 
 
 def _find_tenant(ref: str) -> Tenant | None:
     if not ref or len(ref) > 200 or not is_clean(ref):
         return None
-    return db.session.scalar(select(Tenant).where((Tenant.id == ref) | (Tenant.name == ref)))
+    return users.lookup_tenant(ref)
 
 
 def _login() -> Any:
@@ -356,7 +354,7 @@ def _login() -> Any:
         )
     user = None
     if tenant_id is not None and is_clean(login):
-        user = device_flow.find_user(tenant_id, login)
+        user = users.find_by_login(tenant_id, login)
     # Always one argon2 verification, so timing does not tell an unknown login from a wrong
     # password.
     password_ok = verify_password(password, user.password_hash if user else None)
@@ -375,9 +373,6 @@ def _login() -> Any:
     return redirect(url_for("verify.page"), 303)
 
 
-_DECISION_STATUS = {"forbidden": 403, "invalid_name": 400, "invalid_till": 400}
-
-
 def _decide(approve: bool) -> Any:
     record, user = _current()
     if record is None or user is None:
@@ -393,12 +388,11 @@ def _decide(approve: bool) -> Any:
         device_flow.decide(
             record, user, approve, location, till, name, auth_time=session.get("auth_time")
         )
-    except device_flow.DecisionError as exc:
-        status = _DECISION_STATUS.get(exc.code, 409)
-        if status == 400:
+    except DecisionError as exc:
+        if exc.status == 400:
             # A field to correct: back to the form with the reason; nothing was stored (F9).
-            return _review(record, user, error=str(exc), status=400)
-        return _message("Not possible", str(exc), status)
+            return _review(record, user, error=exc.detail, status=400)
+        return _message("Not possible", exc.detail, exc.status)
     _forget_code()
     if approve:
         return _message(

@@ -92,9 +92,16 @@ class AuthServer(AuthorizationServer):
 
     def __init__(self) -> None:
         super().__init__(query_client=query_client, save_token=self._no_save)
+        # The token grants we serve, in registration order (discovery, logs, metrics read this,
+        # not Authlib's private list).
+        self.grant_classes: list[Any] = []
         self.register_client_auth_method("client_secret_basic", _authenticate_basic)
         self.register_client_auth_method("client_secret_post", _authenticate_post)
         self.register_client_auth_method("none", _authenticate_none)
+
+    def register_grant(self, grant_cls: Any, extensions: Any = None) -> None:
+        super().register_grant(grant_cls, extensions)
+        self.grant_classes.append(grant_cls)
 
     @staticmethod
     def _no_save(token: dict[str, Any], req: Any) -> None:
@@ -138,17 +145,17 @@ class AuthServer(AuthorizationServer):
         return client  # type: ignore[no-any-return]
 
 
-def form_endpoint_response(server: AuthServer, run: Any) -> Any:
+def form_endpoint_response(server: AuthServer, run: Any, token_endpoint: bool = False) -> Any:
     """Parse the body strictly, then let Authlib run; malformed requests never reach a grant."""
     try:
         g.oauth_form = parse_form(request, get_state().settings.max_param_chars)
-        if request.path.endswith("/token"):
+        if token_endpoint:
             grant = g.oauth_form.get("grant_type")
             if grant is None:
                 # RFC 6749 §5.2: a missing required parameter is invalid_request.
                 raise InvalidRequestBody("Missing 'grant_type' parameter.")
             # For logs and metrics: registered grant types only, so labels stay bounded.
-            known = {cls.GRANT_TYPE for cls, _ in server._token_grants}
+            known = {cls.GRANT_TYPE for cls in server.grant_classes}
             g.log_grant = grant if grant in known else "other"
     except OAuth2Error as error:
         return server.handle_error_response(None, error)

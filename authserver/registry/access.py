@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 from flask import g
 
+from authserver import users
 from authserver.authorization import manages_registry
-from authserver.models import AccessToken, User, db
-from authserver.registry.problems import ForbiddenProblem
+from authserver.models import AccessToken, User
+from authserver.problems import ForbiddenProblem
 from authserver.resource import ResourceAuthError, authenticate_request, current_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,8 +50,8 @@ def require_registry_token(write: bool = False) -> Callable[[F], F]:
                 raise ForbiddenProblem("Device tokens cannot manage the registry.")
             g.registry_user = None
             if kind == "user":
-                user = db.session.get(User, token.user_id)
-                if user is None or not user.active or user.tenant_id != token.tenant_id:
+                user = users.get_active(token.user_id) if token.user_id else None
+                if user is None or user.tenant_id != token.tenant_id:
                     raise ForbiddenProblem("The user is not active.")
                 if not manages_registry(user):
                     raise ForbiddenProblem("The role TENANT.ADMIN or DEVICE.MANAGER is required.")

@@ -2,59 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import and_, or_, select
+from flask import Blueprint, Response, request
 
-from authserver.audit import TYPES
-from authserver.models import AuditEvent, db
+from authserver.audit import TYPES, list_events
+from authserver.authorization import reads_audit_events
+from authserver.problems import ForbiddenProblem, ValidationProblem
 from authserver.registry import pagination
 from authserver.registry.access import require_registry_token, token_actor
-from authserver.registry.problems import ForbiddenProblem, ValidationProblem
-from authserver.registry.service import iso
+from authserver.registry.serialize import audit_event_json
 
 bp = Blueprint("audit_events", __name__)
 
 
 @bp.get("/api/v1/audit-events")
 @require_registry_token()
-def list_events() -> Response:
+def list_all() -> Response:
     token, user = token_actor()
-    if user is None or "TENANT.ADMIN" not in (user.roles or []):
+    if user is None or not reads_audit_events(user):
         raise ForbiddenProblem("Audit events are for users with the role TENANT.ADMIN.")
     limit = pagination.limit_or_400(request.args.get("limit"))
-    query = select(AuditEvent).where(AuditEvent.tenant_id == token.tenant_id)
-    if (type_ := request.args.get("type")) is not None:
-        if type_ not in TYPES:
-            raise ValidationProblem(f"type must be one of {', '.join(TYPES)}.")
-        query = query.where(AuditEvent.type == type_)
-    if (device_id := request.args.get("deviceId")) is not None:
-        query = query.where(AuditEvent.device_id == device_id[:48])
+    type_ = request.args.get("type")
+    if type_ is not None and type_ not in TYPES:
+        raise ValidationProblem(f"type must be one of {', '.join(TYPES)}.")
+    device_id = request.args.get("deviceId")
     context = "audit:desc"
-    if after := pagination.after_or_400(request.args.get("cursor"), context):
-        value, last_id = after
-        query = query.where(
-            or_(
-                AuditEvent.created_at < value,
-                and_(AuditEvent.created_at == value, AuditEvent.id < last_id),
-            )
-        )
-    rows = list(
-        db.session.scalars(
-            query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
-        )
+    after = pagination.after_or_400(request.args.get("cursor"), context)
+    page = list_events(
+        token.tenant_id, type_, device_id[:48] if device_id is not None else None, after, limit
     )
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = pagination.encode(rows[-1].created_at, rows[-1].id, context) if has_more else None
-    data = [
-        {
-            "id": e.id,
-            "type": e.type,
-            "deviceId": e.device_id,
-            "actor": e.actor,
-            "data": e.data,
-            "createdAt": iso(e.created_at),
-        }
-        for e in rows
-    ]
-    return jsonify(data=data, nextCursor=next_cursor, hasMore=has_more)
+    return pagination.page_response(page, context, lambda es: [audit_event_json(e) for e in es])

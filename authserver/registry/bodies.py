@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import request
 
-from authserver.registry.problems import ValidationProblem
+from authserver.problems import ValidationProblem
 from authserver.text import is_clean, text_problem
 
 

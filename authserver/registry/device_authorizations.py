@@ -14,32 +14,16 @@ from flask import Blueprint, Response, jsonify
 from authserver import device_flow
 from authserver.limits import Throttled, account_code_entry
 from authserver.models import User
-from authserver.registry.access import require_registry_token, token_actor
-from authserver.registry.bodies import json_body
-from authserver.registry.problems import (
-    ConflictProblem,
-    ForbiddenProblem,
+from authserver.problems import (
     NotFoundProblem,
     TooManyRequestsProblem,
     ValidationProblem,
 )
+from authserver.registry.access import require_registry_token, token_actor
+from authserver.registry.bodies import json_body
 from authserver.state import get_state
 
 bp = Blueprint("device_authorizations", __name__)
-
-_STATUS = {
-    "blocked": 409,
-    "claimed": 409,
-    "decided": 409,
-    "expired": 409,
-    "wrong_tenant": 404,
-    "invalid_client": 409,
-    "user_required": 409,
-    "forbidden": 403,
-    "invalid_till": 400,
-    "invalid_name": 400,
-    "invalid_location": 400,
-}
 
 
 def _body() -> dict[str, Any]:
@@ -75,25 +59,19 @@ def decide(user_code: str) -> Response:
     if record is None:
         # Another tenant's code is as unknown as a wrong one: nothing leaks across tenants.
         raise NotFoundProblem("No pending device authorization with this code.")
-    try:
-        done = device_flow.decide(
-            record,
-            user,
-            data["decision"] == "approve",
-            data.get("locationId"),
-            data.get("tillId"),
-            data.get("name"),
-            actor_id=token.client_id if user is None else None,
-        )
-    except device_flow.DecisionError as exc:
-        status = _STATUS.get(exc.code, 400)
-        problem = {409: ConflictProblem, 404: NotFoundProblem, 403: ForbiddenProblem}.get(
-            status, ValidationProblem
-        )
-        raise problem(str(exc), code=exc.code) from exc
+    # A refused decision is a named problem (authserver.problems) with its own status.
+    done = device_flow.decide(
+        record,
+        user,
+        data["decision"] == "approve",
+        data.get("locationId"),
+        data.get("tillId"),
+        data.get("name"),
+        actor_id=token.client_id if user is None else None,
+    )
     return jsonify(
         data={
-            "decision": "approved" if done.status == "approved" else "denied",
+            "decision": str(done.status),
             "clientId": done.client_id,
             "deviceId": done.device_id,
             "scope": done.scope,

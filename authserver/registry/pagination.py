@@ -15,8 +15,13 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
+from flask import Response, jsonify
+
+from authserver.paging import Page
+from authserver.problems import ValidationProblem
 from authserver.state import get_state
 
 DEFAULT_LIMIT = 50
@@ -62,8 +67,6 @@ def parse_limit(raw: str | None) -> int:
 
 
 def limit_or_400(raw: str | None) -> int:
-    from authserver.registry.problems import ValidationProblem
-
     try:
         return parse_limit(raw)
     except CursorError as exc:
@@ -72,11 +75,18 @@ def limit_or_400(raw: str | None) -> int:
 
 def after_or_400(cursor: str | None, context: str) -> tuple[Any, str] | None:
     """The (sort key, id) a page starts after, or None for the first page."""
-    from authserver.registry.problems import ValidationProblem
-
     if not cursor:
         return None
     try:
         return decode(cursor, context)
     except CursorError as exc:
         raise ValidationProblem(str(exc)) from exc
+
+
+def page_response(
+    page: Page[Any], context: str, render: Callable[[list[Any]], list[Any]]
+) -> Response:
+    """``{"data": [...], "nextCursor": ..., "hasMore": ...}`` for a page of a list (DESIGN)."""
+    after = page.after()
+    next_cursor = encode(after[0], after[1], context) if after is not None else None
+    return jsonify(data=render(page.items), nextCursor=next_cursor, hasMore=page.has_more)

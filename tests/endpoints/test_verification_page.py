@@ -163,4 +163,14 @@ def test_location_of_another_tenant_is_refused(http, world, app):
     body = start(http, client.client_id).get_json()
     enter(http, body["user_code"])
     login(http, "admin")
-    assert decide(http, "approve", location_id=foreign).status_code == 409
+    refused = decide(http, "approve", location_id=foreign)
+    # The same 400 as the API gives: back to the form, with the reason.
+    assert refused.status_code == 400 and "No such location" in refused.get_data(as_text=True)
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_non_ascii_csrf_is_a_400(http):
+    http.get("/device")
+    assert http.post("/device", data={"csrf": "é", "action": "code"}).status_code == 400

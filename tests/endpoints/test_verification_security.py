@@ -48,7 +48,9 @@ def test_user_codes_are_ten_characters_in_two_groups(http, world):
     assert code.replace("-", "").isalpha() and code.isupper()
 
 
-def test_an_attacker_guessing_from_several_addresses_does_not_lock_out_others(app, world, settings):
+def test_invariant_8_an_attacker_guessing_from_several_addresses_does_not_lock_out_others(
+    app, world, settings
+):
     """F2: on main, 3 wrong codes from one address and 2 from another closed the page for every
     user of every tenant for 10 minutes."""
     _, client = kiosk_world(world)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -202,3 +203,16 @@ def test_throttle_window_expires(http, world, app, clock):
     while (status := cc_token(http, creds).status_code) == 429 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert status == 401
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_basic_credentials_with_nul_are_invalid_client(http):
+    raw = base64.b64encode(b"%00:x").decode()
+    resp = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {raw}"},
+    )
+    assert resp.status_code == 401

@@ -289,3 +289,16 @@ def test_no_id_token_without_openid_or_for_devices(http, world, app):
 def test_grant_type_is_listed_in_discovery(http):
     doc = http.get("/.well-known/openid-configuration").get_json()
     assert DEVICE_GRANT in doc["grant_types_supported"]
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_a_device_blocked_between_approval_and_redemption_gets_no_token(http, world, app):
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    device_id = approve(app, body["user_code"], "admin")["device_id"]
+    with app.app_context():
+        db.session.get(Device, device_id).status = "BLOCKED"
+        db.session.commit()
+    assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == "invalid_grant"

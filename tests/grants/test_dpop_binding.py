@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import func, select
 
 from authserver.models import AccessToken, Client, db
-from tests.dpop_client import DPoPKey
+from tests.dpop_client import DPoPKey, b64, forge
 
 TOKEN_PATH = "/oauth/token"
 
@@ -269,3 +271,65 @@ def test_a_proof_cannot_be_replayed_at_the_end_of_its_window(http, world, settin
     clock.advance(settings.dpop_max_age + settings.dpop_max_future - 1)
     replay = send()
     assert replay.status_code == 400 and "replay" in replay.get_json()["error_description"]
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def b64json(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def dpop_at_token(http, creds, proof):
+    return http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**creds.auth_header(), "DPoP": proof},
+    )
+
+
+def test_deeply_nested_dpop_header_is_a_400(http, world):
+    creds = world.client()
+    proof = b64json("[" * 1500) + "." + b64json("{}") + ".c2ln"
+    resp = dpop_at_token(http, creds, proof)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_dpop_proof"
+
+
+def test_nan_iat_is_refused(http, world, settings):
+    creds = world.client()
+    key = DPoPKey()
+    proof = key.proof("POST", settings.issuer + "/oauth/token", claims={"iat": float("nan")})
+    resp = dpop_at_token(http, creds, proof)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_dpop_proof"
+
+
+def test_non_ascii_ath_is_refused_not_a_crash(app, http, world, settings):
+    from grants.dpop import InvalidDPoPProof, verify_proof
+
+    key = DPoPKey()
+    proof = key.proof("GET", "https://x/api", claims={"ath": "é"})
+
+    class Store:
+        def claim_once(self, k, ttl):
+            return True
+
+    import time
+
+    with pytest.raises(InvalidDPoPProof):
+        verify_proof(
+            [proof],
+            method="GET",
+            url="https://x/api",
+            now=time.time(),
+            max_age=60,
+            max_future=10,
+            store=Store(),
+            access_token="tok",
+        )
+
+
+def test_forged_proof_helper_is_still_refused(http, world):
+    creds = world.client()
+    resp = dpop_at_token(http, creds, forge({"typ": "dpop+jwt", "alg": "ES256"}, {}, b"x"))
+    assert resp.status_code == 400
+    assert b64(b"x")

@@ -455,13 +455,19 @@ def test_12_the_replay_entry_lives_as_long_as_the_proof_could_be_accepted(key):
 
 
 def test_rejections_are_counted_by_check(key):
-    import grants.dpop as dpop
+    from grants.dpop import DPoPVerifier
 
     seen: list[str] = []
-    original = dpop.on_reject
-    dpop.on_reject = seen.append
-    try:
-        fails("htm does not match", key.proof("GET", URL))
-    finally:
-        dpop.on_reject = original
+    verifier = DPoPVerifier(
+        issuer="https://as.example.com",
+        max_age=60,
+        max_future=10,
+        store=MemoryStore(),
+        nonces=NonceIssuer(b"k" * 32, 60),
+        on_reject=seen.append,
+    )
+    with pytest.raises(InvalidDPoPProof):
+        verifier.verify([key.proof("GET", URL)], "POST", "/oauth/token", now=time.time())
     assert seen == ["htm does not match the request method"]
+    assert verifier.verify([key.proof("POST", URL)], "POST", "/oauth/token", now=time.time())
+    assert seen == ["htm does not match the request method"]  # a good proof is not counted

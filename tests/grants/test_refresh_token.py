@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from authserver import create_app
-from authserver.models import Client, Device, User, db
+from authserver.models import Client, Device, RefreshFamily, User, db
 from tests.device_helpers import approve, kiosk_world, poll, start
 from tests.dpop_client import DPoPKey
 
@@ -324,3 +324,38 @@ def test_a_missing_refresh_token_is_invalid_request(http, world, app, clock):
         "/oauth/token", data={"grant_type": "refresh_token", "client_id": client.client_id}
     )
     assert resp.get_json()["error"] == "invalid_request"
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_refresh_racing_a_family_revocation_issues_nothing_live(http, world, app, monkeypatch):
+    tenant, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin")
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+
+    import grants.refresh_token as rt
+
+    real = rt.grant_is_live
+
+    def revoke_meanwhile(**kw):
+        # The revocation lands right after the refresh request was validated.
+        ok = real(**kw)
+        from authserver.tokens import revoke_family
+
+        fam_id = db.session.scalar(db.select(RefreshFamily.id))
+        revoke_family(fam_id, "revoked")
+        db.session.commit()
+        return ok
+
+    monkeypatch.setattr(rt, "grant_is_live", revoke_meanwhile)
+    resp = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": client.client_id,
+        },
+    )
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"

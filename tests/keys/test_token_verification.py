@@ -85,7 +85,7 @@ def test_the_genuine_token_is_accepted(http, live):
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
-def test_unsigned_alg_none_token_with_a_live_jti_is_refused(http, live, alg):
+def test_invariant_7_an_unsigned_alg_none_token_with_a_live_jti_is_refused(http, live, alg):
     creds, _, header, claims = live
     refused_everywhere(http, creds, unsigned({**header, "alg": alg}, claims))
 
@@ -157,7 +157,7 @@ def test_header_parameters_that_redirect_verification_are_refused(http, app, liv
     refused_everywhere(http, creds, forged)
 
 
-def test_no_clear_jti_at_rest(http, app, live):
+def test_invariant_6_no_clear_jti_at_rest(http, app, live):
     """Invariant 6: a database reader learns no jti, so cannot even attempt an F1-style forgery."""
     from tests.test_secrets_at_rest import dump_database
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from authserver.credentials import new_refresh_token
 from authserver.models import RefreshFamily, RefreshToken, db
-from authserver.security import keyed_hash, new_id, new_secret, now
-from authserver.tokens import REFRESH_HASH_PURPOSE, issue_access_token
+from authserver.security import new_id, now
+from authserver.tokens import issue_access_token
 
 
 def make_refresh_token(app, creds, jkt=None, with_access=False):
@@ -25,10 +26,10 @@ def make_refresh_token(app, creds, jkt=None, with_access=False):
             expires_at=t + 86400,
         )
         db.session.add(fam)
-        token = new_secret()
+        token, token_hash = new_refresh_token()
         db.session.add(
             RefreshToken(
-                token_hash=keyed_hash(REFRESH_HASH_PURPOSE, token),
+                token_hash=token_hash,
                 family_id=fam.id,
                 issued_at=t,
                 expires_at=t + 86400,

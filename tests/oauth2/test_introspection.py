@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from authserver.models import Device, RefreshFamily, db
 from tests.conftest import cc_token
+from tests.device_helpers import approve, kiosk_world, poll, start
 from tests.oauth2.refresh_factory import make_refresh_token
 
 INACTIVE = {"active": False}
@@ -100,3 +102,37 @@ def test_refresh_token_introspection(http, world, app):
     assert body["client_id"] == creds.client_id
     assert body["cnf"] == {"jkt": "thumb"}
     assert "token_type" not in body  # RFC 7662 token_type names access-token types
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_access_token_of_a_revoked_family_is_inactive_everywhere(http, world, app):
+    tenant, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin")
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    with app.app_context():  # only the family row: as if a rotation slipped past a revocation
+        db.session.execute(db.update(RefreshFamily).values(revoked_at=1))
+        db.session.commit()
+    rs = world.client(tenant)
+    intro = http.post(
+        "/oauth/introspect", data={"token": tokens["access_token"]}, headers=rs.auth_header()
+    ).get_json()
+    assert intro == {"active": False}
+
+
+def test_introspection_of_a_blocked_devices_token_is_inactive(http, world, app):
+    tenant, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    device_id = approve(app, body["user_code"], "admin")["device_id"]
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    with app.app_context():  # status only, tokens untouched: the race the review described
+        db.session.get(Device, device_id).status = "BLOCKED"
+        db.session.commit()
+    rs = world.client(tenant)
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        intro = http.post(
+            "/oauth/introspect", data={"token": token}, headers=rs.auth_header()
+        ).get_json()
+        assert intro == {"active": False}

@@ -32,7 +32,7 @@ class Registry:
         w = self.world
         tid = w.tenant()
         w.user(
-            tid, login="admin", password="correct horse", user_code="1234", roles=("TENANT.ADMIN",)
+            tid, login="admin", password="correct horse", staff_code="1234", roles=("TENANT.ADMIN",)
         )
         return Tenant(
             id=tid,
@@ -84,7 +84,7 @@ class Registry:
         data = {
             "grant_type": LINK_GRANT,
             "link_code": link_code,
-            "user_code": "1234",
+            "staff_code": "1234",
             "password": "correct horse",
             "client_id": t.pos.client_id,
             **form,

@@ -171,7 +171,7 @@ class Caller:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_authorization_matrix(reg, world, app, clock, kind):
+def test_invariant_4_authorization_matrix(reg, world, app, clock, kind):
     caller = Caller(reg, world, app, clock)
     token = caller.token(kind)
     results = []
@@ -190,7 +190,7 @@ def test_authorization_matrix(reg, world, app, clock, kind):
     assert not wrong, f"{kind}: (endpoint, got, expected) {wrong}"
 
 
-def test_foreign_tenant_cannot_reach_data_through_filters_or_cursors(reg):
+def test_invariant_4_a_foreign_tenant_cannot_reach_data_through_filters_or_cursors(reg):
     mine, theirs = reg.tenant(), reg.tenant()
     token_mine, token_theirs = reg.service_token(mine), reg.service_token(theirs)
     loc = reg.call("POST", "/api/v1/locations", token_mine, json={"name": "Mine"}).get_json()[

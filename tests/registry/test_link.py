@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -32,7 +34,7 @@ def test_link_with_dpop_binds_the_device(reg):
 def test_link_with_username_instead_of_user_code(reg):
     t = reg.tenant()
     device = reg.create_device(t, status="READY_TO_LINK")
-    resp = reg.link(t, device["linkCode"], user_code="", username="admin")
+    resp = reg.link(t, device["linkCode"], staff_code="", username="admin")
     assert resp.status_code == 200, resp.get_json()
 
 
@@ -41,7 +43,7 @@ def test_wrong_code_user_or_password_give_one_generic_error(reg):
     device = reg.create_device(t, status="READY_TO_LINK")
     answers = [
         reg.link(t, "BBBB-CCCC-DDDD").get_json(),
-        reg.link(t, device["linkCode"], user_code="9999").get_json(),
+        reg.link(t, device["linkCode"], staff_code="9999").get_json(),
         reg.link(t, device["linkCode"], password="wrong password").get_json(),
     ]
     assert answers[0] == answers[1] == answers[2]
@@ -68,7 +70,7 @@ def test_guesses_are_limited_per_link_code(reg):
     for i in range(reg.settings.link_failures_per_code):
         # Other accounts, other networks: only the link code is shared.
         reg.link(
-            t, device["linkCode"], user_code=f"99{i}", password=f"guess {i}", ip=f"198.51.{i}.1"
+            t, device["linkCode"], staff_code=f"99{i}", password=f"guess {i}", ip=f"198.51.{i}.1"
         )
     locked = reg.link(t, device["linkCode"])  # even the right password is refused for now
     assert locked.status_code == 429
@@ -235,3 +237,33 @@ def test_a_terminal_linked_through_a_confidential_client_stays_bound_to_its_key(
         assert "device's key" in resp.get_json()["error_description"]
     ok = refresh(key.proof("POST", url))
     assert ok.status_code == 200 and ok.get_json()["token_type"] == "DPoP"
+
+
+def test_seed_000_calls_the_staff_code_user_code(reg):
+    """``user_code`` is seed 000's name for the staff code: accepted in its place, not beside it."""
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    both = reg.link(t, device["linkCode"], user_code="1234")  # staff_code is sent too
+    assert both.get_json()["error"] == "invalid_request"
+    seed_name = reg.link(t, device["linkCode"], staff_code="", user_code="1234")
+    assert seed_name.status_code == 200, seed_name.get_json()
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_surrogate_password_on_the_link_endpoint_is_a_4xx(http, world):
+    tenant = world.tenant()
+    pos = world.client(
+        tenant,
+        grant_types=("urn:authserver:params:oauth:grant-type:link-code",),
+        auth_method="none",
+    )
+    resp = http.post(
+        "/api/v1/devices/BBBB-CCCC-DDDD/link",
+        data=json.dumps(
+            {"appId": pos.client_id, "userCode": "1234", "password": "\ud800x"}
+        ).replace("\\\\", "\\"),
+        content_type="application/json",
+    )
+    assert 400 <= resp.status_code < 500

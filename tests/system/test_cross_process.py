@@ -123,14 +123,14 @@ def service_token(server):
     ).json()["access_token"]
 
 
-def test_device_code_redeemed_once(server):
+def test_invariant_1_a_device_code_is_redeemed_once_across_processes(server):
     start = begin(server)
     server.cli("device", "approve", start["user_code"], "--user", "admin")
     responses = at_once(24, lambda _: redeem(server, start["device_code"]))
     assert sum(r.status_code == 200 for r in responses) == 1
 
 
-def test_refresh_token_rotated_once(server):
+def test_invariant_1_a_refresh_token_is_rotated_once_across_processes(server):
     start = begin(server)
     server.cli("device", "approve", start["user_code"], "--user", "admin")
     refresh = redeem(server, start["device_code"]).json()["refresh_token"]
@@ -150,7 +150,7 @@ def test_refresh_token_rotated_once(server):
     assert {r.json().get("error") for r in responses if r.status_code != 200} <= {"invalid_grant"}
 
 
-def test_dpop_proof_accepted_once(server):
+def test_invariant_2_a_dpop_proof_is_accepted_once_across_processes(server):
     proof = DPoPKey().proof("POST", f"{server.url}/oauth/token")
     auth = (server.service["client_id"], server.service["client_secret"])
     responses = at_once(
@@ -175,7 +175,7 @@ def test_slow_down_is_consistent_across_workers(server):
     assert errors.count("slow_down") == 11, errors
 
 
-def test_a_blocked_device_is_refused_by_every_worker(server):
+def test_invariant_3_a_blocked_device_is_refused_by_every_worker(server):
     admin = service_token(server)
     created = requests.post(
         f"{server.url}/api/v1/devices",

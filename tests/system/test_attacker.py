@@ -200,7 +200,7 @@ def sign_in(session, url, login, password, organisation=None) -> requests.Respon
     return session.post(f"{url}/device", data=data, allow_redirects=False, timeout=10)
 
 
-def test_the_page_stays_usable_for_a_legitimate_user_while_an_attacker_guesses(server):
+def test_invariant_8_the_page_stays_usable_for_a_legitimate_user_while_an_attacker_guesses(server):
     url = server.url
     # The attacker guesses from three addresses until each is refused.
     for address in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):

@@ -78,7 +78,7 @@ def test_logs_never_carry_a_secret(http, world, app, caplog, settings, clock):
     tenant = world.tenant()
     password = "pa55-word-for-logs"
     world.user(
-        tenant, login="admin", password=password, user_code="777777", roles=("TENANT.ADMIN",)
+        tenant, login="admin", password=password, staff_code="777777", roles=("TENANT.ADMIN",)
     )
     creds = world.client(tenant)
     secrets += [creds.client_secret, password, "777777"]
@@ -308,3 +308,25 @@ def test_the_embedded_database_files_are_private(http, world, settings):
         assert path.exists(), path
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     assert stat.S_IMODE(os.stat(settings.instance_path).st_mode) == 0o700
+
+
+# -- moved from the security review's regression file ------------------------------------
+
+
+def test_error_logs_do_not_name_codes_in_paths(http, app, caplog):
+    from authserver.ephemeral import RedisStore
+
+    caplog.set_level(logging.INFO)
+    state = app.extensions["authserver"]
+    original, state.store = state.store, RedisStore("redis://127.0.0.1:1/0")
+    try:
+        resp = http.post(
+            "/api/v1/devices/QHZQ-QXQF-ZQDX/link",
+            json={"appId": "cli_x", "userCode": "1", "password": "p"},
+        )
+        http.post("/api/v1/device-authorizations/BCDF-GHJK", json={"decision": "deny"})
+    finally:
+        state.store = original
+    assert resp.status_code in (400, 503)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "QHZQ" not in text and "BCDF" not in text

@@ -1,0 +1,423 @@
+"""Devices and locations of one tenant (seeds 000 and 001): the registry's domain operations.
+
+Every function takes the tenant id first, from its caller, who took it from the token; nothing
+here reads a tenant from the request, and every query is filtered by it (DESIGN invariant 4).
+Blocking, unlinking and deleting a device revoke its tokens in the same transaction as the change
+(invariant 3). Errors are ``authserver.problems`` types; the wire format is ``serialize``'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from authserver import audit, credentials, tokens
+from authserver.models import (
+    AppCode,
+    Device,
+    DeviceLocation,
+    DeviceOrigin,
+    DeviceStatus,
+    Location,
+    User,
+    db,
+)
+from authserver.paging import After, Page, keyset, keyset_page
+from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
+from authserver.security import new_id, now, now_float
+from authserver.state import get_state
+
+STATUSES = tuple(DeviceStatus)
+ORIGINS = tuple(DeviceOrigin)
+APP_CODES = tuple(AppCode)
+LOCATION_KINDS = ("store", "venue", "warehouse", "other")
+ACTIVITY_INTERVAL = 60
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
+
+
+# -- locations -----------------------------------------------------------------------------------
+
+
+def get_location(tenant_id: str, location_id: str) -> Location:
+    loc = db.session.get(Location, location_id) if _ID.fullmatch(location_id) else None
+    if loc is None or loc.tenant_id != tenant_id:
+        raise NotFoundProblem("No such location.")
+    return loc
+
+
+def list_locations(tenant_id: str, after: After, limit: int) -> Page[Location]:
+    query = select(Location).where(Location.tenant_id == tenant_id)
+    return keyset_page(query, Location.name, Location.id, after, limit, lambda x: x.name)
+
+
+def locations_for_picker(tenant_id: str, only: Iterable[str] | None = None) -> list[Location]:
+    """The tenant's locations by name (``only`` these ids when given), for a person to choose."""
+    query = select(Location).where(Location.tenant_id == tenant_id)
+    if only is not None:
+        query = query.where(Location.id.in_(list(only)))
+    return list(db.session.scalars(query.order_by(Location.name)))
+
+
+def create_location(tenant_id: str, data: dict[str, Any]) -> Location:
+    t = now()
+    loc = Location(id=new_id("loc"), tenant_id=tenant_id, created_at=t, updated_at=t, **data)
+    db.session.add(loc)
+    db.session.commit()
+    return loc
+
+
+def update_location(loc: Location, data: dict[str, Any]) -> Location:
+    for key, value in data.items():
+        setattr(loc, key, value)
+    loc.updated_at = now()
+    db.session.commit()
+    return loc
+
+
+def check_location_ids(tenant_id: str, ids: Iterable[str]) -> list[str]:
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    if not all(_ID.fullmatch(i) for i in wanted):
+        raise ValidationProblem("Location ids are letters, digits, _ and -.")
+    found = set(
+        db.session.scalars(
+            select(Location.id).where(Location.tenant_id == tenant_id, Location.id.in_(wanted))
+        )
+    )
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise ValidationProblem(f"Unknown location id(s): {', '.join(missing)}.")
+    return wanted
+
+
+def delete_location(loc: Location) -> None:
+    active = db.session.scalar(
+        select(func.count())
+        .select_from(DeviceLocation)
+        .join(Device, Device.id == DeviceLocation.device_id)
+        .where(
+            DeviceLocation.location_id == loc.id,
+            Device.deleted_at.is_(None),
+            Device.status != DeviceStatus.BLOCKED,
+        )
+    )
+    if active:
+        raise ConflictProblem("The location still has active devices.")
+    db.session.execute(delete(DeviceLocation).where(DeviceLocation.location_id == loc.id))
+    db.session.delete(loc)
+    db.session.commit()
+
+
+# -- devices -------------------------------------------------------------------------------------
+
+
+def set_device_locations(device_id: str, location_ids: list[str]) -> None:
+    db.session.execute(delete(DeviceLocation).where(DeviceLocation.device_id == device_id))
+    if location_ids:
+        db.session.execute(
+            insert(DeviceLocation),
+            [{"device_id": device_id, "location_id": loc} for loc in location_ids],
+        )
+
+
+def locations_of(device_ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {d: [] for d in device_ids}
+    if device_ids:
+        rows = db.session.execute(
+            select(DeviceLocation.device_id, DeviceLocation.location_id)
+            .where(DeviceLocation.device_id.in_(device_ids))
+            .order_by(DeviceLocation.location_id)
+        )
+        for device_id, location_id in rows:
+            out[device_id].append(location_id)
+    return out
+
+
+def get_device(tenant_id: str, device_id: str) -> Device:
+    device = db.session.get(Device, device_id) if _ID.fullmatch(device_id) else None
+    if device is None or device.tenant_id != tenant_id or device.deleted_at is not None:
+        raise NotFoundProblem("No such device.")
+    return device
+
+
+@dataclass(frozen=True)
+class DeviceQuery:
+    """Filters and sort of a device search (``GET /api/v1/devices``); None: not filtered."""
+
+    sort_by: str = "createdAt"
+    descending: bool = False
+    location_id: str | None = None
+    name: str | None = None
+    origin: str | None = None
+    status: str | None = None
+    app_code: str | None = None
+    external_id: str | None = None
+    q: str | None = None
+
+
+SORT_KEYS = {
+    "name": (Device.name, lambda d: d.name),
+    "createdAt": (Device.created_at, lambda d: d.created_at),
+    "updatedAt": (Device.updated_at, lambda d: d.updated_at),
+    "lastActivityAt": (
+        func.coalesce(Device.last_activity_at, 0),
+        lambda d: d.last_activity_at or 0,
+    ),
+}
+
+
+def _like(value: str) -> str:
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int) -> Page[Device]:
+    stmt = select(Device).where(Device.tenant_id == tenant_id, Device.deleted_at.is_(None))
+    if query.location_id is not None:
+        stmt = stmt.where(
+            exists().where(
+                DeviceLocation.device_id == Device.id,
+                DeviceLocation.location_id == query.location_id,
+            )
+        )
+    if query.name is not None:
+        stmt = stmt.where(func.lower(Device.name).like(_like(query.name), escape="\\"))
+    for column, value in (
+        (Device.origin, query.origin),
+        (Device.status, query.status),
+        (Device.app_code, query.app_code),
+        (Device.external_id, query.external_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if query.q is not None:
+        pattern = _like(query.q)
+        stmt = stmt.where(
+            func.lower(Device.name).like(pattern, escape="\\")
+            | func.lower(Device.external_id).like(pattern, escape="\\")
+            | func.lower(Device.identifier).like(pattern, escape="\\")
+        )
+    key, last_key = SORT_KEYS[query.sort_by]
+    return keyset_page(stmt, key, Device.id, after, limit, last_key, query.descending)
+
+
+def _issue_link_code(device: Device) -> str:
+    shown, hashed = credentials.new_link_code()
+    device.link_code_hash = hashed
+    device.link_code_expires_at = now() + get_state().settings.link_code_ttl
+    return shown
+
+
+def _commit_unique() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ConflictProblem("A device with this externalId already exists.") from exc
+
+
+def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Device, str | None]:
+    t = now()
+    to_link = data.get("status") == DeviceStatus.READY_TO_LINK
+    device = Device(
+        id=new_id("dev"),
+        tenant_id=tenant_id,
+        name=data["name"],
+        status=DeviceStatus.READY_TO_LINK if to_link else DeviceStatus.ACTIVE,
+        origin=DeviceOrigin.LINK if to_link else DeviceOrigin.API,
+        app_code=data.get("appCode") or AppCode.UNKNOWN,
+        external_id=data.get("externalId"),
+        till_id=data.get("tillId"),
+        created_at=t,
+        created_by=actor,
+        updated_at=t,
+        updated_by=actor,
+    )
+    locations = check_location_ids(tenant_id, data.get("locationIds") or [])
+    link_code = _issue_link_code(device) if to_link else None
+    db.session.add(device)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ConflictProblem("A device with this externalId already exists.") from exc
+    set_device_locations(device.id, locations)
+    _commit_unique()
+    return device, link_code
+
+
+def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | None:
+    """Apply a PATCH; returns a new link code when the device was set READY_TO_LINK."""
+    link_code = None
+    for field, attr in (
+        ("name", "name"),
+        ("tillId", "till_id"),
+        ("appCode", "app_code"),
+        ("externalId", "external_id"),
+    ):
+        if field in data:
+            setattr(device, attr, data[field])
+    if "locationIds" in data:
+        set_device_locations(device.id, check_location_ids(device.tenant_id, data["locationIds"]))
+    status = data.get("status")
+    if status is not None and (status != device.status or status == DeviceStatus.READY_TO_LINK):
+        # READY_TO_LINK again gives a still-unlinked device a fresh code.
+        link_code = _change_status(device, status, actor)
+    device.updated_at = now()
+    device.updated_by = actor
+    _commit_unique()
+    return link_code
+
+
+def _change_status(device: Device, status: str, actor: str) -> str | None:
+    event = {
+        DeviceStatus.BLOCKED: "device.blocked",
+        DeviceStatus.ACTIVE: "device.activated",
+    }.get(DeviceStatus(status), "device.unlinked")
+    audit.record(event, device.tenant_id, actor, device.id, previous=device.status)
+    if status == DeviceStatus.BLOCKED:
+        tokens.revoke_device(device.id)
+        device.status = DeviceStatus.BLOCKED
+        return None
+    if status == DeviceStatus.ACTIVE:
+        linked = device.identifier is not None
+        audit_device = device.origin == DeviceOrigin.API and device.link_code_hash is None
+        if not (linked or audit_device):
+            raise ConflictProblem("Only a linked device can be made ACTIVE; link it.")
+        device.status = DeviceStatus.ACTIVE
+        return None
+    # READY_TO_LINK: unlink (seed 000): tokens revoked, identifier and key cleared, new code.
+    tokens.revoke_device(device.id)
+    device.status = DeviceStatus.READY_TO_LINK
+    device.identifier = None
+    device.dpop_jkt = None
+    return _issue_link_code(device)
+
+
+def delete_device(device: Device, actor: str) -> None:
+    """Soft delete: gone from lists and lookups, tokens revoked, externalId free again."""
+    tokens.revoke_device(device.id)
+    audit.record("device.deleted", device.tenant_id, actor, device.id)
+    t = now()
+    device.deleted_at = t
+    device.updated_at = t
+    device.updated_by = actor
+    device.link_code_hash = None
+    db.session.commit()
+
+
+# -- the calling device (seed 000 GET/PUT /device, /device/users; seed 001 /devices/me) ------------
+
+
+def set_system_information(device: Device, info: str | None) -> None:
+    device.system_information = info
+    device.updated_at = now()
+    device.updated_by = device.id
+    db.session.commit()
+
+
+def users_for_device(device: Device, after: After, limit: int) -> Page[User]:
+    """Active users who may sign in on ``device``: a role for the whole tenant (``ROLE``) or for
+    one of the device's locations (``ROLE@loc_...``), by login."""
+    locs = set(locations_of([device.id])[device.id])
+    query = select(User).where(User.tenant_id == device.tenant_id, User.active.is_(True))
+    # Roles live in a JSON list, so eligibility is decided here, row by row, in login order.
+    page: list[User] = []
+    has_more = False
+    for user in db.session.scalars(keyset(query, User.login, User.id, after)):
+        roles = user.roles or []
+        if any("@" not in r or r.split("@", 1)[1] in locs for r in roles):
+            if len(page) == limit:
+                has_more = True
+                break
+            page.append(user)
+    return Page(page, has_more, lambda u: u.login)
+
+
+# -- linking (seed 000 "Link a physical device") --------------------------------------------------
+
+
+def find_linkable(tenant_id: str, link_code: str) -> Device | None:
+    """The device waiting for ``link_code`` in ``tenant_id``, if its code is still valid."""
+    device = db.session.scalar(
+        select(Device).where(Device.link_code_hash == credentials.link_code_hash(link_code))
+    )
+    if (
+        device is None
+        or device.tenant_id != tenant_id
+        or device.deleted_at is not None
+        or device.status != DeviceStatus.READY_TO_LINK
+        or (device.link_code_expires_at or 0) <= now()
+    ):
+        return None
+    return device
+
+
+def consume_link_code(
+    device: Device,
+    user: User,
+    client_id: str,
+    jkt: str | None,
+    system_information: str | None,
+) -> bool:
+    """Link ``device``: only one request can move it out of READY_TO_LINK with its code (a
+    conditional UPDATE); the winner's link is recorded and audited in the caller's transaction.
+    A loser's transaction is rolled back."""
+    t = now()
+    won = db.session.execute(
+        update(Device)
+        .where(
+            Device.id == device.id,
+            Device.link_code_hash == device.link_code_hash,
+            Device.status == DeviceStatus.READY_TO_LINK,
+        )
+        .values(
+            status=DeviceStatus.ACTIVE,
+            link_code_hash=None,
+            link_code_expires_at=None,
+            identifier=credentials.new_device_identifier(),
+            dpop_jkt=jkt,
+            system_information=system_information or device.system_information,
+            last_tenant_user_id=user.id,
+            updated_at=t,
+            updated_by=user.id,
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if won != 1:
+        db.session.rollback()
+        return False
+    audit.record(
+        "device.linked", device.tenant_id, user.id, device.id, client_id=client_id, dpop_jkt=jkt
+    )
+    return True
+
+
+# -- activity --------------------------------------------------------------------------------------
+
+_recent_activity: dict[str, float] = {}
+
+
+def touch_activity(device_id: str) -> None:
+    """lastActivityAt, written at most once a minute per device (not on every request).
+
+    A process that touched the device within the minute skips even the store; otherwise the
+    shared claim picks one writer per minute across every process.
+    """
+    t = now_float()
+    if t - _recent_activity.get(device_id, float("-inf")) < ACTIVITY_INTERVAL:
+        return
+    if len(_recent_activity) > 10_000:
+        _recent_activity.clear()  # bounded memory; only costs a store call per device
+    _recent_activity[device_id] = t
+    if get_state().store.claim_once(f"activity:{device_id}", ttl=ACTIVITY_INTERVAL):
+        db.session.execute(
+            update(Device).where(Device.id == device_id).values(last_activity_at=now())
+        )
+        db.session.commit()

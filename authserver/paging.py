@@ -1,0 +1,61 @@
+"""Keyset pagination for the services: a page starts strictly after the previous page's last
+(sort key, id), so walking pages while rows come and go gives no duplicates and skips none that
+existed throughout. The cursor that carries (sort key, id) to the client is
+``authserver.registry.pagination``'s (signed, opaque)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, or_
+
+from authserver.models import db
+
+T = TypeVar("T")
+After = tuple[Any, str] | None
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    has_more: bool
+    last_key: Callable[[T], Any]
+
+    def after(self) -> tuple[Any, str] | None:
+        """(sort key, id) of the last item, when there is a next page."""
+        if not self.has_more or not self.items:
+            return None
+        last = self.items[-1]
+        return self.last_key(last), last.id  # type: ignore[attr-defined]
+
+
+def keyset(
+    query: Select[Any], key: Any, id_column: Any, after: After, descending: bool = False
+) -> Select[Any]:
+    """``query`` from after (sort key, id), ordered by (``key``, ``id_column``)."""
+    if after is not None:
+        value, last_id = after
+        if descending:
+            query = query.where(or_(key < value, and_(key == value, id_column < last_id)))
+        else:
+            query = query.where(or_(key > value, and_(key == value, id_column > last_id)))
+    if descending:
+        return query.order_by(key.desc(), id_column.desc())
+    return query.order_by(key.asc(), id_column.asc())
+
+
+def keyset_page(
+    query: Select[Any],
+    key: Any,
+    id_column: Any,
+    after: After,
+    limit: int,
+    last_key: Callable[[Any], Any],
+    descending: bool = False,
+) -> Page[Any]:
+    """Run ``query`` for one page of ``limit`` rows ordered by (``key``, ``id_column``)."""
+    stmt = keyset(query, key, id_column, after, descending).limit(limit + 1)
+    rows = list(db.session.scalars(stmt))
+    return Page(rows[:limit], len(rows) > limit, last_key)
