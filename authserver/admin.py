@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, credentials, migrate, users
-from authserver.models import Client, Tenant, User, db
+from authserver import audit, authorization, credentials, migrate, tokens, users
+from authserver.models import Client, Device, Location, Tenant, User, db
 from authserver.security import hash_password, new_id, now
 from authserver.state import get_state
+from authserver.text import is_clean
 from grants import CLIENT_CREDENTIALS, KNOWN_GRANT_TYPES
 from keys.encryption import KeyEncryptor
 from keys.rotation import ensure_keys
@@ -73,7 +75,7 @@ def create_user(
         login=login,
         password_hash=hash_password(password),
         staff_code_hash=credentials.staff_code_hash(tenant.id, staff_code) if staff_code else None,
-        roles=sorted(set(roles or [])),
+        roles=check_roles(roles or []),
         active=True,
         created_at=now(),
     )
@@ -176,5 +178,241 @@ def create_client(
 
 def reset_client_secret(client: Client) -> str:
     secret, client.secret_hash = credentials.new_client_secret()
+    db.session.commit()
+    return secret
+
+
+# -- reading, changing, disabling and deleting (the CLI's operator commands) -----------------------
+
+
+def tenant_json(t: Tenant) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "active": t.active, "created_at": t.created_at}
+
+
+def list_tenants() -> list[Tenant]:
+    return list(db.session.scalars(select(Tenant).order_by(Tenant.name)))
+
+
+def rename_tenant(tenant: Tenant, name: str, actor: str = "cli") -> Tenant:
+    name = name.strip()
+    if not 1 <= len(name) <= 200 or not is_clean(name):
+        raise AdminError("tenant name must be 1-200 characters of plain text")
+    tenant.name = name
+    audit.record("tenant.updated", tenant.id, actor, name=name)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise AdminError(f"a tenant named {name!r} already exists") from exc
+    return tenant
+
+
+def set_tenant_active(tenant: Tenant, active: bool, actor: str = "cli") -> Tenant:
+    """Disabling stops the tenant's clients authenticating and its users signing in, and
+    revokes every token of its clients; enabling lets them back in."""
+    tenant.active = active
+    if not active:
+        for client_id in db.session.scalars(
+            select(Client.client_id).where(Client.tenant_id == tenant.id)
+        ):
+            tokens.revoke_subject(client_id=client_id)
+    audit.record("tenant.enabled" if active else "tenant.disabled", tenant.id, actor)
+    db.session.commit()
+    return tenant
+
+
+def delete_tenant(tenant: Tenant, actor: str = "cli") -> None:
+    """Only an empty tenant goes: its users, clients, devices and locations first."""
+    for model, what in (
+        (User, "users"),
+        (Client, "clients"),
+        (Device, "devices"),
+        (Location, "locations"),
+    ):
+        count = db.session.scalar(
+            select(func.count()).select_from(model).where(model.tenant_id == tenant.id)  # type: ignore[attr-defined]
+        )
+        if count:
+            raise AdminError(f"tenant {tenant.name!r} still has {count} {what}; delete them first")
+    audit.record("tenant.deleted", None, actor, deleted_tenant=tenant.id, name=tenant.name)
+    db.session.delete(tenant)
+    db.session.commit()
+
+
+def user_json(u: User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "tenant_id": u.tenant_id,
+        "login": u.login,
+        "roles": u.roles,
+        "active": u.active,
+        "staff_code_set": u.staff_code_hash is not None,
+        "created_at": u.created_at,
+    }
+
+
+def find_user(tenant: Tenant, ref: str) -> User:
+    """A user of ``tenant`` by id or login."""
+    user = db.session.scalar(
+        select(User).where(User.tenant_id == tenant.id, or_(User.id == ref, User.login == ref))
+    )
+    if user is None:
+        raise AdminError(f"no user with id or login {ref!r} in tenant {tenant.name!r}")
+    return user
+
+
+def list_users(tenant: Tenant) -> list[User]:
+    return list(
+        db.session.scalars(select(User).where(User.tenant_id == tenant.id).order_by(User.login))
+    )
+
+
+def check_roles(roles: list[str]) -> list[str]:
+    unknown = [r for r in roles if not authorization.is_known_role(r)]
+    if unknown:
+        allowed = ", ".join(authorization.ROLES)
+        raise AdminError(
+            f"unknown role(s) {', '.join(unknown)}; roles are {allowed}, each optionally "
+            "for one location as ROLE@loc_..."
+        )
+    return sorted(set(roles))
+
+
+def update_user(
+    user: User,
+    *,
+    login: str | None = None,
+    roles: list[str] | None = None,
+    staff_code: str | None = None,
+    password: str | None = None,
+    actor: str = "cli",
+) -> User:
+    changed = []
+    if login is not None:
+        if not 1 <= len(login) <= 200 or not is_clean(login):
+            raise AdminError("login must be 1-200 characters of plain text")
+        user.login = login
+        changed.append("login")
+    if roles is not None:
+        user.roles = check_roles(roles)
+        changed.append("roles")
+    if staff_code is not None:
+        if not credentials.staff_code_ok(staff_code):
+            raise AdminError("staff code must be 4-32 letters or digits")
+        user.staff_code_hash = credentials.staff_code_hash(user.tenant_id, staff_code)
+        changed.append("staff_code")
+    if password is not None:
+        if len(password) < 8:
+            raise AdminError("password must be at least 8 characters")
+        user.password_hash = hash_password(password)
+        changed.append("password")
+    audit.record("user.updated", user.tenant_id, actor, user_id=user.id, changed=changed)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise AdminError("login or staff code already taken in this tenant") from exc
+    return user
+
+
+def set_user_active(user: User, active: bool, actor: str = "cli") -> User:
+    """A disabled user cannot sign in, and every token issued to or for them stops at once."""
+    user.active = active
+    if not active:
+        tokens.revoke_subject(user_id=user.id)
+    audit.record(
+        "user.enabled" if active else "user.disabled", user.tenant_id, actor, user_id=user.id
+    )
+    db.session.commit()
+    return user
+
+
+def delete_user(user: User, actor: str = "cli") -> None:
+    tokens.revoke_subject(user_id=user.id)
+    audit.record("user.deleted", user.tenant_id, actor, user_id=user.id, login=user.login)
+    db.session.delete(user)
+    db.session.commit()
+
+
+def client_json(c: Client) -> dict[str, Any]:
+    data = CreatedClient(c, None).as_dict()
+    data["active"] = c.active
+    data["created_at"] = c.created_at
+    return data
+
+
+def find_client(client_id: str) -> Client:
+    client = db.session.get(Client, client_id)
+    if client is None:
+        raise AdminError(f"no client {client_id!r}")
+    return client
+
+
+def list_clients(tenant: Tenant) -> list[Client]:
+    return list(
+        db.session.scalars(
+            select(Client).where(Client.tenant_id == tenant.id).order_by(Client.name)
+        )
+    )
+
+
+def update_client(
+    client: Client,
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    grant_types: list[str] | None = None,
+    dpop_bound: bool | None = None,
+    actor: str = "cli",
+) -> Client:
+    settings = get_state().settings
+    if name is not None:
+        if not 1 <= len(name) <= 200 or not is_clean(name):
+            raise AdminError("client name must be 1-200 characters of plain text")
+        client.name = name
+    if scope is not None:
+        bad = [s for s in scope.split() if s not in settings.scopes]
+        if bad:
+            raise AdminError(
+                f"unknown scope(s) {' '.join(bad)}; supported: {' '.join(settings.scopes)}"
+            )
+        client.scope = " ".join(dict.fromkeys(scope.split()))
+    if grant_types is not None:
+        unknown = [g for g in grant_types if g not in KNOWN_GRANT_TYPES]
+        if unknown or not grant_types:
+            raise AdminError(f"grant types must be among {', '.join(KNOWN_GRANT_TYPES)}")
+        if CLIENT_CREDENTIALS in grant_types and client.is_public:
+            raise AdminError("a public client cannot use the client_credentials grant")
+        client.grant_types = list(dict.fromkeys(grant_types))
+    if dpop_bound is not None:
+        client.dpop_bound = dpop_bound
+    audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
+    db.session.commit()
+    return client
+
+
+def set_client_active(client: Client, active: bool, actor: str = "cli") -> Client:
+    """A disabled client cannot authenticate, and its tokens stop at once."""
+    client.active = active
+    if not active:
+        tokens.revoke_subject(client_id=client.client_id)
+    event = "client.enabled" if active else "client.disabled"
+    audit.record(event, client.tenant_id, actor, client_id=client.client_id)
+    db.session.commit()
+    return client
+
+
+def delete_client(client: Client, actor: str = "cli") -> None:
+    tokens.revoke_subject(client_id=client.client_id)
+    audit.record("client.deleted", client.tenant_id, actor, client_id=client.client_id)
+    db.session.delete(client)
+    db.session.commit()
+
+
+def rotate_client_secret(client: Client, actor: str = "cli") -> str:
+    if client.is_public:
+        raise AdminError("a public client has no secret")
+    secret = reset_client_secret(client)
+    audit.record("client.secret_rotated", client.tenant_id, actor, client_id=client.client_id)
     db.session.commit()
     return secret

@@ -21,7 +21,22 @@ TYPES = (
     "device_code.reuse_detected",
     "refresh_token.reuse_detected",
     "key.rotated",
+    "tenant.created",
+    "tenant.updated",
+    "tenant.disabled",
+    "tenant.enabled",
+    "tenant.deleted",
+    "user.created",
+    "user.updated",
+    "user.disabled",
+    "user.enabled",
+    "user.deleted",
     "client.created",
+    "client.updated",
+    "client.disabled",
+    "client.enabled",
+    "client.deleted",
+    "client.secret_rotated",
 )
 
 

@@ -17,7 +17,22 @@ __all__ = ["NotAllowed"]
 
 TENANT_ADMIN = "TENANT.ADMIN"
 DEVICE_MANAGER = "DEVICE.MANAGER"
+CASHIER = "CASHIER"
 DEVICE_ROLES = frozenset({TENANT_ADMIN, DEVICE_MANAGER})
+# Every role a user can hold, and what it allows.
+ROLES = {
+    TENANT_ADMIN: "everything in the tenant: devices, locations, audit events, approvals",
+    DEVICE_MANAGER: "devices and locations; approves kiosks (for one location as @loc_...)",
+    CASHIER: "signs in on the tenant's terminals (at one location as @loc_...)",
+}
+
+
+def is_known_role(role: str) -> bool:
+    """``ROLE`` or ``ROLE@loc_...`` for a role of the catalogue."""
+    name, at, location = role.partition("@")
+    if name not in ROLES:
+        return False
+    return not at or (location.startswith("loc_") and 4 < len(location) <= 48)
 
 
 def _roles(user: User) -> list[str]:

@@ -199,6 +199,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url = "postgresql://" + database_url[len("postgres://") :]
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    if not database_url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        raise ConfigError(
+            "DATABASE_URL must be sqlite:///PATH or postgresql://USER@HOST/DATABASE "
+            f"(SQLite and PostgreSQL are supported), got {database_url.split(':', 1)[0]!r}"
+        )
     embedded = database_url.startswith("sqlite")
     issuer = _check_issuer(env.get("AUTHSERVER_ISSUER") or "http://127.0.0.1:8000")
     alg = env.get("AUTHSERVER_SIGNING_ALG") or "ES256"

@@ -95,6 +95,9 @@ class Tenant(Model):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # A disabled tenant's clients cannot authenticate and its users cannot sign in; its tokens
+    # are revoked when it is disabled.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 

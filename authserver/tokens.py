@@ -331,6 +331,31 @@ def revoke_family(family_id: str, reason: str) -> None:
     )
 
 
+def revoke_subject(*, user_id: str | None = None, client_id: str | None = None) -> None:
+    """Every token issued to a client, or to or for a user (their sign-ins, what they approved
+    on a shared screen): disabling or deleting either ends them at once."""
+    t = now()
+    column_a = AccessToken.user_id if user_id is not None else AccessToken.client_id
+    column_f = RefreshFamily.user_id if user_id is not None else RefreshFamily.client_id
+    value = user_id if user_id is not None else client_id
+    db.session.execute(
+        update(AccessToken)
+        .where(column_a == value, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=t)
+    )
+    db.session.execute(
+        update(RefreshFamily)
+        .where(column_f == value, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=t, revoked_reason="subject_disabled")
+    )
+    families = select(RefreshFamily.id).where(column_f == value)
+    db.session.execute(
+        update(AccessToken)
+        .where(AccessToken.family_id.in_(families), AccessToken.revoked_at.is_(None))
+        .values(revoked_at=t)
+    )
+
+
 def revoke_device(device_id: str, reason: str = "device_status") -> None:
     """Every access token and refresh family of a device, at once (DESIGN invariant 3); in the
     caller's transaction, with the status change that causes it."""

@@ -179,3 +179,252 @@ def test_demo_reissues_secrets_when_its_file_is_lost(cli, http, settings):
     assert (
         cc_token(http, ClientCreds(old["client_id"], old["client_secret"], "")).status_code == 401
     )
+
+
+# -- the operator's CLI (issue: interfaces) -----------------------------------------------------------
+
+
+def test_help_and_version_are_authservers_own(cli, app):
+    runner = app.test_cli_runner()
+    version = runner.invoke(main, ["--version"])
+    assert version.exit_code == 0 and version.output.strip() == "authserver 0.1.0"
+    helped = runner.invoke(main, ["--help"]).output
+    assert "fleets of devices" in helped
+    for flask_noise in ("--env-file", "--app", "--debug", "python-dotenv"):
+        assert flask_noise not in helped
+    for command in ("tenants", "users", "clients", "locations", "devices", "keys", "serve"):
+        assert command in helped
+
+
+def test_passwords_are_prompted_or_read_from_stdin_not_required(app):
+    runner = app.test_cli_runner()
+    runner.invoke(main, ["tenants", "create", "Stdin"])
+    result = runner.invoke(
+        main, ["users", "create", "--tenant", "Stdin", "--login", "ops"], input="long enough pw\n"
+    )
+    assert result.exit_code == 0, result.output
+    user = json.loads(result.stdout)
+    assert "password" not in json.dumps(user)
+    # The password read from stdin is the one that signs in.
+    from authserver.models import User, db
+    from authserver.security import verify_password
+
+    with app.app_context():
+        assert verify_password("long enough pw", db.session.get(User, user["id"]).password_hash)
+
+
+def test_roles_are_validated_and_listed(cli):
+    cli("tenants", "create", "Roles")
+    refused = cli(
+        "users", "create", "--tenant", "Roles", "--login", "x", "--password", "long enough",
+        "--role", "FOO", ok=False,
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    message = json.loads(refused.stderr)["error"]
+    assert "FOO" in message and "TENANT.ADMIN" in message and "DEVICE.MANAGER" in message
+    ok = cli(
+        "users", "create", "--tenant", "Roles", "--login", "y", "--password", "long enough",
+        "--role", "DEVICE.MANAGER@loc_north",
+    )  # fmt: skip
+    assert ok["roles"] == ["DEVICE.MANAGER@loc_north"]
+
+
+def test_tenant_lifecycle(cli, http, world):
+    tenant = cli("tenants", "create", "Life")
+    assert [t["name"] for t in cli("tenants", "list")].count("Life") == 1
+    assert cli("tenants", "show", "Life")["id"] == tenant["id"]
+    assert cli("tenants", "update", tenant["id"], "--name", "Life 2")["name"] == "Life 2"
+    svc = cli(
+        "clients", "create", "--tenant", "Life 2", "--name", "svc", "--grant-type",
+        "client_credentials", "--scope", "devices:read",
+    )  # fmt: skip
+    from tests.conftest import ClientCreds
+
+    creds = ClientCreds(svc["client_id"], svc["client_secret"], tenant["id"])
+    token = cc_token(http, creds).get_json()["access_token"]
+    assert cli("tenants", "disable", "Life 2")["active"] is False
+    # Its clients cannot authenticate and their tokens are revoked.
+    assert cc_token(http, creds).status_code == 401
+    intro = http.post(
+        "/oauth/introspect", data={"token": token}, headers=world.client().auth_header()
+    )
+    assert intro.get_json() == {"active": False}
+    assert cli("tenants", "enable", "Life 2")["active"] is True
+    assert cc_token(http, creds).status_code == 200
+    refused = cli("tenants", "delete", "Life 2", ok=False)
+    assert refused.exit_code == 1 and "clients" in json.loads(refused.stderr)["error"]
+    cli("clients", "delete", svc["client_id"])
+    assert cli("tenants", "delete", "Life 2") == {"id": tenant["id"], "deleted": True}
+    assert "Life 2" not in [t["name"] for t in cli("tenants", "list")]
+
+
+def test_user_lifecycle_and_token_revocation(cli, app, http, world):
+    from tests.device_helpers import DEVICE_GRANT, approve, poll, start
+
+    tenant = cli("tenants", "create", "People")
+    cli(
+        "users", "create", "--tenant", "People", "--login", "ana", "--password", "long enough",
+        "--role", "TENANT.ADMIN",
+    )  # fmt: skip
+    signin = world.client(tenant["id"], grant_types=(DEVICE_GRANT,), auth_method="none")
+    from authserver.models import Client, db
+
+    with app.app_context():
+        db.session.get(Client, signin.client_id).device_subject = "user"
+        db.session.commit()
+    body = start(http, signin.client_id).get_json()
+    approve(app, body["user_code"], "ana")
+    token = poll(http, signin.client_id, body["device_code"]).get_json()["access_token"]
+    rs = world.client(tenant["id"])
+
+    def active(t):
+        return http.post(
+            "/oauth/introspect", data={"token": t}, headers=rs.auth_header()
+        ).get_json()["active"]
+
+    assert active(token)
+    assert [u["login"] for u in cli("users", "list", "--tenant", "People")] == ["ana"]
+    updated = cli(
+        "users", "update", "--tenant", "People", "ana", "--login", "ana2", "--role", "CASHIER"
+    )  # fmt: skip
+    assert updated["login"] == "ana2" and updated["roles"] == ["CASHIER"]
+    assert cli("users", "disable", "--tenant", "People", "ana2")["active"] is False
+    assert not active(token)
+    assert cli("users", "enable", "--tenant", "People", "ana2")["active"] is True
+    assert not active(token)  # what was revoked stays revoked
+    gone = cli("users", "delete", "--tenant", "People", "ana2")
+    assert gone["deleted"] is True
+    missing = cli("users", "show", "--tenant", "People", "ana2", ok=False)
+    assert missing.exit_code == 1 and "no user" in json.loads(missing.stderr)["error"]
+
+
+def test_client_lifecycle(cli, http):
+    tenant = cli("tenants", "create", "Clients")
+    svc = cli(
+        "clients", "create", "--tenant", "Clients", "--name", "svc", "--grant-type",
+        "client_credentials", "--scope", "devices:read",
+    )  # fmt: skip
+    from tests.conftest import ClientCreds
+
+    creds = ClientCreds(svc["client_id"], svc["client_secret"], tenant["id"])
+    token = cc_token(http, creds).get_json()["access_token"]
+    assert cli("clients", "show", svc["client_id"])["name"] == "svc"
+    assert [c["client_id"] for c in cli("clients", "list", "--tenant", "Clients")] == [
+        svc["client_id"]
+    ]
+    changed = cli("clients", "update", svc["client_id"], "--scope", "devices:read devices:write")
+    assert changed["scope"] == "devices:read devices:write"
+    rotated = cli("clients", "rotate-secret", svc["client_id"])
+    assert cc_token(http, creds).status_code == 401  # the old secret
+    creds.client_secret = rotated["client_secret"]
+    assert cc_token(http, creds).status_code == 200
+    assert cli("clients", "disable", svc["client_id"])["active"] is False
+    assert cc_token(http, creds).status_code == 401
+    intro = http.post("/oauth/introspect", data={"token": token}, headers=creds.auth_header())
+    assert intro.status_code == 401  # a disabled client cannot even introspect
+    assert cli("clients", "enable", svc["client_id"])["active"] is True
+    assert cc_token(http, creds).status_code == 200
+    assert cli("clients", "delete", svc["client_id"])["deleted"] is True
+    assert cc_token(http, creds).status_code == 401
+
+
+def test_locations_and_devices(cli):
+    cli("tenants", "create", "Shop")
+    loc = cli("locations", "create", "--tenant", "Shop", "--name", "North")
+    assert cli("locations", "update", "--tenant", "Shop", loc["id"], "--name", "N")["name"] == "N"
+    assert [x["id"] for x in cli("locations", "list", "--tenant", "Shop")] == [loc["id"]]
+    till = cli(
+        "devices", "create", "--tenant", "Shop", "--name", "Till 1", "--to-link",
+        "--location", loc["id"],
+    )  # fmt: skip
+    assert till["status"] == "READY_TO_LINK" and till["linkCode"]
+    assert cli("devices", "show", "--tenant", "Shop", till["id"])["locationIds"] == [loc["id"]]
+    assert (
+        cli("devices", "update", "--tenant", "Shop", till["id"], "--till", "T1")["tillId"] == "T1"
+    )
+    audit = cli("devices", "create", "--tenant", "Shop", "--name", "Audit")
+    assert cli("devices", "block", "--tenant", "Shop", audit["id"])["status"] == "BLOCKED"
+    assert cli("devices", "unblock", "--tenant", "Shop", audit["id"])["status"] == "ACTIVE"
+    again = cli("devices", "unlink", "--tenant", "Shop", till["id"])
+    assert again["linkCode"] and again["linkCode"] != till["linkCode"]
+    assert len(cli("devices", "list", "--tenant", "Shop")) == 2
+    refused = cli("locations", "delete", "--tenant", "Shop", loc["id"], ok=False)
+    assert refused.exit_code == 1 and "active devices" in json.loads(refused.stderr)["error"]
+    cli("devices", "delete", "--tenant", "Shop", till["id"])
+    assert cli("locations", "delete", "--tenant", "Shop", loc["id"])["deleted"] is True
+    wrong = cli("devices", "show", "--tenant", "Shop", till["id"], ok=False)
+    assert wrong.exit_code == 1 and "No such device" in json.loads(wrong.stderr)["error"]
+
+
+def test_keys_show_and_table_format(cli, app):
+    keys = cli("keys", "list")
+    shown = cli("keys", "show", "--", keys[0]["kid"])  # kids may begin with "-"
+    assert shown["kid"] == keys[0]["kid"] and shown["public_jwk"]["kid"] == keys[0]["kid"]
+    result = app.test_cli_runner().invoke(main, ["--format", "table", "keys", "list"])
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[0] == "kid" and set(lines[1]) <= {"-", " "}
+    assert len(lines) == 2 + len(keys)
+
+
+@pytest.mark.parametrize(
+    "env,args,expected",
+    [
+        ({"DATABASE_URL": "mysql://u@h/db"}, ["tenants", "list"], "SQLite and PostgreSQL"),
+        ({"DATABASE_URL": "notaurl"}, ["tenants", "list"], "DATABASE_URL must be"),
+        (
+            {"DATABASE_URL": "postgresql://u@127.0.0.1:1/x", "AUTHSERVER_KEY_ENCRYPTION_KEY": "K",
+             "AUTHSERVER_SECRET_KEY": "K"},
+            ["tenants", "list"],
+            "cannot be reached",
+        ),
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, ["serve", "--port", "PORT"], "REDIS_URL"),
+        ({}, ["serve", "--port", "99999"], "99999"),
+        ({"AUTHSERVER_INSTANCE_PATH": "/etc/passwd/instance"}, ["tenants", "list"], "Not a directory"),
+    ],
+    ids=["unsupported scheme", "malformed url", "unreachable db", "unreachable redis",
+         "port out of range", "instance not a folder"],
+)  # fmt: skip
+def test_start_up_mistakes_are_one_line_not_a_traceback(tmp_path, env, args, expected):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, b64key, free_port
+
+    full = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(tmp_path / "instance")}
+    for name in ("DATABASE_URL", "REDIS_URL", "AUTHSERVER_ISSUER"):
+        full.pop(name, None)
+    full.update({k: (b64key() if v == "K" else v) for k, v in env.items()})
+    args = [str(free_port()) if a == "PORT" else a for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "authserver.cli", *args],
+        env=full, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert expected in proc.stderr
+    if not args[0] == "serve" or "99999" not in args:
+        assert len(lines) == 1 and json.loads(lines[0])["error"]
+
+
+def test_a_port_in_use_says_to_choose_another(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(tmp_path / "i")}
+        for name in ("DATABASE_URL", "REDIS_URL", "AUTHSERVER_ISSUER"):
+            env.pop(name, None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "authserver.cli", "serve", "--port", str(port)],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+    assert "already in use" in error and "--port" in error

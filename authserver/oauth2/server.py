@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 
 from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
 from authserver.limits import Limit, Lockout, Throttled
-from authserver.models import Client, db
+from authserver.models import Client, Tenant, db
 from authserver.oauth2.requests import FormRequest, parse_form
 from authserver.observability import note
 from authserver.security import now_float
@@ -25,7 +25,12 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_SECRET_CHARS = 512
 
 
-_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
+# One statement: the client, only while its tenant is active.
+_CLIENT_BY_ID = (
+    select(Client)
+    .join(Tenant, Tenant.id == Client.tenant_id)
+    .where(Client.client_id == bindparam("client_id"), Tenant.active.is_(True))
+)
 
 
 def query_client(client_id: str) -> Client | None:

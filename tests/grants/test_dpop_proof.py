@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import time
 
 import pytest
@@ -304,7 +306,6 @@ def test_12_replayed_jti_is_refused(key):
 
 
 def _jti(proof: str) -> str:
-    import base64
     import json
 
     body = proof.split(".")[1]
@@ -471,3 +472,159 @@ def test_rejections_are_counted_by_check(key):
     assert seen == ["htm does not match the request method"]
     assert verifier.verify([key.proof("POST", URL)], "POST", "/oauth/token", now=time.time())
     assert seen == ["htm does not match the request method"]  # a good proof is not counted
+
+
+# -- mutation review: each of these inputs reaches exactly one check ------------------------------
+
+
+@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth", "k"])
+def test_7_any_private_or_symmetric_member_in_the_jwk_is_refused(key, member):
+    # On an EC key most of these are not even EC members: only the member check sees them.
+    jwk = {**key.public_jwk(), member: b64(b"\x01" * 32)}
+    fails("private key material", key.proof("POST", URL, header={"jwk": jwk}))
+
+
+def test_2_a_non_canonical_base64_signature_is_refused(key):
+    """'+' and '/' are not base64url: a lenient decoder would map them to the same bytes and
+    accept a second spelling of one proof."""
+    for _ in range(50):
+        proof = key.proof("POST", URL)
+        head, body, sig = proof.split(".")
+        if "-" in sig or "_" in sig:
+            break
+    respelled = sig.replace("-", "+").replace("_", "/")
+    fails("not a compact JWS", f"{head}.{body}.{respelled}")
+
+
+@pytest.mark.parametrize("raw", ['{"iat": NaN}', '{"iat": Infinity}', '{"iat": -Infinity}'])
+def test_2_json_constants_are_not_json(key, raw):
+    head = b64(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()}).encode())
+    fails("not a compact JWS", f"{head}.{b64(raw.encode())}.{b64(b'x')}")
+
+
+def test_2_claims_must_be_an_object(key):
+    head = b64(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()}).encode())
+    fails("not a compact JWS", f"{head}.{b64(b'[1, 2]')}.{b64(b'x')}")
+
+
+def test_4_the_media_type_form_of_typ_is_accepted(key):
+    assert check(key.proof("POST", URL, header={"typ": "application/dpop+jwt"}))
+
+
+def test_5_crit_is_refused(key):
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk(), "crit": ["exp"], "exp": 1}
+    claims = {"jti": "j", "htm": "POST", "htu": URL, "iat": int(time.time())}
+    fails("crit header parameters", forge(header, claims))
+
+
+def test_6_a_signature_of_the_wrong_length_does_not_verify(key):
+    head, body, _ = key.proof("POST", URL).split(".")
+    fails("signature does not verify", f"{head}.{body}.{b64(b'short')}")
+
+
+def test_7_an_rsa_key_without_a_modulus_is_refused_not_an_error():
+    rsa = DPoPKey("RS256")
+    jwk = {k: v for k, v in rsa.public_jwk().items() if k != "n"}
+    fails("RSA key shorter than 2048 bits", rsa.proof("POST", URL, header={"jwk": jwk}))
+
+
+def test_7_an_rsa_key_of_2040_bits_is_refused():
+    from cryptography.hazmat.primitives.asymmetric import rsa as crypto_rsa
+
+    short = DPoPKey("RS256")
+    n = crypto_rsa.generate_private_key(65537, 2040).public_key().public_numbers().n
+    jwk = {**short.public_jwk(), "n": b64(n.to_bytes(255, "big"))}
+    fails("shorter than 2048 bits", short.proof("POST", URL, header={"jwk": jwk}))
+
+
+def test_7_an_ec_point_that_is_not_on_the_curve_is_refused(key):
+    jwk = {**key.public_jwk(), "y": b64(b"\x00" * 31 + b"\x01")}
+    fails("jwk is not a valid public key", key.proof("POST", URL, header={"jwk": jwk}))
+
+
+def test_7_unknown_members_of_an_rsa_key_are_ignored():
+    rsa = DPoPKey("RS256")
+    jwk = {**rsa.public_jwk(), "crv": "P-256"}  # meaningless for RSA: ignored (RFC 7517 §4)
+    assert check(rsa.proof("POST", URL, header={"jwk": jwk})).jkt == rsa.jkt
+
+
+@pytest.mark.parametrize("jti", [5, 1.5, True, ["a"], {"a": 1}])
+def test_3_a_non_string_jti_is_refused(key, jti):
+    fails("jti claim missing", key.proof("POST", URL, claims={"jti": jti}))
+
+
+def signed_claims_text(key: DPoPKey, claims_text: str) -> str:
+    """A properly signed proof whose claims are exactly ``claims_text`` (any JSON spelling)."""
+    from joserfc import jws
+
+    header = {"typ": "dpop+jwt", "alg": key.alg, "jwk": key.public_jwk()}
+    return jws.serialize_compact(header, claims_text.encode(), key.key, algorithms=[key.alg])
+
+
+@pytest.mark.parametrize("iat", ["1e309", "-1e309"])
+def test_3_an_infinite_iat_is_out_of_range(key, iat):
+    # JSON has no Infinity, but 1e309 parses to one: refused as such, not as old or future.
+    text = f'{{"jti": "j", "htm": "POST", "htu": "{URL}", "iat": {iat}}}'
+    fails("iat claim is out of range", signed_claims_text(key, text))
+
+
+def test_3_an_iat_of_exactly_2_53_is_in_range(key):
+    fails("iat is in the future", key.proof("POST", URL, claims={"iat": 2**53}))
+
+
+def test_10_a_missing_nonce_is_asked_for_as_missing():
+    nonces = NonceIssuer(b"k" * 32, 60)
+    with pytest.raises(UseDPoPNonce) as info:
+        check(DPoPKey().proof("POST", URL), nonces=nonces)
+    assert "requires nonce" in info.value.description
+
+
+@pytest.mark.parametrize("bad", [12345, None, "x" * 31, "x" * 33, "%" * 32])
+def test_10_only_a_32_character_string_can_be_a_nonce(bad):
+    assert NonceIssuer(b"k" * 32, 60).step_of(bad, 6000.0) is None  # type: ignore[arg-type]
+
+
+def test_10_the_nonce_rolls_at_exactly_three_quarters_of_its_step():
+    nonces = NonceIssuer(b"k" * 32, 60)
+    assert nonces.fresh(6045.0) == nonces.current(6045.0)  # 45 of 60 s: not yet
+    assert nonces.fresh(6045.5) == nonces.current(6060.0)  # past it: the next one
+
+
+def test_10_a_client_without_a_valid_nonce_is_handed_one():
+    nonces = NonceIssuer(b"k" * 32, 60)
+    assert nonces.needs_refresh(None, 6000.0) is True
+    assert nonces.needs_refresh("x" * 32, 6000.0) is True
+    assert nonces.needs_refresh(nonces.current(6000.0), 6000.0) is False
+
+
+def test_12_the_replay_entry_outlives_the_window_by_at_least_a_second(key):
+    store = MemoryStore()
+    check(key.proof("POST", URL), store=store)
+    ((replay_key, ttl),) = store.claimed.items()
+    # Accepted until iat + max_age, claimed as early as iat - max_future: 70 s, and the store
+    # expires an entry at its deadline, so one more second is needed.
+    assert ttl >= 60 + 10 + 1
+    assert replay_key.startswith("dpop:")
+
+
+# -- htu normalisation (RFC 3986 §6.2.2) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given,normalised",
+    [
+        ("https://h/a/../../b", "https://h/b"),  # no climbing above the root
+        ("https://h/a/.", "https://h/a/"),
+        ("https://h/a/..", "https://h/"),
+        ("https://h/%7Euser/%41", "https://h/~user/A"),  # unreserved characters decoded
+        ("https://h/a!$&'()*+,;=:@b", "https://h/a!$&'()*+,;=:@b"),  # sub-delims kept
+        ("https://[::1]:8443/x", "https://[::1]:8443/x"),
+        ("https://[::1]:443/x", "https://[::1]/x"),
+    ],
+)
+def test_9_normalisation_of_paths_and_hosts(given, normalised):
+    assert normalise_htu(given) == normalised
+
+
+def test_9_an_htu_without_a_host_is_refused_not_an_error(key):
+    fails("htu", key.proof("POST", "https:///oauth/token"))
