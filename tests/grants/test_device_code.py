@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select
@@ -302,3 +303,38 @@ def test_a_device_blocked_between_approval_and_redemption_gets_no_token(http, wo
         db.session.get(Device, device_id).status = "BLOCKED"
         db.session.commit()
     assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("overrides", [{"signing_alg": "Ed25519"}])
+def test_at_hash_follows_the_signing_algorithm(http, world, app, clock):
+    """OIDC Core §3.1.3.6: at_hash uses the hash of the ID token's alg: SHA-512 for Ed25519."""
+    import base64
+    import hashlib
+
+    _, client = kiosk_world(world, device_subject="user", scope="openid devices:read")
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    approve(app, body["user_code"], "admin")
+    clock.advance(7)
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    claims = jwt.decode(
+        tokens["id_token"],
+        KeySet.import_key_set(http.get("/oauth/jwks").get_json()),
+        algorithms=["Ed25519"],
+    ).claims
+    digest = hashlib.sha512(tokens["access_token"].encode()).digest()[:32]
+    assert claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    # auth_time is when the person approved, not when the device redeemed.
+    assert claims["iat"] - claims["auth_time"] == 7
+
+
+def test_an_id_token_needs_openid_and_a_user_subject_both(http, world, app):
+    for scope, subject, expected in (
+        ("openid devices:read", "user", True),
+        ("devices:read", "user", False),
+        ("openid devices:read", "device", False),
+    ):
+        _, client = kiosk_world(world, device_subject=subject, scope="openid devices:read")
+        body = start(http, client.client_id, scope=scope).get_json()
+        approve(app, body["user_code"], "admin")
+        tokens = poll(http, client.client_id, body["device_code"]).get_json()
+        assert ("id_token" in tokens) is expected, (scope, subject)

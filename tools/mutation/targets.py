@@ -21,6 +21,8 @@ TARGETS: dict[str, list[str]] = {
     ],
     "authserver/tokens.py": [
         "tests/test_tokens.py",
+        "tests/grants/test_device_code.py",
+        "tests/grants/test_dpop_binding.py",
         "tests/oauth2/test_introspection.py",
         "tests/oauth2/test_revocation.py",
         "tests/test_resource.py",
