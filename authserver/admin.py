@@ -212,10 +212,7 @@ def set_tenant_active(tenant: Tenant, active: bool, actor: str = "cli") -> Tenan
     revokes every token of its clients; enabling lets them back in."""
     tenant.active = active
     if not active:
-        for client_id in db.session.scalars(
-            select(Client.client_id).where(Client.tenant_id == tenant.id)
-        ):
-            tokens.revoke_subject(client_id=client_id)
+        tokens.revoke_subject(tenant_id=tenant.id)
     audit.record("tenant.enabled" if active else "tenant.disabled", tenant.id, actor)
     db.session.commit()
     return tenant

@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, authorization, credentials, metrics, tokens
+from authserver import audit, authorization, credentials, metrics, revocation, tokens
 from authserver.credentials import (
     USER_CODE_LENGTH,
     format_user_code,
@@ -392,7 +392,7 @@ def revoke_reused(record: DeviceAuthorization) -> None:
     if record.family_id:
         tokens.revoke_family(record.family_id, "device_code_reused")
     if record.access_jti_hash:
-        tokens.revoke_access_token_by_hash(record.access_jti_hash)
+        revocation.deny(record.access_jti_hash)
     db.session.commit()
 
 

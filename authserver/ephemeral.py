@@ -52,6 +52,9 @@ class EphemeralStore(Protocol):
 
     def get(self, key: str) -> str | None: ...
 
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """The live values among ``keys``, in one round trip."""
+
     def delete(self, key: str) -> None: ...
 
     def ping(self) -> None: ...
@@ -186,6 +189,21 @@ class RedisStore:
             return None
         return str(v)
 
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        now = self._now_ms()
+
+        def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._k(key), "v", "e")
+            return pipe.execute()
+
+        found = {}
+        for key, (v, e) in zip(keys, self._call(run), strict=True):
+            if v is not None and e is not None and int(e) > now:
+                found[key] = str(v)
+        return found
+
     def delete(self, key: str) -> None:
         self._call(lambda: self._redis.delete(self._k(key)))
 
@@ -313,6 +331,18 @@ class SqlStore:
             select(t.c.value).where(t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms())
         )
         return row[0] if row else None
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        t = _ENTRIES
+        stmt = select(t.c.key, t.c.value).where(
+            t.c.key.in_([_check_key(k) for k in keys]), t.c.expires_at_ms > self._now_ms()
+        )
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(stmt).all()
+        except OperationalError as exc:
+            raise StoreUnavailable("database unreachable") from exc
+        return {key: value for key, value in rows if value is not None}
 
     def delete(self, key: str) -> None:
         t = _ENTRIES

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from authserver import credentials, security
+from authserver import credentials
 
 
 class Base(DeclarativeBase):
@@ -183,43 +183,15 @@ class Client(Model):
         return self.auth_method == "none"
 
 
-class AccessToken(Model):
-    """The record of every issued JWT access token, by the keyed hash of its ``jti`` (Authlib's
-    ``TokenMixin``). The clear ``jti`` is not stored: see ``authserver.tokens``."""
+class Revocation(Model):
+    """The durable copy of a revocation entry when the state store is Redis
+    (``authserver.revocation``): reloaded into Redis if Redis loses its data."""
 
-    __tablename__ = "access_tokens"
-    __table_args__ = (Index("ix_access_tokens_expires_at", "expires_at"),)
+    __tablename__ = "revocations"
 
-    jti_hash: Mapped[str] = mapped_column(HASH, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ID, index=True)
-    tenant_id: Mapped[str] = mapped_column(ID)
-    subject: Mapped[str] = mapped_column(String(200))
-    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
-    device_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
-    family_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
-    scope: Mapped[str] = mapped_column(Text, default="")
-    jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    token_type: Mapped[str] = mapped_column(String(16), default="Bearer")
-    issued_at: Mapped[int] = mapped_column(BigInteger)
-    expires_at: Mapped[int] = mapped_column(BigInteger)
-    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-
-    kind = "access_token"
-
-    def check_client(self, client: Client) -> bool:
-        return self.client_id == client.client_id
-
-    def get_scope(self) -> str:
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        return self.expires_at - self.issued_at
-
-    def is_expired(self, now: int | None = None) -> bool:
-        return (security.now() if now is None else now) >= self.expires_at
-
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Location(Model):

@@ -25,10 +25,9 @@ from flask import Response, g, request
 
 from authserver.devices import touch_activity
 from authserver.http_errors import problem_response
-from authserver.models import AccessToken
 from authserver.security import now_float
 from authserver.state import get_state
-from authserver.tokens import access_token_is_live, find_access_token_claims
+from authserver.tokens import AccessTokenView, access_token_is_live, find_access_token
 from grants.dpop import SUPPORTED_ALGS, DPoPProof, InvalidDPoPProof, UseDPoPNonce
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,7 +92,7 @@ def dpop_refusal(exc: InvalidDPoPProof | UseDPoPNonce) -> ResourceAuthError:
     return ResourceAuthError(401, "invalid_dpop_proof", exc.description, "DPoP")
 
 
-def current_token() -> AccessToken:
+def current_token() -> AccessTokenView:
     """The validated access-token record of this request (inside a ``require_token`` view)."""
     return g.access_token  # type: ignore[no-any-return]
 
@@ -115,7 +114,7 @@ def _parse_authorization() -> tuple[str, str]:
     return scheme.lower(), token
 
 
-def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
+def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessTokenView:
     """Validate this request's access token (and DPoP proof); raises ``ResourceAuthError``."""
     state = get_state()
     settings = state.settings
@@ -123,15 +122,14 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessToken:
     if scheme not in ("bearer", "dpop"):
         raise ResourceAuthError(401, "invalid_request", "Unsupported authorization scheme.")
     wire_scheme = "DPoP" if scheme == "dpop" else "Bearer"
-    found = find_access_token_claims(token)
-    record = found[0] if found else None
+    record = find_access_token(token)
     if record is None or not access_token_is_live(record):
         # Revoked, expired, or its refresh family, device or user is gone (invariant 3).
         raise ResourceAuthError(
             401, "invalid_token", "The access token is not active.", wire_scheme
         )
     # RFC 9068 §4: the audience must be this resource server.
-    aud = found[1].get("aud") if found else None
+    aud = record.audience
     if aud != settings.audience and not (isinstance(aud, list) and settings.audience in aud):
         raise ResourceAuthError(
             401, "invalid_token", "The access token is not for this audience.", wire_scheme

@@ -3,8 +3,7 @@
 What goes, and when (``now`` in unix seconds):
 - device authorizations ``AUTHSERVER_PURGE_GRACE`` seconds after they expired (until then a late
   poll still gets ``expired_token`` and a reused code is still recognised);
-- access-token records once the token has expired (an unknown token reads as inactive, as an
-  expired one does);
+- the durable copies of revocation entries once no token they could affect is left;
 - refresh tokens once expired, and every refresh token of a family that is gone;
 - refresh families once their absolute lifetime, or their revocation, is older than the longest
   access-token lifetime (a token issued from a family never outlives the family by more).
@@ -25,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from authserver.config import Settings
 from authserver.ephemeral import EphemeralStore, StoreUnavailable
-from authserver.models import AccessToken, DeviceAuthorization, RefreshFamily, RefreshToken
+from authserver.models import DeviceAuthorization, RefreshFamily, RefreshToken, Revocation
 
 log = logging.getLogger("authserver.retention")
 BATCH = 5000
@@ -55,8 +54,8 @@ def purge_expired(engine: Engine, settings: Settings, now: int) -> dict[str, int
             DeviceAuthorization.id,
             DeviceAuthorization.expires_at < now - settings.purge_grace,
         ),
-        "access_tokens": _delete_batches(
-            engine, AccessToken, AccessToken.jti_hash, AccessToken.expires_at < now
+        "revocations": _delete_batches(
+            engine, Revocation, Revocation.key, Revocation.expires_at_ms < now * 1000
         ),
         "refresh_tokens": _delete_batches(
             engine,

@@ -1,11 +1,11 @@
 """Tokens: issuance, lookup, refresh rotation and revocation; the one place tokens are made and
 recorded (grants decide *whether*, this module does the *how*).
 
-Access tokens are RFC 9068 JWTs signed by the current key. Each is also recorded, by a keyed hash
-of its ``jti``, so that introspection, revocation and device blocking take effect on the next
-request. The clear ``jti`` is never stored: RFC 9068 lets resource servers log it, and nothing a
-database reader can see is an input the server would accept (DESIGN invariant 6). Issuing costs
-one INSERT; nothing is read back.
+Access tokens are self-contained RFC 9068 JWTs signed by the current key: issuing one writes
+nothing. What revokes them (a deny entry for one token, not-before marks for its client, tenant,
+refresh family, device or user) is kept by ``authserver.revocation`` and read on every check, so
+introspection, revocation and device blocking take effect on the next request (DESIGN invariant
+3). Nothing stored names a ``jti`` in clear: deny entries use its keyed hash (invariant 6).
 """
 
 from __future__ import annotations
@@ -15,14 +15,19 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, exists, insert, select, update
+from sqlalchemy import exists, select, update
 
-from authserver import audit
-from authserver.credentials import jti_hash, new_jti, new_refresh_token, refresh_token_hash
+from authserver import audit, revocation
+from authserver.credentials import (
+    jti_hash,
+    jti_issued_ms,
+    new_jti,
+    new_refresh_token,
+    refresh_token_hash,
+)
 from authserver.models import (
-    AccessToken,
     Client,
     Device,
     DeviceStatus,
@@ -31,12 +36,12 @@ from authserver.models import (
     User,
     db,
 )
-from authserver.security import new_id, now
+from authserver.security import new_id, now, now_float
 from authserver.state import get_state
 from keys.jwks import InvalidSignedToken
 
 MAX_TOKEN_CHARS = 4096
-_INSERT_ACCESS_TOKEN = insert(cast(Table, AccessToken.__table__))
+MAX_ID_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -67,14 +72,15 @@ def issue_access_token(
     device_id: str | None = None,
     family_id: str | None = None,
     jkt: str | None = None,
-    extra_claims: dict[str, Any] | None = None,
 ) -> IssuedAccessToken:
-    """Sign an RFC 9068 access token and add its record to the session (the caller commits)."""
+    """Sign an RFC 9068 access token. Nothing is written: the token names what its life depends
+    on (``sid``, ``did``, ``uid``, its client and tenant), and revocation marks those."""
     state = get_state()
     settings = state.settings
-    iat = now()
+    issued = now_float()
+    iat = int(issued)
     ttl = settings.access_token_ttl
-    jti = new_jti()
+    jti = new_jti(int(issued * 1000))
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED; scope when granted.
     claims: dict[str, Any] = {
         "iss": settings.issuer,
@@ -87,33 +93,15 @@ def issue_access_token(
         "exp": iat + ttl,
         "tenant": client.tenant_id,
     }
+    for claim, value in (("sid", family_id), ("did", device_id), ("uid", user_id)):
+        if value is not None:
+            claims[claim] = value
     token_type = "Bearer"
     if jkt:
         claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
         token_type = "DPoP"
-    if extra_claims:
-        claims.update(extra_claims)
     # RFC 9068 §2.1: typ "at+jwt" so the token cannot be confused with an ID token.
     token = state.keyring.sign(claims, "at+jwt")
-    # A prebuilt Core INSERT with bound parameters: compiled once, no ORM unit of work.
-    db.session.connection().execute(
-        _INSERT_ACCESS_TOKEN,
-        {
-            "jti_hash": jti_hash(jti),
-            "client_id": client.client_id,
-            "tenant_id": client.tenant_id,
-            "subject": subject,
-            "user_id": user_id,
-            "device_id": device_id,
-            "family_id": family_id,
-            "scope": scope,
-            "jkt": jkt,
-            "token_type": token_type,
-            "issued_at": iat,
-            "expires_at": iat + ttl,
-            "revoked_at": None,
-        },
-    )
     return IssuedAccessToken(token, jti, token_type, ttl, scope)
 
 
@@ -205,8 +193,64 @@ def issue_token_set(
     return body
 
 
-def find_access_token_claims(token: str) -> tuple[AccessToken, dict[str, Any]] | None:
-    """The record and verified claims of a genuine access token, whatever its state."""
+@dataclass(frozen=True)
+class AccessTokenView:
+    """A verified access token of ours, read from its claims (nothing is stored per token)."""
+
+    jti: str
+    jti_hash: str
+    issued_ms: int
+    client_id: str
+    tenant_id: str
+    subject: str
+    scope: str
+    issued_at: int
+    expires_at: int
+    user_id: str | None = None
+    device_id: str | None = None
+    family_id: str | None = None
+    jkt: str | None = None
+    audience: Any = None
+    kind = "access_token"
+
+    @property
+    def token_type(self) -> str:
+        return "DPoP" if self.jkt else "Bearer"
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return now() >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        """Authlib asks; the answer needs the store, so ``access_token_is_live`` gives it."""
+        return False
+
+    def subjects(self) -> list[tuple[str, str]]:
+        """What marks can revoke this token: its client and tenant, and its family, device and
+        user when it has them."""
+        found = [("all", "*"), ("client", self.client_id), ("tenant", self.tenant_id)]
+        for kind, ident in (
+            ("family", self.family_id),
+            ("device", self.device_id),
+            ("user", self.user_id),
+        ):
+            if ident is not None:
+                found.append((kind, ident))
+        return found
+
+
+def _str(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS else None
+
+
+def find_access_token(token: str) -> AccessTokenView | None:
+    """A genuine access token of ours (signature, issuer, claims), whatever its state."""
     if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         return None
     state = get_state()
@@ -214,11 +258,46 @@ def find_access_token_claims(token: str) -> tuple[AccessToken, dict[str, Any]] |
         _, claims = state.keyring.verify(token, "at+jwt")
     except InvalidSignedToken:
         return None
-    jti = claims.get("jti")
-    if claims.get("iss") != state.settings.issuer or not isinstance(jti, str) or len(jti) > 64:
+    if claims.get("iss") != state.settings.issuer:
         return None
-    record = db.session.get(AccessToken, jti_hash(jti))
-    return (record, claims) if record is not None else None
+    jti, client_id, tenant_id, subject = (
+        _str(claims, c) for c in ("jti", "client_id", "tenant", "sub")
+    )
+    iat, exp, scope = claims.get("iat"), claims.get("exp"), claims.get("scope", "")
+    if (
+        jti is None
+        or client_id is None
+        or tenant_id is None
+        or subject is None
+        or not isinstance(iat, int)
+        or not isinstance(exp, int)
+        or not isinstance(scope, str)
+    ):
+        return None
+    # The issue time to the millisecond, from the jti; a jti that does not carry one within the
+    # second of iat (a token from before self-contained tokens) counts from the second before,
+    # so every mark made in the second of its iat, or later, revokes it.
+    issued_ms = jti_issued_ms(jti)
+    if issued_ms is None or not iat * 1000 <= issued_ms < iat * 1000 + 1000:
+        issued_ms = iat * 1000 - 1000
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str) else None
+    return AccessTokenView(
+        jti=jti,
+        jti_hash=jti_hash(jti),
+        issued_ms=issued_ms,
+        client_id=client_id,
+        tenant_id=tenant_id,
+        subject=subject,
+        scope=scope,
+        issued_at=iat,
+        expires_at=exp,
+        user_id=_str(claims, "uid"),
+        device_id=_str(claims, "did"),
+        family_id=_str(claims, "sid"),
+        jkt=jkt,
+        audience=claims.get("aud"),
+    )
 
 
 def grant_is_live(*, family_id: str | None, device_id: str | None, user_id: str | None) -> bool:
@@ -240,12 +319,11 @@ def grant_is_live(*, family_id: str | None, device_id: str | None, user_id: str 
     return True
 
 
-def access_token_is_live(record: AccessToken) -> bool:
-    if record.is_revoked() or record.is_expired():
+def access_token_is_live(token: AccessTokenView) -> bool:
+    """Unexpired, and not revoked: one read of the store for all its revocation entries."""
+    if token.is_expired():
         return False
-    return grant_is_live(
-        family_id=record.family_id, device_id=record.device_id, user_id=record.user_id
-    )
+    return not revocation.is_revoked(token.jti_hash, token.issued_ms, token.subjects())
 
 
 @dataclass
@@ -300,16 +378,8 @@ def issue_refresh_token(family: RefreshFamily) -> str:
     return token
 
 
-def revoke_access_token(record: AccessToken) -> None:
-    revoke_access_token_by_hash(record.jti_hash)
-
-
-def revoke_access_token_by_hash(hashed_jti: str) -> None:
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.jti_hash == hashed_jti, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now())
-    )
+def revoke_access_token(token: AccessTokenView) -> None:
+    revocation.deny(token.jti_hash)
 
 
 def revoke_family(family_id: str, reason: str) -> None:
@@ -324,58 +394,40 @@ def revoke_family(family_id: str, reason: str) -> None:
         .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
         .values(revoked_at=t, revoked_reason=reason)
     )
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=t)
-    )
+    revocation.mark("family", family_id)
 
 
-def revoke_subject(*, user_id: str | None = None, client_id: str | None = None) -> None:
-    """Every token issued to a client, or to or for a user (their sign-ins, what they approved
-    on a shared screen): disabling or deleting either ends them at once."""
-    t = now()
-    column_a = AccessToken.user_id if user_id is not None else AccessToken.client_id
-    column_f = RefreshFamily.user_id if user_id is not None else RefreshFamily.client_id
-    value = user_id if user_id is not None else client_id
-    db.session.execute(
-        update(AccessToken)
-        .where(column_a == value, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=t)
-    )
+def _revoke_families(condition: Any, reason: str) -> None:
     db.session.execute(
         update(RefreshFamily)
-        .where(column_f == value, RefreshFamily.revoked_at.is_(None))
-        .values(revoked_at=t, revoked_reason="subject_disabled")
+        .where(condition, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=now(), revoked_reason=reason)
     )
-    families = select(RefreshFamily.id).where(column_f == value)
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.family_id.in_(families), AccessToken.revoked_at.is_(None))
-        .values(revoked_at=t)
-    )
+
+
+def revoke_subject(
+    *, user_id: str | None = None, client_id: str | None = None, tenant_id: str | None = None
+) -> None:
+    """Every token issued to a client, to or for a user (their sign-ins, what they approved on a
+    shared screen), or in a tenant: disabling or deleting any of them ends those at once."""
+    if user_id is not None:
+        _revoke_families(RefreshFamily.user_id == user_id, "subject_disabled")
+        revocation.mark("user", user_id)
+    elif client_id is not None:
+        _revoke_families(RefreshFamily.client_id == client_id, "subject_disabled")
+        revocation.mark("client", client_id)
+    elif tenant_id is not None:
+        _revoke_families(RefreshFamily.tenant_id == tenant_id, "tenant_disabled")
+        revocation.mark("tenant", tenant_id)
+    else:  # pragma: no cover - a programming error
+        raise ValueError("revoke_subject needs a user, a client or a tenant")
 
 
 def revoke_device(device_id: str, reason: str = "device_status") -> None:
     """Every access token and refresh family of a device, at once (DESIGN invariant 3); in the
     caller's transaction, with the status change that causes it."""
-    t = now()
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.device_id == device_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=t)
-    )
-    db.session.execute(
-        update(RefreshFamily)
-        .where(RefreshFamily.device_id == device_id, RefreshFamily.revoked_at.is_(None))
-        .values(revoked_at=t, revoked_reason=reason)
-    )
-    families = select(RefreshFamily.id).where(RefreshFamily.device_id == device_id)
-    db.session.execute(
-        update(AccessToken)
-        .where(AccessToken.family_id.in_(families), AccessToken.revoked_at.is_(None))
-        .values(revoked_at=t)
-    )
+    _revoke_families(RefreshFamily.device_id == device_id, reason)
+    revocation.mark("device", device_id)
 
 
 # -- refresh rotation (RFC 6749 §6, RFC 9700 §4.14.2) ------------------------------------------------

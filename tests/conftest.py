@@ -195,6 +195,18 @@ def world(app: Flask) -> World:
     return World(app)
 
 
+def table_counts(app: Flask) -> dict[str, int]:
+    """Rows per table (the ephemeral store's aside): what a request that must change nothing
+    leaves as it was."""
+    with app.app_context():
+        with db.engine.connect() as conn:
+            return {
+                t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
+                for t in db.metadata.sorted_tables
+                if t.name != "ephemeral_entries"
+            }
+
+
 def cc_token(http: FlaskClient, creds: ClientCreds, **form: str) -> Any:
     """A client-credentials token request with HTTP Basic; returns the response."""
     return http.post(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from sqlalchemy import func, select
 
-from authserver.models import AccessToken, db
+from tests.conftest import table_counts
 
 
 def basic(raw: bytes) -> dict[str, str]:
@@ -280,15 +279,13 @@ def test_invariant_5_a_malformed_request_gets_4xx_and_changes_nothing(http, worl
     creds = world.client()
     if headers == "AUTH":
         headers = creds.auth_header()
-    with app.app_context():
-        before = db.session.scalar(select(func.count()).select_from(AccessToken))
+    before = table_counts(app)
     resp = http.open(path, method=method, data=body, content_type=ctype, headers=headers)
     assert resp.status_code in statuses, resp.get_data(as_text=True)
     assert resp.is_json
     if error:
         assert resp.get_json()["error"] == error
-    with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(AccessToken)) == before
+    assert table_counts(app) == before
 
 
 def test_empty_parameter_counts_as_omitted(http, world):

@@ -2,50 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from authserver.models import AccessToken, Client, db
+from authserver.models import Client, db
 from authserver.state import get_state
 from authserver.tokens import (
+    AccessTokenView,
     RefreshTokenRecord,
     access_token_is_live,
-    find_access_token_claims,
+    find_access_token,
     find_refresh_token,
     grant_is_live,
     revoke_access_token,
     revoke_family,
 )
 
-
-@dataclass
-class AccessTokenRecord:
-    """A presented access token: its record and the ``jti`` from its verified claims (the
-    database keeps only a keyed hash of it). Authlib's ``TokenMixin`` for both endpoints."""
-
-    record: AccessToken
-    jti: str
-
-    def check_client(self, client: Client) -> bool:
-        return self.record.check_client(client)
-
-    def is_expired(self) -> bool:
-        return self.record.is_expired()
-
-    def is_revoked(self) -> bool:
-        return self.record.is_revoked()
-
-
-TokenRecord = AccessTokenRecord | RefreshTokenRecord
-
-
-def _find_access_token(token: str) -> AccessTokenRecord | None:
-    found = find_access_token_claims(token)
-    return AccessTokenRecord(found[0], found[1]["jti"]) if found else None
+TokenRecord = AccessTokenView | RefreshTokenRecord
 
 
 def _check_params(request: Any) -> None:
@@ -56,14 +32,12 @@ def _check_params(request: Any) -> None:
 
 def _query_token(token: str, hint: str | None) -> TokenRecord | None:
     if hint == "refresh_token":
-        return find_refresh_token(token) or _find_access_token(token)
-    return _find_access_token(token) or find_refresh_token(token)
+        return find_refresh_token(token) or find_access_token(token)
+    return find_access_token(token) or find_refresh_token(token)
 
 
 def _tenant_of(token: TokenRecord) -> str:
-    return (
-        token.record.tenant_id if isinstance(token, AccessTokenRecord) else token.family.tenant_id
-    )
+    return token.tenant_id if isinstance(token, AccessTokenView) else token.family.tenant_id
 
 
 class Introspection(IntrospectionEndpoint):
@@ -83,8 +57,8 @@ class Introspection(IntrospectionEndpoint):
 
     def introspect_token(self, token: TokenRecord) -> dict[str, Any]:
         issuer = get_state().settings.issuer
-        if isinstance(token, AccessTokenRecord):
-            record = token.record
+        if isinstance(token, AccessTokenView):
+            record = token
             if not access_token_is_live(record):
                 return {"active": False}  # its family, device or user is gone
             body: dict[str, Any] = {
@@ -132,8 +106,8 @@ class Revocation(RevocationEndpoint):
         return _query_token(token_string, token_type_hint)
 
     def revoke_token(self, token: TokenRecord, request: Any) -> None:
-        if isinstance(token, AccessTokenRecord):
-            revoke_access_token(token.record)
+        if isinstance(token, AccessTokenView):
+            revoke_access_token(token)
         else:
             # RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens
             # issued from the same grant: the whole family goes.

@@ -13,14 +13,15 @@ from flask import g
 
 from authserver import users
 from authserver.authorization import manages_registry
-from authserver.models import AccessToken, User
+from authserver.models import User
 from authserver.problems import ForbiddenProblem
 from authserver.resource import ResourceAuthError, authenticate_request, current_token
+from authserver.tokens import AccessTokenView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def token_kind(token: AccessToken) -> str:
+def token_kind(token: AccessTokenView) -> str:
     if token.device_id is not None:
         return "device"
     if token.user_id is not None and token.subject == token.user_id:
@@ -28,7 +29,7 @@ def token_kind(token: AccessToken) -> str:
     return "service"
 
 
-def token_actor() -> tuple[AccessToken, User | None]:
+def token_actor() -> tuple[AccessTokenView, User | None]:
     """The request's token and, for a user token, its user."""
     return current_token(), g.get("registry_user")
 

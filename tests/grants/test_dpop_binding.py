@@ -7,9 +7,9 @@ import base64
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import func, select
 
-from authserver.models import AccessToken, Client, db
+from authserver.models import Client, db
+from tests.conftest import table_counts
 from tests.dpop_client import DPoPKey, b64, forge
 
 TOKEN_PATH = "/oauth/token"
@@ -24,11 +24,6 @@ def cc(http, creds, proof=None, **form):
     if proof is not None:
         headers["DPoP"] = proof
     return http.post(TOKEN_PATH, data={"grant_type": "client_credentials", **form}, headers=headers)
-
-
-def count_tokens(app) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(AccessToken))
 
 
 def test_proof_binds_the_access_token(http, world, settings):
@@ -47,12 +42,12 @@ def test_proof_binds_the_access_token(http, world, settings):
     assert intro["cnf"] == {"jkt": key.jkt}
 
 
-def test_jkt_is_recorded_in_the_token_store(http, world, settings, app):
+def test_the_binding_travels_in_the_token_and_shows_at_introspection(http, world, settings):
     creds = world.client()
     key = DPoPKey("RS256")
-    cc(http, creds, key.proof("POST", token_url(settings)))
-    with app.app_context():
-        assert db.session.scalar(select(AccessToken.jkt)) == key.jkt
+    token = cc(http, creds, key.proof("POST", token_url(settings))).get_json()["access_token"]
+    intro = http.post("/oauth/introspect", data={"token": token}, headers=creds.auth_header())
+    assert intro.get_json()["cnf"] == {"jkt": key.jkt}
 
 
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "PS256", "RS256", "Ed25519"])
@@ -91,14 +86,15 @@ def test_refresh_only_binding_leaves_access_tokens_bearer(http, world, app, sett
 
 def test_invalid_proof_is_400_invalid_dpop_proof_and_issues_nothing(http, world, app, settings):
     creds = world.client()
-    before = count_tokens(app)
+    before = table_counts(app)
     resp = cc(http, creds, DPoPKey().proof("GET", token_url(settings)))
     assert resp.status_code == 400
     body = resp.get_json()
     assert body["error"] == "invalid_dpop_proof"
     assert "htm" in body["error_description"]
     assert creds.client_secret not in resp.get_data(as_text=True)
-    assert count_tokens(app) == before
+    assert "access_token" not in body
+    assert table_counts(app) == before
 
 
 def test_replay_at_the_token_endpoint_is_invalid_dpop_proof(http, world, settings):

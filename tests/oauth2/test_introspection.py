@@ -112,8 +112,10 @@ def test_access_token_of_a_revoked_family_is_inactive_everywhere(http, world, ap
     body = start(http, client.client_id).get_json()
     approve(app, body["user_code"], "admin")
     tokens = poll(http, client.client_id, body["device_code"]).get_json()
-    with app.app_context():  # only the family row: as if a rotation slipped past a revocation
-        db.session.execute(db.update(RefreshFamily).values(revoked_at=1))
+    with app.app_context():  # the family revoked as reuse detection or RFC 7009 revokes it
+        from authserver.tokens import revoke_family
+
+        revoke_family(db.session.scalars(db.select(RefreshFamily.id)).one(), "test")
         db.session.commit()
     rs = world.client(tenant)
     intro = http.post(
@@ -127,9 +129,10 @@ def test_introspection_of_a_blocked_devices_token_is_inactive(http, world, app):
     body = start(http, client.client_id).get_json()
     device_id = approve(app, body["user_code"], "admin")["device_id"]
     tokens = poll(http, client.client_id, body["device_code"]).get_json()
-    with app.app_context():  # status only, tokens untouched: the race the review described
-        db.session.get(Device, device_id).status = "BLOCKED"
-        db.session.commit()
+    with app.app_context():  # blocked through the registry service, as every channel does
+        from authserver.devices import update_device
+
+        update_device(db.session.get(Device, device_id), "test", {"status": "BLOCKED"})
     rs = world.client(tenant)
     for token in (tokens["access_token"], tokens["refresh_token"]):
         intro = http.post(

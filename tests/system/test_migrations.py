@@ -61,9 +61,11 @@ def test_cli_db_upgrade(app):
     assert '"up to date"' in result.stdout
 
 
-def test_tokens_recorded_before_jti_hashing_stay_valid(tmp_path):
-    """Migration 0002 replaces each clear jti by its keyed hash: a token issued before the upgrade
-    is still found (and a database reader of the upgraded database sees no jti)."""
+def test_upgrading_leaves_no_clear_jti_and_no_pre_upgrade_token_alive(tmp_path):
+    """Migration 0002 replaced each recorded clear jti by its keyed hash; 0005 drops the per-token
+    records altogether (tokens are self-contained). A token issued before the upgrade names no
+    revocation subjects, so it is refused afterwards rather than risk a revoked one coming back;
+    and a database reader of the upgraded database sees no jti."""
     from authserver.admin import create_client, create_tenant, prepare_database
     from authserver.security import now
     from tests.conftest import reset_database
@@ -77,6 +79,7 @@ def test_tokens_recorded_before_jti_hashing_stay_valid(tmp_path):
             db.drop_all()
             with db.engine.begin() as conn:
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+                conn.execute(text("DROP TABLE IF EXISTS access_tokens"))  # no model any more
         upgrade("0001")
         from keys.encryption import KeyEncryptor
         from keys.rotation import ensure_keys
@@ -107,6 +110,10 @@ def test_tokens_recorded_before_jti_hashing_stay_valid(tmp_path):
                 ),
                 {"jti": claims["jti"], "t": t, "e": t + 600},
             )
+        upgrade("0002")
+        with db.engine.connect() as conn:
+            stored = conn.execute(text("SELECT jti_hash FROM access_tokens")).scalar_one()
+        assert stored != claims["jti"] and len(stored) == 64
         prepare_database()  # upgrades to head, as `authserver serve` does
         tenant = create_tenant("Old", "ten_old")
         creds = create_client(tenant, "rs", ["client_credentials"], scope="devices:read")
@@ -121,7 +128,7 @@ def test_tokens_recorded_before_jti_hashing_stay_valid(tmp_path):
         )
         .get_json()
     )
-    assert body["active"] is True and body["jti"] == claims["jti"]
+    assert body == {"active": False}
     assert claims["jti"] not in dump_database(app)
     with app.app_context():
         db.engine.dispose()

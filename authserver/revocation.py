@@ -1,0 +1,134 @@
+"""What revokes a self-contained access token, without a database row per token.
+
+An access token (RFC 9068 JWT) names everything its life depends on: its client, tenant, refresh
+family (``sid``), device (``did``) and user (``uid``), and its issue time (in the ``jti``, to the
+millisecond). Revoking writes a small entry that outlives every token it could affect:
+
+- ``deny``: one token, by the keyed hash of its ``jti`` (RFC 7009 revocation, a reused code);
+- ``mark``: a not-before time for a client, tenant, family, device or user; every token of it
+  issued at or before that moment is dead (blocking, unlinking or deleting a device, revoking a
+  family, disabling a user, client or tenant).
+
+Checking a token is one read of the shared store for all its entries (DESIGN invariant 3: in
+effect on the very next request, in every process).
+
+Durability. On the SQL store the entries are rows of the same database, written in the
+transaction of the change that causes them (atomic with it). With Redis they are written to Redis
+first (a failure aborts the change: fail closed) and to the ``revocations`` table in the change's
+transaction; an epoch key tells a Redis that lost its data (restart without persistence, a
+flush), and the first check after that reloads the entries from the table before answering.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from authserver.ephemeral import _ENTRIES, RedisStore, StoreUnavailable
+from authserver.models import Revocation, db
+from authserver.security import now_float
+from authserver.state import get_state
+
+log = logging.getLogger("authserver.revocation")
+KINDS = ("all", "client", "tenant", "family", "device", "user")
+EPOCH_KEY = "rvk:epoch"
+# Entries outlive the tokens they can affect by this much (clock skew between nodes).
+MARGIN_SECONDS = 60
+
+
+def _mark_key(kind: str, ident: str) -> str:
+    return f"rvk:{kind}:{ident}"
+
+
+def _deny_key(jti_hash: str) -> str:
+    return f"rvk:jti:{jti_hash}"
+
+
+def _lifetime() -> int:
+    return get_state().settings.max_token_lifetime + MARGIN_SECONDS
+
+
+def _now_ms() -> int:
+    return int(now_float() * 1000)
+
+
+def _write(key: str, value: str) -> None:
+    """One entry, durable with the caller's transaction (see the module docstring)."""
+    state = get_state()
+    ttl = _lifetime()
+    expires_ms = _now_ms() + ttl * 1000
+    if isinstance(state.store, RedisStore):
+        state.store.put(key, value, ttl)  # write-ahead: a refused write aborts the change
+        table: Any = Revocation.__table__
+        values = {"key": key, "value": value, "expires_at_ms": expires_ms}
+    else:
+        table = _ENTRIES
+        values = {"key": key, "value": value, "counter": 0, "expires_at_ms": expires_ms}
+    dialect = db.engine.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**values)
+    db.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"value": value, "expires_at_ms": expires_ms},
+        )
+    )
+
+
+def deny(jti_hash: str) -> None:
+    """Revoke one access token (in the caller's transaction)."""
+    _write(_deny_key(jti_hash), "1")
+
+
+def mark(kind: str, ident: str) -> None:
+    """Revoke every token of ``kind`` ``ident`` issued until now (in the caller's transaction)."""
+    assert kind in KINDS, kind
+    _write(_mark_key(kind, ident), str(_now_ms()))
+
+
+def is_revoked(jti_hash: str, issued_ms: int, subjects: list[tuple[str, str]]) -> bool:
+    """Whether a token (``issued_ms``, and its ``(kind, id)`` subjects) has been revoked."""
+    store = get_state().store
+    keys = [_deny_key(jti_hash), *(_mark_key(k, i) for k, i in subjects)]
+    if isinstance(store, RedisStore):
+        try:
+            found = store.get_many([*keys, EPOCH_KEY])
+            if EPOCH_KEY not in found:  # Redis lost its data: refill it first
+                reload_into_store()
+                found = store.get_many(keys)
+        except StoreUnavailable:
+            # Every entry is also in the database (changes fail while Redis is down), so the
+            # answer stays exact without it.
+            found = _from_database(keys)
+    else:
+        found = store.get_many(keys)
+    if _deny_key(jti_hash) in found:
+        return True
+    return any(int(found[key]) >= issued_ms for key in keys[1:] if key in found)
+
+
+def _from_database(keys: list[str]) -> dict[str, str]:
+    rows = db.session.execute(
+        select(Revocation.key, Revocation.value).where(
+            Revocation.key.in_(keys), Revocation.expires_at_ms > _now_ms()
+        )
+    ).all()
+    return {key: value for key, value in rows}
+
+
+def reload_into_store() -> None:
+    """Copy every live entry from the ``revocations`` table into Redis, then set the epoch."""
+    state = get_state()
+    now_ms = _now_ms()
+    rows = db.session.execute(
+        select(Revocation.key, Revocation.value, Revocation.expires_at_ms).where(
+            Revocation.expires_at_ms > now_ms
+        )
+    ).all()
+    for key, value, expires_ms in rows:
+        state.store.put(key, value, (expires_ms - now_ms) / 1000)
+    state.store.put(EPOCH_KEY, str(now_ms), 10 * 365 * 86400)
+    log.warning("revocation entries reloaded into the state store (%d)", len(rows))
