@@ -3,6 +3,8 @@
     .venv/bin/python tools/mutate.py grants/dpop.py            # the module's focused tests
     .venv/bin/python tools/mutate.py keys/jwks.py --jobs 2 --report /tmp/jwks.json
     .venv/bin/python tools/mutate.py --all                     # every module in targets.py
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python tools/mutate.py authserver/revocation.py \
+        --resume-from /tmp/revocation.json                        # the Redis branches, survivors only
 
 Each mutant is one small change to the module's source (a flipped comparison, a negated
 condition, a deleted ``raise``, a dropped WHERE term, a changed constant: the operators below).
@@ -397,11 +399,20 @@ class Result:
     seconds: float
 
 
-def run_module(module: str, jobs: int, only: str | None = None) -> list[Result]:
+def run_module(
+    module: str, jobs: int, only: str | None = None, earlier: dict[str, Result] | None = None
+) -> list[Result]:
     tests = TARGETS[module]
     mutants = generate(module)
     if only:
         mutants = [m for m in mutants if only in m.id]
+    kept: list[Result] = []
+    if earlier:
+        # A second run (another backend: REDIS_URL, DATABASE_URL) tries only what survived the
+        # first; a mutant killed in either is killed.
+        kept = [earlier[m.id] for m in mutants if m.id in earlier and earlier[m.id].status
+                not in ("survived", "uncovered")]  # fmt: skip
+        mutants = [m for m in mutants if m.id not in {r.id for r in kept}]
     equivalent = load_equivalents()
     source = (ROOT / module).read_text()
     work = Path(tempfile.mkdtemp(prefix="mutate-"))
@@ -455,6 +466,7 @@ def run_module(module: str, jobs: int, only: str | None = None) -> list[Result]:
                     print(f"  {r.status}: {r.id} (line {r.line})", flush=True)
             return out
 
+        results.extend(kept)
         with ThreadPoolExecutor(jobs) as pool:
             for out in pool.map(run_batch, batches):
                 results.extend(out)
@@ -522,7 +534,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="only mutants whose id contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--report", help="write every result as JSON to this file")
+    parser.add_argument("--resume-from", metavar="REPORT",
+                        help="an earlier --report: run only its survivors (e.g. again with "
+                        "REDIS_URL set, for the Redis branches), keep the rest")  # fmt: skip
     args = parser.parse_args(argv)
+    earlier: dict[str, dict[str, Result]] = {}
+    if args.resume_from:
+        for module, data in json.loads(Path(args.resume_from).read_text()).items():
+            earlier[module] = {r["id"]: Result(**r) for r in data["results"]}
     modules = list(TARGETS) if args.all else args.modules
     unknown = [m for m in modules if m not in TARGETS]
     if not modules or unknown:
@@ -535,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {}
     summaries = []
     for module in modules:
-        results = run_module(module, args.jobs, args.only)
+        results = run_module(module, args.jobs, args.only, earlier.get(module))
         summary = summarise(module, results)
         summaries.append(summary)
         report[module] = {"summary": summary, "results": [asdict(r) for r in results]}

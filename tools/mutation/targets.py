@@ -60,6 +60,18 @@ TARGETS: dict[str, list[str]] = {
         "tests/endpoints/test_verification_security.py",
         "tests/registry/test_authorization_matrix.py",
     ],
+    "authserver/revocation.py": [
+        "tests/test_tokens.py",
+        "tests/oauth2/test_revocation.py",
+        "tests/registry/test_devices.py",
+        "tests/test_cli.py",
+    ],
+    "authserver/credentials.py": [
+        "tests/test_credentials.py",
+        "tests/test_secrets_at_rest.py",
+        "tests/registry/test_link.py",
+        "tests/grants/test_device_code.py",
+    ],
     "authserver/limits.py": [
         "tests/test_limits.py",
         "tests/endpoints/test_verification_security.py",
