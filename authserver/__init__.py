@@ -7,7 +7,9 @@ import os
 import time
 from collections.abc import Callable
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -45,7 +47,10 @@ def create_app(
         # anyone can send it.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     # hide_parameters: a statement's values (hashes, names) never reach an error message or log.
-    engine_options: dict[str, object] = {"pool_pre_ping": True, "hide_parameters": True}
+    # No ping per checkout (it doubled the round trips of every request): connections idle for a
+    # while are pinged when checked out (``models.ping_if_idle``), and a connection that fails in
+    # use is invalidated by SQLAlchemy, the whole pool with it when the server went away.
+    engine_options: dict[str, object] = {"hide_parameters": True}
     if settings.embedded:
         engine_options["connect_args"] = {"check_same_thread": False, "timeout": 10}
     else:
@@ -63,6 +68,7 @@ def create_app(
         SESSION_COOKIE_SECURE=settings.issuer.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=900,
     )
+    app.session_interface = _CookieSessions()
     db.init_app(app)
     with app.app_context():
         engine = db.engine
@@ -131,6 +137,24 @@ def create_app(
     observability.install(app)
     http_errors.install(app)
     return app
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (only the /device page has one), without their cost on
+    every other request: no cookie, no serializer built; the serializer built once per app."""
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        cached = app.extensions.get("authserver.session_serializer")
+        if cached is None:
+            cached = app.extensions["authserver.session_serializer"] = (
+                super().get_signing_serializer(app)
+            )
+        return cached  # type: ignore[no-any-return]
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _private_sqlite_file(database_url: str) -> None:

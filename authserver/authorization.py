@@ -10,7 +10,7 @@ tenant, since the approver only signs themself in.
 
 from __future__ import annotations
 
-from authserver.models import Client, User
+from authserver.models import OAuthClient, User
 from authserver.problems import NotAllowed, WrongTenant
 
 __all__ = ["NotAllowed"]
@@ -65,7 +65,9 @@ def may_enrol_somewhere(user: User) -> bool:
     return places is None or bool(places)
 
 
-def check_approval(user: User, client: Client, tenant_id: str, location_id: str | None) -> None:
+def check_approval(
+    user: User, client: OAuthClient, tenant_id: str, location_id: str | None
+) -> None:
     """Raise ``NotAllowed`` unless ``user`` may approve a device-flow code of ``client``."""
     if not user.active or user.tenant_id != tenant_id:
         raise WrongTenant("This code belongs to another organisation.")

@@ -37,6 +37,7 @@ from authserver.models import (
     DeviceOrigin,
     DeviceStatus,
     Location,
+    OAuthClient,
     User,
     db,
 )
@@ -84,7 +85,7 @@ class StartedAuthorization:
 
 
 def start(
-    client: Client,
+    client: OAuthClient,
     scope: str,
     device_name: str | None,
     system_information: str | None,
@@ -163,7 +164,7 @@ def lookup(
 
 def check_rights(
     user: User,
-    client: Client,
+    client: OAuthClient,
     record: DeviceAuthorization,
     location_id: str | None,
     approve: bool = True,
@@ -323,7 +324,7 @@ def get(record_id: str) -> DeviceAuthorization | None:
     return db.session.get(DeviceAuthorization, record_id)
 
 
-def find_for_client(client: Client, device_code: str) -> DeviceAuthorization | None:
+def find_for_client(client: OAuthClient, device_code: str) -> DeviceAuthorization | None:
     """The transaction of ``device_code`` if it is this client's (another client's code is as
     unknown as a made-up one)."""
     record = db.session.scalar(
@@ -396,7 +397,7 @@ def revoke_reused(record: DeviceAuthorization) -> None:
     db.session.commit()
 
 
-def token_subject(record: DeviceAuthorization, client: Client) -> TokenSubject | None:
+def token_subject(record: DeviceAuthorization, client: OAuthClient) -> TokenSubject | None:
     """Whom the tokens of a just-redeemed transaction are about, or None (and the redemption is
     rolled back) when the device was blocked or deleted, or the approver deactivated, since."""
     if not tokens.grant_is_live(family_id=None, device_id=record.device_id, user_id=record.user_id):

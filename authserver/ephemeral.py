@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 import redis
-from sqlalchemy import Table, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from authserver.models import EphemeralEntry
 
@@ -214,139 +213,147 @@ class RedisStore:
 class SqlStore:
     """The embedded store: one table, one statement per operation, its own short transactions.
 
-    Operations run on their own connection and commit at once, independent of the request's
-    session, so a claim is durable the moment it is granted (like a Redis SET NX).
+    Operations run on their own pooled connection and commit at once, independent of the
+    request's session, so a claim is durable the moment it is granted (like a Redis SET NX).
+    They are hot (a DPoP proof's replay claim, the revocation check of every token), so each is a
+    pre-rendered SQL string sent on the raw DBAPI connection: no statement is built, compiled or
+    cached per call. A connection that the server dropped (a PostgreSQL restart) is discarded
+    and the operation tried once more on a fresh one; the pool does no ping per checkout.
     """
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
         self._clock = clock
         dialect = engine.dialect.name
-        # Both dialects' INSERT ... ON CONFLICT builders take the same arguments.
-        self._insert: Callable[[Table], Any]
-        if dialect == "sqlite":
-            self._insert = sqlite.insert
-        elif dialect == "postgresql":
-            self._insert = postgresql.insert
-        else:  # pragma: no cover - configuration error
+        if dialect not in ("sqlite", "postgresql"):  # pragma: no cover - configuration error
             raise RuntimeError(f"SqlStore supports sqlite and postgresql, not {dialect}")
+        mark = "?" if dialect == "sqlite" else "%s"
+        self._sql = {name: sql.replace("?", mark) for name, sql in _SQL.items()}
+        self._mark = mark
+        self._in: dict[int, str] = {}
         self._ops = 0
+        dbapi = engine.dialect.loaded_dbapi
+        # Errors of the database or the connection (refused, dropped, SQLite busy past its
+        # timeout), as opposed to a bug in a statement.
+        self._unavailable = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _run(self, stmt: Any) -> Any:
-        try:
-            with self._engine.begin() as conn:
-                result = conn.execute(stmt)
-                return result.first() if result.returns_rows else None
-        except OperationalError as exc:  # refused, dropped, or SQLite busy past its timeout
-            raise StoreUnavailable("database unreachable") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("database connection lost") from exc
-            raise
+    def _run(self, sql: str, params: tuple[Any, ...], rows: str = "none") -> Any:
+        """One statement in its own transaction; ``rows``: none, one or all."""
+        for attempt in (1, 2):
+            try:
+                conn = self._engine.raw_connection()
+            except self._unavailable as exc:
+                raise StoreUnavailable("database unreachable") from exc
+            try:
+                cur = conn.cursor()
+                cur.execute(sql, params)
+                out = (
+                    None if rows == "none" else cur.fetchone() if rows == "one" else cur.fetchall()
+                )
+                cur.close()
+                conn.commit()
+                return out
+            except self._unavailable as exc:
+                dropped = self._engine.dialect.is_disconnect(
+                    exc,  # type: ignore[arg-type]
+                    conn.dbapi_connection,
+                    None,
+                )
+                conn.invalidate()
+                if attempt == 2 or not dropped:
+                    raise StoreUnavailable("database unreachable") from exc
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _maybe_sweep(self) -> None:
         # Expired rows are ignored by every read; sweep them now and then so the table stays small.
         self._ops += 1
         if self._ops % 500 == 0:
-            self._run(delete(_ENTRIES).where(_ENTRIES.c.expires_at_ms < self._now_ms()))
+            self._run(self._sql["sweep"], (self._now_ms(),))
 
     def claim_once(self, key: str, ttl: float) -> bool:
         now = self._now_ms()
         exp = now + max(1, int(ttl * 1000))
-        t = _ENTRIES
-        stmt: Any = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
         # Take over the row only if the previous claim has expired: one atomic statement, so of
         # two concurrent callers exactly one gets a row back.
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.key],
-            set_={"expires_at_ms": exp, "counter": 1, "value": None},
-            where=t.c.expires_at_ms <= now,
-        ).returning(t.c.key)
-        row = self._run(stmt)
+        row = self._run(self._sql["claim"], (_check_key(key), exp, now), "one")
         self._maybe_sweep()
         return row is not None
 
     def hold(self, key: str, ttl: float) -> None:
         exp = self._now_ms() + max(1, int(ttl * 1000))
-        t = _ENTRIES
-        stmt: Any = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
-        self._run(stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"expires_at_ms": exp}))
+        self._run(self._sql["hold"], (_check_key(key), exp))
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         now = self._now_ms()
         exp = now + window * 1000
-        t = _ENTRIES
-        expired = t.c.expires_at_ms <= now
-        stmt: Any = self._insert(t).values(key=_check_key(key), counter=1, expires_at_ms=exp)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.key],
-            set_={
-                "counter": case((expired, 1), else_=t.c.counter + 1),
-                "expires_at_ms": case((expired, exp), else_=t.c.expires_at_ms),
-            },
-        ).returning(t.c.counter, t.c.expires_at_ms)
-        row = self._run(stmt)
+        row = self._run(self._sql["hit"], (_check_key(key), exp, now, now), "one")
         self._maybe_sweep()
         count, expires = row
         return int(count), max(1, -(-(int(expires) - now) // 1000))
 
     def count(self, key: str) -> int:
-        t = _ENTRIES
-        row = self._run(
-            select(t.c.counter).where(
-                t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms()
-            )
-        )
+        row = self._run(self._sql["count"], (_check_key(key), self._now_ms()), "one")
         return int(row[0]) if row else 0
 
     def give_back(self, key: str) -> None:
-        t = _ENTRIES
-        self._run(
-            update(t)
-            .where(
-                t.c.key == _check_key(key),
-                t.c.expires_at_ms > self._now_ms(),
-                t.c.counter > 0,
-            )
-            .values(counter=t.c.counter - 1)
-        )
+        self._run(self._sql["give_back"], (_check_key(key), self._now_ms()))
 
     def put(self, key: str, value: str, ttl: float) -> None:
         exp = self._now_ms() + max(1, int(ttl * 1000))
-        t = _ENTRIES
-        stmt: Any = self._insert(t).values(
-            key=_check_key(key), value=value, counter=0, expires_at_ms=exp
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.key], set_={"value": value, "counter": 0, "expires_at_ms": exp}
-        )
-        self._run(stmt)
+        self._run(self._sql["put"], (_check_key(key), value, exp))
 
     def get(self, key: str) -> str | None:
-        t = _ENTRIES
-        row = self._run(
-            select(t.c.value).where(t.c.key == _check_key(key), t.c.expires_at_ms > self._now_ms())
-        )
+        row = self._run(self._sql["get"], (_check_key(key), self._now_ms()), "one")
         return row[0] if row else None
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
-        t = _ENTRIES
-        stmt = select(t.c.key, t.c.value).where(
-            t.c.key.in_([_check_key(k) for k in keys]), t.c.expires_at_ms > self._now_ms()
-        )
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(stmt).all()
-        except OperationalError as exc:
-            raise StoreUnavailable("database unreachable") from exc
+        if not keys:
+            return {}
+        sql = self._in.get(len(keys))
+        if sql is None:
+            marks = ", ".join([self._mark] * len(keys))
+            sql = self._in[len(keys)] = self._sql["get_many"].replace("(IN)", f"({marks})")
+        rows = self._run(sql, (*[_check_key(k) for k in keys], self._now_ms()), "all")
         return {key: value for key, value in rows if value is not None}
 
     def delete(self, key: str) -> None:
-        t = _ENTRIES
-        self._run(delete(t).where(t.c.key == _check_key(key)))
+        self._run(self._sql["delete"], (_check_key(key),))
 
     def ping(self) -> None:
-        self._run(select(1))
+        self._run("SELECT 1", (), "one")
+
+
+# The SQL store's statements, written once for both dialects (``?`` becomes ``%s`` on
+# PostgreSQL). In an UPDATE every SET expression sees the row as it was, in both.
+_SQL = {
+    "claim": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
+    "ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, counter = 1, "
+    "value = NULL WHERE ephemeral_entries.expires_at_ms <= ? RETURNING key",
+    "hold": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
+    "ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms",
+    "hit": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "counter = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN 1 "
+    "ELSE ephemeral_entries.counter + 1 END, "
+    "expires_at_ms = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN excluded.expires_at_ms "
+    "ELSE ephemeral_entries.expires_at_ms END "
+    "RETURNING counter, expires_at_ms",
+    "count": "SELECT counter FROM ephemeral_entries WHERE key = ? AND expires_at_ms > ?",
+    "give_back": "UPDATE ephemeral_entries SET counter = counter - 1 "
+    "WHERE key = ? AND expires_at_ms > ? AND counter > 0",
+    "put": "INSERT INTO ephemeral_entries (key, value, counter, expires_at_ms) VALUES (?, ?, 0, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, counter = 0, "
+    "expires_at_ms = excluded.expires_at_ms",
+    "get": "SELECT value FROM ephemeral_entries WHERE key = ? AND expires_at_ms > ?",
+    "get_many": "SELECT key, value FROM ephemeral_entries WHERE key IN (IN) AND expires_at_ms > ?",
+    "delete": "DELETE FROM ephemeral_entries WHERE key = ?",
+    "sweep": "DELETE FROM ephemeral_entries WHERE expires_at_ms < ?",
+}

@@ -83,12 +83,16 @@ class Lockout:
 
     limit: Limit
 
-    def _lock_key(self, ident: str) -> str:
+    def key(self, ident: str) -> str:
+        """The store key whose value says until when ``ident`` is locked out."""
         return _key(self.limit, ident) + ":locked"
 
     def check(self, store: EphemeralStore, ident: str, now: float) -> None:
         """Raise ``Throttled`` while ``ident`` is locked out."""
-        until = store.get(self._lock_key(ident))
+        self.refuse_while_locked(store.get(self.key(ident)), now)
+
+    def refuse_while_locked(self, until: str | None, now: float) -> None:
+        """Raise ``Throttled`` if ``until`` (the value at ``key(ident)``) is still ahead."""
         if until is not None and float(until) > now:
             raise Throttled(self.limit, max(1, math.ceil(float(until) - now)))
 
@@ -97,7 +101,7 @@ class Lockout:
         for failures beyond the limit)."""
         count, left = store.hit(_key(self.limit, ident), self.limit.window)
         if count >= self.limit.attempts:
-            store.put(self._lock_key(ident), str(now + left), ttl=left)
+            store.put(self.key(ident), str(now + left), ttl=left)
         if count > self.limit.attempts:
             raise Throttled(self.limit, left)
 

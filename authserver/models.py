@@ -7,6 +7,7 @@ Token times are integer unix seconds: the hot path compares numbers, not time zo
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import Pool
 
 from authserver import credentials
 
@@ -124,30 +126,22 @@ class User(Model):
         return self.id
 
 
-class Client(Model):
-    """An OAuth client, implementing Authlib's ``ClientMixin`` interface."""
+class OAuthClient:
+    """A client as code that serves requests sees it: the ``Client`` row or the cached
+    ``authserver.clients.ClientView`` of it. Authlib's ``ClientMixin``, written once for both."""
 
-    __tablename__ = "clients"
+    client_id: str
+    tenant_id: str
+    name: str
+    scope: str
+    secret_hash: str | None
+    auth_method: str
+    grant_types: Any
+    dpop_bound: bool
+    dpop_binding: str
+    device_subject: str
+    active: bool
 
-    client_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    secret_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
-    auth_method: Mapped[str] = mapped_column(String(40))
-    grant_types: Mapped[list[str]] = mapped_column(JSON)
-    scope: Mapped[str] = mapped_column(Text, default="")
-    # RFC 9449 §5.2 dpop_bound_access_tokens: every token request must carry a proof.
-    dpop_bound: Mapped[bool] = mapped_column(Boolean, default=False)
-    # "all": a proof binds access and (public clients') refresh tokens; "refresh_only": access
-    # tokens stay Bearer for resource servers that do not take DPoP yet.
-    dpop_binding: Mapped[str] = mapped_column(String(16), default="all")
-    # Whose token a device-flow approval yields: "device" (kiosk enrolment: sub is the registry
-    # device) or "user" (sign-in on a shared screen: sub is the approving user).
-    device_subject: Mapped[str] = mapped_column(String(8), default="device")
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-
-    # -- authlib ClientMixin -------------------------------------------------------------
     def get_client_id(self) -> str:
         return self.client_id
 
@@ -181,6 +175,30 @@ class Client(Model):
     @property
     def is_public(self) -> bool:
         return self.auth_method == "none"
+
+
+class Client(OAuthClient, Model):
+    """An OAuth client, implementing Authlib's ``ClientMixin`` interface (``OAuthClient``)."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+    auth_method: Mapped[str] = mapped_column(String(40))
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    # RFC 9449 §5.2 dpop_bound_access_tokens: every token request must carry a proof.
+    dpop_bound: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "all": a proof binds access and (public clients') refresh tokens; "refresh_only": access
+    # tokens stay Bearer for resource servers that do not take DPoP yet.
+    dpop_binding: Mapped[str] = mapped_column(String(16), default="all")
+    # Whose token a device-flow approval yields: "device" (kiosk enrolment: sub is the registry
+    # device) or "user" (sign-in on a shared screen: sub is the approving user).
+    device_subject: Mapped[str] = mapped_column(String(8), default="device")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Revocation(Model):
@@ -384,6 +402,34 @@ def database_reachable() -> bool:
     except SQLAlchemyError:
         db.session.rollback()
         return False
+
+
+IDLE_PING_SECONDS = 10.0
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle(dbapi_connection: Any, connection_record: Any) -> None:
+    if connection_record is not None:
+        connection_record.info["checked_in"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def ping_if_idle(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool for a while (the server may have closed it:
+    a restart, an idle timeout); a busy one is trusted, and one that fails in use is dropped by
+    SQLAlchemy then. A failed ping makes the pool connect afresh (DisconnectionError)."""
+    since = connection_record.info.get("checked_in")
+    if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+        return
+    if "sqlite" in type(dbapi_connection).__module__:
+        return  # a file, not a server: nothing can close it
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:
+        raise DisconnectionError("connection closed while idle") from exc
 
 
 @event.listens_for(Engine, "connect")

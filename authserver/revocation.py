@@ -56,9 +56,14 @@ def _now_ms() -> int:
 
 
 def _write(key: str, value: str) -> None:
-    """One entry, durable with the caller's transaction (see the module docstring)."""
+    write_entry(key, value, _lifetime())
+
+
+def write_entry(key: str, value: str, ttl: int, session: Any = None) -> None:
+    """One entry of the state store, durable with the transaction of ``session`` (the request's
+    by default; see the module docstring). The client configuration version uses it too."""
     state = get_state()
-    ttl = _lifetime()
+    session = session if session is not None else db.session
     expires_ms = _now_ms() + ttl * 1000
     if isinstance(state.store, RedisStore):
         state.store.put(key, value, ttl)  # write-ahead: a refused write aborts the change
@@ -70,7 +75,7 @@ def _write(key: str, value: str) -> None:
     dialect = db.engine.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table).values(**values)
-    db.session.execute(
+    session.execute(
         stmt.on_conflict_do_update(
             index_elements=[table.c.key],
             set_={"value": value, "expires_at_ms": expires_ms},

@@ -10,8 +10,9 @@ from gunicorn.app.base import BaseApplication
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], hello: bool = False) -> None:
         self.options = options
+        self.hello = hello
         super().__init__()
 
     def load_config(self) -> None:
@@ -19,10 +20,21 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        if self.hello:
+            return hello_app()
         # Each worker builds its own app after the fork: no connection or lock is shared.
         from authserver import create_app
 
         return create_app()
+
+
+def hello_app() -> Any:
+    """The floor the benchmarks compare with: Flask's hello world under the same server."""
+    from flask import Flask
+
+    app = Flask("hello")
+    app.add_url_rule("/", "hello", lambda: "Hello, World!")
+    return app
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -42,7 +54,7 @@ def prepare_metrics_dir(instance: Path) -> None:
         stale.unlink()
 
 
-def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
+def run_gunicorn(host: str, port: int, workers: int, threads: int, hello: bool = False) -> None:
     _Gunicorn(
         {
             "bind": f"{host}:{port}",
@@ -60,5 +72,19 @@ def run_gunicorn(host: str, port: int, workers: int, threads: int) -> None:
             "limit_request_field_size": 8190,
             "control_socket_disable": True,
             "child_exit": _child_exit,
-        }
+        },
+        hello,
     ).run()
+
+
+if __name__ == "__main__":  # python -m authserver.serve --hello --port N (bench/compare.py)
+    import argparse
+
+    from authserver.config import load_settings
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hello", action="store_true", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args()
+    settings = load_settings()
+    run_gunicorn("127.0.0.1", args.port, settings.workers, settings.threads, hello=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
@@ -26,6 +26,8 @@ class AppState:
     keyring: KeyRing
     dpop: DPoPVerifier
     server: AuthorizationServer | None = None
+    # authserver.clients: client id -> (configuration version, monotonic time read, view).
+    client_cache: dict[str, Any] = field(default_factory=dict)
     # Tests replace this to control time; None means the wall clock.
     clock: Callable[[], float] | None = None
 

@@ -28,9 +28,9 @@ from authserver.credentials import (
     refresh_token_hash,
 )
 from authserver.models import (
-    Client,
     Device,
     DeviceStatus,
+    OAuthClient,
     RefreshFamily,
     RefreshToken,
     User,
@@ -64,7 +64,7 @@ class IssuedAccessToken:
 
 
 def issue_access_token(
-    client: Client,
+    client: OAuthClient,
     *,
     subject: str,
     scope: str,
@@ -105,7 +105,9 @@ def issue_access_token(
     return IssuedAccessToken(token, jti, token_type, ttl, scope)
 
 
-def issue_id_token(client: Client, who: TokenSubject, access_token: str, scope: str) -> str | None:
+def issue_id_token(
+    client: OAuthClient, who: TokenSubject, access_token: str, scope: str
+) -> str | None:
     """OIDC Core §2 / §3.1.3.6: an ID token when ``openid`` was granted and the subject is a user."""
     if "openid" not in scope.split() or who.user_id is None or who.subject != who.user_id:
         return None
@@ -130,7 +132,7 @@ def issue_id_token(client: Client, who: TokenSubject, access_token: str, scope: 
 
 
 def start_family(
-    client: Client, who: TokenSubject, scope: str, bound_jkt: str | None
+    client: OAuthClient, who: TokenSubject, scope: str, bound_jkt: str | None
 ) -> RefreshFamily:
     """A refresh-token family for a fresh grant (added to the session; the caller commits).
 
@@ -155,7 +157,7 @@ def start_family(
 
 
 def issue_token_set(
-    client: Client,
+    client: OAuthClient,
     who: TokenSubject,
     scope: str,
     access_jkt: str | None,
@@ -189,7 +191,9 @@ def issue_token_set(
         body["id_token"] = id_token
     if on_issue is not None:
         on_issue(issued)
-    db.session.commit()
+    session = db.session()
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        session.commit()  # a client-credentials token has nothing to commit: no round trip
     return body
 
 
@@ -217,7 +221,7 @@ class AccessTokenView:
     def token_type(self) -> str:
         return "DPoP" if self.jkt else "Bearer"
 
-    def check_client(self, client: Client) -> bool:
+    def check_client(self, client: OAuthClient) -> bool:
         return self.client_id == client.client_id
 
     def get_scope(self) -> str:
@@ -334,7 +338,7 @@ class RefreshTokenRecord:
     family: RefreshFamily
     kind = "refresh_token"
 
-    def check_client(self, client: Client) -> bool:
+    def check_client(self, client: OAuthClient) -> bool:
         return self.family.client_id == client.client_id
 
     def get_scope(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 
 from authserver import metrics
-from authserver.models import Client, RefreshFamily
+from authserver.models import OAuthClient, RefreshFamily
 from authserver.security import now_float
 from authserver.state import get_state
 from authserver.tokens import IssuedAccessToken, TokenSubject, issue_token_set, start_family
@@ -25,7 +25,7 @@ from grants.dpop import DPoPProof, InvalidDPoPProof
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 
 
-def resolve_scope(client: Client, requested: str | None) -> str:
+def resolve_scope(client: OAuthClient, requested: str | None) -> str:
     """The granted scope: the request's if every scope is the client's, else ``invalid_scope``.
 
     RFC 6749 §3.3: with no scope requested the server uses a pre-defined default, here every scope
@@ -51,7 +51,7 @@ def grant_label() -> str:
     return str(g.get("log_grant") or "other")
 
 
-def check_dpop(request: Any, client: Client, path: str = "/oauth/token") -> DPoPProof | None:
+def check_dpop(request: Any, client: OAuthClient, path: str = "/oauth/token") -> DPoPProof | None:
     """RFC 9449 §5: verify the token request's DPoP proof, if any; called by every grant.
 
     Runs in ``validate_token_request``, before a grant consumes anything single-use.
@@ -65,7 +65,7 @@ def check_dpop(request: Any, client: Client, path: str = "/oauth/token") -> DPoP
     return get_state().dpop.verify(values, "POST", path, now=now_float())
 
 
-def access_token_jkt(client: Client, proof: DPoPProof | None) -> str | None:
+def access_token_jkt(client: OAuthClient, proof: DPoPProof | None) -> str | None:
     """The thumbprint access tokens are bound to: the proof's, unless the client binds refresh only."""
     if proof is None or client.dpop_binding == "refresh_only":
         return None
@@ -79,7 +79,7 @@ def response_headers(base: list[tuple[str, str]], proof: DPoPProof | None) -> li
 
 
 def bound_family(
-    client: Client, who: TokenSubject, scope: str, proof: DPoPProof | None
+    client: OAuthClient, who: TokenSubject, scope: str, proof: DPoPProof | None
 ) -> RefreshFamily:
     """Start a refresh-token family for a fresh grant.
 
@@ -91,7 +91,7 @@ def bound_family(
 
 
 def token_response(
-    client: Client,
+    client: OAuthClient,
     who: TokenSubject,
     scope: str,
     proof: DPoPProof | None = None,

@@ -209,6 +209,32 @@ class NonceIssuer:
 # --- Proof verification (§4.3) ------------------------------------------------------------------
 
 
+# Imported keys and their thumbprints by (alg, jwk members): a terminal sends the same key on
+# every request, and importing it (point validation) and hashing it cost more than the rest of
+# the checks. Only keys that passed every check are kept; bounded, cleared when full.
+_KEY_CACHE: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, str]] = {}
+_KEY_CACHE_MAX = 4096
+
+
+def _public_key(jwk: Any, alg: str) -> tuple[ECKey | RSAKey | OKPKey, str]:
+    """The proof's public key (step 7 checks) and its RFC 7638 thumbprint."""
+    cache_key = None
+    if isinstance(jwk, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in jwk.items()
+    ):
+        cache_key = (alg, tuple(sorted(jwk.items())))
+        hit = _KEY_CACHE.get(cache_key)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+    key = _import_public_jwk(jwk, alg)
+    found = (key, key.thumbprint())
+    if cache_key is not None:
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[cache_key] = found
+    return found
+
+
 def _import_public_jwk(jwk: Any, alg: str) -> ECKey | RSAKey | OKPKey:
     if not isinstance(jwk, dict):
         raise InvalidDPoPProof("jwk header is not a JSON object")
@@ -294,7 +320,7 @@ def verify_proof(
     if "crit" in header:
         raise InvalidDPoPProof("crit header parameters are not supported")
     # Step 7 (before use): the jwk is a public key of the algorithm's type.
-    key = _import_public_jwk(header.get("jwk"), alg)
+    key, jkt = _public_key(header.get("jwk"), alg)
 
     # Step 6: the signature verifies with the jwk from the header.
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
@@ -328,7 +354,7 @@ def verify_proof(
         raise InvalidDPoPProof("htm does not match the request method")
     # Step 9: htu matches the request URL without query and fragment, after normalisation.
     try:
-        if normalise_htu(htu) != normalise_htu(url):
+        if htu != url and normalise_htu(htu) != normalise_htu(url):
             raise InvalidDPoPProof("htu does not match the request URL")
     except ValueError as exc:
         raise InvalidDPoPProof("htu is not a valid URL") from exc
@@ -357,7 +383,6 @@ def verify_proof(
     if iat > now + max_future:
         raise InvalidDPoPProof("iat is in the future")
 
-    jkt = key.thumbprint()
     # Step 12 (replay): the jti was not seen before inside the window, in any process. Keyed by a
     # hash (bounded length, no client-chosen text in the store), per key.
     replay_key = "dpop:" + hashlib.sha256(f"{jkt}\x00{jti}".encode()).hexdigest()

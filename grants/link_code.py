@@ -27,7 +27,7 @@ from authserver import credentials, users
 from authserver.devices import consume_link_code, find_linkable
 from authserver.errors import TooManyAttemptsError
 from authserver.limits import Limit, Throttled, charge, sign_in
-from authserver.models import Client
+from authserver.models import OAuthClient
 from authserver.security import verify_password
 from authserver.state import get_state
 from authserver.tokens import TokenSubject
@@ -43,7 +43,7 @@ from grants.dpop import DPoPProof
 
 
 def link_device(
-    client: Client,
+    client: OAuthClient,
     *,
     link_code: str,
     password: str,

@@ -106,11 +106,11 @@ def test_unreachable_redis_fails_closed_with_503(tmp_path, world, http, app):
 
     state = app.extensions["authserver"]
     original = state.store
+    creds = world.client()
     state.store = RedisStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
         with pytest.raises(StoreUnavailable):
             state.store.claim_once("k", ttl=1)
-        creds = world.client()
         creds.client_secret = "wrong"  # a failed authentication must be counted: needs the store
         resp = http.post(
             "/oauth/token", data={"grant_type": "client_credentials"}, headers=creds.auth_header()
@@ -184,3 +184,46 @@ def test_give_back_undoes_one_hit_of_a_live_window(store, clock):
     clock.advance(61)
     store.give_back(key)  # an expired window is left alone: a new one starts at 1
     assert store.hit(key, window=60)[0] == 1
+
+
+@pytest.mark.skipif(not DATABASE_URL, reason="needs PostgreSQL (DATABASE_URL)")
+def test_connections_the_server_closed_are_replaced_without_a_failure(app, monkeypatch):
+    """No ping per checkout: a connection the server closed (a restart, an idle timeout) is
+    pinged when it was idle, and the store tries once more on a fresh connection when one fails
+    in use. Neither costs the client an error."""
+    from sqlalchemy import create_engine, text
+
+    from authserver import models
+    from authserver.ephemeral import SqlStore
+
+    name = f"drop-{uuid.uuid4().hex[:8]}"
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    engine = create_engine(url, connect_args={"application_name": name})
+    killer = create_engine(url)
+
+    def server_closes_them() -> None:
+        with killer.begin() as conn:
+            closed = conn.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = :name"), {"name": name}
+            ).scalar()  # fmt: skip
+        assert closed >= 1
+
+    try:
+        store = SqlStore(engine)
+        key = f"pg:{uuid.uuid4().hex}"
+        store.put(key, "v", 60)
+        server_closes_them()
+        assert store.get(key) == "v"  # in use: retried on a fresh connection
+        assert store.claim_once(key + "c", 60) is True
+
+        # An idle connection is pinged at checkout and replaced when the ping fails.
+        monkeypatch.setattr(models, "IDLE_PING_SECONDS", 0.0)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        server_closes_them()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 2")).scalar() == 2
+    finally:
+        engine.dispose()
+        killer.dispose()

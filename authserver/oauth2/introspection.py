@@ -8,7 +8,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from authserver.models import Client, db
+from authserver.models import OAuthClient, db
 from authserver.state import get_state
 from authserver.tokens import (
     AccessTokenView,
@@ -44,13 +44,13 @@ class Introspection(IntrospectionEndpoint):
     # RFC 7662 §2.1: the endpoint MUST require authorization; public clients cannot introspect.
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-    def check_params(self, request: Any, client: Client) -> None:
+    def check_params(self, request: Any, client: OAuthClient) -> None:
         _check_params(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRecord | None:
         return _query_token(token_string, token_type_hint)
 
-    def check_permission(self, token: TokenRecord, client: Client, request: Any) -> bool:
+    def check_permission(self, token: TokenRecord, client: OAuthClient, request: Any) -> bool:
         # A client sees tokens of its own tenant only; anything else is reported inactive, which
         # reveals nothing about the token (RFC 7662 §4).
         return _tenant_of(token) == client.tenant_id
@@ -99,7 +99,7 @@ class Revocation(RevocationEndpoint):
     # RFC 7009 §2.1: confidential clients authenticate; public clients identify with client_id.
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
-    def check_params(self, request: Any, client: Client) -> None:
+    def check_params(self, request: Any, client: OAuthClient) -> None:
         _check_params(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRecord | None:

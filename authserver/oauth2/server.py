@@ -10,12 +10,12 @@ from urllib.parse import unquote_plus
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
 from flask import g, request
-from sqlalchemy import bindparam, select
 from werkzeug.datastructures import MultiDict
 
+from authserver import clients
+from authserver.clients import ClientView
 from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
 from authserver.limits import Limit, Lockout, Throttled
-from authserver.models import Client, Tenant, db
 from authserver.oauth2.requests import FormRequest, parse_form
 from authserver.observability import note
 from authserver.security import now_float
@@ -25,19 +25,9 @@ MAX_CLIENT_ID_CHARS = 128
 MAX_SECRET_CHARS = 512
 
 
-# One statement: the client, only while its tenant is active.
-_CLIENT_BY_ID = (
-    select(Client)
-    .join(Tenant, Tenant.id == Client.tenant_id)
-    .where(Client.client_id == bindparam("client_id"), Tenant.active.is_(True))
-)
-
-
-def query_client(client_id: str) -> Client | None:
-    if not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
-        return None
-    # A prebuilt statement: SQLAlchemy's compiled cache answers, not per-request construction.
-    return db.session.execute(_CLIENT_BY_ID, {"client_id": client_id}).scalar_one_or_none()
+def query_client(client_id: str) -> ClientView | None:
+    """The client of an active tenant, as a cached view (``authserver.clients``)."""
+    return clients.find(client_id)
 
 
 def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -64,7 +54,7 @@ def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
-def _authenticate_basic(query: Any, req: Any) -> Client | None:
+def _authenticate_basic(query: Any, req: Any) -> ClientView | None:
     creds = parse_basic_credentials(req.headers.get("Authorization"))
     if creds is None:
         return None
@@ -74,7 +64,7 @@ def _authenticate_basic(query: Any, req: Any) -> Client | None:
     return None
 
 
-def _authenticate_post(query: Any, req: Any) -> Client | None:
+def _authenticate_post(query: Any, req: Any) -> ClientView | None:
     client_id = req.form.get("client_id")
     secret = req.form.get("client_secret")
     if not client_id or not secret or len(secret) > MAX_SECRET_CHARS:
@@ -85,7 +75,7 @@ def _authenticate_post(query: Any, req: Any) -> Client | None:
     return None
 
 
-def _authenticate_none(query: Any, req: Any) -> Client | None:
+def _authenticate_none(query: Any, req: Any) -> ClientView | None:
     client_id = req.form.get("client_id")
     if not client_id or req.form.get("client_secret") or req.headers.get("Authorization"):
         return None
@@ -119,7 +109,9 @@ class AuthServer(AuthorizationServer):
         settings = get_state().settings
         return FormRequest(request, form, settings.issuer + request.path)
 
-    def authenticate_client(self, req: Any, methods: list[str], endpoint: str = "token") -> Client:
+    def authenticate_client(
+        self, req: Any, methods: list[str], endpoint: str = "token"
+    ) -> ClientView:
         has_basic = (req.headers.get("Authorization") or "").lower().startswith("basic ")
         if has_basic and req.form.get("client_secret"):
             # RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
@@ -136,7 +128,12 @@ class AuthServer(AuthorizationServer):
         )
         ident = f"{(basic[0] if basic else req.form.get('client_id')) or '-'}|{request.remote_addr}"
         try:
-            lockout.check(state.store, ident, now_float())
+            # One store round trip: this client's lockout, and the client configuration's
+            # version that tells whether this process's cached client is current.
+            lock_key = lockout.key(ident)
+            found = state.store.get_many([lock_key, clients.VERSION_KEY])
+            g.clients_version = found.get(clients.VERSION_KEY)
+            lockout.refuse_while_locked(found.get(lock_key), now_float())
             try:
                 client = super().authenticate_client(req, methods, endpoint)
             except InvalidClientError as error:

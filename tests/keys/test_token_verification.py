@@ -116,7 +116,7 @@ def test_alg_that_differs_from_the_keys_alg_is_refused(http, app, live):
         snap = app.extensions["authserver"].keyring.snapshot()
     assert snap.signing_alg == "ES256"
     # ECDSA over P-256 with SHA-384, signed by hand (joserfc would refuse to make it).
-    forged = ecdsa_by_hand(snap.signing_key, {**header, "alg": "ES384"}, claims, hashes.SHA384)
+    forged = ecdsa_by_hand(snap.signer, {**header, "alg": "ES384"}, claims, hashes.SHA384)
     refused_everywhere(http, creds, forged)
 
 
@@ -153,7 +153,7 @@ def test_header_parameters_that_redirect_verification_are_refused(http, app, liv
     creds, _, header, claims = live
     with app.app_context():
         snap = app.extensions["authserver"].keyring.snapshot()
-    forged = ecdsa_by_hand(snap.signing_key, {**header, **extra}, claims)
+    forged = ecdsa_by_hand(snap.signer, {**header, **extra}, claims)
     refused_everywhere(http, creds, forged)
 
 

@@ -1,0 +1,306 @@
+"""In-process cost of each hot path: Flask's test client, one thread, no network, no server.
+
+    .venv/bin/python bench/inprocess.py              # embedded default (temporary SQLite)
+    .venv/bin/python bench/inprocess.py -n 5000      # more requests per scenario
+    DATABASE_URL=postgresql://... REDIS_URL=redis://... .venv/bin/python bench/inprocess.py
+
+Prints one table: milliseconds and Python function calls per request for each scenario, beside
+the floor (a Flask hello world in the same process) and the budgets of issue 14 (a client-
+credentials token <= 0.4 ms, a DPoP-protected resource read <= 0.5 ms). The access log is on,
+written to /dev/null, so its cost counts. ``--json`` prints the figures as one JSON line instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.proofs import ProofKey  # noqa: E402
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+LINK_GRANT = "urn:authserver:params:oauth:grant-type:link-code"
+ISSUER = "http://127.0.0.1:8000"
+BUDGETS_MS = {"client credentials token": 0.4, "GET /devices/me (DPoP)": 0.5}
+# The benchmark asks for thousands of device authorizations a second from one client and one
+# address; the limits that stop a flood (RFC 8628 §5.2) are raised so that they are counted,
+# not hit.
+BENCH_ENV = {
+    "AUTHSERVER_ISSUER": ISSUER,
+    "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_CLIENT": "100000000",
+    "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_IP": "100000000",
+    "AUTHSERVER_PURGE_INTERVAL": "0",
+}
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+class World:
+    """A demo tenant, its clients, a linked POS terminal and the tokens each scenario needs."""
+
+    def __init__(self) -> None:
+        from authserver import create_app
+        from authserver.admin import prepare_database
+        from authserver.demo import run_demo
+
+        self.app = create_app()
+        with self.app.app_context():
+            prepare_database()
+            demo = run_demo()
+        self.http = self.app.test_client()
+        clients = {c["client_id"]: c for c in demo["clients"]}
+        svc = clients["cli_demo_service"]
+        self.service_auth = basic(svc["client_id"], svc["client_secret"])
+        self.admin = demo["admin"]
+        self.service_token = self.token({"grant_type": "client_credentials"})["access_token"]
+        self.kiosk_refresh = self._kiosk_refresh_token()
+        for i in range(60):
+            self.api("POST", "/api/v1/devices", {"name": f"Till {i}"})
+        self.pos_key = ProofKey()
+        self.pos_token = self._linked_terminal_token()
+
+    def token(self, form: dict[str, str], headers: dict[str, str] | None = None) -> dict:
+        resp = self.http.post(
+            "/oauth/token",
+            data=form,
+            headers={"Authorization": self.service_auth, **(headers or {})},
+        )
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        resp = self.http.open(
+            path, method=method, json=body,
+            headers={"Authorization": f"Bearer {self.service_token}"},
+        )  # fmt: skip
+        assert resp.status_code in (200, 201), resp.get_json()
+        return resp.get_json()
+
+    def device_code(self) -> str:
+        resp = self.http.post("/oauth/device_authorization", data={"client_id": "cli_demo_kiosk"})
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["device_code"]
+
+    def _kiosk_refresh_token(self) -> str:
+        from authserver import device_flow, users
+
+        resp = self.http.post("/oauth/device_authorization", data={"client_id": "cli_demo_kiosk"})
+        flow = resp.get_json()
+        with self.app.app_context():
+            record = device_flow.find_live(flow["user_code"])
+            user = users.find_by_login(record.tenant_id, self.admin["login"])
+            device_flow.decide(record, user, True)
+        resp = self.http.post(
+            "/oauth/token",
+            data={"grant_type": DEVICE_GRANT, "device_code": flow["device_code"],
+                  "client_id": "cli_demo_kiosk"},
+        )  # fmt: skip
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["refresh_token"]
+
+    def _linked_terminal_token(self) -> str:
+        device = self.api(
+            "POST", "/api/v1/devices",
+            {"name": "Till POS", "status": "READY_TO_LINK", "appCode": "CLIENT"},
+        )["data"]  # fmt: skip
+        resp = self.http.post(
+            "/oauth/token",
+            data={"grant_type": LINK_GRANT, "link_code": device["linkCode"],
+                  "staff_code": self.admin["staff_code"], "password": self.admin["password"],
+                  "client_id": "cli_demo_pos"},
+            headers={"DPoP": self.pos_key.proof("POST", ISSUER + "/oauth/token")},
+        )  # fmt: skip
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["access_token"]
+
+
+def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
+    """Each entry prepares what n requests need and returns the request."""
+
+    def expect(resp, status: int) -> None:
+        if resp.status_code != status:
+            raise AssertionError(f"{resp.status_code}: {resp.get_data(as_text=True)[:300]}")
+
+    def cc():
+        def run():
+            expect(w.http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                               headers={"Authorization": w.service_auth}), 200)  # fmt: skip
+
+        return run
+
+    def cc_dpop():
+        proofs = iter(ProofKey().proofs(n, "POST", ISSUER + "/oauth/token"))
+
+        def run():
+            expect(w.http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                               headers={"Authorization": w.service_auth,
+                                        "DPoP": next(proofs)}), 200)  # fmt: skip
+
+        return run
+
+    def device_authorization():
+        def run():
+            expect(w.http.post("/oauth/device_authorization",
+                               data={"client_id": "cli_demo_kiosk"}), 200)  # fmt: skip
+
+        return run
+
+    def poll():
+        form = {"grant_type": DEVICE_GRANT, "device_code": w.device_code(),
+                "client_id": "cli_demo_kiosk"}  # fmt: skip
+
+        def run():
+            expect(w.http.post("/oauth/token", data=form), 400)  # pending, then slow_down
+
+        return run
+
+    def introspect():
+        form = {"token": w.service_token}
+
+        def run():
+            resp = w.http.post("/oauth/introspect", data=form,
+                               headers={"Authorization": w.service_auth})  # fmt: skip
+            expect(resp, 200)
+            assert resp.get_json()["active"] is True
+
+        return run
+
+    def refresh():
+        def run():  # each rotation's refresh token is the next request's
+            resp = w.http.post("/oauth/token", data={
+                "grant_type": "refresh_token", "refresh_token": w.kiosk_refresh,
+                "client_id": "cli_demo_kiosk"})  # fmt: skip
+            expect(resp, 200)
+            w.kiosk_refresh = resp.get_json()["refresh_token"]
+
+        return run
+
+    def me():
+        url = ISSUER + "/api/v1/devices/me"
+        proofs = iter(w.pos_key.proofs(n, "GET", url, w.pos_token))
+        auth = f"DPoP {w.pos_token}"
+
+        def run():
+            expect(w.http.get("/api/v1/devices/me",
+                              headers={"Authorization": auth, "DPoP": next(proofs)}), 200)  # fmt: skip
+
+        return run
+
+    def devices_page():
+        auth = f"Bearer {w.service_token}"
+
+        def run():
+            resp = w.http.get("/api/v1/devices?limit=50", headers={"Authorization": auth})
+            expect(resp, 200)
+
+        return run
+
+    def healthz():
+        def run():
+            expect(w.http.get("/healthz"), 200)
+
+        return run
+
+    return {
+        "client credentials token": cc,
+        "client credentials + DPoP": cc_dpop,
+        "device authorization": device_authorization,
+        "device_code poll (pending)": poll,
+        "introspection (active)": introspect,
+        "refresh with rotation": refresh,
+        "GET /devices/me (DPoP)": me,
+        "GET /devices?limit=50": devices_page,
+        "GET /healthz": healthz,
+    }
+
+
+def flask_hello() -> Callable[[], Callable[[], None]]:
+    from flask import Flask
+
+    hello = Flask("hello")
+    hello.add_url_rule("/", "hello", lambda: "Hello, World!")
+    http = hello.test_client()
+
+    def prepare():
+        def run():
+            assert http.get("/").status_code == 200
+
+        return run
+
+    return prepare
+
+
+def measure(prepare: Callable[[], Callable[[], None]], n: int) -> tuple[float, int]:
+    run = prepare()
+    for _ in range(min(200, n // 5)):  # warm-up: caches, connections
+        run()
+    run = prepare()
+    started = time.perf_counter()
+    for _ in range(n):
+        run()
+    elapsed = time.perf_counter() - started
+    run = prepare()
+    run()
+    profile = cProfile.Profile()
+    profile.enable()
+    run()
+    profile.disable()
+    calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+    return elapsed / n * 1000, calls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=2000, help="requests per scenario")
+    ap.add_argument("--json", action="store_true", help="one JSON line instead of the table")
+    args = ap.parse_args()
+    instance = tempfile.mkdtemp(prefix="authserver-bench-")
+    os.environ.setdefault("AUTHSERVER_INSTANCE_PATH", instance)
+    for k, v in BENCH_ENV.items():
+        os.environ.setdefault(k, v)
+    import logging
+
+    from authserver.observability import configure_logging
+
+    configure_logging()
+    for handler in logging.getLogger("authserver").handlers:
+        handler.setStream(open(os.devnull, "w"))  # type: ignore[attr-defined]  # noqa: SIM115
+    w = World()
+    backend = ("postgresql" if os.environ.get("DATABASE_URL") else "sqlite") + (
+        "+redis" if os.environ.get("REDIS_URL") else ""
+    )
+    rows = []
+    floor_ms, floor_calls = measure(flask_hello(), args.n)
+    rows.append(("Flask hello (floor)", floor_ms, floor_calls))
+    for name, prepare in scenarios(w, args.n + 400).items():
+        ms, calls = measure(prepare, args.n)
+        rows.append((name, ms, calls))
+    if args.json:
+        print(json.dumps({"backend": backend, "n": args.n, "results": [
+            {"scenario": r[0], "ms": round(r[1], 3), "calls": r[2],
+             "budget_ms": BUDGETS_MS.get(r[0])} for r in rows]}))  # fmt: skip
+        return
+    print(f"In-process, one thread, {args.n} requests each, backend {backend}")
+    print("| scenario | ms/request | × floor | Python calls | budget |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for name, ms, calls in rows:
+        budget = BUDGETS_MS.get(name)
+        verdict = "" if budget is None else f"≤ {budget} ms: {'met' if ms <= budget else 'NOT met'}"
+        print(f"| {name} | {ms:.3f} | {ms / floor_ms:.1f} | {calls} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
