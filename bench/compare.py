@@ -261,6 +261,7 @@ def start_peer(work: Path, pos_key: ProofKey) -> Target:
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+VERBOSE = False
 
 
 def spec(t: Target, scenario: str) -> dict[str, Any]:
@@ -333,9 +334,11 @@ def run_wrk(t: Target, scenario: str, seconds: float, work: Path, pos_key: Proof
         ["wrk", "-t2", "-c32", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA),
          t.base + s["path"], "--", str(config), "2"],
         capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    )  # fmt: skip
     cpu = cpu_seconds(t.proc.pid) - before
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if VERBOSE and out.stderr.strip():
+        print(out.stderr.strip()[:2000], file=sys.stderr)
     if "refresh" in s:  # the rotated tokens wrk held are the next run's
         t.m["refresh"] = Path(files["refresh_out"]).read_text().split()
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -345,6 +348,8 @@ def run_wrk(t: Target, scenario: str, seconds: float, work: Path, pos_key: Proof
         + result["missing_input"]
         + sum(result[k] for k in ("connect", "read", "write", "timeout"))
     )
+    if VERBOSE:
+        print(f"  {t.name} {scenario} {seconds}s: {json.dumps(result)}", file=sys.stderr)
     return result
 
 
@@ -356,7 +361,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s, 1 s warm-up")
     ap.add_argument("--only", help="comma-separated scenario keys: " + ",".join(SCENARIOS))
     ap.add_argument("--no-inprocess", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="each run's figures on stderr")
     args = ap.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 3, 1
     for tool in ("wrk", "node", "npm"):

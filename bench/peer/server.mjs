@@ -14,11 +14,12 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify } from 'j
 import Provider from 'oidc-provider';
 // Internals of oidc-provider 9.13.3 (no "exports" map, so deep imports resolve):
 //  - the library's own in-memory adapter keeps everything in ONE LRU of 1000 entries per
-//    generation; under benchmark load that evicts live refresh tokens, grants and DPoP replay
-//    records, so the same adapter is given a larger LRU (setStorage);
+//    generation (created per provider by createMemoryAdapter); under benchmark load that evicts
+//    live refresh tokens, grants and access tokens, so the same adapter class is given a larger
+//    LRU through the `adapter` factory option;
 //  - the per-provider state holds the grant type handlers (weak_cache), used to wrap
 //    client_credentials so that a request without `scope` gets all of the client's scopes.
-import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
@@ -63,7 +64,7 @@ const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const ACCESS_TOKEN_TTL = 900;
 const REFRESH_TOKEN_TTL = 30 * 86400;
 
-setStorage(new LRU({ maxSize: STORE_SIZE }));
+const storage = new LRU({ maxSize: STORE_SIZE });
 
 const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
 const signingJwk = {
@@ -89,6 +90,8 @@ const resourceServers = {
 };
 
 const provider = new Provider(ISSUER, {
+  // The in-memory adapter as shipped, over one bigger LRU (clockTolerance 0, the default).
+  adapter: (model) => new MemoryAdapter(model, storage, 0),
   clients: [
     {
       client_id: 'svc',

@@ -34,6 +34,7 @@ function init(args)
   missing = 0
   if cfg.proofs then proofs = share(cfg.proofs, id, n); next_proof = 0 end
   if cfg.refresh then pool = share(cfg.refresh, id, n) end
+  refresh_out = cfg.refresh_out  -- a string: done() reads it (wrk copies flat values only)
 end
 
 function request()
@@ -54,7 +55,10 @@ function request()
 end
 
 function response(status, headers, body)
-  if not cfg.ok[status] then bad = bad + 1 end
+  if not cfg.ok[status] then
+    bad = bad + 1
+    if bad <= 2 then io.stderr:write(string.format("unexpected %d: %s\n", status, body:sub(1, 300))) end
+  end
   if pool and status == 200 then
     local rt = string.match(body, '"refresh_token"%s*:%s*"([^"]+)"')
     if rt then table.insert(pool, rt) end
@@ -67,9 +71,9 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     bad_total = bad_total + (t:get("bad") or 0)
     missing_total = missing_total + (t:get("missing") or 0)
-    local c = t:get("cfg")
-    if c and c.refresh_out then
-      out = out or io.open(c.refresh_out, "w")
+    local path = t:get("refresh_out")
+    if path then
+      out = out or io.open(path, "w")
       for _, rt in ipairs(t:get("pool") or {}) do out:write(rt, "\n") end
     end
   end
