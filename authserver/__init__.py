@@ -16,6 +16,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from authserver import http_errors, metrics, observability, retention
 from authserver.config import Settings, load_settings
 from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore
+from authserver.fastjson import OrjsonProvider
+from authserver.hotreads import HotReads
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
@@ -69,6 +71,7 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=900,
     )
     app.session_interface = _CookieSessions()
+    app.json = OrjsonProvider(app)
     db.init_app(app)
     with app.app_context():
         engine = db.engine
@@ -103,6 +106,7 @@ def create_app(
     state.keyring = KeyRing(
         engine, KeyEncryptor(settings.key_encryption_key), settings.key_cache_seconds, now
     )
+    state.reads = HotReads(engine)
     app.extensions["authserver"] = state
 
     server = AuthServer()

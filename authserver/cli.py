@@ -192,11 +192,11 @@ def main(ctx: click.Context, output_format: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def serve(host: str, port: int) -> None:
-    """Create or upgrade the schema and keys, then serve with gunicorn.
+    """Create or upgrade the schema and keys, then serve (granian, AUTHSERVER_WORKERS processes).
 
     Without AUTHSERVER_ISSUER the issuer is http://HOST:PORT, so tokens name the address served.
     """
-    from authserver.serve import prepare_metrics_dir, run_gunicorn
+    from authserver.serve import prepare_metrics_dir, run
 
     if not os.environ.get("AUTHSERVER_ISSUER"):
         shown = f"[{host}]" if ":" in host else host
@@ -212,7 +212,7 @@ def serve(host: str, port: int) -> None:
         get_state().store.ping()  # REDIS_URL (or the database) reachable before anyone calls
         settings = get_state().settings
         prepare_metrics_dir(settings.instance_path)
-        db.engine.dispose()  # no pooled connection crosses into the forked workers
+        db.engine.dispose()  # no pooled connection crosses into the workers
     click.echo(
         json.dumps(
             {
@@ -224,7 +224,7 @@ def serve(host: str, port: int) -> None:
         ),
         err=True,
     )
-    run_gunicorn(host, port, settings.workers, settings.threads)
+    run(host, port, settings.workers, settings.threads)
 
 
 def _check_port_free(host: str, port: int) -> None:

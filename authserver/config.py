@@ -229,8 +229,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_request_bytes=_int(env, "AUTHSERVER_MAX_REQUEST_BYTES", 16384, 1024),
         client_auth_failure_limit=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_LIMIT", 20),
         client_auth_failure_window=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_WINDOW", 60),
-        workers=_int(env, "AUTHSERVER_WORKERS", 1 if embedded else 2 * (os.cpu_count() or 1)),
-        threads=_int(env, "AUTHSERVER_THREADS", 8),
+        # One process per core (granian workers share the socket), a few threads each for the
+        # time spent waiting on the database or Redis.
+        workers=_int(env, "AUTHSERVER_WORKERS", os.cpu_count() or 1),
+        threads=_int(env, "AUTHSERVER_THREADS", 4),
         redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
         dpop_max_age=_int(env, "AUTHSERVER_DPOP_MAX_AGE", 60, 10),
         dpop_max_future=_int(env, "AUTHSERVER_DPOP_MAX_FUTURE", 10, 0),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, metrics, revocation, tokens
@@ -81,7 +81,19 @@ def check_label(error: type[DecisionError], what: str, value: str | None, limit:
 class StartedAuthorization:
     device_code: str
     user_code: str  # formatted XXXXX-XXXXX
-    record: DeviceAuthorization
+    id: str
+
+
+# Built once (no statement construction per request); Core, not the ORM's unit of work.
+_DELETE_EXPIRED_USER_CODE = (
+    delete(DeviceAuthorization)
+    .where(
+        DeviceAuthorization.user_code_hash == bindparam("b_user_code_hash"),
+        DeviceAuthorization.expires_at <= bindparam("b_now"),
+    )
+    .execution_options(synchronize_session=False)
+)
+_INSERT = insert(DeviceAuthorization)
 
 
 def start(
@@ -99,34 +111,32 @@ def start(
         user_code = credentials.new_user_code()
         ucode_hash = user_code_hash(user_code)
         # A user code must be unique among live codes; an expired one may be reused.
-        db.session.execute(
-            delete(DeviceAuthorization).where(
-                DeviceAuthorization.user_code_hash == ucode_hash,
-                DeviceAuthorization.expires_at <= t,
-            )
-        )
-        record = DeviceAuthorization(
-            id=new_id("dva"),
-            device_code_hash=device_code_hash,
-            user_code_hash=ucode_hash,
-            client_id=client.client_id,
-            tenant_id=client.tenant_id,
-            scope=scope,
-            device_name=device_name,
-            system_information=system_information,
-            dpop_jkt=dpop_jkt,
-            interval=settings.device_poll_interval,
-            created_at=t,
-            expires_at=t + settings.device_code_ttl,
-            status=AuthorizationStatus.PENDING,
-        )
-        db.session.add(record)
+        db.session.execute(_DELETE_EXPIRED_USER_CODE, {"b_user_code_hash": ucode_hash, "b_now": t})
+        record_id = new_id("dva")
         try:
+            db.session.execute(
+                _INSERT,
+                {
+                    "id": record_id,
+                    "device_code_hash": device_code_hash,
+                    "user_code_hash": ucode_hash,
+                    "client_id": client.client_id,
+                    "tenant_id": client.tenant_id,
+                    "scope": scope,
+                    "device_name": device_name,
+                    "system_information": system_information,
+                    "dpop_jkt": dpop_jkt,
+                    "interval": settings.device_poll_interval,
+                    "created_at": t,
+                    "expires_at": t + settings.device_code_ttl,
+                    "status": AuthorizationStatus.PENDING,
+                },
+            )
             db.session.commit()
         except IntegrityError:
             db.session.rollback()  # a live code with the same user code: draw again
             continue
-        return StartedAuthorization(device_code, format_user_code(user_code), record)
+        return StartedAuthorization(device_code, format_user_code(user_code), record_id)
     raise RuntimeError("could not draw a unique user code")
 
 
@@ -328,13 +338,22 @@ def find_for_client(client: OAuthClient, device_code: str) -> DeviceAuthorizatio
     """The transaction of ``device_code`` if it is this client's (another client's code is as
     unknown as a made-up one)."""
     record = db.session.scalar(
-        select(DeviceAuthorization).where(
-            DeviceAuthorization.device_code_hash == credentials.device_code_hash(device_code)
-        )
+        _BY_DEVICE_CODE, {"b_hash": credentials.device_code_hash(device_code)}
     )
     if record is None or record.client_id != client.client_id:
         return None
     return record
+
+
+_BY_DEVICE_CODE = select(DeviceAuthorization).where(
+    DeviceAuthorization.device_code_hash == bindparam("b_hash")
+)
+_GROW_INTERVAL = (
+    update(DeviceAuthorization)
+    .where(DeviceAuthorization.id == bindparam("b_id"))
+    .values(interval=bindparam("b_interval"))
+    .execution_options(synchronize_session=False)
+)
 
 
 class Poll(StrEnum):
@@ -355,12 +374,9 @@ def poll(record: DeviceAuthorization) -> Poll:
     if state.store.claim_once(slot, ttl=record.interval - POLL_TOLERANCE):
         return Poll.PENDING
     interval = min(record.interval + SLOW_DOWN_STEP, state.settings.device_code_ttl)
-    db.session.execute(
-        update(DeviceAuthorization)
-        .where(DeviceAuthorization.id == record.id)
-        .values(interval=interval)
-    )
-    db.session.commit()
+    if interval != record.interval:  # at the cap already: nothing to write
+        db.session.execute(_GROW_INTERVAL, {"b_id": record.id, "b_interval": interval})
+        db.session.commit()
     # The interval counts from this request too: the next poll is due `interval` from now.
     # One atomic write, so the slot is never free in between for a concurrent poll.
     state.store.hold(slot, ttl=interval - POLL_TOLERANCE)

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, credentials, tokens
+from authserver.hotreads import hot
 from authserver.models import (
     AppCode,
     Device,
@@ -127,17 +128,57 @@ def set_device_locations(device_id: str, location_ids: list[str]) -> None:
         )
 
 
+# Reads build no statement per request: these are built once, with bound parameters, so
+# SQLAlchemy's compiled cache answers; they select columns (rows, not ORM objects).
+DEVICE_COLUMNS = tuple(c for c in Device.__table__.c if c.name != "link_code_hash")  # type: ignore[attr-defined]
+_DEVICE_WITH_LOCATIONS = (
+    select(*DEVICE_COLUMNS, DeviceLocation.location_id.label("joined_location_id"))
+    .outerjoin(DeviceLocation, DeviceLocation.device_id == Device.id)
+    .where(
+        Device.id == bindparam("device_id"),
+        Device.tenant_id == bindparam("tenant_id"),
+        Device.deleted_at.is_(None),
+    )
+    .order_by(DeviceLocation.location_id)
+)
+
+
 def locations_of(device_ids: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {d: [] for d in device_ids}
     if device_ids:
-        rows = db.session.execute(
-            select(DeviceLocation.device_id, DeviceLocation.location_id)
-            .where(DeviceLocation.device_id.in_(device_ids))
-            .order_by(DeviceLocation.location_id)
-        )
-        for device_id, location_id in rows:
+        stmt = _locations_of(len(device_ids))
+        params = {f"d{i}": device_id for i, device_id in enumerate(device_ids)}
+        for device_id, location_id in hot().all(stmt, params):
             out[device_id].append(location_id)
     return out
+
+
+_LOCATIONS_OF_N: dict[int, Any] = {}
+
+
+def _locations_of(n: int) -> Any:
+    """The locations of n devices: one statement per n, built once (a page is at most 100)."""
+    stmt = _LOCATIONS_OF_N.get(n)
+    if stmt is None:
+        stmt = _LOCATIONS_OF_N[n] = (
+            select(DeviceLocation.device_id, DeviceLocation.location_id)
+            .where(DeviceLocation.device_id.in_([bindparam(f"d{i}") for i in range(n)]))
+            .order_by(DeviceLocation.location_id)
+        )
+    return stmt
+
+
+def read_device(tenant_id: str, device_id: str) -> tuple[Any, list[str]]:
+    """A device of the tenant (a row with the model's attribute names) and its location ids, in
+    one statement: the read path of ``GET /devices/me`` and ``GET /devices/{id}``."""
+    rows = (
+        hot().all(_DEVICE_WITH_LOCATIONS, {"device_id": device_id, "tenant_id": tenant_id})
+        if _ID.fullmatch(device_id)
+        else []
+    )
+    if not rows:
+        raise NotFoundProblem("No such device.")
+    return rows[0], [r.joined_location_id for r in rows if r.joined_location_id is not None]
 
 
 def get_device(tenant_id: str, device_id: str) -> Device:
@@ -178,17 +219,59 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int) -> Page[Device]:
-    stmt = select(Device).where(Device.tenant_id == tenant_id, Device.deleted_at.is_(None))
+def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int) -> Page[Any]:
+    """One page of the tenant's devices, as rows with the model's attribute names."""
+    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
+    if after is not None:
+        params["after_key"], params["after_id"] = after
+    for name, value in (
+        ("location_id", query.location_id),
+        ("origin", query.origin),
+        ("status", query.status),
+        ("app_code", query.app_code),
+        ("external_id", query.external_id),
+    ):
+        if value is not None:
+            params[name] = value
+    if query.name is not None:
+        params["name"] = _like(query.name)
+    if query.q is not None:
+        params["q"] = _like(query.q)
+    rows = hot().all(_search_statement(query, after is not None), params)
+    return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
+
+
+# One statement per shape of search (sort, direction, which filters), built on first use with
+# bound parameters: later searches of that shape build nothing. At most 4 x 2 x 2 x 2^7 shapes.
+_SEARCHES: dict[tuple[Any, ...], Any] = {}
+
+
+def _search_statement(query: DeviceQuery, has_after: bool) -> Any:
+    shape = (
+        query.sort_by,
+        query.descending,
+        has_after,
+        *(
+            value is not None
+            for value in (query.location_id, query.name, query.origin, query.status,
+                          query.app_code, query.external_id, query.q)
+        ),
+    )  # fmt: skip
+    stmt = _SEARCHES.get(shape)
+    if stmt is not None:
+        return stmt
+    stmt = select(*DEVICE_COLUMNS).where(
+        Device.tenant_id == bindparam("tenant_id"), Device.deleted_at.is_(None)
+    )
     if query.location_id is not None:
         stmt = stmt.where(
             exists().where(
                 DeviceLocation.device_id == Device.id,
-                DeviceLocation.location_id == query.location_id,
+                DeviceLocation.location_id == bindparam("location_id"),
             )
         )
     if query.name is not None:
-        stmt = stmt.where(func.lower(Device.name).like(_like(query.name), escape="\\"))
+        stmt = stmt.where(func.lower(Device.name).like(bindparam("name"), escape="\\"))
     for column, value in (
         (Device.origin, query.origin),
         (Device.status, query.status),
@@ -196,16 +279,19 @@ def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int)
         (Device.external_id, query.external_id),
     ):
         if value is not None:
-            stmt = stmt.where(column == value)
+            stmt = stmt.where(column == bindparam(column.key))
     if query.q is not None:
-        pattern = _like(query.q)
+        pattern: Any = bindparam("q")
         stmt = stmt.where(
             func.lower(Device.name).like(pattern, escape="\\")
             | func.lower(Device.external_id).like(pattern, escape="\\")
             | func.lower(Device.identifier).like(pattern, escape="\\")
         )
-    key, last_key = SORT_KEYS[query.sort_by]
-    return keyset_page(stmt, key, Device.id, after, limit, last_key, query.descending)
+    key, _ = SORT_KEYS[query.sort_by]
+    after: Any = (bindparam("after_key"), bindparam("after_id")) if has_after else None
+    stmt = keyset(stmt, key, Device.id, after, query.descending).limit(bindparam("limit"))
+    _SEARCHES[shape] = stmt
+    return stmt
 
 
 def _issue_link_code(device: Device) -> str:

@@ -9,6 +9,8 @@ closed), the app turns it into a 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
@@ -40,6 +42,9 @@ class EphemeralStore(Protocol):
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         """Count one event in a fixed window; returns (count including this one, seconds left)."""
+
+    def hit_many(self, items: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        """``hit`` for each distinct ``(key, window)``, in one round trip; results in order."""
 
     def count(self, key: str) -> int:
         """The current count of a window without adding to it (0 once it has expired)."""
@@ -158,6 +163,20 @@ class RedisStore:
         count, left = self._call(lambda: self._hit(keys=[self._k(key)], args=args))
         return int(count), max(1, -(-int(left) // 1000))
 
+    def hit_many(self, items: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        if len({key for key, _ in items}) != len(items):
+            raise ValueError("hit_many needs distinct keys")
+        now = self._now_ms()
+
+        def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, window in items:
+                ms = window * 1000
+                self._hit(keys=[self._k(key)], args=[now, now + ms, ms + _GRACE_MS], client=pipe)
+            return pipe.execute()
+
+        return [(int(c), max(1, -(-int(left) // 1000))) for c, left in self._call(run)]
+
     def count(self, key: str) -> int:
         c, e = self._call(lambda: self._redis.hmget(self._k(key), "c", "e"))
         if c is None or e is None or int(e) <= self._now_ms():
@@ -236,40 +255,61 @@ class SqlStore:
         # Errors of the database or the connection (refused, dropped, SQLite busy past its
         # timeout), as opposed to a bug in a statement.
         self._unavailable = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError)
+        self._local = threading.local()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _run(self, sql: str, params: tuple[Any, ...], rows: str = "none") -> Any:
-        """One statement in its own transaction; ``rows``: none, one or all."""
-        for attempt in (1, 2):
+    def _connection(self) -> Any:
+        """This thread's own connection, in autocommit mode: every statement is its own
+        transaction, and no pool checkout, reset or commit round trip is paid per operation.
+        Made from the engine (its connect-time settings: SQLite's WAL and busy timeout), then
+        detached from the pool."""
+        fairy = getattr(self._local, "fairy", None)
+        if fairy is None:
             try:
-                conn = self._engine.raw_connection()
+                fairy = self._engine.raw_connection()
             except self._unavailable as exc:
                 raise StoreUnavailable("database unreachable") from exc
+            fairy.detach()
+            raw: Any = fairy.dbapi_connection
+            if self._mark == "?":
+                raw.isolation_level = None  # sqlite3: autocommit
+            else:
+                raw.autocommit = True
+            self._local.fairy = fairy
+        return fairy.dbapi_connection
+
+    def _drop_connection(self) -> None:
+        fairy = getattr(self._local, "fairy", None)
+        self._local.fairy = None
+        if fairy is not None:
+            with contextlib.suppress(Exception):
+                fairy.dbapi_connection.close()
+
+    def _run(self, sql: str, params: tuple[Any, ...], rows: str = "none") -> Any:
+        """One statement, committed on its own; ``rows``: none, one or all."""
+        for attempt in (1, 2):
+            conn = self._connection()
             try:
                 cur = conn.cursor()
-                cur.execute(sql, params)
-                out = (
-                    None if rows == "none" else cur.fetchone() if rows == "one" else cur.fetchall()
-                )
-                cur.close()
-                conn.commit()
-                return out
+                try:
+                    cur.execute(sql, params)
+                    if rows == "none":
+                        return None
+                    return cur.fetchone() if rows == "one" else cur.fetchall()
+                finally:
+                    cur.close()
             except self._unavailable as exc:
                 dropped = self._engine.dialect.is_disconnect(
                     exc,  # type: ignore[arg-type]
-                    conn.dbapi_connection,
+                    conn,
                     None,
                 )
-                conn.invalidate()
+                if dropped:
+                    self._drop_connection()
                 if attempt == 2 or not dropped:
                     raise StoreUnavailable("database unreachable") from exc
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                conn.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _maybe_sweep(self) -> None:
@@ -298,6 +338,23 @@ class SqlStore:
         self._maybe_sweep()
         count, expires = row
         return int(count), max(1, -(-(int(expires) - now) // 1000))
+
+    def hit_many(self, items: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        if len(items) == 1:
+            return [self.hit(*items[0])]
+        keys = [_check_key(key) for key, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("hit_many needs distinct keys")
+        now = self._now_ms()
+        values = ", ".join([f"({self._mark}, 1, {self._mark})"] * len(items))
+        sql = self._sql["hit_many"].replace("(VALUES)", values)
+        params: list[Any] = []
+        for key, window in items:
+            params += [key, now + window * 1000]
+        rows = self._run(sql, (*params, now, now), "all")
+        self._maybe_sweep()
+        found = {key: (int(count), int(expires)) for key, count, expires in rows}
+        return [(found[key][0], max(1, -(-(found[key][1] - now) // 1000))) for key in keys]
 
     def count(self, key: str) -> int:
         row = self._run(self._sql["count"], (_check_key(key), self._now_ms()), "one")
@@ -346,6 +403,13 @@ _SQL = {
     "expires_at_ms = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN excluded.expires_at_ms "
     "ELSE ephemeral_entries.expires_at_ms END "
     "RETURNING counter, expires_at_ms",
+    "hit_many": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (VALUES) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "counter = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN 1 "
+    "ELSE ephemeral_entries.counter + 1 END, "
+    "expires_at_ms = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN excluded.expires_at_ms "
+    "ELSE ephemeral_entries.expires_at_ms END "
+    "RETURNING key, counter, expires_at_ms",
     "count": "SELECT counter FROM ephemeral_entries WHERE key = ? AND expires_at_ms > ?",
     "give_back": "UPDATE ephemeral_entries SET counter = counter - 1 "
     "WHERE key = ? AND expires_at_ms > ? AND counter > 0",

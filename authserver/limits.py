@@ -64,10 +64,13 @@ class Attempt:
 def charge(store: EphemeralStore, charges: list[tuple[Limit, str]]) -> Attempt:
     """Charge one attempt to each ``(limit, identity)``; raises ``Throttled`` when one is full."""
     attempt = Attempt(store)
-    for limit, ident in charges:
-        key = _key(limit, ident)
-        count, left = store.hit(key, limit.window)
-        attempt.keys.append(key)
+    keys = [_key(limit, ident) for limit, ident in charges]
+    # Every charge in one round trip (one statement, or one Redis pipeline); each is atomic.
+    counts = store.hit_many(
+        [(key, limit.window) for key, (limit, _) in zip(keys, charges, strict=True)]
+    )
+    attempt.keys.extend(keys)
+    for (limit, _), (count, left) in zip(charges, counts, strict=True):
         if count > limit.attempts:
             attempt.succeeded()  # nothing was evaluated: the refused attempt costs nothing
             raise Throttled(limit, left)

@@ -54,8 +54,10 @@ def keyset_page(
     limit: int,
     last_key: Callable[[Any], Any],
     descending: bool = False,
+    rows: bool = False,
 ) -> Page[Any]:
-    """Run ``query`` for one page of ``limit`` rows ordered by (``key``, ``id_column``)."""
+    """Run ``query`` for one page of ``limit`` items ordered by (``key``, ``id_column``): ORM
+    objects, or with ``rows`` the rows of a query of columns (cheaper, read-only)."""
     stmt = keyset(query, key, id_column, after, descending).limit(limit + 1)
-    rows = list(db.session.scalars(stmt))
-    return Page(rows[:limit], len(rows) > limit, last_key)
+    items = list(db.session.execute(stmt) if rows else db.session.scalars(stmt))
+    return Page(items[:limit], len(items) > limit, last_key)

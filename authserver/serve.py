@@ -1,4 +1,11 @@
-"""Serving with gunicorn (threaded workers), the production WSGI server for both deployments."""
+"""Serving with granian: the production server of both deployments.
+
+Granian (a Rust HTTP server with Python WSGI workers) keeps every core busy with keep-alive
+clients: its workers share the listening socket and each runs its own Python interpreter, so a
+busy connection on one worker does not leave the other idle (gunicorn's threaded workers did;
+bench/compare.py measured both). ``authserver serve`` prepares the database and keys in the
+parent, then starts ``AUTHSERVER_WORKERS`` processes of ``AUTHSERVER_THREADS`` threads each.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
 
+def worker_app() -> Any:
+    """Each worker builds its own app: no connection or lock is shared between processes."""
+    from authserver import create_app
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any], hello: bool = False) -> None:
-        self.options = options
-        self.hello = hello
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        if self.hello:
-            return hello_app()
-        # Each worker builds its own app after the fork: no connection or lock is shared.
-        from authserver import create_app
-
-        return create_app()
+    return create_app()
 
 
 def hello_app() -> Any:
@@ -35,12 +28,6 @@ def hello_app() -> Any:
     app = Flask("hello")
     app.add_url_rule("/", "hello", lambda: "Hello, World!")
     return app
-
-
-def _child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
 
 
 def prepare_metrics_dir(instance: Path) -> None:
@@ -54,27 +41,29 @@ def prepare_metrics_dir(instance: Path) -> None:
         stale.unlink()
 
 
-def run_gunicorn(host: str, port: int, workers: int, threads: int, hello: bool = False) -> None:
-    _Gunicorn(
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "timeout": 30,
-            "graceful_timeout": 10,
-            "keepalive": 5,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": "info",
-            "limit_request_line": 8190,
-            "limit_request_fields": 100,
-            "limit_request_field_size": 8190,
-            "control_socket_disable": True,
-            "child_exit": _child_exit,
-        },
-        hello,
-    ).run()
+def run(host: str, port: int, workers: int, threads: int, hello: bool = False) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    Granian(
+        "authserver.serve:hello_app" if hello else "authserver.serve:worker_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        http=HTTPModes.http1,
+        workers=workers,
+        blocking_threads=threads,
+        backlog=2048,
+        # Slow or stalled clients cannot hold a worker: headers must arrive within 10 s.
+        http1_settings=HTTP1Settings(header_read_timeout=10_000, keep_alive=True),
+        respawn_failed_workers=True,
+        workers_kill_timeout=10,
+        log_level=LogLevels.warning,  # the app writes its own JSON request log
+        log_access=False,
+    ).serve()
 
 
 if __name__ == "__main__":  # python -m authserver.serve --hello --port N (bench/compare.py)
@@ -87,4 +76,4 @@ if __name__ == "__main__":  # python -m authserver.serve --hello --port N (bench
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args()
     settings = load_settings()
-    run_gunicorn("127.0.0.1", args.port, settings.workers, settings.threads, hello=True)
+    run("127.0.0.1", args.port, settings.workers, settings.threads, hello=True)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from authserver.config import Settings
     from authserver.ephemeral import EphemeralStore
+    from authserver.hotreads import HotReads
     from authserver.security import Hasher
     from grants.dpop import DPoPVerifier
     from keys.jwks import KeyRing
@@ -26,6 +27,7 @@ class AppState:
     keyring: KeyRing
     dpop: DPoPVerifier
     server: AuthorizationServer | None = None
+    reads: HotReads | None = None
     # authserver.clients: client id -> (configuration version, monotonic time read, view).
     client_cache: dict[str, Any] = field(default_factory=dict)
     # Tests replace this to control time; None means the wall clock.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 
 from authserver import audit, revocation
 from authserver.credentials import (
@@ -27,6 +27,7 @@ from authserver.credentials import (
     new_refresh_token,
     refresh_token_hash,
 )
+from authserver.hotreads import hot
 from authserver.models import (
     Device,
     DeviceStatus,
@@ -162,7 +163,7 @@ def issue_token_set(
     scope: str,
     access_jkt: str | None,
     *,
-    family: RefreshFamily | None = None,
+    family: RefreshFamily | FamilyView | None = None,
     on_issue: Callable[[IssuedAccessToken], None] | None = None,
 ) -> dict[str, Any]:
     """Issue an access token (bound to ``access_jkt``), a refresh token of ``family`` if given
@@ -330,12 +331,38 @@ def access_token_is_live(token: AccessTokenView) -> bool:
     return not revocation.is_revoked(token.jti_hash, token.issued_ms, token.subjects())
 
 
-@dataclass
-class RefreshTokenRecord:
-    """A refresh token looked up for introspection or revocation (Authlib's TokenMixin)."""
+@dataclass(frozen=True)
+class FamilyView:
+    """A refresh family as read with its token (``find_refresh_token``)."""
 
-    token: RefreshToken
-    family: RefreshFamily
+    id: str
+    client_id: str
+    tenant_id: str
+    subject: str
+    user_id: str | None
+    device_id: str | None
+    scope: str
+    jkt: str | None
+    auth_time: int | None
+    expires_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class RefreshTokenRecord:
+    """A refresh token with its family, and the state of the device and user the grant stands
+    on, read in one statement (Authlib's TokenMixin for introspection and revocation)."""
+
+    token_hash: str
+    issued_at: int
+    expires_at: int
+    used_at: int | None
+    family: FamilyView
+    device_status: str | None = None
+    device_deleted_at: int | None = None
+    device_origin: str | None = None
+    device_jkt: str | None = None
+    user_active: bool | None = None
     kind = "refresh_token"
 
     def check_client(self, client: OAuthClient) -> bool:
@@ -346,24 +373,54 @@ class RefreshTokenRecord:
 
     def is_expired(self) -> bool:
         t = now()
-        return t >= self.token.expires_at or t >= self.family.expires_at
+        return t >= self.expires_at or t >= self.family.expires_at
 
     def is_revoked(self) -> bool:
-        return self.family.revoked_at is not None or self.token.used_at is not None
+        return self.family.revoked_at is not None or self.used_at is not None
+
+    def grant_is_live(self) -> bool:
+        """``grant_is_live`` for this token's device and user, from what was read with it."""
+        fam = self.family
+        if fam.device_id is not None and (
+            self.device_status != DeviceStatus.ACTIVE or self.device_deleted_at is not None
+        ):
+            return False
+        return fam.user_id is None or self.user_active is True
+
+
+_FAMILY_FIELDS = [f for f in FamilyView.__dataclass_fields__]
+_REFRESH_LOOKUP = (
+    select(
+        RefreshToken.token_hash,
+        RefreshToken.issued_at,
+        RefreshToken.expires_at,
+        RefreshToken.used_at,
+        *(getattr(RefreshFamily, f).label(f"f_{f}") for f in _FAMILY_FIELDS),
+        Device.status.label("device_status"),
+        Device.deleted_at.label("device_deleted_at"),
+        Device.origin.label("device_origin"),
+        Device.dpop_jkt.label("device_jkt"),
+        User.active.label("user_active"),
+    )
+    .join(RefreshFamily, RefreshFamily.id == RefreshToken.family_id)
+    .outerjoin(Device, Device.id == RefreshFamily.device_id)
+    .outerjoin(User, User.id == RefreshFamily.user_id)
+    .where(RefreshToken.token_hash == bindparam("token_hash"))
+)
 
 
 def find_refresh_token(token: str) -> RefreshTokenRecord | None:
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None
-    row = db.session.execute(
-        select(RefreshToken, RefreshFamily)
-        .join(RefreshFamily, RefreshFamily.id == RefreshToken.family_id)
-        .where(RefreshToken.token_hash == refresh_token_hash(token))
-    ).first()
-    return RefreshTokenRecord(row[0], row[1]) if row else None
+    row = hot().first(_REFRESH_LOOKUP, {"token_hash": refresh_token_hash(token)})
+    if row is None:
+        return None
+    data = row._asdict()
+    family = FamilyView(**{f: data.pop(f"f_{f}") for f in _FAMILY_FIELDS})
+    return RefreshTokenRecord(family=family, **data)
 
 
-def issue_refresh_token(family: RefreshFamily) -> str:
+def issue_refresh_token(family: RefreshFamily | FamilyView) -> str:
     """A new opaque refresh token in ``family``, stored as a keyed hash (the caller commits).
 
     It expires after the idle lifetime, and never after the family's absolute lifetime.
@@ -371,15 +428,20 @@ def issue_refresh_token(family: RefreshFamily) -> str:
     settings = get_state().settings
     token, token_hash = new_refresh_token()
     t = now()
-    db.session.add(
-        RefreshToken(
-            token_hash=token_hash,
-            family_id=family.id,
-            issued_at=t,
-            expires_at=min(t + settings.refresh_token_idle_ttl, family.expires_at),
-        )
+    db.session.flush()  # a family just started is written first (the token refers to it)
+    db.session.execute(
+        _INSERT_REFRESH_TOKEN,
+        {
+            "token_hash": token_hash,
+            "family_id": family.id,
+            "issued_at": t,
+            "expires_at": min(t + settings.refresh_token_idle_ttl, family.expires_at),
+        },
     )
     return token
+
+
+_INSERT_REFRESH_TOKEN = insert(RefreshToken)
 
 
 def revoke_access_token(token: AccessTokenView) -> None:
@@ -443,7 +505,7 @@ class Rotation(StrEnum):
     REVOKED = "revoked"  # the family was revoked meanwhile
 
 
-def reuse_detected(fam: RefreshFamily) -> None:
+def reuse_detected(fam: RefreshFamily | FamilyView) -> None:
     """A rotated-out refresh token came back: someone holds a copy. Revoke the family (the
     current refresh token and every access token issued from it), record it, commit."""
     revoke_family(fam.id, "reuse_detected")
@@ -462,28 +524,39 @@ def rotate_refresh_token(record: RefreshTokenRecord) -> Rotation:
     ``ROTATED``; the other finds it used (``REUSED``, the family is then revoked) or the family
     revoked (``REVOKED``). On ``ROTATED`` the caller issues the successor and commits."""
     fam = record.family
-    # The family row is locked first (PostgreSQL; SQLite serialises writers anyway), so a
-    # revocation of the family either happens before (and this UPDATE finds it revoked) or
-    # waits for this commit (and then also revokes the access token issued with it).
-    db.session.execute(select(RefreshFamily.id).where(RefreshFamily.id == fam.id).with_for_update())
+    if db.engine.dialect.name == "postgresql":
+        # The family row is locked first, so a revocation of the family either happens before
+        # (and the UPDATE below finds it revoked) or waits for this commit (and then also
+        # revokes the access token issued with it). SQLite serialises writers anyway: the
+        # UPDATE below takes the database's write lock.
+        db.session.execute(_LOCK_FAMILY, {"family_id": fam.id})
     won = db.session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash == record.token.token_hash,
-            RefreshToken.used_at.is_(None),
-            exists().where(RefreshFamily.id == fam.id, RefreshFamily.revoked_at.is_(None)),
-        )
-        .values(used_at=now())
+        _ROTATE, {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": now()}
     ).rowcount  # type: ignore[attr-defined]
     if won == 1:
         return Rotation.ROTATED
     db.session.rollback()
-    db.session.refresh(fam)
-    if fam.revoked_at is not None:
+    revoked_at = db.session.scalar(
+        select(RefreshFamily.revoked_at).where(RefreshFamily.id == fam.id)
+    )
+    if revoked_at is not None:
         return Rotation.REVOKED
     reuse_detected(fam)
     return Rotation.REUSED
 
 
-def device_of_family(fam: RefreshFamily) -> Device | None:
-    return db.session.get(Device, fam.device_id) if fam.device_id else None
+_LOCK_FAMILY = (
+    select(RefreshFamily.id).where(RefreshFamily.id == bindparam("family_id")).with_for_update()
+)
+_ROTATE = (
+    update(RefreshToken)
+    .where(
+        RefreshToken.token_hash == bindparam("b_token_hash"),
+        RefreshToken.used_at.is_(None),
+        exists().where(
+            RefreshFamily.id == bindparam("b_family_id"), RefreshFamily.revoked_at.is_(None)
+        ),
+    )
+    .values(used_at=bindparam("b_used_at"))
+    .execution_options(synchronize_session=False)
+)

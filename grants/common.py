@@ -18,7 +18,13 @@ from authserver import metrics
 from authserver.models import OAuthClient, RefreshFamily
 from authserver.security import now_float
 from authserver.state import get_state
-from authserver.tokens import IssuedAccessToken, TokenSubject, issue_token_set, start_family
+from authserver.tokens import (
+    FamilyView,
+    IssuedAccessToken,
+    TokenSubject,
+    issue_token_set,
+    start_family,
+)
 from grants.dpop import DPoPProof, InvalidDPoPProof
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -96,7 +102,7 @@ def token_response(
     scope: str,
     proof: DPoPProof | None = None,
     *,
-    family: RefreshFamily | None = None,
+    family: RefreshFamily | FamilyView | None = None,
     on_issue: Callable[[IssuedAccessToken], None] | None = None,
 ) -> dict[str, Any]:
     """Issue the token set, record it, commit, and build the RFC 6749 §5.1 response body.

@@ -25,9 +25,7 @@ from authserver.tokens import (
     RefreshTokenRecord,
     Rotation,
     TokenSubject,
-    device_of_family,
     find_refresh_token,
-    grant_is_live,
     reuse_detected,
     rotate_refresh_token,
 )
@@ -57,7 +55,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if record is None or not record.check_client(client):
             raise InvalidGrantError("Unknown refresh token.")
         fam = record.family
-        if record.token.used_at is not None and fam.revoked_at is None:
+        if record.used_at is not None and fam.revoked_at is None:
             # RFC 9700 §4.14.2: a rotated-out token came back; someone holds a copy.
             reuse_detected(fam)
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
@@ -66,17 +64,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if fam.jkt and (proof is None or proof.jkt != fam.jkt):
             # RFC 9449 §5: a bound refresh token needs a proof by the same key.
             raise InvalidDPoPProof("key does not match the refresh token's binding")
-        device = device_of_family(fam)
         if (
-            device is not None
-            and device.origin == "link"
-            and device.dpop_jkt
-            and (proof is None or proof.jkt != device.dpop_jkt)
+            record.device_origin == "link"
+            and record.device_jkt
+            and (proof is None or proof.jkt != record.device_jkt)
         ):
             # A terminal linked with a DPoP key stays bound to it whatever its client is (the
             # link grant's promise); elsewhere RFC 9449 §5 binds public clients' families only.
             raise InvalidDPoPProof("key does not match the device's key")
-        if not grant_is_live(family_id=None, device_id=fam.device_id, user_id=fam.user_id):
+        if not record.grant_is_live():
             # A grant dies with its device (blocked, unlinked, deleted) or user (deactivated).
             raise InvalidGrantError("The device or user of this grant is no longer active.")
 

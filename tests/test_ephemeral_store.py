@@ -41,6 +41,21 @@ def test_hit_counts_within_a_window(store, clock):
     assert 1 <= retry_after <= 60
 
 
+def test_hit_many_counts_each_key_in_its_own_window_in_order(store, clock):
+    a, b, c = (f"ctr:{uuid.uuid4().hex}" for _ in range(3))
+    store.hit(b, window=60)
+    store.hit(b, window=60)
+    assert store.hit_many([(a, 10), (b, 60), (c, 30)]) == [(1, 10), (3, 60), (1, 30)]
+    clock.advance(11)  # a's window is over, b's and c's are not
+    counts = store.hit_many([(c, 30), (a, 10), (b, 60)])
+    assert [n for n, _ in counts] == [2, 1, 4]
+    assert [left for _, left in counts] == [19, 10, 49]
+    assert (store.count(a), store.count(b), store.count(c)) == (1, 4, 2)
+    assert store.hit_many([(a, 10)]) == [(2, 10)]
+    with pytest.raises(ValueError):
+        store.hit_many([(a, 10), (a, 10)])
+
+
 def test_values(store):
     key = f"val:{uuid.uuid4().hex}"
     assert store.get(key) is None

@@ -16,7 +16,6 @@ from authserver.tokens import (
     access_token_is_live,
     find_access_token,
     find_refresh_token,
-    grant_is_live,
     revoke_access_token,
     revoke_family,
 )
@@ -77,14 +76,14 @@ class Introspection(IntrospectionEndpoint):
             jkt = record.jkt
         else:
             fam = token.family
-            if not grant_is_live(family_id=None, device_id=fam.device_id, user_id=fam.user_id):
+            if not token.grant_is_live():
                 return {"active": False}
             body = {
                 "active": True,
                 "client_id": fam.client_id,
                 "scope": fam.scope,
-                "exp": min(token.token.expires_at, fam.expires_at),
-                "iat": token.token.issued_at,
+                "exp": min(token.expires_at, fam.expires_at),
+                "iat": token.issued_at,
                 "sub": fam.subject,
                 "iss": issuer,
                 "tenant": fam.tenant_id,

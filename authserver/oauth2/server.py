@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
-from flask import g, request
+from flask import Response, g, request
 from werkzeug.datastructures import MultiDict
 
-from authserver import clients
+from authserver import clients, fastjson
 from authserver.clients import ClientView
 from authserver.errors import ClientAuthThrottledError, InvalidRequestBody
 from authserver.limits import Limit, Lockout, Throttled
@@ -23,6 +24,7 @@ from authserver.state import get_state
 
 MAX_CLIENT_ID_CHARS = 128
 MAX_SECRET_CHARS = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def query_client(client_id: str) -> ClientView | None:
@@ -47,7 +49,7 @@ def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
     client_id, secret = unquote_plus(client_id), unquote_plus(secret)
     if not client_id or not secret:
         return None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in client_id + secret):
+    if _CONTROL.search(client_id) or _CONTROL.search(secret):
         return None
     if len(client_id) > MAX_CLIENT_ID_CHARS or len(secret) > MAX_SECRET_CHARS:
         return None
@@ -55,7 +57,7 @@ def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 
 def _authenticate_basic(query: Any, req: Any) -> ClientView | None:
-    creds = parse_basic_credentials(req.headers.get("Authorization"))
+    creds = g.get("basic_credentials") or parse_basic_credentials(req.headers.get("Authorization"))
     if creds is None:
         return None
     client = query(creds[0])
@@ -104,6 +106,15 @@ class AuthServer(AuthorizationServer):
         # Authlib's save_token.
         raise RuntimeError("tokens are recorded by authserver.tokens, not save_token")
 
+    def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
+        if isinstance(payload, dict):
+            payload = fastjson.dumps(payload)
+        return Response(payload, status=status_code, headers=headers)
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
+        g.log_outcome = error.error  # the access log's outcome, without parsing the body again
+        return super().handle_error_response(request, error)
+
     def create_oauth2_request(self, req: Any) -> FormRequest:
         form: MultiDict[str, str] = g.oauth_form
         settings = get_state().settings
@@ -116,7 +127,7 @@ class AuthServer(AuthorizationServer):
         if has_basic and req.form.get("client_secret"):
             # RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
             raise InvalidRequestBody("Use one client authentication method, not two.")
-        basic = parse_basic_credentials(req.headers.get("Authorization"))
+        basic = g.basic_credentials = parse_basic_credentials(req.headers.get("Authorization"))
         if basic and req.form.get("client_id") and req.form["client_id"] != basic[0]:
             raise InvalidRequestBody("client_id in the body differs from the authenticated one.")
         # Failed authentications are limited per client and address; while locked out, even the

@@ -18,6 +18,7 @@ from authserver.devices import (
     delete_device,
     get_device,
     locations_of,
+    read_device,
     search_devices,
     set_system_information,
     update_device,
@@ -144,7 +145,8 @@ def create() -> Response:
 @require_registry_token()
 def get(device_id: str) -> Response:
     tenant_id, _ = _actor()
-    return _one(get_device(tenant_id, device_id))
+    device, locations = read_device(tenant_id, device_id)
+    return jsonify(data=device_json(device, locations))
 
 
 @bp.patch("/api/v1/devices/<device_id>")
@@ -219,18 +221,23 @@ def link(link_code: str) -> Response:
 # -- the calling device (seed 000 GET/PUT /device, /device/users; seed 001 /devices/me) -----------
 
 
-def _me() -> Device:
+def _my_device_id() -> str:
     token = current_token()
     if token.device_id is None:
         raise ForbiddenProblem("Only a device's own DPoP-bound token may call this endpoint.")
-    return get_device(token.tenant_id, token.device_id)
+    return token.device_id
+
+
+def _me() -> Device:
+    return get_device(current_token().tenant_id, _my_device_id())
 
 
 @bp.get("/api/v1/devices/me")
 @require_token("devices:read", dpop=True)
 def me() -> Response:
     assert current_proof() is not None
-    return _one(_me())
+    device, locations = read_device(current_token().tenant_id, _my_device_id())
+    return jsonify(data=device_json(device, locations))
 
 
 @bp.put("/api/v1/devices/me/system-information")

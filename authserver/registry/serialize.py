@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from authserver.models import AuditEvent, Device, Location, User
 
 
 def iso(ts: int | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC with milliseconds (``2026-11-30T12:00:00.000Z``)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    t = time.gmtime(ts)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.000Z"
+    )
 
 
 def location_json(loc: Location) -> dict[str, Any]:
@@ -24,31 +29,43 @@ def location_json(loc: Location) -> dict[str, Any]:
     }
 
 
+_DEVICE_FIELDS = (
+    "id", "name", "status", "origin", "app_code", "external_id", "till_id", "identifier",
+    "system_information", "dpop_jkt", "last_activity_at", "last_tenant_user_id", "created_at",
+    "created_by", "updated_at", "updated_by", "link_code_expires_at",
+)  # fmt: skip
+
+
 def device_json(
-    device: Device, location_ids: list[str], link_code: str | None = None
+    device: Any, location_ids: list[str], link_code: str | None = None
 ) -> dict[str, Any]:
+    """A device (a ``Device`` or a row of its columns, ``devices.DEVICE_COLUMNS``)."""
+    if isinstance(device, Device):
+        d = {name: getattr(device, name) for name in _DEVICE_FIELDS}
+    else:
+        d = dict(zip(device._fields, device, strict=True))
     data: dict[str, Any] = {
-        "id": device.id,
-        "name": device.name,
-        "status": device.status,
-        "origin": device.origin,
-        "appCode": device.app_code,
-        "externalId": device.external_id,
+        "id": d["id"],
+        "name": d["name"],
+        "status": d["status"],
+        "origin": d["origin"],
+        "appCode": d["app_code"],
+        "externalId": d["external_id"],
         "locationIds": location_ids,
-        "tillId": device.till_id,
-        "identifier": device.identifier,
-        "systemInformation": device.system_information,
-        "dpopJkt": device.dpop_jkt,
-        "lastActivityAt": iso(device.last_activity_at),
-        "lastTenantUserId": device.last_tenant_user_id,
-        "createdAt": iso(device.created_at),
-        "createdBy": device.created_by,
-        "updatedAt": iso(device.updated_at),
-        "updatedBy": device.updated_by,
+        "tillId": d["till_id"],
+        "identifier": d["identifier"],
+        "systemInformation": d["system_information"],
+        "dpopJkt": d["dpop_jkt"],
+        "lastActivityAt": iso(d["last_activity_at"]),
+        "lastTenantUserId": d["last_tenant_user_id"],
+        "createdAt": iso(d["created_at"]),
+        "createdBy": d["created_by"],
+        "updatedAt": iso(d["updated_at"]),
+        "updatedBy": d["updated_by"],
     }
     if link_code is not None:
         data["linkCode"] = link_code  # shown once; stored only as a hash
-        data["linkCodeExpiresAt"] = iso(device.link_code_expires_at)
+        data["linkCodeExpiresAt"] = iso(d["link_code_expires_at"])
     return data
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from authserver import create_app
@@ -261,10 +263,8 @@ def test_a_refresh_that_loses_the_race_revokes_the_family(http, world, app, cloc
 
     def stale(value):
         record = find_refresh_token(value)
-        if record is not None:
-            db.session.expunge(record.token)
-            record.token.used_at = None  # what a concurrent request read a moment ago
-        return record
+        # What a concurrent request read a moment ago, before the winner rotated it.
+        return dataclasses.replace(record, used_at=None) if record is not None else record
 
     winner = refresh(http, client.client_id, tokens["refresh_token"]).get_json()
     monkeypatch.setattr(grant_module, "find_refresh_token", stale)
@@ -335,13 +335,13 @@ def test_refresh_racing_a_family_revocation_issues_nothing_live(http, world, app
     approve(app, body["user_code"], "admin")
     tokens = poll(http, client.client_id, body["device_code"]).get_json()
 
-    import grants.refresh_token as rt
+    from authserver.tokens import RefreshTokenRecord
 
-    real = rt.grant_is_live
+    real = RefreshTokenRecord.grant_is_live
 
-    def revoke_meanwhile(**kw):
+    def revoke_meanwhile(self):
         # The revocation lands right after the refresh request was validated.
-        ok = real(**kw)
+        ok = real(self)
         from authserver.tokens import revoke_family
 
         fam_id = db.session.scalar(db.select(RefreshFamily.id))
@@ -349,7 +349,7 @@ def test_refresh_racing_a_family_revocation_issues_nothing_live(http, world, app
         db.session.commit()
         return ok
 
-    monkeypatch.setattr(rt, "grant_is_live", revoke_meanwhile)
+    monkeypatch.setattr(RefreshTokenRecord, "grant_is_live", revoke_meanwhile)
     resp = http.post(
         "/oauth/token",
         data={
