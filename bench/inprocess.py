@@ -189,6 +189,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
 
         def run():
             expect(*call("POST", "/oauth/token", headers, body), 200)
+
         return run
 
     def cc_dpop():
@@ -198,6 +199,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
 
         def run():
             expect(*call("POST", "/oauth/token", {**headers, "DPoP": next(proofs)}, body), 200)
+
         return run
 
     def device_authorization():
@@ -205,6 +207,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
 
         def run():
             expect(*call("POST", "/oauth/device_authorization", FORM, body), 200)
+
         return run
 
     def poll():
@@ -213,6 +216,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
 
         def run():
             expect(*call("POST", "/oauth/token", FORM, body), 400)  # pending, then slow_down
+
         return run
 
     def introspect():
@@ -223,6 +227,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
             status, data = call("POST", "/oauth/introspect", headers, body)
             expect(status, data, 200)
             assert json.loads(data)["active"] is True
+
         return run
 
     def refresh():
@@ -232,6 +237,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
                 "client_id": "cli_demo_kiosk"}))  # fmt: skip
             expect(status, data, 200)
             w.kiosk_refresh = json.loads(data)["refresh_token"]
+
         return run
 
     def me():
@@ -242,6 +248,7 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
         def run():
             expect(*call("GET", "/api/v1/devices/me",
                           {"Authorization": auth, "DPoP": next(proofs)}), 200)  # fmt: skip
+
         return run
 
     def devices_page():
@@ -249,11 +256,13 @@ def scenarios(w: World, n: int) -> dict[str, Callable[[], Callable[[], None]]]:
 
         def run():
             expect(*call("GET", "/api/v1/devices?limit=50", headers), 200)
+
         return run
 
     def healthz():
         def run():
             expect(*call("GET", "/healthz", {}), 200)
+
         return run
 
     return {
@@ -277,6 +286,7 @@ def flask_hello() -> Callable[[], Callable[[], None]]:
     def prepare():
         def run():
             assert call("GET", "/", {})[0] == 200
+
         return run
 
     return prepare
