@@ -71,6 +71,8 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=900,
     )
     app.session_interface = _CookieSessions()
+    # Every view and hook here is synchronous: skip Flask's per-call coroutine check.
+    app.ensure_sync = _same  # type: ignore[method-assign]
     app.json = OrjsonProvider(app)
     db.init_app(app)
     with app.app_context():
@@ -141,6 +143,10 @@ def create_app(
     observability.install(app)
     http_errors.install(app)
     return app
+
+
+def _same(func: Callable[..., object]) -> Callable[..., object]:
+    return func
 
 
 class _CookieSessions(SecureCookieSessionInterface):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, metrics, revocation, tokens
@@ -27,6 +28,7 @@ from authserver.credentials import (
     user_code_hash,
 )
 from authserver.devices import set_device_locations
+from authserver.hotreads import hot
 from authserver.limits import Charges, charge
 from authserver.models import (
     AppCode,
@@ -84,16 +86,13 @@ class StartedAuthorization:
     id: str
 
 
-# Built once (no statement construction per request); Core, not the ORM's unit of work.
-_DELETE_EXPIRED_USER_CODE = (
-    delete(DeviceAuthorization)
-    .where(
-        DeviceAuthorization.user_code_hash == bindparam("b_user_code_hash"),
-        DeviceAuthorization.expires_at <= bindparam("b_now"),
-    )
-    .execution_options(synchronize_session=False)
+# Built once (no statement construction per request), on the table: Core, not the ORM.
+_TABLE: Any = DeviceAuthorization.__table__
+_DELETE_EXPIRED_USER_CODE = _TABLE.delete().where(
+    _TABLE.c.user_code_hash == bindparam("b_user_code_hash"),
+    _TABLE.c.expires_at <= bindparam("b_now"),
 )
-_INSERT = insert(DeviceAuthorization)
+_INSERT = _TABLE.insert()
 
 
 def start(
@@ -103,40 +102,45 @@ def start(
     system_information: str | None,
     dpop_jkt: str | None,
 ) -> StartedAuthorization:
-    """Create a transaction with a fresh device code (256 bits) and a unique user code."""
+    """Create a transaction with a fresh device code (256 bits) and a unique user code.
+
+    A user code is unique among the stored codes (a unique index): a live duplicate means
+    drawing again, an expired one is deleted and its code reused."""
     settings = get_state().settings
     t = now()
     for _ in range(8):
         device_code, device_code_hash = credentials.new_device_code()
         user_code = credentials.new_user_code()
         ucode_hash = user_code_hash(user_code)
-        # A user code must be unique among live codes; an expired one may be reused.
-        db.session.execute(_DELETE_EXPIRED_USER_CODE, {"b_user_code_hash": ucode_hash, "b_now": t})
         record_id = new_id("dva")
-        try:
-            db.session.execute(
-                _INSERT,
-                {
-                    "id": record_id,
-                    "device_code_hash": device_code_hash,
-                    "user_code_hash": ucode_hash,
-                    "client_id": client.client_id,
-                    "tenant_id": client.tenant_id,
-                    "scope": scope,
-                    "device_name": device_name,
-                    "system_information": system_information,
-                    "dpop_jkt": dpop_jkt,
-                    "interval": settings.device_poll_interval,
-                    "created_at": t,
-                    "expires_at": t + settings.device_code_ttl,
-                    "status": AuthorizationStatus.PENDING,
-                },
+        row = {
+            "id": record_id,
+            "device_code_hash": device_code_hash,
+            "user_code_hash": ucode_hash,
+            "client_id": client.client_id,
+            "tenant_id": client.tenant_id,
+            "scope": scope,
+            "device_name": device_name,
+            "system_information": system_information,
+            "dpop_jkt": dpop_jkt,
+            "interval": settings.device_poll_interval,
+            "created_at": t,
+            "expires_at": t + settings.device_code_ttl,
+            "status": AuthorizationStatus.PENDING,
+        }
+        for _attempt in (1, 2):
+            try:
+                db.session.connection().execute(_INSERT, row)
+                db.session.commit()
+                return StartedAuthorization(device_code, format_user_code(user_code), record_id)
+            except IntegrityError:
+                db.session.rollback()
+            freed = db.session.connection().execute(
+                _DELETE_EXPIRED_USER_CODE, {"b_user_code_hash": ucode_hash, "b_now": t}
             )
             db.session.commit()
-        except IntegrityError:
-            db.session.rollback()  # a live code with the same user code: draw again
-            continue
-        return StartedAuthorization(device_code, format_user_code(user_code), record_id)
+            if freed.rowcount == 0:
+                break  # a live code has this user code: draw another
     raise RuntimeError("could not draw a unique user code")
 
 
@@ -334,25 +338,26 @@ def get(record_id: str) -> DeviceAuthorization | None:
     return db.session.get(DeviceAuthorization, record_id)
 
 
-def find_for_client(client: OAuthClient, device_code: str) -> DeviceAuthorization | None:
-    """The transaction of ``device_code`` if it is this client's (another client's code is as
-    unknown as a made-up one)."""
-    record = db.session.scalar(
-        _BY_DEVICE_CODE, {"b_hash": credentials.device_code_hash(device_code)}
-    )
-    if record is None or record.client_id != client.client_id:
+def find_for_client(client: OAuthClient, device_code: str) -> Any | None:
+    """What a poll needs of the transaction of ``device_code`` (a row: id, client_id, status,
+    interval, expires_at, dpop_jkt), if it is this client's: another client's code is as
+    unknown as a made-up one. ``get(row.id)`` gives the whole record for redemption."""
+    row = hot().first(_BY_DEVICE_CODE, {"b_hash": credentials.device_code_hash(device_code)})
+    if row is None or row.client_id != client.client_id:
         return None
-    return record
+    return row
 
 
-_BY_DEVICE_CODE = select(DeviceAuthorization).where(
-    DeviceAuthorization.device_code_hash == bindparam("b_hash")
-)
+_BY_DEVICE_CODE = select(
+    _TABLE.c.id,
+    _TABLE.c.client_id,
+    _TABLE.c.status,
+    _TABLE.c.interval,
+    _TABLE.c.expires_at,
+    _TABLE.c.dpop_jkt,
+).where(_TABLE.c.device_code_hash == bindparam("b_hash"))
 _GROW_INTERVAL = (
-    update(DeviceAuthorization)
-    .where(DeviceAuthorization.id == bindparam("b_id"))
-    .values(interval=bindparam("b_interval"))
-    .execution_options(synchronize_session=False)
+    _TABLE.update().where(_TABLE.c.id == bindparam("b_id")).values(interval=bindparam("b_interval"))
 )
 
 
@@ -361,7 +366,7 @@ class Poll(StrEnum):
     SLOW_DOWN = "slow_down"
 
 
-def poll(record: DeviceAuthorization) -> Poll:
+def poll(record: Any) -> Poll:
     """RFC 8628 §3.5 for a pending transaction: ``SLOW_DOWN`` when polled faster than its
     interval, which then grows by 5 s for this and every later poll.
 
@@ -375,7 +380,7 @@ def poll(record: DeviceAuthorization) -> Poll:
         return Poll.PENDING
     interval = min(record.interval + SLOW_DOWN_STEP, state.settings.device_code_ttl)
     if interval != record.interval:  # at the cap already: nothing to write
-        db.session.execute(_GROW_INTERVAL, {"b_id": record.id, "b_interval": interval})
+        db.session.connection().execute(_GROW_INTERVAL, {"b_id": record.id, "b_interval": interval})
         db.session.commit()
     # The interval counts from this request too: the next poll is due `interval` from now.
     # One atomic write, so the slot is never free in between for a concurrent poll.

@@ -101,8 +101,16 @@ def current_proof() -> DPoPProof | None:
     return g.get("dpop_proof")
 
 
+def _header(key: str) -> list[str]:
+    """A request header's values, read from the WSGI environ directly: a server joins repeated
+    fields into one value (so ``DPoP`` proofs sent twice arrive with a comma, which the
+    verifier refuses), and ``Headers.getlist`` would walk every header to find it."""
+    value = request.environ.get(key)
+    return [] if value is None else [value]
+
+
 def _parse_authorization() -> tuple[str, str]:
-    values = request.headers.getlist("Authorization")
+    values = _header("HTTP_AUTHORIZATION")
     if not values:
         raise ResourceAuthError(401, None, "An access token is required.")
     if len(values) > 1 or len(values[0]) > MAX_AUTHORIZATION_CHARS:
@@ -155,7 +163,7 @@ def authenticate_request(scopes: tuple[str, ...], dpop: bool) -> AccessTokenView
         t = now_float()
         try:
             proof = state.dpop.verify(
-                request.headers.getlist("DPoP"), request.method, request.path, now=t,
+                _header("HTTP_DPOP"), request.method, request.path, now=t,
                 access_token=token,
             )  # fmt: skip
         except (UseDPoPNonce, InvalidDPoPProof) as exc:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask import current_app, has_app_context
+from flask.globals import _cv_app
 
 _passwords = PasswordHasher()
 # Verifying against this keeps the time of "no such user" equal to "wrong password".
@@ -37,7 +37,9 @@ class Hasher:
 
 
 def _state():  # type: ignore[no-untyped-def]
-    return current_app.extensions["authserver"]
+    from authserver.state import get_state
+
+    return get_state()
 
 
 def keyed_hash(purpose: str, value: str) -> str:
@@ -66,8 +68,9 @@ def new_id(prefix: str) -> str:
 
 
 def now_float() -> float:
-    if has_app_context():
-        clock: Callable[[], float] | None = _state().clock
+    ctx = _cv_app.get(None)
+    if ctx is not None:
+        clock: Callable[[], float] | None = ctx.app.extensions["authserver"].clock
         if clock is not None:
             return clock()
     return time.time()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
+from flask.globals import _cv_app
 
 if TYPE_CHECKING:
     from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -30,9 +31,16 @@ class AppState:
     reads: HotReads | None = None
     # authserver.clients: client id -> (configuration version, monotonic time read, view).
     client_cache: dict[str, Any] = field(default_factory=dict)
+    # authserver.tokens: access tokens verified by this process -> (view, kid).
+    verified_tokens: dict[str, Any] = field(default_factory=dict)
     # Tests replace this to control time; None means the wall clock.
     clock: Callable[[], float] | None = None
 
 
 def get_state() -> AppState:
-    return current_app.extensions["authserver"]  # type: ignore[no-any-return]
+    # The app context's app directly: this runs several times per request, and the
+    # ``current_app`` proxy costs more than the lookup itself.
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        return current_app.extensions["authserver"]  # type: ignore[no-any-return]  # raises
+    return ctx.app.extensions["authserver"]  # type: ignore[no-any-return]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, select, update
 
 from authserver import audit, revocation
 from authserver.credentials import (
@@ -192,9 +192,11 @@ def issue_token_set(
         body["id_token"] = id_token
     if on_issue is not None:
         on_issue(issued)
-    session = db.session()
-    if session.in_transaction() or session.new or session.dirty or session.deleted:
-        session.commit()  # a client-credentials token has nothing to commit: no round trip
+    # A client-credentials token has nothing to commit: no session, no round trip.
+    if db.session.registry.has():
+        session = db.session()
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
     return body
 
 
@@ -254,15 +256,40 @@ def _str(claims: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS else None
 
 
+# Tokens this process has verified, by their exact text: a terminal presents the same token on
+# every call for its lifetime, and verifying its signature again each time would cost as much as
+# the rest of the request. Only tokens that passed every check are kept, each until it expires,
+# and only while the key that signed it is still in the ring; revocation is checked per request
+# all the same (``access_token_is_live``). Bounded, cleared when full.
+MAX_VERIFIED = 20_000
+
+
 def find_access_token(token: str) -> AccessTokenView | None:
     """A genuine access token of ours (signature, issuer, claims), whatever its state."""
     if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         return None
     state = get_state()
+    verified = state.verified_tokens
+    hit = verified.get(token)
+    if hit is not None:
+        view, kid = hit
+        if now() < view.expires_at and state.keyring.has_key(kid):
+            return view  # type: ignore[no-any-return]
+        verified.pop(token, None)
     try:
-        _, claims = state.keyring.verify(token, "at+jwt")
+        header, claims = state.keyring.verify(token, "at+jwt")
     except InvalidSignedToken:
         return None
+    view = _access_token_view(state, claims)
+    if view is not None:
+        if len(verified) >= MAX_VERIFIED:
+            verified.clear()
+        verified[token] = (view, header["kid"])
+    return view
+
+
+def _access_token_view(state: Any, claims: dict[str, Any]) -> AccessTokenView | None:
+    """The view of verified claims, or None when they are not those of our access tokens."""
     if claims.get("iss") != state.settings.issuer:
         return None
     jti, client_id, tenant_id, subject = (
@@ -429,7 +456,7 @@ def issue_refresh_token(family: RefreshFamily | FamilyView) -> str:
     token, token_hash = new_refresh_token()
     t = now()
     db.session.flush()  # a family just started is written first (the token refers to it)
-    db.session.execute(
+    db.session.connection().execute(
         _INSERT_REFRESH_TOKEN,
         {
             "token_hash": token_hash,
@@ -441,7 +468,9 @@ def issue_refresh_token(family: RefreshFamily | FamilyView) -> str:
     return token
 
 
-_INSERT_REFRESH_TOKEN = insert(RefreshToken)
+_RT: Any = RefreshToken.__table__
+_RF: Any = RefreshFamily.__table__
+_INSERT_REFRESH_TOKEN = _RT.insert()
 
 
 def revoke_access_token(token: AccessTokenView) -> None:
@@ -529,10 +558,15 @@ def rotate_refresh_token(record: RefreshTokenRecord) -> Rotation:
         # (and the UPDATE below finds it revoked) or waits for this commit (and then also
         # revokes the access token issued with it). SQLite serialises writers anyway: the
         # UPDATE below takes the database's write lock.
-        db.session.execute(_LOCK_FAMILY, {"family_id": fam.id})
-    won = db.session.execute(
-        _ROTATE, {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": now()}
-    ).rowcount  # type: ignore[attr-defined]
+        db.session.connection().execute(_LOCK_FAMILY, {"family_id": fam.id})
+    won = (
+        db.session.connection()
+        .execute(
+            _ROTATE,
+            {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": now()},
+        )
+        .rowcount
+    )
     if won == 1:
         return Rotation.ROTATED
     db.session.rollback()
@@ -545,18 +579,13 @@ def rotate_refresh_token(record: RefreshTokenRecord) -> Rotation:
     return Rotation.REUSED
 
 
-_LOCK_FAMILY = (
-    select(RefreshFamily.id).where(RefreshFamily.id == bindparam("family_id")).with_for_update()
-)
+_LOCK_FAMILY = select(_RF.c.id).where(_RF.c.id == bindparam("family_id")).with_for_update()
 _ROTATE = (
-    update(RefreshToken)
+    _RT.update()
     .where(
-        RefreshToken.token_hash == bindparam("b_token_hash"),
-        RefreshToken.used_at.is_(None),
-        exists().where(
-            RefreshFamily.id == bindparam("b_family_id"), RefreshFamily.revoked_at.is_(None)
-        ),
+        _RT.c.token_hash == bindparam("b_token_hash"),
+        _RT.c.used_at.is_(None),
+        exists().where(_RF.c.id == bindparam("b_family_id"), _RF.c.revoked_at.is_(None)),
     )
     .values(used_at=bindparam("b_used_at"))
-    .execution_options(synchronize_session=False)
 )

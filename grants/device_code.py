@@ -113,25 +113,31 @@ class DeviceCodeGrant(_Grant):
         request.client = client
         proof = check_dpop(request, client)
 
-        record = device_flow.find_for_client(client, code)
-        if record is None:
+        found = device_flow.find_for_client(client, code)
+        if found is None:
             raise InvalidGrantError("Unknown device_code.")
-        if record.dpop_jkt and (proof is None or proof.jkt != record.dpop_jkt):
+        if found.dpop_jkt and (proof is None or proof.jkt != found.dpop_jkt):
             raise InvalidDPoPProof("key does not match the device authorization request")
-        if record.status == AuthorizationStatus.REDEEMED:
-            device_flow.revoke_reused(record)
+        if found.status == AuthorizationStatus.REDEEMED:
+            redeemed = device_flow.get(found.id)
+            if redeemed is not None:
+                device_flow.revoke_reused(redeemed)
             raise InvalidGrantError("The device_code has already been used.")
-        if record.expires_at <= now():
+        if found.expires_at <= now():
             metrics.DEVICE_FLOW.labels("expired").inc()
             raise ExpiredTokenError()
-        if record.status == AuthorizationStatus.DENIED:
+        if found.status == AuthorizationStatus.DENIED:
             raise AccessDeniedError("The user denied the request.")
-        if record.status == AuthorizationStatus.PENDING:
-            if device_flow.poll(record) is device_flow.Poll.SLOW_DOWN:
+        if found.status == AuthorizationStatus.PENDING:
+            if device_flow.poll(found) is device_flow.Poll.SLOW_DOWN:
                 metrics.DEVICE_FLOW.labels("slow_down").inc()
                 raise SlowDownError()
             metrics.DEVICE_FLOW.labels("pending").inc()
             raise AuthorizationPendingError()
+        # Approved: the whole record, for the single redemption and the tokens.
+        record = device_flow.get(found.id)
+        if record is None:  # purged a moment ago
+            raise InvalidGrantError("Unknown device_code.")
         request.credential = record
         request.dpop = proof
 

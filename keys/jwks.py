@@ -120,6 +120,10 @@ class KeyRing:
         """A JWT of ``claims`` with header ``{"alg", "typ", "kid"}``, signed by the current key."""
         return self.snapshot().signer.sign(claims, typ)
 
+    def has_key(self, kid: str) -> bool:
+        """Whether ``kid`` is still a key of the ring (published, not removed)."""
+        return kid in self.snapshot().verify_keys
+
     def _verify_key(self, kid: str) -> tuple[str, Any] | None:
         key = self.snapshot().verify_keys.get(kid)
         if key is None:
