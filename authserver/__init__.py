@@ -15,9 +15,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from authserver import http_errors, metrics, observability, retention
 from authserver.config import Settings, load_settings
+from authserver.direct import Direct
 from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore
 from authserver.fastjson import OrjsonProvider
-from authserver.hotreads import HotReads
 from authserver.models import db
 from authserver.oauth2.introspection import Introspection, Revocation
 from authserver.oauth2.server import AuthServer
@@ -108,7 +108,7 @@ def create_app(
     state.keyring = KeyRing(
         engine, KeyEncryptor(settings.key_encryption_key), settings.key_cache_seconds, now
     )
-    state.reads = HotReads(engine)
+    state.direct = Direct(engine)
     app.extensions["authserver"] = state
 
     server = AuthServer()

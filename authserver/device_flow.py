@@ -28,7 +28,7 @@ from authserver.credentials import (
     user_code_hash,
 )
 from authserver.devices import set_device_locations
-from authserver.hotreads import hot
+from authserver.direct import direct
 from authserver.limits import Charges, charge
 from authserver.models import (
     AppCode,
@@ -92,7 +92,11 @@ _DELETE_EXPIRED_USER_CODE = _TABLE.delete().where(
     _TABLE.c.user_code_hash == bindparam("b_user_code_hash"),
     _TABLE.c.expires_at <= bindparam("b_now"),
 )
-_INSERT = _TABLE.insert()
+_NEW_COLUMNS = (
+    "id", "device_code_hash", "user_code_hash", "client_id", "tenant_id", "scope", "device_name",
+    "system_information", "dpop_jkt", "interval", "created_at", "expires_at", "status",
+)  # fmt: skip
+_INSERT = _TABLE.insert().values({name: bindparam(f"v_{name}") for name in _NEW_COLUMNS})
 
 
 def start(
@@ -114,32 +118,30 @@ def start(
         ucode_hash = user_code_hash(user_code)
         record_id = new_id("dva")
         row = {
-            "id": record_id,
-            "device_code_hash": device_code_hash,
-            "user_code_hash": ucode_hash,
-            "client_id": client.client_id,
-            "tenant_id": client.tenant_id,
-            "scope": scope,
-            "device_name": device_name,
-            "system_information": system_information,
-            "dpop_jkt": dpop_jkt,
-            "interval": settings.device_poll_interval,
-            "created_at": t,
-            "expires_at": t + settings.device_code_ttl,
-            "status": AuthorizationStatus.PENDING,
+            "v_id": record_id,
+            "v_device_code_hash": device_code_hash,
+            "v_user_code_hash": ucode_hash,
+            "v_client_id": client.client_id,
+            "v_tenant_id": client.tenant_id,
+            "v_scope": scope,
+            "v_device_name": device_name,
+            "v_system_information": system_information,
+            "v_dpop_jkt": dpop_jkt,
+            "v_interval": settings.device_poll_interval,
+            "v_created_at": t,
+            "v_expires_at": t + settings.device_code_ttl,
+            "v_status": str(AuthorizationStatus.PENDING),
         }
         for _attempt in (1, 2):
             try:
-                db.session.connection().execute(_INSERT, row)
-                db.session.commit()
+                direct().write(_INSERT, row)  # one statement, committed on its own
                 return StartedAuthorization(device_code, format_user_code(user_code), record_id)
             except IntegrityError:
-                db.session.rollback()
-            freed = db.session.connection().execute(
+                pass
+            freed = direct().write(
                 _DELETE_EXPIRED_USER_CODE, {"b_user_code_hash": ucode_hash, "b_now": t}
             )
-            db.session.commit()
-            if freed.rowcount == 0:
+            if freed == 0:
                 break  # a live code has this user code: draw another
     raise RuntimeError("could not draw a unique user code")
 
@@ -342,7 +344,7 @@ def find_for_client(client: OAuthClient, device_code: str) -> Any | None:
     """What a poll needs of the transaction of ``device_code`` (a row: id, client_id, status,
     interval, expires_at, dpop_jkt), if it is this client's: another client's code is as
     unknown as a made-up one. ``get(row.id)`` gives the whole record for redemption."""
-    row = hot().first(_BY_DEVICE_CODE, {"b_hash": credentials.device_code_hash(device_code)})
+    row = direct().first(_BY_DEVICE_CODE, {"b_hash": credentials.device_code_hash(device_code)})
     if row is None or row.client_id != client.client_id:
         return None
     return row

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, credentials, tokens
-from authserver.hotreads import hot
+from authserver.direct import direct
 from authserver.models import (
     AppCode,
     Device,
@@ -148,7 +148,7 @@ def locations_of(device_ids: list[str]) -> dict[str, list[str]]:
     if device_ids:
         stmt = _locations_of(len(device_ids))
         params = {f"d{i}": device_id for i, device_id in enumerate(device_ids)}
-        for device_id, location_id in hot().all(stmt, params):
+        for device_id, location_id in direct().all(stmt, params):
             out[device_id].append(location_id)
     return out
 
@@ -172,7 +172,7 @@ def read_device(tenant_id: str, device_id: str) -> tuple[Any, list[str]]:
     """A device of the tenant (a row with the model's attribute names) and its location ids, in
     one statement: the read path of ``GET /devices/me`` and ``GET /devices/{id}``."""
     rows = (
-        hot().all(_DEVICE_WITH_LOCATIONS, {"device_id": device_id, "tenant_id": tenant_id})
+        direct().all(_DEVICE_WITH_LOCATIONS, {"device_id": device_id, "tenant_id": tenant_id})
         if _ID.fullmatch(device_id)
         else []
     )
@@ -237,7 +237,7 @@ def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int)
         params["name"] = _like(query.name)
     if query.q is not None:
         params["q"] = _like(query.q)
-    rows = hot().all(_search_statement(query, after is not None), params)
+    rows = direct().all(_search_statement(query, after is not None), params)
     return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
 
 

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from authlib.integrations.flask_oauth2 import AuthorizationServer
 
     from authserver.config import Settings
+    from authserver.direct import Direct
     from authserver.ephemeral import EphemeralStore
-    from authserver.hotreads import HotReads
     from authserver.security import Hasher
     from grants.dpop import DPoPVerifier
     from keys.jwks import KeyRing
@@ -28,7 +28,7 @@ class AppState:
     keyring: KeyRing
     dpop: DPoPVerifier
     server: AuthorizationServer | None = None
-    reads: HotReads | None = None
+    direct: Direct | None = None
     # authserver.clients: client id -> (configuration version, monotonic time read, view).
     client_cache: dict[str, Any] = field(default_factory=dict)
     # authserver.tokens: access tokens verified by this process -> (view, kid).

@@ -27,7 +27,7 @@ from authserver.credentials import (
     new_refresh_token,
     refresh_token_hash,
 )
-from authserver.hotreads import hot
+from authserver.direct import direct
 from authserver.models import (
     Device,
     DeviceStatus,
@@ -165,10 +165,12 @@ def issue_token_set(
     *,
     family: RefreshFamily | FamilyView | None = None,
     on_issue: Callable[[IssuedAccessToken], None] | None = None,
+    refresh_token: str | None = None,
 ) -> dict[str, Any]:
     """Issue an access token (bound to ``access_jkt``), a refresh token of ``family`` if given
-    and an ID token when one is due; record them and commit, in one transaction with whatever
-    the grant changed before. Returns the RFC 6749 §5.1 response body."""
+    (or hand out ``refresh_token``, a rotation's successor already stored) and an ID token
+    when one is due; record them and commit, in one transaction with whatever the grant
+    changed before. Returns the RFC 6749 §5.1 response body."""
     issued = issue_access_token(
         client,
         subject=who.subject,
@@ -185,7 +187,9 @@ def issue_token_set(
     }
     if scope:
         body["scope"] = scope
-    if family is not None:
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    elif family is not None:
         body["refresh_token"] = issue_refresh_token(family)
     id_token = issue_id_token(client, who, issued.token, scope)
     if id_token:
@@ -439,7 +443,7 @@ _REFRESH_LOOKUP = (
 def find_refresh_token(token: str) -> RefreshTokenRecord | None:
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None
-    row = hot().first(_REFRESH_LOOKUP, {"token_hash": refresh_token_hash(token)})
+    row = direct().first(_REFRESH_LOOKUP, {"token_hash": refresh_token_hash(token)})
     if row is None:
         return None
     data = row._asdict()
@@ -471,6 +475,12 @@ def issue_refresh_token(family: RefreshFamily | FamilyView) -> str:
 _RT: Any = RefreshToken.__table__
 _RF: Any = RefreshFamily.__table__
 _INSERT_REFRESH_TOKEN = _RT.insert()
+_INSERT_SUCCESSOR = _RT.insert().values(
+    token_hash=bindparam("v_token_hash"),
+    family_id=bindparam("v_family_id"),
+    issued_at=bindparam("v_issued_at"),
+    expires_at=bindparam("v_expires_at"),
+)
 
 
 def revoke_access_token(token: AccessTokenView) -> None:
@@ -548,35 +558,46 @@ def reuse_detected(fam: RefreshFamily | FamilyView) -> None:
     db.session.commit()
 
 
-def rotate_refresh_token(record: RefreshTokenRecord) -> Rotation:
-    """Mark ``record`` used, atomically: of two requests with one token at most one gets
-    ``ROTATED``; the other finds it used (``REUSED``, the family is then revoked) or the family
-    revoked (``REVOKED``). On ``ROTATED`` the caller issues the successor and commits."""
+def rotate_refresh_token(record: RefreshTokenRecord) -> tuple[Rotation, str | None]:
+    """Mark ``record`` used and store its successor, atomically: of two requests with one
+    token at most one gets ``ROTATED`` (with the new refresh token); the other finds it used
+    (``REUSED``, the family is then revoked) or the family revoked (``REVOKED``).
+
+    One short transaction on this thread's own connection (``authserver.direct``): the
+    conditional UPDATE and the INSERT of the successor commit together."""
     fam = record.family
-    if db.engine.dialect.name == "postgresql":
-        # The family row is locked first, so a revocation of the family either happens before
-        # (and the UPDATE below finds it revoked) or waits for this commit (and then also
-        # revokes the access token issued with it). SQLite serialises writers anyway: the
-        # UPDATE below takes the database's write lock.
-        db.session.connection().execute(_LOCK_FAMILY, {"family_id": fam.id})
-    won = (
-        db.session.connection()
-        .execute(
-            _ROTATE,
-            {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": now()},
+    settings = get_state().settings
+    token, token_hash = new_refresh_token()
+    t = now()
+    with direct().transaction() as tx:
+        if db.engine.dialect.name == "postgresql":
+            # The family row is locked first, so a revocation of the family either happens
+            # before (and the UPDATE below finds it revoked) or waits for this commit (and
+            # then also revokes the access token issued with it). SQLite serialises writers:
+            # the transaction took the database's write lock when it began.
+            tx.write(_LOCK_FAMILY, {"family_id": fam.id})
+        won = tx.write(
+            _ROTATE, {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": t}
         )
-        .rowcount
-    )
+        if won == 1:
+            tx.write(
+                _INSERT_SUCCESSOR,
+                {
+                    "v_token_hash": token_hash,
+                    "v_family_id": fam.id,
+                    "v_issued_at": t,
+                    "v_expires_at": min(t + settings.refresh_token_idle_ttl, fam.expires_at),
+                },
+            )
     if won == 1:
-        return Rotation.ROTATED
-    db.session.rollback()
+        return Rotation.ROTATED, token
     revoked_at = db.session.scalar(
         select(RefreshFamily.revoked_at).where(RefreshFamily.id == fam.id)
     )
     if revoked_at is not None:
-        return Rotation.REVOKED
+        return Rotation.REVOKED, None
     reuse_detected(fam)
-    return Rotation.REUSED
+    return Rotation.REUSED, None
 
 
 _LOCK_FAMILY = select(_RF.c.id).where(_RF.c.id == bindparam("family_id")).with_for_update()

@@ -104,14 +104,22 @@ def token_response(
     *,
     family: RefreshFamily | FamilyView | None = None,
     on_issue: Callable[[IssuedAccessToken], None] | None = None,
+    refresh_token: str | None = None,
 ) -> dict[str, Any]:
     """Issue the token set, record it, commit, and build the RFC 6749 §5.1 response body.
 
-    With ``family`` a rotated refresh token of that family is issued beside the access token.
+    With ``family`` a refresh token of that family is issued beside the access token; with
+    ``refresh_token`` (a rotation's successor, stored already) that one is handed out.
     Everything is committed in one transaction with whatever the grant changed before.
     """
     body = issue_token_set(
-        client, who, scope, access_token_jkt(client, proof), family=family, on_issue=on_issue
+        client,
+        who,
+        scope,
+        access_token_jkt(client, proof),
+        family=family,
+        on_issue=on_issue,
+        refresh_token=refresh_token,
     )
     metrics.TOKENS.labels(grant_label()).inc()
     return body

@@ -93,7 +93,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         request = self.request
         record: RefreshTokenRecord = request.refresh_token
-        outcome = rotate_refresh_token(record)
+        outcome, successor = rotate_refresh_token(record)
         if outcome is Rotation.REVOKED:
             raise InvalidGrantError("The refresh token is no longer valid.")
         if outcome is Rotation.REUSED:
@@ -103,5 +103,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             fam.subject, user_id=fam.user_id, device_id=fam.device_id, auth_time=fam.auth_time
         )
         proof = request.dpop
-        body = token_response(request.client, who, request.scope, proof, family=fam)
+        body = token_response(request.client, who, request.scope, proof, family=fam,
+                              refresh_token=successor)  # fmt: skip
         return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)
