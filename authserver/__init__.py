@@ -162,7 +162,9 @@ class _CookieSessions(SecureCookieSessionInterface):
         return cached  # type: ignore[no-any-return]
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if not request.cookies.get(self.get_cookie_name(app)):
+        if "HTTP_COOKIE" not in request.environ or not request.cookies.get(
+            self.get_cookie_name(app)
+        ):
             return self.session_class()
         return super().open_session(app, request)
 

@@ -378,15 +378,16 @@ def poll(record: Any) -> Poll:
     """
     state = get_state()
     slot = f"poll:{record.id}"
-    if state.store.claim_once(slot, ttl=record.interval - POLL_TOLERANCE):
-        return Poll.PENDING
     interval = min(record.interval + SLOW_DOWN_STEP, state.settings.device_code_ttl)
+    # One atomic operation: the slot is claimed for the interval, or, when a poll came too
+    # early, held until the grown interval from now (the wait counts from this request too),
+    # so the slot is never free in between for a concurrent poll.
+    if state.store.claim_or_hold(
+        slot, ttl=record.interval - POLL_TOLERANCE, hold_ttl=interval - POLL_TOLERANCE
+    ):
+        return Poll.PENDING
     if interval != record.interval:  # at the cap already: nothing to write
-        db.session.connection().execute(_GROW_INTERVAL, {"b_id": record.id, "b_interval": interval})
-        db.session.commit()
-    # The interval counts from this request too: the next poll is due `interval` from now.
-    # One atomic write, so the slot is never free in between for a concurrent poll.
-    state.store.hold(slot, ttl=interval - POLL_TOLERANCE)
+        direct().write(_GROW_INTERVAL, {"b_id": record.id, "b_interval": interval})
     return Poll.SLOW_DOWN
 
 

@@ -37,8 +37,9 @@ class EphemeralStore(Protocol):
     def claim_once(self, key: str, ttl: float) -> bool:
         """True for exactly one caller until ``ttl`` seconds after the successful claim."""
 
-    def hold(self, key: str, ttl: float) -> None:
-        """Mark ``key`` as claimed until ``ttl`` seconds from now, whoever held it before."""
+    def claim_or_hold(self, key: str, ttl: float, hold_ttl: float) -> bool:
+        """``claim_once`` (True, claimed for ``ttl``); when ``key`` is claimed already, keep it
+        claimed until ``hold_ttl`` seconds from now instead (False). One atomic operation."""
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         """Count one event in a fixed window; returns (count including this one, seconds left)."""
@@ -76,6 +77,18 @@ if v and tonumber(v) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('HDEL', KEYS[1], 'v', 'c')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+_CLAIM_OR_HOLD = """
+local v = redis.call('HGET', KEYS[1], 'e')
+if v and tonumber(v) > tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'e', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('HDEL', KEYS[1], 'v', 'c')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 _HIT = """
@@ -120,6 +133,7 @@ class RedisStore:
         self._prefix = prefix
         self._clock = clock
         self._claim = self._redis.register_script(_CLAIM)
+        self._claim_or_hold = self._redis.register_script(_CLAIM_OR_HOLD)
         self._hit = self._redis.register_script(_HIT)
         self._give_back = self._redis.register_script(_GIVE_BACK)
 
@@ -143,18 +157,11 @@ class RedisStore:
         args = [now, now + ms, ms + _GRACE_MS]
         return bool(self._call(lambda: self._claim(keys=[self._k(key)], args=args)))
 
-    def hold(self, key: str, ttl: float) -> None:
+    def claim_or_hold(self, key: str, ttl: float, hold_ttl: float) -> bool:
         now = self._now_ms()
-        ms = max(1, int(ttl * 1000))
-        k = self._k(key)
-
-        def run() -> object:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(k, "e", now + ms)
-            pipe.pexpire(k, ms + _GRACE_MS)
-            return pipe.execute()
-
-        self._call(run)
+        ms, hold_ms = max(1, int(ttl * 1000)), max(1, int(hold_ttl * 1000))
+        args = [now, now + ms, now + hold_ms, ms + _GRACE_MS, hold_ms + _GRACE_MS]
+        return bool(self._call(lambda: self._claim_or_hold(keys=[self._k(key)], args=args)))
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         now = self._now_ms()
@@ -327,9 +334,14 @@ class SqlStore:
         self._maybe_sweep()
         return row is not None
 
-    def hold(self, key: str, ttl: float) -> None:
-        exp = self._now_ms() + max(1, int(ttl * 1000))
-        self._run(self._sql["hold"], (_check_key(key), exp))
+    def claim_or_hold(self, key: str, ttl: float, hold_ttl: float) -> bool:
+        now = self._now_ms()
+        exp, hold_exp = now + max(1, int(ttl * 1000)), now + max(1, int(hold_ttl * 1000))
+        row = self._run(
+            self._sql["claim_or_hold"], (_check_key(key), exp, now, hold_exp, now), "one"
+        )
+        self._maybe_sweep()
+        return int(row[0]) == 1
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
         now = self._now_ms()
@@ -394,8 +406,14 @@ _SQL = {
     "claim": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
     "ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, counter = 1, "
     "value = NULL WHERE ephemeral_entries.expires_at_ms <= ? RETURNING key",
-    "hold": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
-    "ON CONFLICT (key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms",
+    # counter 1: claimed now (new, or taken over once expired); more: held, and extended.
+    "claim_or_hold": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "expires_at_ms = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN excluded.expires_at_ms "
+    "ELSE ? END, "
+    "counter = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN 1 "
+    "ELSE ephemeral_entries.counter + 1 END, value = NULL "
+    "RETURNING counter",
     "hit": "INSERT INTO ephemeral_entries (key, counter, expires_at_ms) VALUES (?, 1, ?) "
     "ON CONFLICT (key) DO UPDATE SET "
     "counter = CASE WHEN ephemeral_entries.expires_at_ms <= ? THEN 1 "

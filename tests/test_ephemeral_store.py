@@ -175,16 +175,23 @@ def test_sql_store_on_postgresql(app):
     assert [store.hit(key + "c", 60)[0] for _ in range(3)] == [1, 2, 3]
 
 
-def test_hold_keeps_a_claim_taken(store, clock):
+def test_claim_or_hold_claims_a_free_key_and_extends_a_taken_one(store, clock):
     key = f"hold:{uuid.uuid4().hex}"
-    store.hold(key, ttl=10)
-    assert store.claim_once(key, ttl=1) is False
-    clock.advance(5)
-    store.hold(key, ttl=10)  # extended from now
+    assert store.claim_or_hold(key, ttl=4, hold_ttl=10) is True  # free: claimed for 4 s
+    clock.advance(3)
+    assert store.claim_or_hold(key, ttl=4, hold_ttl=10) is False  # taken: held 10 s from now
     clock.advance(9)
+    assert store.claim_once(key, ttl=1) is False  # still held (13 - 3 = 10 s)
+    assert store.claim_or_hold(key, ttl=4, hold_ttl=2) is False  # held again, 2 s from now
+    clock.advance(2.5)
+    assert store.claim_or_hold(key, ttl=4, hold_ttl=10) is True  # expired: claimed afresh
+    clock.advance(3.5)
     assert store.claim_once(key, ttl=1) is False
-    clock.advance(2)
+    clock.advance(1)
     assert store.claim_once(key, ttl=1) is True
+    other = f"hold:{uuid.uuid4().hex}"
+    assert store.claim_once(other, ttl=5) is True
+    assert store.claim_or_hold(other, ttl=5, hold_ttl=5) is False  # a claim is a claim
 
 
 def test_give_back_undoes_one_hit_of_a_live_window(store, clock):

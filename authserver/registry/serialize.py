@@ -12,11 +12,7 @@ def iso(ts: int | None) -> str | None:
     """Unix seconds as ISO 8601 UTC with milliseconds (``2026-11-30T12:00:00.000Z``)."""
     if ts is None:
         return None
-    t = time.gmtime(ts)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.000Z"
-    )
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
 
 
 def location_json(loc: Location) -> dict[str, Any]:
