@@ -1,4 +1,4 @@
-# The distributed deployment's app image: slim Python, non-root, gunicorn via `authserver serve`
+# The distributed deployment's app image: slim Python, non-root, granian via `authserver serve`
 # (the same command the tests run).
 FROM python:3.11-slim
 
@@ -24,6 +24,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3).status != 200)"
 
-# `serve` applies pending migrations (`authserver db upgrade`) and creates keys, then forks the
-# gunicorn workers.
+# `serve` applies pending migrations (`authserver db upgrade`) and creates keys, then starts the
+# granian worker processes.
 CMD ["authserver", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn or any WSGI server: ``gunicorn wsgi:app``."""
+"""WSGI entry point for any WSGI server: ``granian --interface wsgi wsgi:app``."""
 
 from authserver import create_app
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics. Under gunicorn they are aggregated across workers (multiprocess mode,
+"""Prometheus metrics. Under ``authserver serve`` they are aggregated across worker processes (multiprocess mode,
 ``PROMETHEUS_MULTIPROC_DIR``, set by ``authserver serve`` before any worker starts).
 
 prometheus_client decides between in-memory and multiprocess values when it is first imported,

@@ -1,7 +1,7 @@
 """Client-credentials tokens per second against a running authserver.
 
     python bench/client_credentials.py                    # starts its own server (embedded mode)
-    python bench/client_credentials.py --workers 2        # ... with two gunicorn workers
+    python bench/client_credentials.py --workers 2        # ... with two worker processes
     python bench/client_credentials.py --dpop             # a fresh DPoP proof on every request
     python bench/client_credentials.py --url http://127.0.0.1:8000 \
         --client-id cli_demo_service --client-secret ...  # against a server you started
@@ -166,7 +166,7 @@ def main() -> None:
     ap.add_argument("--client-secret")
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=1, help="gunicorn workers of our own server")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of our own server")
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument(
         "--dpop", action="store_true", help="send a fresh DPoP proof with every request"

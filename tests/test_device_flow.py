@@ -254,3 +254,80 @@ def test_blocked_kiosk_cannot_reenrol_with_the_same_key(http, world, app, settin
     assert result.get("exit_code") and "blocked" in result["error"]
     with app.app_context():
         assert db.session.get(Device, device_id).status == "BLOCKED"
+
+
+def drawing(monkeypatch, *codes: str) -> list[str]:
+    """Make ``new_user_code`` draw ``codes`` in turn (the last one for ever after); returns the
+    list of codes drawn so far, to count the draws."""
+    from authserver import credentials
+
+    drawn: list[str] = []
+
+    def draw() -> str:
+        code = codes[min(len(drawn), len(codes) - 1)]
+        drawn.append(code)
+        return code
+
+    monkeypatch.setattr(credentials, "new_user_code", draw)
+    return drawn
+
+
+def authorizations(app) -> int:
+    with app.app_context():
+        return len(db.session.scalars(select(DeviceAuthorization.id)).all())
+
+
+def test_a_user_code_held_by_a_live_authorization_is_drawn_again(app, http, world, monkeypatch):
+    _, client = kiosk_world(world)
+    drawn = drawing(monkeypatch, "BBBBBBBBBB", "CCCCCCCCCC")
+    first = pending(app, http, client.client_id)
+    drawn.clear()
+    second = pending(app, http, client.client_id)
+    assert (first["user_code"], second["user_code"]) == ("BBBBB-BBBBB", "CCCCC-CCCCC")
+    assert drawn == ["BBBBBBBBBB", "CCCCCCCCCC"]  # the taken code, then a fresh one
+    with app.app_context():  # each code still leads to its own authorization
+        assert record_of(first["user_code"]).id != record_of(second["user_code"]).id
+
+
+def test_an_expired_authorization_gives_up_its_user_code(
+    app, http, world, clock, settings, monkeypatch
+):
+    _, client = kiosk_world(world)
+    drawn = drawing(monkeypatch, "BBBBBBBBBB")
+    old = pending(app, http, client.client_id)
+    clock.advance(settings.device_code_ttl)  # expired at exactly expires_at
+    drawn.clear()
+    new = pending(app, http, client.client_id)
+    assert new["user_code"] == old["user_code"] and drawn == ["BBBBBBBBBB"]
+    assert authorizations(app) == 1  # the expired one was deleted, not kept beside it
+    from tests.device_helpers import poll
+
+    assert poll(http, client.client_id, new["device_code"]).get_json()["error"] == (
+        "authorization_pending"
+    )
+    assert poll(http, client.client_id, old["device_code"]).status_code == 400
+
+
+def test_a_live_user_code_is_not_freed_a_second_before_its_expiry(
+    app, http, world, clock, settings, monkeypatch
+):
+    _, client = kiosk_world(world)
+    drawing(monkeypatch, "BBBBBBBBBB", "CCCCCCCCCC")
+    first = pending(app, http, client.client_id)
+    clock.advance(settings.device_code_ttl - 1)
+    second = pending(app, http, client.client_id)
+    assert second["user_code"] == "CCCCC-CCCCC"
+    with app.app_context():
+        assert record_of(first["user_code"]) is not None
+
+
+def test_eight_taken_draws_give_a_server_error_and_store_nothing(app, http, world, monkeypatch):
+    _, client = kiosk_world(world)
+    drawn = drawing(monkeypatch, "BBBBBBBBBB")
+    pending(app, http, client.client_id)
+    drawn.clear()
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error handler answers
+    resp = start(http, client.client_id)
+    assert resp.status_code == 500 and resp.get_json()["error"] == "server_error"
+    assert len(drawn) == 8
+    assert authorizations(app) == 1

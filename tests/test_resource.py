@@ -182,6 +182,53 @@ def test_expired_and_forged_tokens_are_refused(http, world, settings, clock):
     assert http.get(READ, headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
+def bearer(http, token):
+    return http.get(READ, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_token_served_before_is_checked_again_in_full(http, app, world, settings, clock):
+    """Verified tokens are cached per process by their exact text: the cache never serves a
+    token once expired, one differing in any byte, or one whose key left the ring."""
+    import base64
+    import json
+
+    from authserver.models import SigningKey, db
+    from authserver.security import now
+    from keys.encryption import KeyEncryptor
+    from keys.rotation import rotate
+
+    token = get_token(http, world.client(), settings)
+    assert bearer(http, token).status_code == 200  # verified, now cached
+
+    head, payload, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["scope"] = "devices:read devices:write admin"
+    altered = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert bearer(http, f"{head}.{altered}.{sig}").status_code == 401
+    assert bearer(http, token).status_code == 200
+
+    clock.advance(settings.access_token_ttl - 1)
+    assert bearer(http, token).status_code == 200
+    clock.advance(1)  # exactly exp
+    assert bearer(http, token).status_code == 401
+
+    fresh = get_token(http, world.client(), settings)
+    assert bearer(http, fresh).status_code == 200
+    with app.app_context():  # the key is rotated out, then deleted by hand (say, it leaked)
+        state = app.extensions["authserver"]
+        kid = json.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"]
+        rotate(db.session, state.settings, KeyEncryptor(state.settings.key_encryption_key),
+               now(), force=True)  # fmt: skip
+        db.session.commit()
+        state.keyring.invalidate()
+        assert bearer(http, fresh).status_code == 200  # retired, still trusted
+        db.session.query(SigningKey).filter(SigningKey.kid == kid).delete()
+        db.session.commit()
+        state.keyring.invalidate()
+    assert bearer(http, fresh).status_code == 401
+    assert bearer(http, get_token(http, world.client(), settings)).status_code == 200
+
+
 @pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer a b", "Token x"])
 def test_malformed_authorization_is_refused(http, header):
     assert http.get(READ, headers={"Authorization": header}).status_code in (400, 401)

@@ -1,4 +1,4 @@
-"""An attacker against a real server (gunicorn, two workers), from several source addresses on
+"""An attacker against a real server (``authserver serve``, two workers), from several source addresses on
 loopback (127.0.0.x), beside a legitimate user: forged and replayed credentials at the token
 endpoint, the registry, /device and the link-code grant (security review, "done when").
 

@@ -1,4 +1,4 @@
-"""DESIGN's invariants across worker processes: gunicorn with 4 workers on the configured
+"""DESIGN's invariants across worker processes: ``authserver serve`` with 4 worker processes on the configured
 backends (CI: PostgreSQL + Redis; locally also the embedded SQLite store), concurrent requests."""
 
 from __future__ import annotations

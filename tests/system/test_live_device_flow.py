@@ -1,4 +1,4 @@
-"""The device flow and refresh rotation against real server processes (gunicorn).
+"""The device flow and refresh rotation against real server processes (``authserver serve``).
 
 On the embedded default one worker with threads; on PostgreSQL + Redis (CI) two workers, so the
 single-use guarantees are shown across processes.

@@ -1,4 +1,4 @@
-"""The behaviour holds against the real server started by ``authserver serve`` (gunicorn)."""
+"""The behaviour holds against the real server started by ``authserver serve`` (granian)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def get_token(url, auth, **form):
     return resp.json()["access_token"]
 
 
-def test_token_introspection_revocation_against_gunicorn(live_server, service):
+def test_token_introspection_revocation_against_the_server(live_server, service):
     url = live_server.url
     meta = requests.get(f"{url}/.well-known/oauth-authorization-server", timeout=5).json()
     assert meta["issuer"] == url
@@ -96,7 +96,7 @@ def test_rotation_by_cli_reaches_the_running_server(tmp_path):
         stop_server(server)
 
 
-def test_dpop_bound_client_against_gunicorn(live_server):
+def test_dpop_bound_client_against_the_server(live_server):
     from tests.dpop_client import DPoPKey
 
     url = live_server.url
