@@ -1,0 +1,72 @@
+"""The property that makes resource reads fast, held without a clock: a warm read of the registry
+asks the state store once for every revocation entry that could apply to its token, checks a DPoP
+proof's replay with one more call, and writes nothing to the database."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+
+from authserver.models import db
+
+
+class Recorder:
+    """Every call to the app's state store and every SQL statement of its engine."""
+
+    def __init__(self, app, monkeypatch):
+        self.store_calls: list[str] = []
+        self.statements: list[str] = []
+        store = app.extensions["authserver"].store
+        for name in (
+            "claim_once", "claim_or_hold", "hit", "hit_many", "count", "give_back",
+            "put", "get", "get_many", "delete",
+        ):  # fmt: skip
+            monkeypatch.setattr(store, name, self._wrap(name, getattr(store, name)))
+        with app.app_context():
+            self.engine = db.engine
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+
+    def _wrap(self, name, fn):
+        def call(*args, **kwargs):
+            self.store_calls.append(name)
+            return fn(*args, **kwargs)
+
+        return call
+
+    def _statement(self, conn, cursor, statement, *args):
+        self.statements.append(statement)
+
+    def stop(self):
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+
+    def writes(self):
+        return [s for s in self.statements if not s.lstrip().upper().startswith("SELECT")]
+
+
+def test_a_warm_service_read_asks_the_store_once_and_writes_nothing(reg, app, monkeypatch):
+    t = reg.tenant()
+    token = reg.service_token(t)
+    assert reg.call("GET", "/api/v1/devices?limit=50", token).status_code == 200  # warm
+    rec = Recorder(app, monkeypatch)
+    try:
+        assert reg.call("GET", "/api/v1/devices?limit=50", token).status_code == 200
+    finally:
+        rec.stop()
+    assert rec.store_calls == ["get_many"]
+    assert rec.writes() == []
+
+
+def test_a_warm_terminal_read_checks_replay_and_revocation_and_writes_nothing(
+    reg, app, monkeypatch
+):
+    t = reg.tenant()
+    _, tokens, key = reg.linked_device(t)
+    token = tokens["access_token"]
+    assert reg.call("GET", "/api/v1/devices/me", token, key=key).status_code == 200  # warm
+    rec = Recorder(app, monkeypatch)
+    try:
+        assert reg.call("GET", "/api/v1/devices/me", token, key=key).status_code == 200
+    finally:
+        rec.stop()
+    # The proof's jti claimed once (RFC 9449 §11.1), then every revocation entry in one read.
+    assert sorted(rec.store_calls) == ["claim_once", "get_many"]
+    assert rec.writes() == []  # lastActivityAt was written by the first read, within the minute
