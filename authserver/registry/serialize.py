@@ -5,14 +5,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from authserver.models import AuditEvent, Device, Location, User
+from authserver.models import AuditEvent, Location, User
+
+
+_ISO_CACHE: dict[int, str] = {}
 
 
 def iso(ts: int | None) -> str | None:
     """Unix seconds as ISO 8601 UTC with milliseconds (``2026-11-30T12:00:00.000Z``)."""
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+    text = _ISO_CACHE.get(ts)
+    if text is None:
+        if len(_ISO_CACHE) >= 8192:  # bounded: a page's times repeat, the whole history does not
+            _ISO_CACHE.clear()
+        text = _ISO_CACHE[ts] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+    return text
 
 
 def location_json(loc: Location) -> dict[str, Any]:
@@ -25,43 +33,34 @@ def location_json(loc: Location) -> dict[str, Any]:
     }
 
 
-_DEVICE_FIELDS = (
-    "id", "name", "status", "origin", "app_code", "external_id", "till_id", "identifier",
-    "system_information", "dpop_jkt", "last_activity_at", "last_tenant_user_id", "created_at",
-    "created_by", "updated_at", "updated_by", "link_code_expires_at",
-)  # fmt: skip
-
-
 def device_json(
     device: Any, location_ids: list[str], link_code: str | None = None
 ) -> dict[str, Any]:
-    """A device (a ``Device`` or a row of its columns, ``devices.DEVICE_COLUMNS``)."""
-    if isinstance(device, Device):
-        d = {name: getattr(device, name) for name in _DEVICE_FIELDS}
-    else:
-        d = dict(zip(device._fields, device, strict=True))
+    """A device: a ``Device``, or a row of its columns (``devices.DEVICE_COLUMNS``); both have
+    the columns as attributes."""
+    d = device
     data: dict[str, Any] = {
-        "id": d["id"],
-        "name": d["name"],
-        "status": d["status"],
-        "origin": d["origin"],
-        "appCode": d["app_code"],
-        "externalId": d["external_id"],
+        "id": d.id,
+        "name": d.name,
+        "status": d.status,
+        "origin": d.origin,
+        "appCode": d.app_code,
+        "externalId": d.external_id,
         "locationIds": location_ids,
-        "tillId": d["till_id"],
-        "identifier": d["identifier"],
-        "systemInformation": d["system_information"],
-        "dpopJkt": d["dpop_jkt"],
-        "lastActivityAt": iso(d["last_activity_at"]),
-        "lastTenantUserId": d["last_tenant_user_id"],
-        "createdAt": iso(d["created_at"]),
-        "createdBy": d["created_by"],
-        "updatedAt": iso(d["updated_at"]),
-        "updatedBy": d["updated_by"],
+        "tillId": d.till_id,
+        "identifier": d.identifier,
+        "systemInformation": d.system_information,
+        "dpopJkt": d.dpop_jkt,
+        "lastActivityAt": iso(d.last_activity_at),
+        "lastTenantUserId": d.last_tenant_user_id,
+        "createdAt": iso(d.created_at),
+        "createdBy": d.created_by,
+        "updatedAt": iso(d.updated_at),
+        "updatedBy": d.updated_by,
     }
     if link_code is not None:
         data["linkCode"] = link_code  # shown once; stored only as a hash
-        data["linkCodeExpiresAt"] = iso(d["link_code_expires_at"])
+        data["linkCodeExpiresAt"] = iso(d.link_code_expires_at)
     return data
 
 
