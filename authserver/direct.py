@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 
-from authserver.ephemeral import StoreUnavailable
+from authserver.ephemeral import StoreUnavailable, own_connection
 
 
 class _Compiled:
@@ -67,17 +67,7 @@ class Direct:
     def _connection(self) -> Any:
         fairy = getattr(self._local, "fairy", None)
         if fairy is None:
-            try:
-                fairy = self._engine.raw_connection()
-            except self._unavailable as exc:
-                raise StoreUnavailable("database unreachable") from exc
-            fairy.detach()
-            raw: Any = fairy.dbapi_connection
-            if self._positional:
-                raw.isolation_level = None  # sqlite3: autocommit
-            else:
-                raw.autocommit = True
-            self._local.fairy = fairy
+            fairy = self._local.fairy = own_connection(self._engine, self._unavailable)
         return fairy.dbapi_connection
 
     def all(self, stmt: Select[Any], params: dict[str, Any]) -> list[Any]:

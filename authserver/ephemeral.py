@@ -236,6 +236,23 @@ class RedisStore:
         self._call(self._redis.ping)
 
 
+def own_connection(engine: Engine, unavailable: tuple[type[Exception], ...]) -> Any:
+    """A connection for one thread's own use, in autocommit mode: made from the engine (its
+    connect-time settings: SQLite's WAL and busy timeout), then detached from the pool, so no
+    checkout, reset or ping is paid per use. Unreachable: StoreUnavailable."""
+    try:
+        fairy = engine.raw_connection()
+    except unavailable as exc:
+        raise StoreUnavailable("database unreachable") from exc
+    fairy.detach()
+    raw: Any = fairy.dbapi_connection
+    if engine.dialect.name == "sqlite":
+        raw.isolation_level = None  # sqlite3: autocommit
+    else:
+        raw.autocommit = True
+    return fairy
+
+
 class SqlStore:
     """The embedded store: one table, one statement per operation, its own short transactions.
 
@@ -269,22 +286,10 @@ class SqlStore:
 
     def _connection(self) -> Any:
         """This thread's own connection, in autocommit mode: every statement is its own
-        transaction, and no pool checkout, reset or commit round trip is paid per operation.
-        Made from the engine (its connect-time settings: SQLite's WAL and busy timeout), then
-        detached from the pool."""
+        transaction, and no pool checkout, reset or commit round trip is paid per operation."""
         fairy = getattr(self._local, "fairy", None)
         if fairy is None:
-            try:
-                fairy = self._engine.raw_connection()
-            except self._unavailable as exc:
-                raise StoreUnavailable("database unreachable") from exc
-            fairy.detach()
-            raw: Any = fairy.dbapi_connection
-            if self._mark == "?":
-                raw.isolation_level = None  # sqlite3: autocommit
-            else:
-                raw.autocommit = True
-            self._local.fairy = fairy
+            fairy = self._local.fairy = own_connection(self._engine, self._unavailable)
         return fairy.dbapi_connection
 
     def _drop_connection(self) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 from authserver.models import AuditEvent, Location, User
 
-
 _ISO_CACHE: dict[int, str] = {}
 
 
