@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 import sys
 import time
 import urllib.error
@@ -18,30 +17,38 @@ import urllib.request
 from typing import Any
 
 import qrcode
-from joserfc import jws
-from joserfc.jwk import ECKey
 
+from authserver.dpop_client import DPoPKey, needs_nonce
 from grants import DEVICE_CODE
 
 
 class _Prover:
-    """A DPoP key kept in memory for the whole flow (the proofs bind the transaction)."""
+    """A DPoP key kept in memory for the whole flow (the proofs bind the transaction), and the
+    server's last nonce."""
 
     def __init__(self) -> None:
-        self.key = ECKey.generate_key("P-256", private=True)
+        self.key = DPoPKey()
+        self.nonce: str | None = None
 
     def proof(self, url: str) -> str:
-        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.key.as_dict(private=False)}
-        claims = {
-            "jti": secrets.token_urlsafe(16),
-            "htm": "POST",
-            "htu": url,
-            "iat": int(time.time()),
-        }
-        return jws.serialize_compact(header, json.dumps(claims).encode(), self.key)
+        return self.key.proof("POST", url, nonce=self.nonce)
 
 
 def _post(url: str, form: dict[str, str], prover: _Prover | None) -> tuple[int, dict[str, Any]]:
+    status, headers, raw = _send(url, form, prover)
+    if prover is not None:
+        nonce = needs_nonce(status, headers, raw)
+        prover.nonce = headers.get("DPoP-Nonce") or prover.nonce
+        if nonce is not None:  # RFC 9449 §8: once more, with the server's nonce
+            status, headers, raw = _send(url, form, prover)
+            prover.nonce = headers.get("DPoP-Nonce") or prover.nonce
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"error": "http_error", "error_description": f"HTTP {status}"}
+
+
+def _send(url: str, form: dict[str, str], prover: _Prover | None) -> tuple[int, Any, bytes]:
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if prover is not None:
         headers["DPoP"] = prover.proof(url)
@@ -51,12 +58,9 @@ def _post(url: str, form: dict[str, str], prover: _Prover | None) -> tuple[int, 
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - URL from the operator
-            return resp.status, json.load(resp)
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.load(exc)
-        except ValueError:
-            return exc.code, {"error": "http_error", "error_description": f"HTTP {exc.code}"}
+        return exc.code, exc.headers, exc.read()
 
 
 def _check_url(url: str) -> None:

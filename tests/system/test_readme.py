@@ -41,7 +41,7 @@ def demo_server(tmp_path: Path):
         stop_server(server)
 
 
-@pytest.mark.parametrize("name", ["dpop", "pos"])
+@pytest.mark.parametrize("name", ["dpop", "pos", "dpop-helper"])
 def test_readme_example_runs(demo_server, name):
     server, cwd = demo_server
     code = snippet(name).replace("http://127.0.0.1:8000", server.url)
@@ -61,5 +61,7 @@ def test_readme_example_runs(demo_server, name):
         assert lines[2] == "401"
         assert lines[3].startswith("401 ")
         assert lines[4] == "200 ACTIVE"
+    elif name == "dpop-helper":
+        assert result.stdout.strip() == "DPoP 200"
     else:
         assert result.stdout.startswith("DPoP ey")
