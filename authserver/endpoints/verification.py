@@ -54,7 +54,8 @@ MAX_PASSWORD = 1024
 def security_headers(resp: Response) -> Response:
     resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
     resp.headers["Cache-Control"] = "no-store"
@@ -74,7 +75,21 @@ def _csrf_token() -> str:
 
 def _render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
     ctx.setdefault("user_code", session.get("code"))
+    record = ctx.get("record")
+    if record is not None and "organisation" not in ctx:
+        # Whose page this is: the organisation the device asks to join.
+        ctx["organisation"] = users.tenant_name(record.tenant_id)
     return render_template(template, csrf=_csrf_token(), **ctx), status
+
+
+# What each scope lets the device do, in words for the person approving it; a scope an operator
+# added without words here is shown by its name.
+SCOPE_WORDS = {
+    "openid": "Know which account approved it",
+    "offline_access": "Stay connected without asking again, until it is disconnected",
+    "devices:read": "See this organisation's devices and locations",
+    "devices:write": "Add, change, block and remove devices and locations",
+}
 
 
 def _message(title: str, message: str, status: int = 200) -> tuple[str, int]:
@@ -184,7 +199,8 @@ def _review(
     enrolment = client.device_subject == "device"
     places = authorization.enrolment_locations(user)
     locations = locations_for_picker(user.tenant_id, places) if enrolment else []
-    requested = datetime.fromtimestamp(record.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    created = datetime.fromtimestamp(record.created_at, UTC)
+    scopes = record.scope.split()
     return _render(
         "device/review.html",
         status,
@@ -192,12 +208,29 @@ def _review(
         client=client,
         record=record,
         user=user,
-        scopes=record.scope.split(),
-        requested=requested,
+        scopes=[(s, SCOPE_WORDS.get(s)) for s in scopes],
+        requested=created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        requested_iso=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         enrolment=enrolment,
         locations=locations,
         location_required=enrolment and places is not None,
     )
+
+
+# Times are written in UTC, which works without scripts; this shows them in the viewer's own
+# time zone and language where scripts run. Served from here: the page loads nothing elsewhere.
+_LOCAL_TIME_JS = """document.querySelectorAll("time[datetime]").forEach(function (t) {
+  var d = new Date(t.getAttribute("datetime"));
+  if (!isNaN(d)) { t.textContent = d.toLocaleString(undefined,
+    {dateStyle: "medium", timeStyle: "medium"}); t.title = t.getAttribute("datetime"); }
+});
+"""
+
+
+@bp.get("/device/local-time.js")
+def local_time_js() -> Response:
+    resp = Response(_LOCAL_TIME_JS, content_type="text/javascript; charset=utf-8")
+    return resp
 
 
 @bp.get("/device")

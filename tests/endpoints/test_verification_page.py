@@ -41,10 +41,16 @@ def test_security_headers_and_cookie_flags(http):
     assert resp.status_code == 200
     assert resp.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
-    assert "script-src" not in resp.headers["Content-Security-Policy"]  # default-src 'none'
+    csp = [d.strip() for d in resp.headers["Content-Security-Policy"].split(";")]
+    # One script of our own (local times), never inline code or eval.
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in [d for d in csp if d.startswith("script-src")][0]
     assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["Referrer-Policy"] == "same-origin"  # the URL may carry a code
-    assert "<script" not in resp.get_data(as_text=True)
+    html = resp.get_data(as_text=True)
+    assert html.count("<script") == 1 and '<script src="/device/local-time.js" defer>' in html
+    js = http.get("/device/local-time.js")
+    assert js.status_code == 200 and js.content_type.startswith("text/javascript")
     assert '<label for="user_code">' in resp.get_data(as_text=True)
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -88,8 +94,16 @@ def test_complete_flow_in_the_browser(http, world, app, clock):
     assert "Sign in" in page
     assert login(http, "admin").status_code == 303
     review = http.get("/device").get_data(as_text=True)
-    for text in ("test client", "Lobby kiosk", "devices:read", "UTC", "Main street", "Till"):
-        assert text in review
+    for text in (
+        "test client",
+        "Lobby kiosk",
+        "See this organisation&#39;s devices and locations",  # devices:read, in words
+        "UTC",  # without scripts; the page's script shows the viewer's local time
+        "Main street",
+        "Till",
+        "Connecting a device to <strong>",  # whose page it is
+    ):
+        assert text in review, text
     done = decide(http, "approve", location_id="loc_main", till_id="T1")
     assert done.status_code == 200 and "Device approved" in done.get_data(as_text=True)
     tokens = poll(http, client.client_id, body["device_code"])

@@ -1,0 +1,165 @@
+"""The verification page in a real browser (Chromium, driven by Playwright), on a desktop and a
+phone viewport: enter the code, sign in, approve; arrive from ``verification_uri_complete``,
+confirm, deny. Every page passes axe-core's accessibility rules with no serious or critical
+violation, and the device gets the answer the person gave.
+
+Needs Debian's ``chromium``. Without one the module is skipped and says so, except where
+``AUTHSERVER_TEST_REQUIRE_BROWSER`` is set (``.ci/run`` installs chromium and sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import make_env, start_server, stop_server
+
+pytestmark = pytest.mark.processes
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    if os.environ.get("AUTHSERVER_TEST_REQUIRE_BROWSER"):  # CI: a missing browser is a failure
+        raise RuntimeError("AUTHSERVER_TEST_REQUIRE_BROWSER is set but chromium is not installed")
+    pytest.skip("needs Debian's chromium (apt-get install chromium)", allow_module_level=True)
+
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 3,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = start_server(make_env(tmp_path_factory.mktemp("browser") / "instance"))
+    try:
+        tenant = srv.cli("tenants", "create", "Corner Shop")
+        srv.cli("users", "create", "--tenant", tenant["id"], "--login", "admin",
+                "--password", "correct horse", "--role", "TENANT.ADMIN")  # fmt: skip
+        srv.kiosk = srv.cli("clients", "create", "--tenant", tenant["id"], "--name", "Till app",
+                            "--public", "--grant-type", DEVICE_GRANT,
+                            "--scope", "devices:read")  # fmt: skip
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def page(request, browser):
+    context = browser.new_context(**VIEWPORTS[request.param])
+    page = context.new_page()
+    page.viewport_name = request.param
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def begin(server) -> dict:
+    resp = requests.post(
+        f"{server.url}/oauth/device_authorization",
+        data={"client_id": server.kiosk["client_id"], "device_name": "Till 3"},
+        timeout=10,
+    )
+    assert resp.status_code == 200
+    return resp.json()
+
+
+def poll(server, device_code: str) -> dict:
+    return requests.post(
+        f"{server.url}/oauth/token",
+        data={
+            "grant_type": DEVICE_GRANT,
+            "device_code": device_code,
+            "client_id": server.kiosk["client_id"],
+        },  # fmt: skip
+        timeout=10,
+    ).json()
+
+
+def accessible(page, shots: Path, name: str) -> None:
+    """No serious or critical axe-core violation on the page as it is now; a screenshot kept."""
+    page.screenshot(path=str(shots / f"{page.viewport_name}-{name}.png"), full_page=True)
+    results = Axe().run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{name}: " + results.generate_report()
+
+
+def sign_in(page) -> None:
+    page.get_by_label("Login").fill("admin")
+    page.get_by_label("Password").fill("correct horse")
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_enter_the_code_sign_in_and_approve(server, page, tmp_path):
+    start = begin(server)
+    page.goto(f"{server.url}/device")
+    accessible(page, tmp_path, "enter")
+    page.get_by_label("Code").fill(start["user_code"].lower().replace("-", " "))  # as typed
+    page.get_by_role("button", name="Continue").click()
+
+    assert page.get_by_text(start["user_code"]).first.is_visible()  # the code, on every step
+    assert page.get_by_role("banner").inner_text() == "Connecting a device to Corner Shop"
+    accessible(page, tmp_path, "sign-in")
+    sign_in(page)
+
+    assert page.get_by_role("heading", name="Allow this device?").is_visible()
+    assert page.get_by_text("Till 3").first.is_visible()  # what the device says about itself
+    assert page.get_by_role("banner").inner_text() == "Connecting a device to Corner Shop"
+    # The access in words, and the time in the viewer's zone (the script ran), not raw UTC.
+    assert page.get_by_text("See this organisation's devices and locations").is_visible()
+    requested = page.locator("time").first
+    assert requested.get_attribute("datetime").endswith("Z")
+    assert "UTC" not in requested.inner_text() and requested.inner_text().strip()
+    approve = page.get_by_role("button", name="Approve")
+    assert approve.get_attribute("class") == "primary"
+    accessible(page, tmp_path, "review")
+    page.get_by_role("button", name="Approve").click()
+
+    assert page.get_by_role("heading", name="Device approved").is_visible()
+    accessible(page, tmp_path, "approved")
+    assert poll(server, start["device_code"])["token_type"] == "Bearer"
+
+
+def test_arrive_from_the_complete_uri_confirm_and_deny(server, page, tmp_path):
+    start = begin(server)
+    page.goto(start["verification_uri_complete"])
+    assert page.get_by_role("heading", name="Is this the code on your device?").is_visible()
+    accessible(page, tmp_path, "confirm")
+    page.get_by_role("button", name="Yes, the codes match").click()
+    sign_in(page)
+    page.get_by_role("button", name="Deny").click()
+
+    assert page.get_by_role("heading", name="Request denied").is_visible()
+    assert poll(server, start["device_code"])["error"] == "access_denied"
+
+
+def test_a_wrong_code_is_said_plainly_and_the_page_stays_usable(server, page, tmp_path):
+    page.goto(f"{server.url}/device")
+    page.get_by_label("Code").fill("BBBBB-BBBBB")
+    page.get_by_role("button", name="Continue").click()
+    alert = page.get_by_role("alert")
+    assert alert.is_visible() and alert.inner_text().strip()
+    accessible(page, tmp_path, "wrong-code")
+    assert page.get_by_label("Code").is_visible()  # another try, on the same page
