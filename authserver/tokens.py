@@ -393,7 +393,7 @@ class RefreshTokenRecord:
     device_deleted_at: int | None = None
     device_origin: str | None = None
     device_jkt: str | None = None
-    user_active: bool | None = None
+    user_active: bool | int | None = None
     kind = "refresh_token"
 
     def check_client(self, client: OAuthClient) -> bool:
@@ -416,7 +416,9 @@ class RefreshTokenRecord:
             self.device_status != DeviceStatus.ACTIVE or self.device_deleted_at is not None
         ):
             return False
-        return fam.user_id is None or self.user_active is True
+        # Truthiness, not ``is True``: read without SQLAlchemy's type processing, SQLite gives
+        # the flag as 1 (PostgreSQL as true); a missing user (outer join) gives None.
+        return fam.user_id is None or bool(self.user_active)
 
 
 _FAMILY_FIELDS = [f for f in FamilyView.__dataclass_fields__]

@@ -75,6 +75,8 @@ def test_reuse_revokes_the_whole_family(http, world, app, clock):
     reused = refresh(http, client.client_id, old)
     assert reused.status_code == 400
     assert reused.get_json()["error"] == "invalid_grant"
+    # Named as reuse, not as an ordinary invalid token: the client learns its grant is gone.
+    assert "already used" in reused.get_json()["error_description"]
     for token in (new["refresh_token"], new["access_token"], tokens["access_token"]):
         assert not active(http, world, tenant, token)
     assert (
@@ -205,11 +207,15 @@ def test_refresh_fails_when_the_user_is_deactivated(http, world, app, clock):
     body = start(http, client.client_id).get_json()
     done = approve(app, body["user_code"], "admin")
     tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    # While the person is active their grant refreshes (on every backend: SQLite reads the
+    # flag as 1, PostgreSQL as true).
+    renewed = refresh(http, client.client_id, tokens["refresh_token"])
+    assert renewed.status_code == 200, renewed.get_json()
     with app.app_context():
         db.session.get(User, done["user_id"]).active = False
         db.session.commit()
     assert (
-        refresh(http, client.client_id, tokens["refresh_token"]).get_json()["error"]
+        refresh(http, client.client_id, renewed.get_json()["refresh_token"]).get_json()["error"]
         == "invalid_grant"
     )
 
@@ -359,3 +365,122 @@ def test_refresh_racing_a_family_revocation_issues_nothing_live(http, world, app
         },
     )
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+
+
+# -- mutation testing: checks that no other test reached on their own -----------------------
+
+
+def test_an_unknown_refresh_token_is_invalid_grant_and_burns_nothing(http, world, app, clock):
+    client, tokens, tenant, _ = enrol(http, world, app, clock)
+    resp = refresh(http, client.client_id, "not-a-token-we-issued")
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid_grant"
+    assert resp.get_json()["error_description"] == "Unknown refresh token."
+    # The client's own grant is untouched.
+    assert active(http, world, tenant, tokens["access_token"])
+    assert refresh(http, client.client_id, tokens["refresh_token"]).status_code == 200
+
+
+def test_a_client_not_registered_for_refresh_is_unauthorized_client(http, world, app, clock):
+    """RFC 6749 §5.2: the grant type is checked before the token is even looked up; the token
+    of the client that owns it stays valid."""
+    client, tokens, tenant, _ = enrol(http, world, app, clock)
+    no_refresh = world.client(tenant, grant_types=("client_credentials",))
+    resp = http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=no_refresh.auth_header(),
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "unauthorized_client"
+    assert refresh(http, client.client_id, tokens["refresh_token"]).status_code == 200
+
+
+def test_an_old_token_of_a_family_already_revoked_is_not_a_second_reuse(http, world, app, clock):
+    """Reuse detection is for live families: once the client revoked its grant (RFC 7009), an
+    old token coming back is just invalid. It is not recorded as a theft and does not rewrite
+    why the grant ended."""
+    from authserver.models import AuditEvent
+
+    client, tokens, tenant, _ = enrol(http, world, app, clock)
+    other_client, other_tokens, other_tenant, _ = enrol(http, world, app, clock)
+    old = tokens["refresh_token"]
+    new = refresh(http, client.client_id, old).get_json()
+    revoked = http.post(
+        "/oauth/revoke", data={"token": new["refresh_token"], "client_id": client.client_id}
+    )
+    assert revoked.status_code == 200
+    resp = refresh(http, client.client_id, old)
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "invalid_grant"
+    assert "no longer valid" in resp.get_json()["error_description"]
+    with app.app_context():
+        events = [e.type for e in db.session.query(AuditEvent).all()]
+        assert "refresh_token.reuse_detected" not in events
+        reasons = {f.client_id: f.revoked_reason for f in db.session.query(RefreshFamily).all()}
+    assert reasons == {client.client_id: "revoked", other_client.client_id: None}
+    # The bystander, another kiosk client's grant, is untouched.
+    assert active(http, world, other_tenant, other_tokens["access_token"])
+    assert refresh(http, other_client.client_id, other_tokens["refresh_token"]).status_code == 200
+
+
+def test_a_terminal_linked_without_a_key_refreshes_without_one(http, world, app):
+    """The device-key binding applies only to terminals linked with a DPoP key: one a
+    confidential client linked without a key refreshes with client authentication alone."""
+    from tests.registry.conftest import LINK_GRANT, Registry
+
+    reg = Registry(http, world, app)
+    t = reg.tenant()
+    confidential = world.client(
+        t.id, grant_types=(LINK_GRANT, "refresh_token"), scope="devices:read devices:write"
+    )
+    device = reg.create_device(t, status="READY_TO_LINK")
+    linked = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": LINK_GRANT,
+            "link_code": device["linkCode"],
+            "staff_code": "1234",
+            "password": "correct horse",
+        },
+        headers=confidential.auth_header(),
+    )
+    assert linked.status_code == 200, linked.get_json()
+    assert linked.get_json()["token_type"] == "Bearer"
+    resp = http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": linked.get_json()["refresh_token"]},
+        headers=confidential.auth_header(),
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["token_type"] == "Bearer"
+
+
+def test_a_revoked_token_is_refused_as_revoked_before_its_key_is_checked(
+    http, world, app, clock, settings
+):
+    """A token of a revoked grant is dead whatever proof comes with it: invalid_grant, not a
+    DPoP error that would invite the holder to try again with another key."""
+    key = DPoPKey()
+    client, tokens, tenant, _ = enrol(http, world, app, clock, key=key)
+    bystander_client, bystander, _, _ = enrol(http, world, app, clock)
+    revoked = http.post(
+        "/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": client.client_id}
+    )
+    assert revoked.status_code == 200
+    url = settings.issuer + "/oauth/token"
+    for proof in (None, DPoPKey().proof("POST", url, iat=clock())):
+        resp = refresh(http, client.client_id, tokens["refresh_token"], proof)
+        assert resp.status_code == 400
+        assert resp.get_json()["error"] == "invalid_grant", resp.get_json()
+        assert "no longer valid" in resp.get_json()["error_description"]
+    assert refresh(http, bystander_client.client_id, bystander["refresh_token"]).status_code == 200
+
+
+def test_requesting_several_granted_scopes_keeps_them_all(http, world, app, clock):
+    client, tokens, _, _ = enrol(http, world, app, clock, scope="devices:read devices:write")
+    both = refresh(
+        http, client.client_id, tokens["refresh_token"], scope="devices:write devices:read"
+    )
+    assert both.status_code == 200, both.get_json()
+    assert both.get_json()["scope"] == "devices:read devices:write"
