@@ -466,6 +466,8 @@ def consume_link_code(
         )
         .values(
             status=DeviceStatus.ACTIVE,
+            # Linked now, whatever it was created as: its key binds its tokens from here on.
+            origin=DeviceOrigin.LINK,
             link_code_hash=None,
             link_code_expires_at=None,
             identifier=credentials.new_device_identifier(),
