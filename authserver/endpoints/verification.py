@@ -22,7 +22,7 @@ import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -35,7 +35,7 @@ from flask import (
     url_for,
 )
 
-from authserver import authorization, credentials, device_flow, limits, users
+from authserver import authorization, credentials, device_flow, i18n, limits, users
 from authserver.devices import locations_for_picker
 from authserver.models import AuthorizationStatus, DeviceAuthorization, Tenant, User
 from authserver.oauth2.server import query_client
@@ -63,6 +63,17 @@ def security_headers(resp: Response) -> Response:
     # browsers send "Origin: null" with our own forms and the origin check below could not tell.
     resp.headers["Referrer-Policy"] = "same-origin"
     resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Language"] = i18n.language()
+    chosen = request.args.get("lang")
+    if chosen in i18n.LANGUAGES:  # the switcher: remembered for the next visits
+        resp.set_cookie(
+            i18n.COOKIE,
+            chosen,
+            max_age=365 * 86400,
+            secure=current_app.config["SESSION_COOKIE_SECURE"],  # as the session cookie
+            httponly=True,
+            samesite="Lax",
+        )
     return resp
 
 
@@ -73,8 +84,23 @@ def _csrf_token() -> str:
     return str(token)
 
 
+@bp.context_processor
+def _page_language() -> dict[str, Any]:
+    """The page's language, its text (``_``) and the switcher's links (this page, another
+    language; the code being confirmed is kept)."""
+    lang = i18n.language()
+    args = {k: v for k, v in request.args.items() if k == "user_code"}
+    links = [
+        (code, name, "/device?" + urlencode({**args, "lang": code}))
+        for code, name in i18n.LANGUAGES.items()
+    ]
+    return {"_": i18n.gettext, "lang": lang, "language_links": links}
+
+
 def _render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
     ctx.setdefault("user_code", session.get("code"))
+    if ctx.get("error"):
+        ctx["error"] = i18n.gettext(ctx["error"])
     record = ctx.get("record")
     if record is not None and "organisation" not in ctx:
         # Whose page this is: the organisation the device asks to join.
@@ -221,7 +247,7 @@ def _review(
 # time zone and language where scripts run. Served from here: the page loads nothing elsewhere.
 _LOCAL_TIME_JS = """document.querySelectorAll("time[datetime]").forEach(function (t) {
   var d = new Date(t.getAttribute("datetime"));
-  if (!isNaN(d)) { t.textContent = d.toLocaleString(undefined,
+  if (!isNaN(d)) { t.textContent = d.toLocaleString(document.documentElement.lang || undefined,
     {dateStyle: "medium", timeStyle: "medium"}); t.title = t.getAttribute("datetime"); }
 });
 """

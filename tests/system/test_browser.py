@@ -163,3 +163,23 @@ def test_a_wrong_code_is_said_plainly_and_the_page_stays_usable(server, page, tm
     assert alert.is_visible() and alert.inner_text().strip()
     accessible(page, tmp_path, "wrong-code")
     assert page.get_by_label("Code").is_visible()  # another try, on the same page
+
+
+def test_a_polish_browser_gets_the_page_in_polish_and_can_switch(server, browser, tmp_path):
+    context = browser.new_context(locale="pl-PL", **VIEWPORTS["phone"])
+    try:
+        page = context.new_page()
+        page.viewport_name = "phone-pl"
+        start = begin(server)
+        page.goto(f"{server.url}/device")
+        assert page.get_by_role("heading", name="Połącz urządzenie").is_visible()
+        accessible(page, tmp_path, "enter")
+        page.get_by_label("Kod").fill(start["user_code"])
+        page.get_by_role("button", name="Dalej").click()
+        assert page.get_by_role("heading", name="Zaloguj się").is_visible()
+        accessible(page, tmp_path, "sign-in")
+        page.get_by_role("link", name="English").click()
+        assert page.get_by_role("heading", name="Sign in").is_visible()
+        assert page.locator("html").get_attribute("lang") == "en"
+    finally:
+        context.close()
