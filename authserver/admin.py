@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -186,7 +188,80 @@ def reset_client_secret(client: Client) -> str:
 
 
 def tenant_json(t: Tenant) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "active": t.active, "created_at": t.created_at}
+    return {
+        "id": t.id,
+        "name": t.name,
+        "active": t.active,
+        "accent_colour": t.accent_colour,
+        "logo_url": t.logo_url,
+        "created_at": t.created_at,
+    }
+
+
+MIN_CONTRAST = 4.5  # WCAG 2.1 AA for normal text: white on the accent colour
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def contrast_with_white(colour: str) -> float:
+    """WCAG 2.1 contrast ratio of white text on ``colour`` (#rrggbb)."""
+
+    def channel(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    luminance = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    return 1.05 / (luminance + 0.05)
+
+
+def check_accent_colour(value: str) -> str | None:
+    """A #rrggbb colour white text can be read on, or "" to clear it (None)."""
+    if value == "":
+        return None
+    if not _HEX_COLOUR.fullmatch(value):
+        raise AdminError(f"accent colour must be #rrggbb, not {value!r}")
+    ratio = contrast_with_white(value)
+    if ratio < MIN_CONTRAST:
+        raise AdminError(
+            f"accent colour {value} is too light for the white text of the page's buttons "
+            f"(contrast {ratio:.1f}:1; at least {MIN_CONTRAST}:1 is needed)"
+        )
+    return value.lower()
+
+
+def check_logo_url(value: str) -> str | None:
+    """An https URL of an image, or "" to clear it (None)."""
+    if value == "":
+        return None
+    parts = urlsplit(value)
+    if (
+        len(value) > 500
+        or parts.scheme != "https"
+        or not parts.hostname
+        or "@" in parts.netloc
+        or not is_clean(value)
+        or any(c in value for c in " \"'<>")
+    ):
+        raise AdminError("logo URL must be an https URL of at most 500 characters")
+    return value
+
+
+def brand_tenant(
+    tenant: Tenant,
+    accent_colour: str | None = None,
+    logo_url: str | None = None,
+    actor: str = "cli",
+) -> Tenant:
+    """Set (a value) or clear ("") the tenant's accent colour and logo; None leaves one alone."""
+    changed: dict[str, Any] = {}
+    if accent_colour is not None:
+        tenant.accent_colour = changed["accent_colour"] = check_accent_colour(accent_colour)
+    if logo_url is not None:
+        tenant.logo_url = changed["logo_url"] = check_logo_url(logo_url)
+    if changed:
+        audit.record("tenant.updated", tenant.id, actor, **changed)
+        db.session.commit()
+    return tenant
 
 
 def list_tenants() -> list[Tenant]:

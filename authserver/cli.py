@@ -311,11 +311,26 @@ def tenants_show(tenant_ref: str) -> None:
 
 @tenants.command("update")
 @click.argument("tenant_ref")
-@click.option("--name", required=True, help="the new name")
+@click.option("--name", help="the new name")
+@click.option(
+    "--accent-colour",
+    help="#rrggbb for the verification page's buttons (white text on it must be readable); "
+    '"" clears it',
+)
+@click.option(
+    "--logo-url", help='an https URL of the logo shown on the verification page; "" clears it'
+)
 @needs_database
-def tenants_update(tenant_ref: str, name: str) -> None:
-    """Rename a tenant."""
-    _emit(admin.tenant_json(admin.rename_tenant(_tenant(tenant_ref), name)))
+def tenants_update(
+    tenant_ref: str, name: str | None, accent_colour: str | None, logo_url: str | None
+) -> None:
+    """Rename a tenant, or set how its verification page looks."""
+    if name is None and accent_colour is None and logo_url is None:
+        _fail("nothing to change: give --name, --accent-colour or --logo-url")
+    tenant = _tenant(tenant_ref)
+    if name is not None:
+        tenant = admin.rename_tenant(tenant, name)
+    _emit(admin.tenant_json(admin.brand_tenant(tenant, accent_colour, logo_url)))
 
 
 @tenants.command("disable")

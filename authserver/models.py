@@ -101,6 +101,10 @@ class Tenant(Model):
     # are revoked when it is disabled.
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The verification page in the tenant's colours: its primary buttons (white text on this
+    # #rrggbb, checked for contrast) and a logo shown beside its name (an https URL).
+    accent_colour: Mapped[str | None] = mapped_column(String(7), default=None)
+    logo_url: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class User(Model):

@@ -47,6 +47,10 @@ def lookup_tenant(ref: str) -> Tenant | None:
     return db.session.scalar(select(Tenant).where(or_(Tenant.id == ref, Tenant.name == ref)))
 
 
+def get_tenant(tenant_id: str) -> Tenant | None:
+    return db.session.get(Tenant, tenant_id)
+
+
 def tenant_name(tenant_id: str) -> str | None:
     tenant = db.session.get(Tenant, tenant_id)
     return tenant.name if tenant is not None else None

@@ -28,6 +28,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -53,10 +54,11 @@ MAX_PASSWORD = 1024
 @bp.after_request
 def security_headers(resp: Response) -> Response:
     resp.headers["X-Frame-Options"] = "DENY"
+    # Images only from the tenant's logo origin, when the page shows one.
+    images = f"; img-src {g.logo_origin}" if g.get("logo_origin") else ""
     resp.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'" + images
     )
     resp.headers["Cache-Control"] = "no-store"
     # The URL may carry a user code: no Referer to other sites. Not "no-referrer", under which
@@ -101,10 +103,17 @@ def _render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
     ctx.setdefault("user_code", session.get("code"))
     if ctx.get("error"):
         ctx["error"] = i18n.gettext(ctx["error"])
-    record = ctx.get("record")
-    if record is not None and "organisation" not in ctx:
-        # Whose page this is: the organisation the device asks to join.
-        ctx["organisation"] = users.tenant_name(record.tenant_id)
+    # Whose page this is: the organisation the device asks to join, or the signed-in person's.
+    owner = ctx.get("record") or ctx.get("user")
+    if owner is not None and "organisation" not in ctx:
+        tenant = users.get_tenant(owner.tenant_id)
+        if tenant is not None:
+            ctx["organisation"] = tenant.name
+            ctx["accent"] = tenant.accent_colour  # #rrggbb, checked when it was set
+            ctx["logo_url"] = tenant.logo_url
+            if tenant.logo_url:
+                logo = urlsplit(tenant.logo_url)
+                g.logo_origin = f"{logo.scheme}://{logo.netloc}"
     return render_template(template, csrf=_csrf_token(), **ctx), status
 
 

@@ -45,6 +45,7 @@ def server(tmp_path_factory):
     srv = start_server(make_env(tmp_path_factory.mktemp("browser") / "instance"))
     try:
         tenant = srv.cli("tenants", "create", "Corner Shop")
+        srv.cli("tenants", "update", tenant["id"], "--accent-colour", "#1a5e20")
         srv.cli("users", "create", "--tenant", tenant["id"], "--login", "admin",
                 "--password", "correct horse", "--role", "TENANT.ADMIN")  # fmt: skip
         srv.kiosk = srv.cli("clients", "create", "--tenant", tenant["id"], "--name", "Till app",
@@ -134,6 +135,7 @@ def test_enter_the_code_sign_in_and_approve(server, page, tmp_path):
     assert "UTC" not in requested.inner_text() and requested.inner_text().strip()
     approve = page.get_by_role("button", name="Approve")
     assert approve.get_attribute("class") == "primary"
+    assert approve.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(26, 94, 32)"
     accessible(page, tmp_path, "review")
     page.get_by_role("button", name="Approve").click()
 
