@@ -14,17 +14,6 @@ class RetryAfter(OAuth2Error):
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
-class TemporarilyUnavailableError(RetryAfter):
-    """A store the request needs (database or Redis) did not answer: 503, retry later."""
-
-    error = "temporarily_unavailable"
-    status_code = 503
-
-    def __init__(self, description: str, retry_after: int) -> None:
-        super().__init__(description=description)
-        self.retry_after = retry_after
-
-
 class ClientAuthThrottledError(RetryAfter, InvalidClientError):
     """Too many failed client authentications for one client from one address."""
 

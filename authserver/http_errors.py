@@ -37,12 +37,45 @@ def render_problem(problem: Problem) -> Response:
     return problem_response(problem.status, problem.body(), problem.headers())
 
 
+# The problem type of each status an API route can answer without a Problem of its own.
+_STATUS_PROBLEMS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+    429: ("too-many-requests", "Too many requests"),
+    503: ("service-unavailable", "Service unavailable"),
+}
+
+
+def status_problem(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    slug, title = _STATUS_PROBLEMS.get(
+        status,
+        ("server-error", "Server error") if status >= 500 else ("bad-request", "Bad request"),
+    )
+    return {
+        "type": f"urn:authserver:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+
+
+def _api() -> bool:
+    """The registry API answers in problem details (RFC 9457), whatever went wrong."""
+    return request.path.startswith("/api/")
+
+
 def oauth_error_as_problem(exc: OAuth2Error) -> Response:
-    """An OAuth error raised on an API route (seed 000's link endpoint): the same error code and
-    status, as a problem, with the headers that tell the client what to do next."""
-    body = Problem(exc.description or exc.error, error=exc.error).body()
-    body["status"] = exc.status_code
+    """An OAuth error raised on an API route (the link URL): the same error code and status, as
+    a problem of that status, with the headers that tell the client what to do next."""
     headers = {k: v for k, v in exc.get_headers() if k in ("Retry-After", "DPoP-Nonce")}
+    extra: dict[str, Any] = {"error": exc.error}
+    if "Retry-After" in headers:
+        extra["retryAfter"] = int(headers["Retry-After"])
+    body = status_problem(exc.status_code, exc.description or exc.error, **extra)
     return problem_response(exc.status_code, body, headers)
 
 
@@ -67,8 +100,13 @@ def _rollback() -> None:
 
 
 def _unavailable(what: str) -> Response:
-    resp = oauth_error(503, "temporarily_unavailable", f"The {what} is unreachable; retry later.")
-    resp.headers["Retry-After"] = str(get_state().settings.retry_after_seconds)
+    retry = get_state().settings.retry_after_seconds
+    detail = f"The {what} is unreachable; retry later."
+    if _api():
+        body = status_problem(503, detail, retryAfter=retry)
+        return problem_response(503, body, {"Retry-After": str(retry)})
+    resp = oauth_error(503, "temporarily_unavailable", detail)
+    resp.headers["Retry-After"] = str(retry)
     return resp
 
 
@@ -122,8 +160,13 @@ def install(app: Flask) -> None:
             405: f"Method {request.method} is not allowed here.",
             413: "The request body is too large.",
         }.get(code, exc.description or exc.name)
+        headers = {
+            name: value
+            for name, value in exc.get_headers()
+            if name.lower() in ("allow", "retry-after")
+        }
+        if _api():
+            return problem_response(code, status_problem(code, description), headers)
         resp = oauth_error(code, error, description)
-        for name, value in exc.get_headers():
-            if name.lower() in ("allow", "retry-after"):
-                resp.headers[name] = value
+        resp.headers.update(headers)
         return resp

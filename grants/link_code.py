@@ -24,6 +24,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc6749.hooks import hooked
 
 from authserver import credentials, users
+from authserver.device_flow import MAX_SYSTEM_INFORMATION
 from authserver.devices import consume_link_code, find_linkable
 from authserver.errors import TooManyAttemptsError
 from authserver.limits import Limit, Throttled, charge, sign_in
@@ -114,6 +115,9 @@ class LinkCodeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             raise InvalidRequestError("Send staff_code or user_code, not both.")
         if not (form.get("staff_code") or form.get("user_code") or form.get("username")):
             raise InvalidRequestError("staff_code (or user_code) or username is required.")
+        if len(form.get("system_information") or "") > MAX_SYSTEM_INFORMATION:
+            # The same bound as the link URL and the device authorization request.
+            raise InvalidRequestError("system_information is too long.")
         client = self.authenticate_token_endpoint_client()
         if not client.check_grant_type(self.GRANT_TYPE):
             raise UnauthorizedClientError("The client is not registered for the link-code grant.")

@@ -31,7 +31,6 @@ from authserver.problems import ForbiddenProblem, Problem, ValidationProblem
 from authserver.registry import pagination
 from authserver.registry.access import require_registry_token, token_actor
 from authserver.registry.bodies import (
-    clean_text,
     json_body,
     optional_str,
     required_name,
@@ -45,8 +44,6 @@ from grants.common import check_dpop
 from grants.link_code import link_device
 
 bp = Blueprint("devices", __name__)
-
-MAX_FILTER = 200
 
 
 def _actor() -> tuple[str, str]:
@@ -62,22 +59,6 @@ def _one(device: Device, link_code: str | None = None, status: int = 200) -> Res
     return resp
 
 
-def _arg(name: str, allowed: tuple[str, ...] | None = None) -> str | None:
-    values = request.args.getlist(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise ValidationProblem(f"{name} is given more than once.")
-    value = values[0]
-    if len(value) > MAX_FILTER:
-        raise ValidationProblem(f"{name} is too long.")
-    if not clean_text(value):
-        raise ValidationProblem(f"{name} contains control characters.")
-    if allowed is not None and value not in allowed:
-        raise ValidationProblem(f"{name} must be one of {', '.join(allowed)}.")
-    return value
-
-
 def _devices_json(devices: list[Device]) -> list[dict[str, Any]]:
     locs = locations_of([d.id for d in devices])
     return [device_json(d, locs[d.id]) for d in devices]
@@ -87,22 +68,22 @@ def _devices_json(devices: list[Device]) -> list[dict[str, Any]]:
 @require_registry_token()
 def list_devices() -> Response:
     tenant_id, _ = _actor()
-    sort_by = _arg("sortBy", tuple(SORT_KEYS)) or "createdAt"
-    order = _arg("sortOrder", ("asc", "desc")) or "asc"
-    limit = pagination.limit_or_400(_arg("limit"))
+    sort_by = pagination.query_arg("sortBy", tuple(SORT_KEYS)) or "createdAt"
+    order = pagination.query_arg("sortOrder", ("asc", "desc")) or "asc"
+    limit = pagination.limit_or_400(pagination.query_arg("limit"))
     query = DeviceQuery(
         sort_by=sort_by,
         descending=order == "desc",
-        location_id=_arg("locationId"),
-        name=_arg("name"),
-        origin=_arg("origin", ORIGINS),
-        status=_arg("status", STATUSES),
-        app_code=_arg("appCode", APP_CODES),
-        external_id=_arg("externalId"),
-        q=_arg("q"),
+        location_id=pagination.query_arg("locationId"),
+        name=pagination.query_arg("name"),
+        origin=pagination.query_arg("origin", ORIGINS),
+        status=pagination.query_arg("status", STATUSES),
+        app_code=pagination.query_arg("appCode", APP_CODES),
+        external_id=pagination.query_arg("externalId"),
+        q=pagination.query_arg("q"),
     )
     context = f"devices:{sort_by}:{order}"
-    after = pagination.after_or_400(_arg("cursor"), context)
+    after = pagination.after_or_400(pagination.query_arg("cursor"), context)
     page = search_devices(tenant_id, query, after, limit)
     return pagination.page_response(page, context, _devices_json)
 
@@ -182,6 +163,8 @@ def link(link_code: str) -> Response:
     if unknown:
         raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
     app_id = optional_str(body, "appId", 128)
+    if body.get("staffCode") is not None and body.get("userCode") is not None:
+        raise ValidationProblem("Send staffCode or userCode, not both.")  # as the token endpoint
     staff_code = optional_str(body, "staffCode", 64) or optional_str(body, "userCode", 64)
     password = optional_str(body, "password", 1024)
     info = optional_str(body, "systemInformation", 2000, single_line=False)
@@ -256,8 +239,8 @@ def me_system_information() -> Response:
 def me_users() -> Response:
     """Active users who may sign in on this device (seed 000 GET /device/users)."""
     device = _me()
-    limit = pagination.limit_or_400(_arg("limit"))
+    limit = pagination.limit_or_400(pagination.query_arg("limit"))
     context = f"device-users:{device.id}"
-    after = pagination.after_or_400(_arg("cursor"), context)
+    after = pagination.after_or_400(pagination.query_arg("cursor"), context)
     page = users_for_device(device, after, limit)
     return pagination.page_response(page, context, lambda us: [device_user_json(u) for u in us])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from authserver.devices import (
     LOCATION_KINDS,
@@ -42,9 +42,9 @@ def _fields(body: dict[str, Any], creating: bool) -> dict[str, Any]:
 @require_registry_token()
 def list_all() -> Response:
     token, _ = token_actor()
-    limit = pagination.limit_or_400(request.args.get("limit"))
+    limit = pagination.limit_or_400(pagination.query_arg("limit"))
     context = "locations:name"
-    after = pagination.after_or_400(request.args.get("cursor"), context)
+    after = pagination.after_or_400(pagination.query_arg("cursor"), context)
     page = list_locations(token.tenant_id, after, limit)
     return pagination.page_response(page, context, lambda ls: [location_json(x) for x in ls])
 

@@ -18,14 +18,34 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 
 from authserver.paging import Page
 from authserver.problems import ValidationProblem
 from authserver.state import get_state
+from authserver.text import is_clean
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_QUERY_VALUE = 200
+
+
+def query_arg(name: str, allowed: tuple[str, ...] | None = None) -> str | None:
+    """One query parameter of a registry list, strictly: given at most once, at most 200
+    characters, no control characters, one of ``allowed`` when there is a list."""
+    values = request.args.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValidationProblem(f"{name} is given more than once.")
+    value = values[0]
+    if len(value) > MAX_QUERY_VALUE:
+        raise ValidationProblem(f"{name} is too long.")
+    if not is_clean(value, single_line=False):
+        raise ValidationProblem(f"{name} contains control characters.")
+    if allowed is not None and value not in allowed:
+        raise ValidationProblem(f"{name} must be one of {', '.join(allowed)}.")
+    return value
 
 
 class CursorError(ValueError):
