@@ -157,7 +157,7 @@ _LOCATIONS_OF_N: dict[int, Any] = {}
 
 
 def _locations_of(n: int) -> Any:
-    """The locations of n devices: one statement per n, built once (a page is at most 100)."""
+    """The locations of n devices: one statement per n, built once (a page is at most 200)."""
     stmt = _LOCATIONS_OF_N.get(n)
     if stmt is None:
         stmt = _LOCATIONS_OF_N[n] = (
