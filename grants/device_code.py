@@ -88,7 +88,8 @@ class DeviceAuthorizationEndpoint(_Endpoint):
             "expires_in": settings.device_code_ttl,
             "interval": settings.device_poll_interval,
         }
-        return 200, body, default_json_headers
+        # As at the token endpoint: the next nonce when the client's is about to roll (§8.2).
+        return 200, body, response_headers(default_json_headers, proof)
 
 
 class DeviceCodeGrant(_Grant):
