@@ -54,8 +54,20 @@ __all__ = ["hash_password", "verify_password"]  # passwords are credentials too 
 # -- codes people type ---------------------------------------------------------------------------
 
 
+_UNBIASED = 256 - 256 % len(CODE_ALPHABET)  # 240: bytes below it map evenly onto 20 letters
+
+
 def draw_code(length: int) -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+    """``length`` letters, each uniform over the alphabet: random bytes, those at or above 240
+    dropped (rejection sampling, so no letter is favoured), one draw of bytes for the lot."""
+    letters: list[str] = []
+    while len(letters) < length:
+        for b in secrets.token_bytes(length + 4):
+            if b < _UNBIASED:
+                letters.append(CODE_ALPHABET[b % len(CODE_ALPHABET)])
+                if len(letters) == length:
+                    break
+    return "".join(letters)
 
 
 def normalise_code(typed: str, length: int) -> str:

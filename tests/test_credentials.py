@@ -37,6 +37,21 @@ def test_drawn_codes_have_the_length_and_the_alphabet():
     assert all(len(c.new_user_code()) == c.USER_CODE_LENGTH == 10 for _ in range(20))
 
 
+def test_codes_are_drawn_without_bias(monkeypatch):
+    """Bytes at or above 240 are dropped (256 is not a multiple of 20: keeping them would favour
+    the first 16 letters); the rest map evenly, and more bytes are drawn when too many drop."""
+    batches = iter([bytes([255, 240, 0, 19, 239]), bytes([20, 250, 1, 2, 3])])
+    monkeypatch.setattr(c.secrets, "token_bytes", lambda n: next(batches))
+    assert c.draw_code(4) == "BZZB"  # 0 -> B, 19 -> Z, 239 -> Z, then 20 -> B from the next draw
+    monkeypatch.undo()
+    counts = {letter: 0 for letter in LETTERS}
+    for letter in "".join(c.draw_code(10) for _ in range(4000)):
+        counts[letter] += 1
+    expected = 40000 / 20
+    # Uniform: each count within 6 standard deviations (sd ~ 43.6) of 2,000.
+    assert all(abs(n - expected) < 6 * 43.6 for n in counts.values()), counts
+
+
 def test_typed_codes_are_normalised_case_and_separators_ignored():
     assert c.normalise_user_code("bcdfg-hjklm") == "BCDFGHJKLM"
     assert c.normalise_user_code(" Bc dF g–HJ.KL M ") == "BCDFGHJKLM"
@@ -133,3 +148,31 @@ def test_a_jti_not_ours_has_no_issue_time():
     # 24 characters of padded base64 that decode to fewer than 18 bytes.
     short = base64.urlsafe_b64encode(b"x" * 16).decode()
     assert len(short) == 24 and c.jti_issued_ms(short) is None
+
+
+def test_every_hash_is_a_keyed_hash_of_its_value(ctx):
+    """Each ``*_hash`` is the keyed hash under its own purpose: stable, never the value itself,
+    and it is what ``security.verify_keyed_hash`` checks against."""
+    from authserver.security import verify_keyed_hash
+
+    value = "BCDFGHJKLMNP"
+    for purpose, hash_of in [
+        (c.ACCESS_TOKEN_JTI, c.jti_hash),
+        (c.REFRESH_TOKEN, c.refresh_token_hash),
+        (c.DEVICE_CODE, c.device_code_hash),
+        (c.USER_CODE, c.user_code_hash),
+        (c.LINK_CODE, c.link_code_hash),
+    ]:
+        stored = hash_of(value)
+        assert isinstance(stored, str) and stored and value not in stored
+        assert stored == hash_of(value) != hash_of(value[:-1])
+        assert verify_keyed_hash(purpose, value, stored)
+
+
+def test_the_password_functions_are_exported_as_credentials():
+    """``__all__`` names what the module re-exports: every name in it exists."""
+    import authserver.security as security
+
+    assert c.__all__ == ["hash_password", "verify_password"]
+    for name in c.__all__:
+        assert getattr(c, name) is getattr(security, name)
