@@ -1,11 +1,11 @@
-"""Operations endpoints: liveness, readiness, metrics."""
+"""Operations endpoints: liveness, readiness, metrics, and the API's description."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from authserver import metrics
@@ -17,6 +17,33 @@ from keys.jwks import NoSigningKey
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger("authserver.ops")
+
+
+def _api_document() -> dict:
+    """The OpenAPI document, built once per app (the routes do not change while it runs)."""
+    from authserver import openapi
+
+    doc = current_app.extensions.get("authserver.openapi")
+    if doc is None:
+        doc = current_app.extensions["authserver.openapi"] = openapi.document(current_app)
+    return doc  # type: ignore[no-any-return]
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI 3.1 document of every endpoint."""
+    return jsonify(_api_document())
+
+
+@bp.get("/docs/api")
+def api_reference() -> Response:
+    """The same document as a page: no script, nothing loaded from elsewhere."""
+    html = render_template("api_reference.html", doc=_api_document())
+    resp = Response(html, content_type="text/html; charset=utf-8")
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return resp
 
 
 @bp.get("/healthz")

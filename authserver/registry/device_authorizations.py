@@ -7,8 +7,6 @@ approve enrolment of kiosks (device-subject clients), never a person's sign-in.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify
 
 from authserver import device_flow
@@ -17,8 +15,8 @@ from authserver.models import User
 from authserver.problems import (
     NotFoundProblem,
     TooManyRequestsProblem,
-    ValidationProblem,
 )
+from authserver.registry import schema
 from authserver.registry.access import require_registry_token, token_actor
 from authserver.registry.bodies import json_body
 from authserver.state import get_state
@@ -26,25 +24,11 @@ from authserver.state import get_state
 bp = Blueprint("device_authorizations", __name__)
 
 
-def _body() -> dict[str, Any]:
-    data = json_body()
-    allowed = {"decision", "locationId", "tillId", "name"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
-    if data.get("decision") not in ("approve", "deny"):
-        raise ValidationProblem('decision must be "approve" or "deny".')
-    for field in ("locationId", "tillId", "name"):
-        if data.get(field) is not None and not isinstance(data[field], str):
-            raise ValidationProblem(f"{field} must be a string.")
-    return data
-
-
 @bp.post("/api/v1/device-authorizations/<user_code>")
 @require_registry_token(write=True)
 def decide(user_code: str) -> Response:
     token, user = token_actor()
-    data = _body()
+    data = schema.DECISION.parse(json_body())
     account = user.id if user is not None else token.client_id
     try:
         record = device_flow.lookup(

@@ -25,16 +25,13 @@ from authserver.devices import (
     users_for_device,
 )
 from authserver.http_errors import oauth_error_as_problem
-from authserver.models import Device, DeviceStatus
+from authserver.models import Device
 from authserver.oauth2.server import query_client
 from authserver.problems import ForbiddenProblem, Problem, ValidationProblem
-from authserver.registry import pagination
+from authserver.registry import pagination, schema
 from authserver.registry.access import require_registry_token, token_actor
 from authserver.registry.bodies import (
     json_body,
-    optional_str,
-    required_name,
-    string_list,
 )
 from authserver.registry.serialize import device_json, device_user_json
 from authserver.resource import current_proof, current_token, require_token
@@ -88,36 +85,11 @@ def list_devices() -> Response:
     return pagination.page_response(page, context, _devices_json)
 
 
-def _device_fields(body: dict[str, Any], creating: bool) -> dict[str, Any]:
-    allowed = {"name", "externalId", "locationIds", "tillId", "appCode", "status"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
-    data: dict[str, Any] = {}
-    if creating or "name" in body:
-        data["name"] = required_name(body, "name", 100)
-    for field, limit in (("externalId", 200), ("tillId", 100)):
-        if field in body:
-            data[field] = optional_str(body, field, limit)
-    if "locationIds" in body:
-        data["locationIds"] = string_list(body, "locationIds", 50)
-    if "appCode" in body:
-        if body["appCode"] not in APP_CODES:
-            raise ValidationProblem(f"appCode must be one of {', '.join(APP_CODES)}.")
-        data["appCode"] = body["appCode"]
-    if "status" in body:
-        allowed_status = (DeviceStatus.ACTIVE, DeviceStatus.READY_TO_LINK) if creating else STATUSES
-        if body["status"] not in allowed_status:
-            raise ValidationProblem(f"status must be one of {', '.join(allowed_status)}.")
-        data["status"] = body["status"]
-    return data
-
-
 @bp.post("/api/v1/devices")
 @require_registry_token(write=True)
 def create() -> Response:
     tenant_id, actor = _actor()
-    data = _device_fields(json_body(), creating=True)
+    data = schema.DEVICE_CREATE.parse(json_body())
     device, link_code = create_device(tenant_id, actor, data)
     return _one(device, link_code, 201)
 
@@ -134,7 +106,7 @@ def get(device_id: str) -> Response:
 @require_registry_token(write=True)
 def patch(device_id: str) -> Response:
     tenant_id, actor = _actor()
-    data = _device_fields(json_body(), creating=False)
+    data = schema.DEVICE_UPDATE.parse(json_body())
     device = get_device(tenant_id, device_id)
     link_code = update_device(device, actor, data)
     return _one(device, link_code)
@@ -156,18 +128,13 @@ def remove(device_id: str) -> Response:
 def link(link_code: str) -> Response:
     """Seed 000's link request. ``userCode`` is seed 000's name for the staff code
     (``staffCode`` is accepted too)."""
-    body = json_body()
-    unknown = sorted(
-        set(body) - {"appId", "userCode", "staffCode", "password", "systemInformation"}
-    )
-    if unknown:
-        raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
-    app_id = optional_str(body, "appId", 128)
+    body = schema.LINK.parse(json_body())
     if body.get("staffCode") is not None and body.get("userCode") is not None:
         raise ValidationProblem("Send staffCode or userCode, not both.")  # as the token endpoint
-    staff_code = optional_str(body, "staffCode", 64) or optional_str(body, "userCode", 64)
-    password = optional_str(body, "password", 1024)
-    info = optional_str(body, "systemInformation", 2000, single_line=False)
+    app_id = body.get("appId")
+    staff_code = body.get("staffCode") or body.get("userCode")
+    password = body.get("password")
+    info = body.get("systemInformation")
     if not app_id or not staff_code or not password:
         raise ValidationProblem("appId, userCode (the staff code) and password are required.")
     client = query_client(app_id)
@@ -230,7 +197,7 @@ def me_system_information() -> Response:
     body = json_body()
     if set(body) != {"systemInformation"}:
         raise ValidationProblem('The body is {"systemInformation": "..."}.')
-    set_system_information(device, optional_str(body, "systemInformation", 2000, single_line=False))
+    set_system_information(device, schema.SYSTEM_INFORMATION.parse(body)["systemInformation"])
     return Response(status=204)
 
 

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify
 
 from authserver.devices import (
-    LOCATION_KINDS,
     create_location,
     delete_location,
     get_location,
     list_locations,
     update_location,
 )
-from authserver.problems import ValidationProblem
-from authserver.registry import pagination
+from authserver.registry import pagination, schema
 from authserver.registry.access import require_registry_token, token_actor
-from authserver.registry.bodies import json_body, required_name
+from authserver.registry.bodies import json_body
 from authserver.registry.serialize import location_json
 
 bp = Blueprint("locations", __name__)
-
-
-def _fields(body: dict[str, Any], creating: bool) -> dict[str, Any]:
-    unknown = sorted(set(body) - {"name", "kind"})
-    if unknown:
-        raise ValidationProblem(f"Unknown field(s): {', '.join(unknown)}.")
-    data: dict[str, Any] = {}
-    if creating or "name" in body:
-        data["name"] = required_name(body, "name", 200)
-    if "kind" in body or creating:
-        kind = body.get("kind", "store")
-        if kind not in LOCATION_KINDS:
-            raise ValidationProblem(f"kind must be one of {', '.join(LOCATION_KINDS)}.")
-        data["kind"] = kind
-    return data
 
 
 @bp.get("/api/v1/locations")
@@ -53,7 +34,7 @@ def list_all() -> Response:
 @require_registry_token(write=True)
 def create() -> Response:
     token, _ = token_actor()
-    loc = create_location(token.tenant_id, _fields(json_body(), creating=True))
+    loc = create_location(token.tenant_id, schema.LOCATION_CREATE.parse(json_body()))
     resp = jsonify(data=location_json(loc))
     resp.status_code = 201
     return resp
@@ -71,7 +52,9 @@ def get_one(location_id: str) -> Response:
 def patch_location(location_id: str) -> Response:
     token, _ = token_actor()
     loc = get_location(token.tenant_id, location_id)
-    return jsonify(data=location_json(update_location(loc, _fields(json_body(), creating=False))))
+    return jsonify(
+        data=location_json(update_location(loc, schema.LOCATION_UPDATE.parse(json_body())))
+    )
 
 
 @bp.delete("/api/v1/locations/<location_id>")

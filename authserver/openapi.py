@@ -1,0 +1,652 @@
+"""The OpenAPI 3.1 document of every HTTP endpoint, served at ``/openapi.json``.
+
+Request bodies come from the schemas the views parse them with (``authserver.registry.schema``),
+and list filters from the constants the views check them against, so the document says what the
+code accepts. ``tests/test_openapi.py`` checks that every route the app serves is documented
+and every documented operation is served.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+
+from authserver.audit import TYPES as AUDIT_TYPES
+from authserver.devices import APP_CODES, ORIGINS, SORT_KEYS, STATUSES
+from authserver.registry import schema
+from authserver.registry.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema_: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema_}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": _ref("Problem")}}}  # fmt: skip
+
+
+def _oauth_error(description: str) -> dict[str, Any]:
+    return _json(_ref("OAuthError"), description)
+
+
+def _query(name: str, description: str, values: tuple[str, ...] | None = None,
+           kind: str = "string") -> dict[str, Any]:  # fmt: skip
+    found: dict[str, Any] = {"type": kind}
+    if values is not None:
+        found["enum"] = list(values)
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": found}  # fmt: skip
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "maxLength": 64}}  # fmt: skip
+
+
+_PAGING = [
+    _query("limit", f"Items per page, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT}).", kind="integer"),
+    _query("cursor", "The nextCursor of the previous page (opaque, signed)."),
+]
+_API_ERRORS = {
+    "400": _problem("The request is not acceptable (validation-error)."),
+    "401": {"description": "No valid access token (RFC 6750 / RFC 9449 WWW-Authenticate)."},
+    "403": _problem("Not allowed for this token or user (forbidden), or insufficient scope."),
+    "429": _problem("Too many requests (too-many-requests); Retry-After."),
+    "503": _problem("A store is unreachable (service-unavailable); Retry-After."),
+}
+_READ = [{"bearer": ["devices:read"]}, {"dpop": ["devices:read"]}]
+_WRITE = [{"bearer": ["devices:write"]}, {"dpop": ["devices:write"]}]
+_DEVICE_ONLY = [{"dpop": ["devices:read"]}]
+_CLIENT: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {"clientSecretPost": []}]
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": _ref(item)},
+            "nextCursor": {"type": ["string", "null"]},
+            "hasMore": {"type": "boolean"},
+        },
+        "required": ["data", "nextCursor", "hasMore"],
+    }
+
+
+def _one(item: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {"data": _ref(item)}, "required": ["data"]}
+
+
+def _form(properties: dict[str, Any], required: list[str], description: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": description,
+        "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "properties": properties, "required": required}}},
+    }  # fmt: skip
+
+
+def _body(body: schema.Body) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(body.name)}}}
+
+
+_STR = {"type": "string"}
+
+# Every operation, by the endpoint (view) that serves it and its method.
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("oauth.token", "post"): {
+        "tags": ["OAuth 2.0"],
+        "summary": "Token endpoint (RFC 6749 §3.2): every grant",
+        "description": "Grants: client_credentials, the device code (RFC 8628 §3.4), "
+        "refresh_token (rotated), the link code. A DPoP header (RFC 9449) binds the tokens.",
+        "security": [*_CLIENT, {}],
+        "parameters": [
+            {
+                "name": "DPoP",
+                "in": "header",
+                "required": False,
+                "schema": _STR,
+                "description": "A DPoP proof (RFC 9449 §4).",
+            }
+        ],  # fmt: skip
+        "requestBody": _form(
+            {
+                "grant_type": {
+                    "type": "string",
+                    "enum": [CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, LINK_CODE],
+                },  # fmt: skip
+                "scope": _STR,
+                "client_id": _STR,
+                "device_code": _STR,
+                "refresh_token": _STR,
+                "link_code": _STR,
+                "staff_code": _STR,
+                "user_code": {"type": "string", "description": "staff_code by its older name"},
+                "username": _STR,
+                "password": _STR,
+                "system_information": {"type": "string", "maxLength": 2000},
+            },
+            ["grant_type"],
+            "Form parameters, each at most once, no control characters.",
+        ),
+        "responses": {
+            "200": _json(_ref("TokenResponse"), "Tokens."),
+            "400": _oauth_error(
+                "invalid_request, invalid_grant, authorization_pending, "
+                "slow_down, expired_token, access_denied, invalid_dpop_proof, "
+                "use_dpop_nonce, unsupported_grant_type, invalid_scope."
+            ),  # fmt: skip
+            "401": _oauth_error("invalid_client."),
+            "429": _oauth_error("Too many failed attempts; Retry-After."),
+            "503": _oauth_error("temporarily_unavailable; Retry-After."),
+        },
+    },
+    ("oauth.device_authorization", "post"): {
+        "tags": ["OAuth 2.0"],
+        "summary": "Device authorization request (RFC 8628 §3.1)",
+        "security": [*_CLIENT, {}],
+        "requestBody": _form(
+            {
+                "client_id": _STR,
+                "scope": _STR,
+                "device_name": {"type": "string", "maxLength": 100},
+                "system_information": {"type": "string", "maxLength": 2000},
+            },
+            [],
+            "A public client sends client_id; a confidential one authenticates.",
+        ),  # fmt: skip
+        "responses": {
+            "200": _json(_ref("DeviceAuthorizationResponse"), "A device code and user code."),
+            "400": _oauth_error("invalid_request, invalid_scope, invalid_dpop_proof."),
+            "401": _oauth_error("invalid_client."),
+            "429": _oauth_error("Too many requests from this client or address; Retry-After."),
+        },
+    },
+    ("oauth.introspect", "post"): {
+        "tags": ["OAuth 2.0"],
+        "summary": "Token introspection (RFC 7662)",
+        "security": _CLIENT,
+        "requestBody": _form(
+            {"token": _STR, "token_type_hint": _STR}, ["token"], "The token to look at."
+        ),  # fmt: skip
+        "responses": {
+            "200": _json(_ref("Introspection"), "active, and the token's claims."),
+            "401": _oauth_error("invalid_client."),
+        },  # fmt: skip
+    },
+    ("oauth.revoke", "post"): {
+        "tags": ["OAuth 2.0"],
+        "summary": "Token revocation (RFC 7009)",
+        "security": _CLIENT,
+        "requestBody": _form(
+            {"token": _STR, "token_type_hint": _STR}, ["token"], "The token to revoke."
+        ),  # fmt: skip
+        "responses": {
+            "200": {"description": "Revoked, or not a token (§2.2)."},
+            "400": _oauth_error("invalid_request, invalid_grant (another client's)."),
+            "401": _oauth_error("invalid_client."),
+        },  # fmt: skip
+    },
+    ("oauth.jwks", "get"): {
+        "tags": ["OAuth 2.0"],
+        "summary": "The keys that verify the server's tokens (RFC 7517)",
+        "responses": {
+            "200": {
+                "description": "A JWK set.",
+                "content": {"application/jwk-set+json": {"schema": {"type": "object"}}},
+            }
+        },  # fmt: skip
+    },
+    ("oauth.metadata", "get"): {
+        "tags": ["OAuth 2.0"],
+        "summary": "Server metadata (RFC 8414, OpenID Connect Discovery)",
+        "responses": {"200": _json({"type": "object"}, "The metadata document.")},
+    },
+    ("oauth.userinfo", "get"): {
+        "tags": ["OpenID Connect"],
+        "summary": "UserInfo (OpenID Connect Core §5.3)",
+        "security": [{"bearer": ["openid"]}, {"dpop": ["openid"]}],
+        "responses": {
+            "200": _json({"type": "object"}, "Claims about the signed-in person."),
+            "401": {"description": "No valid token."},
+            "403": {"description": "Not a person's token, or no openid scope."},
+        },
+    },  # fmt: skip
+    ("verify.page", "get"): {
+        "tags": ["Verification page"],
+        "summary": "The page where people enter a user code (RFC 8628 §3.3)",
+        "parameters": [
+            _query("user_code", "From verification_uri_complete: asks to confirm."),
+            _query("lang", "en or pl; remembered in a cookie.", ("en", "pl")),
+        ],
+        "responses": {"200": {"description": "HTML.", "content": {"text/html": {}}}},
+    },  # fmt: skip
+    ("verify.act", "post"): {
+        "tags": ["Verification page"],
+        "summary": "The page's forms (enter a code, sign in, approve, deny, sign out)",
+        "responses": {
+            "200": {"description": "HTML.", "content": {"text/html": {}}},
+            "303": {"description": "To the page's next step."},
+            "400": {"description": "HTML: a form to correct, or a refused form."},
+            "429": {"description": "HTML: wait; Retry-After."},
+        },
+    },  # fmt: skip
+    ("verify.local_time_js", "get"): {
+        "tags": ["Verification page"],
+        "summary": "The page's script: times in the viewer's zone",
+        "responses": {"200": {"description": "JavaScript.", "content": {"text/javascript": {}}}},
+    },  # fmt: skip
+    ("ops.healthz", "get"): {
+        "tags": ["Operations"],
+        "summary": "The process lives",
+        "responses": {"200": _json({"type": "object"}, "ok")},
+    },  # fmt: skip
+    ("ops.readyz", "get"): {
+        "tags": ["Operations"],
+        "summary": "Database, state store and signing key are ready",
+        "responses": {
+            "200": _json({"type": "object"}, "ready"),
+            "503": _json({"type": "object"}, "not ready; which check failed"),
+        },
+    },  # fmt: skip
+    ("ops.openapi_json", "get"): {
+        "tags": ["Operations"],
+        "summary": "This document (OpenAPI 3.1)",
+        "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")},
+    },  # fmt: skip
+    ("ops.api_reference", "get"): {
+        "tags": ["Operations"],
+        "summary": "This document as a page to read (works offline)",
+        "responses": {"200": {"description": "HTML.", "content": {"text/html": {}}}},
+    },  # fmt: skip
+    ("ops.prometheus", "get"): {
+        "tags": ["Operations"],
+        "summary": "Prometheus metrics (with AUTHSERVER_METRICS_TOKEN)",
+        "security": [{"metricsToken": []}],
+        "responses": {
+            "200": {"description": "Prometheus text format.", "content": {"text/plain": {}}},
+            "404": {"description": "Metrics are off or the token is wrong."},
+        },
+    },  # fmt: skip
+    # -- the registry -------------------------------------------------------------------------
+    ("devices.list_devices", "get"): {
+        "tags": ["Devices"],
+        "summary": "List devices",
+        "security": _READ,
+        "parameters": [
+            *_PAGING,
+            _query("sortBy", "Sort key.", tuple(SORT_KEYS)),
+            _query("sortOrder", "asc (default) or desc.", ("asc", "desc")),
+            _query("locationId", "Only devices at this location."),
+            _query("name", "Name contains (case-insensitive)."),
+            _query("origin", "Only this origin.", tuple(ORIGINS)),
+            _query("status", "Only this status.", tuple(STATUSES)),
+            _query("appCode", "Only this app.", tuple(APP_CODES)),
+            _query("externalId", "Exactly this externalId."),
+            _query("q", "Name, externalId or identifier contains."),
+        ],
+        "responses": {"200": _json(_page("Device"), "A page of devices."), **_API_ERRORS},
+    },  # fmt: skip
+    ("devices.create", "post"): {
+        "tags": ["Devices"],
+        "summary": "Create a device",
+        "security": _WRITE,
+        "requestBody": _body(schema.DEVICE_CREATE),
+        "responses": {
+            "201": _json(_one("Device"), "The device (with linkCode when READY_TO_LINK)."),
+            "409": _problem("externalId taken."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("devices.get", "get"): {
+        "tags": ["Devices"],
+        "summary": "One device",
+        "security": _READ,
+        "parameters": [_path("device_id", "The device's id.")],
+        "responses": {
+            "200": _json(_one("Device"), "The device."),
+            "404": _problem("No such device."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("devices.patch", "patch"): {
+        "tags": ["Devices"],
+        "summary": "Change a device (block, unlink, unblock, rename...)",
+        "security": _WRITE,
+        "parameters": [_path("device_id", "The device's id.")],
+        "requestBody": _body(schema.DEVICE_UPDATE),
+        "responses": {
+            "200": _json(_one("Device"), "The device."),
+            "404": _problem("No such device."),
+            "409": _problem("Not possible now."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("devices.remove", "delete"): {
+        "tags": ["Devices"],
+        "summary": "Delete a device (its tokens are revoked)",
+        "security": _WRITE,
+        "parameters": [_path("device_id", "The device's id.")],
+        "responses": {
+            "200": _json({"type": "object"}, "Deleted."),
+            "404": _problem("No such device."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("devices.link", "post"): {
+        "tags": ["Devices"],
+        "summary": "Link a terminal with its link code (older terminal API)",
+        "parameters": [
+            _path("link_code", "The link code."),
+            {"name": "DPoP", "in": "header", "required": False, "schema": _STR},
+        ],
+        "requestBody": _body(schema.LINK),
+        "responses": {
+            "200": _json(_ref("LinkResponse"), "The terminal's tokens."),
+            "400": _problem("Refused (error carries the OAuth code)."),
+            "429": _problem("Too many failed attempts."),
+            "503": _problem("A store is unreachable."),
+        },
+    },  # fmt: skip
+    ("devices.me", "get"): {
+        "tags": ["The calling device"],
+        "summary": "The calling device",
+        "security": _DEVICE_ONLY,
+        "responses": {"200": _json(_one("Device"), "This device."), **_API_ERRORS},
+    },  # fmt: skip
+    ("devices.me_system_information", "put"): {
+        "tags": ["The calling device"],
+        "summary": "Report this device's system information",
+        "security": [{"dpop": ["devices:write"]}],
+        "requestBody": _body(schema.SYSTEM_INFORMATION),
+        "responses": {"204": {"description": "Stored."}, **_API_ERRORS},
+    },  # fmt: skip
+    ("devices.me_users", "get"): {
+        "tags": ["The calling device"],
+        "summary": "Users who may sign in on this device",
+        "security": _DEVICE_ONLY,
+        "parameters": _PAGING,
+        "responses": {"200": _json(_page("DeviceUser"), "A page of users."), **_API_ERRORS},
+    },  # fmt: skip
+    ("locations.list_all", "get"): {
+        "tags": ["Locations"],
+        "summary": "List locations",
+        "security": _READ,
+        "parameters": _PAGING,
+        "responses": {"200": _json(_page("Location"), "A page of locations."), **_API_ERRORS},
+    },  # fmt: skip
+    ("locations.create", "post"): {
+        "tags": ["Locations"],
+        "summary": "Create a location",
+        "security": _WRITE,
+        "requestBody": _body(schema.LOCATION_CREATE),
+        "responses": {
+            "201": _json(_one("Location"), "The location."),
+            "409": _problem("Name taken."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("locations.get_one", "get"): {
+        "tags": ["Locations"],
+        "summary": "One location",
+        "security": _READ,
+        "parameters": [_path("location_id", "The location's id.")],
+        "responses": {
+            "200": _json(_one("Location"), "The location."),
+            "404": _problem("No such location."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("locations.patch_location", "patch"): {
+        "tags": ["Locations"],
+        "summary": "Change a location",
+        "security": _WRITE,
+        "parameters": [_path("location_id", "The location's id.")],
+        "requestBody": _body(schema.LOCATION_UPDATE),
+        "responses": {
+            "200": _json(_one("Location"), "The location."),
+            "404": _problem("No such location."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("locations.delete_one", "delete"): {
+        "tags": ["Locations"],
+        "summary": "Delete a location without active devices",
+        "security": _WRITE,
+        "parameters": [_path("location_id", "The location's id.")],
+        "responses": {
+            "200": _json({"type": "object"}, "Deleted."),
+            "404": _problem("No such location."),
+            "409": _problem("It still has active devices."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("device_authorizations.decide", "post"): {
+        "tags": ["Device authorizations"],
+        "summary": "Approve or deny a device's request by its user code (RFC 8628)",
+        "security": _WRITE,
+        "parameters": [_path("user_code", "The code the device shows.")],
+        "requestBody": _body(schema.DECISION),
+        "responses": {
+            "200": _json(_one("Decision"), "Decided."),
+            "404": _problem("No pending authorization with this code."),
+            "409": _problem("Cannot be decided (code says why)."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("audit_events.list_all", "get"): {
+        "tags": ["Audit events"],
+        "summary": "The tenant's audit events (TENANT.ADMIN users)",
+        "security": _READ,
+        "parameters": [
+            *_PAGING,
+            _query("type", "Only this event type.", tuple(AUDIT_TYPES)),
+            _query("deviceId", "Only events about this device."),
+        ],
+        "responses": {"200": _json(_page("AuditEvent"), "A page of events."), **_API_ERRORS},
+    },  # fmt: skip
+}
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_COMPONENTS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": _STR,
+            "title": _STR,
+            "status": {"type": "integer"},
+            "detail": _STR,
+            "code": _STR,
+            "error": _STR,
+            "retryAfter": {"type": "integer"},
+        },
+        "required": ["type", "title", "status", "detail"],
+    },  # fmt: skip
+    "OAuthError": {
+        "type": "object",
+        "description": "RFC 6749 §5.2.",
+        "properties": {"error": _STR, "error_description": _STR},
+        "required": ["error"],
+    },
+    "TokenResponse": {
+        "type": "object",
+        "properties": {
+            "access_token": _STR,
+            "token_type": {"enum": ["Bearer", "DPoP"]},
+            "expires_in": {"type": "integer"},
+            "scope": _STR,
+            "refresh_token": _STR,
+            "id_token": _STR,
+        },
+        "required": ["access_token", "token_type", "expires_in"],
+    },  # fmt: skip
+    "DeviceAuthorizationResponse": {
+        "type": "object",
+        "properties": {
+            "device_code": _STR,
+            "user_code": _STR,
+            "verification_uri": _STR,
+            "verification_uri_complete": _STR,
+            "expires_in": {"type": "integer"},
+            "interval": {"type": "integer"},
+        },
+        "required": ["device_code", "user_code", "verification_uri", "expires_in"],
+    },  # fmt: skip
+    "Introspection": {
+        "type": "object",
+        "properties": {"active": {"type": "boolean"}},
+        "required": ["active"],
+        "additionalProperties": True,
+    },
+    "Device": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "name": _STR,
+            "status": {"enum": list(STATUSES)},
+            "origin": {"enum": list(ORIGINS)},
+            "appCode": {"enum": list(APP_CODES)},
+            "externalId": {"type": ["string", "null"]},
+            "locationIds": {"type": "array", "items": _STR},
+            "tillId": {"type": ["string", "null"]},
+            "identifier": {"type": ["string", "null"]},
+            "systemInformation": {"type": ["string", "null"]},
+            "dpopJkt": {"type": ["string", "null"]},
+            "lastActivityAt": _TIME,
+            "lastTenantUserId": {"type": ["string", "null"]},
+            "createdAt": _TIME,
+            "createdBy": {"type": ["string", "null"]},
+            "updatedAt": _TIME,
+            "updatedBy": {"type": ["string", "null"]},
+            "linkCode": {"type": "string", "description": "Only when just issued."},
+            "linkCodeExpiresAt": _TIME,
+        },
+        "required": ["id", "name", "status", "origin", "appCode", "locationIds", "createdAt"],
+    },  # fmt: skip
+    "Location": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "name": _STR,
+            "kind": {"enum": list(schema.LOCATION_KINDS)},
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+        },
+        "required": ["id", "name", "kind"],
+    },  # fmt: skip
+    "DeviceUser": {
+        "type": "object",
+        "properties": {"id": _STR, "login": _STR, "roles": {"type": "array", "items": _STR}},
+        "required": ["id", "login", "roles"],
+    },
+    "AuditEvent": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "type": {"enum": list(AUDIT_TYPES)},
+            "deviceId": {"type": ["string", "null"]},
+            "actor": _STR,
+            "data": {"type": ["object", "null"]},
+            "createdAt": _TIME,
+        },
+        "required": ["id", "type", "actor", "createdAt"],
+    },  # fmt: skip
+    "Decision": {
+        "type": "object",
+        "properties": {
+            "decision": {"enum": ["approved", "denied"]},
+            "clientId": _STR,
+            "deviceId": {"type": ["string", "null"]},
+            "scope": _STR,
+            "decidedBy": _STR,
+        },
+        "required": ["decision", "clientId", "scope", "decidedBy"],
+    },  # fmt: skip
+    "LinkResponse": {
+        "type": "object",
+        "properties": {
+            "token": _STR,
+            "refreshToken": {"type": ["string", "null"]},
+            "expires": {"type": "integer"},
+            "tokenType": {"enum": ["Bearer", "DPoP"]},
+        },
+        "required": ["token", "expires", "tokenType"],
+    },  # fmt: skip
+}
+_SECURITY_SCHEMES = {
+    "clientSecretBasic": {"type": "http", "scheme": "basic",
+                          "description": "client_secret_basic (RFC 6749 §2.3.1)."},
+    "clientSecretPost": {"type": "apiKey", "in": "query", "name": "client_secret",
+                         "description": "client_secret_post: client_id and client_secret in "
+                         "the form body (RFC 6749 §2.3.1); OpenAPI has no form-body scheme."},
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RFC 9068)"},
+    "dpop": {"type": "http", "scheme": "DPoP",
+             "description": "A DPoP-bound access token with a DPoP proof header (RFC 9449 §7)."},
+    "metricsToken": {"type": "http", "scheme": "bearer",
+                     "description": "AUTHSERVER_METRICS_TOKEN."},
+}  # fmt: skip
+
+
+def _openapi_path(rule: str) -> str:
+    """Flask's ``/a/<b>`` and ``/a/<path:b>`` as OpenAPI's ``/a/{b}``."""
+    out, i = [], 0
+    while i < len(rule):
+        if rule[i] == "<":
+            end = rule.index(">", i)
+            out.append("{" + rule[i + 1 : end].split(":")[-1] + "}")
+            i = end + 1
+        else:
+            out.append(rule[i])
+            i += 1
+    return "".join(out)
+
+
+def document(app: Flask) -> dict[str, Any]:
+    """The document for the routes ``app`` serves (static files aside)."""
+    issuer = app.extensions["authserver"].settings.issuer
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in sorted(m.lower() for m in rule.methods or () if m not in ("HEAD", "OPTIONS")):
+            op = OPERATIONS.get((rule.endpoint, method))
+            if op is None and method == "post" and rule.endpoint == "oauth.userinfo":
+                op = OPERATIONS[("oauth.userinfo", "get")]  # the same, by POST (OIDC §5.3.1)
+            if op is None:
+                raise KeyError(f"undocumented operation: {method.upper()} {rule.rule}")
+            path = _openapi_path(rule.rule)
+            operation_id = method + "_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+            paths.setdefault(path, {})[method] = {"operationId": operation_id, **op}
+    components = dict(_COMPONENTS)
+    components.update({body.name: body.json_schema() for body in schema.BODIES})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "authserver",
+            "version": _version(),
+            "description": "OAuth 2.0 / OpenID Connect for fleets of devices, and the device "
+            "registry. Every endpoint, its parameters and errors; see also docs/reference.md.",
+        },
+        "servers": [{"url": issuer}],
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("authserver")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree without metadata
+        return "0"
