@@ -301,6 +301,14 @@ def _issue_link_code(device: Device) -> str:
     return shown
 
 
+def _flush_unique() -> None:
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ConflictProblem("A device with this externalId already exists.") from exc
+
+
 def _commit_unique() -> None:
     try:
         db.session.commit()
@@ -329,11 +337,7 @@ def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Dev
     locations = check_location_ids(tenant_id, data.get("locationIds") or [])
     link_code = _issue_link_code(device) if to_link else None
     db.session.add(device)
-    try:
-        db.session.flush()
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise ConflictProblem("A device with this externalId already exists.") from exc
+    _flush_unique()
     set_device_locations(device.id, locations)
     _commit_unique()
     return device, link_code
@@ -350,6 +354,9 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
     ):
         if field in data:
             setattr(device, attr, data[field])
+    # The device's own columns first, where a taken externalId is a 409: the location
+    # statements below would otherwise flush them on the way and fail with a 500.
+    _flush_unique()
     if "locationIds" in data:
         set_device_locations(device.id, check_location_ids(device.tenant_id, data["locationIds"]))
     status = data.get("status")

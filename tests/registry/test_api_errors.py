@@ -134,3 +134,20 @@ def test_an_unknown_audit_event_type_is_refused(reg):
     t = reg.tenant()
     resp = reg.call("GET", "/api/v1/audit-events?type=nope", admin_token(reg, t))
     assert "type must be one of" in problem(resp, 400, "validation-error")["detail"]
+
+
+@pytest.mark.parametrize("with_locations", [False, True])
+def test_a_taken_external_id_is_a_conflict_whatever_else_changes(reg, with_locations):
+    """Found by Schemathesis: a PATCH that also set locationIds flushed the taken externalId on
+    the way and answered 500."""
+    t = reg.tenant()
+    token = reg.service_token(t)
+    reg.create_device(t, token, externalId="till-1")
+    other = reg.create_device(t, token, externalId="till-2")
+    body = {"externalId": "till-1", "status": "BLOCKED", "tillId": "0"}
+    if with_locations:
+        body["locationIds"] = []
+    resp = reg.call("PATCH", f"/api/v1/devices/{other['id']}", token, json=body)
+    problem(resp, 409, "conflict")
+    shown = reg.call("GET", f"/api/v1/devices/{other['id']}", token).get_json()["data"]
+    assert (shown["externalId"], shown["status"]) == ("till-2", "ACTIVE")  # nothing changed
