@@ -12,6 +12,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -275,18 +276,22 @@ def start_server(env: dict[str, str], workers: int = 1, reset: bool = True) -> L
     port = free_port()
     full_env = {**os.environ, **env, "AUTHSERVER_WORKERS": str(workers)}
     full_env.pop("AUTHSERVER_ISSUER", None)
+    # The server's log goes to a file, not a pipe: nobody reads a pipe while the test runs, and
+    # a full one (64 kB of request logs) would stop the server mid-test.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "authserver.cli", "serve", "--port", str(port)],
         env=full_env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"server exited: {log.read().decode()[-2000:]}")
         try:
             if requests.get(f"{url}/oauth/jwks", timeout=1).status_code == 200:
                 return LiveServer(url, {**env, "AUTHSERVER_ISSUER": url}, proc)
