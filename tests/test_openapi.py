@@ -92,6 +92,15 @@ def test_what_the_schema_says_is_what_the_parser_does(body, field, value, accept
     assert by_schema == by_parser == accepted
 
 
+@pytest.mark.parametrize("body", schema.BODIES, ids=lambda b: b.name)
+def test_every_body_has_an_example_its_schema_and_its_parser_accept(body):
+    from jsonschema import Draft202012Validator
+
+    example = body.json_schema()["examples"][0]
+    Draft202012Validator(body.json_schema()).validate(example)
+    body.parse(example)  # raises on anything the view would refuse
+
+
 def test_the_reference_page_renders_every_operation_offline(http):
     resp = http.get("/docs/api")
     html = resp.get_data(as_text=True)

@@ -129,6 +129,7 @@ class Body:
     required: tuple[str, ...] = ()
     defaults_apply: bool = True  # fields with a default take it when absent
     extra: dict[str, Any] = field(default_factory=dict)
+    example: dict[str, Any] = field(default_factory=dict)
 
     def parse(self, body: dict[str, Any]) -> dict[str, Any]:
         """The values of the fields present (and of the required ones, and defaults)."""
@@ -152,6 +153,8 @@ class Body:
         }
         if self.required:
             schema["required"] = list(self.required)
+        if self.example:
+            schema["examples"] = [self.example]
         schema.update(self.extra)
         return schema
 
@@ -181,6 +184,14 @@ DEVICE_CREATE = Body(
         ),
     ),
     required=("name",),
+    example={
+        "name": "Till 3",
+        "externalId": "store-12-till-3",
+        "locationIds": ["loc_main"],
+        "tillId": "3",
+        "appCode": "CLIENT",
+        "status": "READY_TO_LINK",
+    },  # fmt: skip
 )
 DEVICE_UPDATE = Body(
     "DeviceUpdate",
@@ -194,6 +205,7 @@ DEVICE_UPDATE = Body(
         _APP_CODE,
         OneOf("status", "The new status.", tuple(DeviceStatus)),
     ),
+    example={"status": "BLOCKED"},
 )
 LOCATION_CREATE = Body(
     "LocationCreate",
@@ -203,12 +215,14 @@ LOCATION_CREATE = Body(
         OneOf("kind", "What kind of place it is.", LOCATION_KINDS, default="store"),
     ),
     required=("name",),
+    example={"name": "Main street", "kind": "store"},
 )
 LOCATION_UPDATE = Body(
     "LocationUpdate",
     "The fields to change.",
     LOCATION_CREATE.fields,
     defaults_apply=False,
+    example={"name": "Main street (north entrance)"},
 )
 DECISION = Body(
     "DeviceAuthorizationDecision",
@@ -225,6 +239,12 @@ DECISION = Body(
         AnyText("name", "The name an enrolled kiosk gets (else the one it asked for)."),
     ),
     required=("decision",),
+    example={
+        "decision": "approve",
+        "locationId": "loc_main",
+        "tillId": "T1",
+        "name": "Lobby kiosk",
+    },  # fmt: skip
 )
 LINK = Body(
     "LinkRequest",
@@ -240,6 +260,12 @@ LINK = Body(
         ),  # fmt: skip
     ),
     extra={"required": ["appId", "password"]},
+    example={
+        "appId": "cli_demo_pos",
+        "staffCode": "1234",
+        "password": "correct horse",
+        "systemInformation": "PosOS 4.2, build 1187",
+    },  # fmt: skip
 )
 SYSTEM_INFORMATION = Body(
     "SystemInformation",
@@ -253,6 +279,7 @@ SYSTEM_INFORMATION = Body(
         ),
     ),  # fmt: skip
     required=("systemInformation",),
+    example={"systemInformation": "PosOS 4.2, build 1187\nprinter: TM-T88"},
 )
 
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
