@@ -201,10 +201,13 @@ def serve(host: str, port: int) -> None:
     if not os.environ.get("AUTHSERVER_ISSUER"):
         shown = f"[{host}]" if ":" in host else host
         os.environ["AUTHSERVER_ISSUER"] = f"http://{shown}:{port}"
-        try:
-            load_settings()
-        except ConfigError as exc:
-            _fail(f"configuration: {exc}; set AUTHSERVER_ISSUER to the public https URL", 2)
+        with _startup_errors():
+            try:
+                load_settings()
+            except ConfigError as exc:
+                about_issuer = "AUTHSERVER_ISSUER" in str(exc)
+                hint = "; set AUTHSERVER_ISSUER to the public https URL" if about_issuer else ""
+                _fail(f"configuration: {exc}{hint}", 2)
     _check_port_free(host, port)
     app = _factory()
     with app.app_context(), _startup_errors():
