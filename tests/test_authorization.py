@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from authserver.authorization import (
+    ROLES,
     NotAllowed,
     check_approval,
     enrolment_locations,
+    is_known_role,
     manages_registry,
     may_enrol_somewhere,
+    reads_audit_events,
 )
 from authserver.models import Client, User
 from authserver.problems import WrongTenant
@@ -83,3 +86,63 @@ def test_anyone_active_of_the_tenant_may_approve_their_own_sign_in():
         check_approval(person(("TENANT.ADMIN",), tenant="ten_b"), client("user"), "ten_a", None)
     with pytest.raises(WrongTenant):
         check_approval(person(("TENANT.ADMIN",), active=False), client("user"), "ten_a", None)
+
+
+@pytest.mark.parametrize(
+    "role,known",
+    [
+        ("TENANT.ADMIN", True),
+        ("DEVICE.MANAGER", True),
+        ("CASHIER", True),
+        ("CASHIER@loc_1", True),
+        ("DEVICE.MANAGER@loc_" + "x" * 44, True),  # a location id of 48 characters
+        ("DEVICE.MANAGER@loc_" + "x" * 45, False),  # 49
+        ("CASHIER@loc_", False),  # the prefix alone is no location id
+        ("CASHIER@", False),
+        ("CASHIER@usr_1", False),
+        ("cashier", False),
+        ("ROOT", False),
+        ("ROOT@loc_1", False),
+    ],
+)
+def test_the_role_catalogue_and_its_location_suffix(role, known):
+    assert is_known_role(role) is known
+
+
+def test_reading_audit_events_is_for_active_tenant_admins_only():
+    assert reads_audit_events(person(("TENANT.ADMIN",))) is True
+    assert reads_audit_events(person(("DEVICE.MANAGER",))) is False
+    assert reads_audit_events(person(("TENANT.ADMIN@loc_1",))) is False
+    assert reads_audit_events(person(("TENANT.ADMIN",), active=False)) is False
+
+
+def test_a_user_without_any_roles_recorded_has_none():
+    nobody = person()
+    nobody.roles = None
+    assert manages_registry(nobody) is False
+    assert enrolment_locations(nobody) == frozenset()
+
+
+def test_only_the_first_at_sign_separates_role_and_location():
+    # "DEVICE.MANAGER@loc_1@x" passes the catalogue; it names the (non-existent) location
+    # "loc_1@x", never loc_1 nor an error.
+    assert is_known_role("DEVICE.MANAGER@loc_1@x")
+    assert enrolment_locations(person(("DEVICE.MANAGER@loc_1@x",))) == {"loc_1@x"}
+
+
+def test_the_cli_explains_every_role(app):
+    from authserver.cli import main
+
+    result = app.test_cli_runner().invoke(main, ["users", "create", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # click wraps the help text
+    # Stated here on their own (not read back from ROLES): what an operator is told.
+    explained = {
+        "TENANT.ADMIN": "everything in the tenant: devices, locations, audit events, approvals",
+        "DEVICE.MANAGER": "devices and locations; approves kiosks (for one location as @loc_...)",
+        "CASHIER": "signs in on the tenant's terminals (at one location as @loc_...)",
+    }
+    for role, what in explained.items():
+        assert f"{role}: {what}" in text
+    assert set(ROLES) == set(explained)
+    assert all(is_known_role(role) for role in explained)  # what is explained can be granted

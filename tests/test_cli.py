@@ -26,6 +26,12 @@ def cli(app):
     return run
 
 
+def introspect(http, creds, token):
+    return http.post(
+        "/oauth/introspect", data={"token": token}, headers=creds.auth_header()
+    ).get_json()
+
+
 def test_tenants_users_clients_create(cli, http):
     tenant = cli("tenants", "create", "Acme Retail")
     assert tenant["id"].startswith("ten_")
@@ -242,6 +248,8 @@ def test_tenant_lifecycle(cli, http, world):
 
     creds = ClientCreds(svc["client_id"], svc["client_secret"], tenant["id"])
     token = cc_token(http, creds).get_json()["access_token"]
+    bystander = world.client()  # another tenant
+    theirs = cc_token(http, bystander).get_json()["access_token"]
     assert cli("tenants", "disable", "Life 2")["active"] is False
     # Its clients cannot authenticate and their tokens are revoked.
     assert cc_token(http, creds).status_code == 401
@@ -249,6 +257,9 @@ def test_tenant_lifecycle(cli, http, world):
         "/oauth/introspect", data={"token": token}, headers=world.client().auth_header()
     )
     assert intro.get_json() == {"active": False}
+    # Another tenant's token and client are untouched.
+    assert introspect(http, bystander, theirs)["active"] is True
+    assert cc_token(http, bystander).status_code == 200
     assert cli("tenants", "enable", "Life 2")["active"] is True
     assert cc_token(http, creds).status_code == 200
     refused = cli("tenants", "delete", "Life 2", ok=False)
@@ -256,6 +267,7 @@ def test_tenant_lifecycle(cli, http, world):
     cli("clients", "delete", svc["client_id"])
     assert cli("tenants", "delete", "Life 2") == {"id": tenant["id"], "deleted": True}
     assert "Life 2" not in [t["name"] for t in cli("tenants", "list")]
+    assert introspect(http, bystander, theirs)["active"] is True
 
 
 def test_user_lifecycle_and_token_revocation(cli, app, http, world):
@@ -284,16 +296,26 @@ def test_user_lifecycle_and_token_revocation(cli, app, http, world):
 
     assert active(token)
     assert [u["login"] for u in cli("users", "list", "--tenant", "People")] == ["ana"]
+    # A bystander: another user of the same tenant, signed in on the same client.
+    cli(
+        "users", "create", "--tenant", "People", "--login", "bea", "--password", "long enough",
+        "--role", "CASHIER",
+    )  # fmt: skip
+    body = start(http, signin.client_id).get_json()
+    approve(app, body["user_code"], "bea")
+    theirs = poll(http, signin.client_id, body["device_code"]).get_json()["access_token"]
     updated = cli(
         "users", "update", "--tenant", "People", "ana", "--login", "ana2", "--role", "CASHIER"
     )  # fmt: skip
     assert updated["login"] == "ana2" and updated["roles"] == ["CASHIER"]
     assert cli("users", "disable", "--tenant", "People", "ana2")["active"] is False
     assert not active(token)
+    assert active(theirs)
     assert cli("users", "enable", "--tenant", "People", "ana2")["active"] is True
     assert not active(token)  # what was revoked stays revoked
     gone = cli("users", "delete", "--tenant", "People", "ana2")
     assert gone["deleted"] is True
+    assert active(theirs)
     missing = cli("users", "show", "--tenant", "People", "ana2", ok=False)
     assert missing.exit_code == 1 and "no user" in json.loads(missing.stderr)["error"]
 
@@ -312,6 +334,13 @@ def test_client_lifecycle(cli, http):
     assert [c["client_id"] for c in cli("clients", "list", "--tenant", "Clients")] == [
         svc["client_id"]
     ]
+    # A bystander: another client of the same tenant, with a token of its own.
+    rs = cli(
+        "clients", "create", "--tenant", "Clients", "--name", "rs", "--grant-type",
+        "client_credentials", "--scope", "devices:read",
+    )  # fmt: skip
+    neighbour = ClientCreds(rs["client_id"], rs["client_secret"], tenant["id"])
+    theirs = cc_token(http, neighbour).get_json()["access_token"]
     changed = cli("clients", "update", svc["client_id"], "--scope", "devices:read devices:write")
     assert changed["scope"] == "devices:read devices:write"
     rotated = cli("clients", "rotate-secret", svc["client_id"])
@@ -322,10 +351,14 @@ def test_client_lifecycle(cli, http):
     assert cc_token(http, creds).status_code == 401
     intro = http.post("/oauth/introspect", data={"token": token}, headers=creds.auth_header())
     assert intro.status_code == 401  # a disabled client cannot even introspect
+    assert introspect(http, neighbour, token)["active"] is False  # its tokens are revoked
+    assert introspect(http, neighbour, theirs)["active"] is True
     assert cli("clients", "enable", svc["client_id"])["active"] is True
     assert cc_token(http, creds).status_code == 200
     assert cli("clients", "delete", svc["client_id"])["deleted"] is True
     assert cc_token(http, creds).status_code == 401
+    assert introspect(http, neighbour, theirs)["active"] is True
+    assert cc_token(http, neighbour).status_code == 200
 
 
 def test_locations_and_devices(cli):
@@ -344,6 +377,7 @@ def test_locations_and_devices(cli):
     )
     audit = cli("devices", "create", "--tenant", "Shop", "--name", "Audit")
     assert cli("devices", "block", "--tenant", "Shop", audit["id"])["status"] == "BLOCKED"
+    assert cli("devices", "show", "--tenant", "Shop", till["id"])["status"] == "READY_TO_LINK"
     assert cli("devices", "unblock", "--tenant", "Shop", audit["id"])["status"] == "ACTIVE"
     again = cli("devices", "unlink", "--tenant", "Shop", till["id"])
     assert again["linkCode"] and again["linkCode"] != till["linkCode"]
@@ -351,6 +385,7 @@ def test_locations_and_devices(cli):
     refused = cli("locations", "delete", "--tenant", "Shop", loc["id"], ok=False)
     assert refused.exit_code == 1 and "active devices" in json.loads(refused.stderr)["error"]
     cli("devices", "delete", "--tenant", "Shop", till["id"])
+    assert cli("devices", "show", "--tenant", "Shop", audit["id"])["status"] == "ACTIVE"
     assert cli("locations", "delete", "--tenant", "Shop", loc["id"])["deleted"] is True
     wrong = cli("devices", "show", "--tenant", "Shop", till["id"], ok=False)
     assert wrong.exit_code == 1 and "No such device" in json.loads(wrong.stderr)["error"]

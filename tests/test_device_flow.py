@@ -331,3 +331,278 @@ def test_eight_taken_draws_give_a_server_error_and_store_nothing(app, http, worl
     assert resp.status_code == 500 and resp.get_json()["error"] == "server_error"
     assert len(drawn) == 8
     assert authorizations(app) == 1
+
+
+# -- a device code redeemed twice: the request that loses the race (RFC 9700 §4.14.2) -------
+
+
+def record_id_of(app, device_code: str) -> str:
+    from authserver import credentials
+
+    with app.app_context():
+        return db.session.scalar(
+            select(DeviceAuthorization.id).where(
+                DeviceAuthorization.device_code_hash == credentials.device_code_hash(device_code)
+            )
+        )
+
+
+def active(http, world, tenant: str, token: str) -> bool:
+    resource = world.client(tenant)
+    return http.post(
+        "/oauth/introspect", data={"token": token}, headers=resource.auth_header()
+    ).get_json()["active"]
+
+
+@pytest.mark.parametrize("refresh", [True, False])
+def test_the_request_that_loses_the_redemption_race_revokes_what_the_winner_got(
+    app, http, world, refresh
+):
+    """Two polls read the same approved code; one wins the conditional UPDATE. The loser,
+    which read the record before the winner committed, must see what the winner was issued
+    and revoke it (the family, or the lone access token of a client without refresh tokens),
+    and nothing else: another kiosk's tokens stay active."""
+    from tests.device_helpers import poll
+
+    tenant, client = kiosk_world(world, refresh=refresh)
+    raced = start(http, client.client_id).get_json()
+    bystander = start(http, client.client_id).get_json()
+    for body in (raced, bystander):
+        approve(app, body["user_code"], "admin")
+    other = poll(http, client.client_id, bystander["device_code"]).get_json()
+    raced_id = record_id_of(app, raced["device_code"])
+    with app.app_context():
+        loser_view = device_flow.get(raced_id)  # read while approved: nothing issued yet
+        assert (loser_view.status, loser_view.family_id) == ("approved", None)
+        with app.app_context():  # the winning request, in its own session
+            won = poll(http, client.client_id, raced["device_code"])
+            assert won.status_code == 200, won.get_json()
+        assert device_flow.redeem(loser_view) is False
+    winner = won.get_json()
+    assert ("refresh_token" in winner) is refresh
+    issued = [winner["access_token"], *([winner["refresh_token"]] if refresh else [])]
+    assert [active(http, world, tenant, t) for t in issued] == [False] * len(issued)
+    kept = [other["access_token"], *([other["refresh_token"]] if refresh else [])]
+    assert [active(http, world, tenant, t) for t in kept] == [True] * len(kept)
+    with app.app_context():
+        from authserver.models import AuditEvent
+
+        events = db.session.scalars(
+            select(AuditEvent.type).where(AuditEvent.type == "device_code.reuse_detected")
+        ).all()
+        assert events == ["device_code.reuse_detected"]
+
+
+def test_a_freed_user_code_deletes_only_its_own_expired_authorization(
+    app, http, world, clock, settings, monkeypatch
+):
+    """Reusing an expired user code deletes that one authorization, not every expired one: a
+    redeemed code past its expiry must still be found, so that reusing it revokes its tokens."""
+    from tests.device_helpers import poll
+
+    tenant, client = kiosk_world(world)
+    drawing(monkeypatch, "CCCCCCCCCC")
+    redeemed = pending(app, http, client.client_id)
+    approve(app, redeemed["user_code"], "admin")
+    tokens = poll(http, client.client_id, redeemed["device_code"]).get_json()
+    drawing(monkeypatch, "BBBBBBBBBB")
+    pending(app, http, client.client_id)  # abandoned
+    clock.advance(settings.device_code_ttl)
+    drawn = drawing(monkeypatch, "BBBBBBBBBB")
+    pending(app, http, client.client_id)  # takes over the abandoned code's user code
+    assert drawn == ["BBBBBBBBBB"] and authorizations(app) == 2
+    again = poll(http, client.client_id, redeemed["device_code"])
+    assert again.get_json()["error"] == "invalid_grant"
+    assert [active(http, world, tenant, tokens[k]) for k in ("access_token", "refresh_token")] == [
+        False,
+        False,
+    ]
+
+
+def test_start_raises_rather_than_return_nothing_when_every_draw_is_taken(
+    app, http, world, monkeypatch
+):
+    _, client = kiosk_world(world)
+    drawing(monkeypatch, "BBBBBBBBBB")
+    pending(app, http, client.client_id)
+    with app.app_context():
+        oauth_client = db.session.get(Client, client.client_id)
+        with pytest.raises(RuntimeError, match="unique user code"):
+            device_flow.start(oauth_client, "devices:read", None, None, None)
+
+
+def test_a_deleted_kiosk_reenrolling_with_its_key_gets_a_new_entry(app, http, world, clock):
+    """Re-enrolment matches live entries only: a deleted device is never brought back."""
+    from authserver.security import now
+
+    _, client = kiosk_world(world)
+    key = DPoPKey()
+    first = pending(app, http, client.client_id, key, clock, device_name="Old")
+    old_id = approve(app, first["user_code"], "admin")["device_id"]
+    with app.app_context():
+        db.session.get(Device, old_id).deleted_at = int(now())
+        db.session.commit()
+    again = pending(app, http, client.client_id, key, clock, device_name="New")
+    new_id = approve(app, again["user_code"], "admin")["device_id"]
+    assert new_id != old_id
+    with app.app_context():
+        old = db.session.get(Device, old_id)
+        assert old.deleted_at is not None and old.name == "Old"
+        assert db.session.get(Device, new_id).name == "New"
+
+
+# -- the decision's own checks when denying, which needs no approval right at a location -----
+
+
+@pytest.mark.parametrize("subject", ["device", "user"])
+def test_decide_refuses_a_denial_by_a_user_of_another_tenant_or_an_inactive_one(
+    app, http, world, subject
+):
+    """Denying skips the approval rule (authorization.check_approval), so decide()'s own
+    tenant and active check is what stops a stranger or a deactivated user from denying."""
+    tenant, client = kiosk_world(world, device_subject=subject)
+    other_tenant = world.tenant()
+    world.user(other_tenant, login="mallory", roles=("TENANT.ADMIN",))
+    world.user(tenant, login="gone", roles=("TENANT.ADMIN",))
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        gone = user(tenant, "gone")
+        gone.active = False
+        db.session.commit()
+        for who in (user(other_tenant, "mallory"), user(tenant, "gone")):
+            with pytest.raises(device_flow.DecisionError) as info:
+                device_flow.decide(record_of(body["user_code"]), who, False)
+            assert info.value.code == "wrong_tenant"
+        assert record_of(body["user_code"]).status == "pending"
+
+
+def test_denying_a_kiosk_needs_the_right_to_enrol_somewhere_but_denying_a_sign_in_does_not(
+    app, http, world
+):
+    tenant, kiosk = kiosk_world(world)
+    world.user(tenant, login="clerk")  # no role
+    kiosk_code = pending(app, http, kiosk.client_id)
+    refused = approve(app, kiosk_code["user_code"], "clerk", "--deny")
+    assert refused["exit_code"] != 0 and "not allowed" in refused["error"]
+    with app.app_context():
+        assert record_of(kiosk_code["user_code"]).status == "pending"
+    from tests.device_helpers import DEVICE_GRANT
+
+    signin = world.client(tenant, grant_types=(DEVICE_GRANT,), auth_method="none")
+    with app.app_context():
+        db.session.get(Client, signin.client_id).device_subject = "user"
+        db.session.commit()
+    signin_code = pending(app, http, signin.client_id)
+    assert approve(app, signin_code["user_code"], "clerk", "--deny")["decision"] == "denied"
+
+
+def test_claim_refuses_another_tenants_user_and_claims_only_its_own_code(app, http, world):
+    tenant, client = kiosk_world(world)
+    other_tenant = world.tenant()
+    world.user(other_tenant, login="mallory", roles=("TENANT.ADMIN",))
+    world.user(tenant, login="bob", roles=("TENANT.ADMIN",))
+    mine = pending(app, http, client.client_id)
+    theirs = pending(app, http, client.client_id)
+    with app.app_context():
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.claim(record_of(mine["user_code"]), user(other_tenant, "mallory"))
+        assert info.value.code == "wrong_tenant"
+        assert record_of(mine["user_code"]).claimed_by is None
+        device_flow.claim(record_of(mine["user_code"]), user(tenant, "admin"))
+        assert record_of(theirs["user_code"]).claimed_by is None  # the bystander
+        device_flow.claim(record_of(theirs["user_code"]), user(tenant, "bob"))
+        assert record_of(theirs["user_code"]).claimed_by == user(tenant, "bob").id
+
+
+def test_codes_of_a_client_deleted_since_cannot_be_decided(app, http, world):
+    tenant, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        record = record_of(body["user_code"])
+        db.session.expunge(record)
+        record.client_id = "cli_deleted"  # as read before the client was deleted
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record, user(tenant, "admin"), True)
+        assert info.value.code == "invalid_client"
+
+
+def test_a_refused_enrolment_leaves_nothing_in_the_callers_session(app, http, world, clock):
+    """decide() undoes its own approval when enrolment is refused (a blocked kiosk): a caller
+    that goes on and commits its own work afterwards does not commit that approval."""
+    tenant, client = kiosk_world(world)
+    key = DPoPKey()
+    first = pending(app, http, client.client_id, key, clock)
+    device_id = approve(app, first["user_code"], "admin")["device_id"]
+    with app.app_context():
+        db.session.get(Device, device_id).status = "BLOCKED"
+        db.session.commit()
+    again = pending(app, http, client.client_id, key, clock)
+    with app.app_context():
+        with pytest.raises(device_flow.DecisionError) as info:
+            device_flow.decide(record_of(again["user_code"]), user(tenant, "admin"), True)
+        assert info.value.code == "blocked"
+        db.session.commit()  # the caller's own work
+    with app.app_context():
+        assert record_of(again["user_code"]).status == "pending"
+        assert db.session.get(Device, device_id).status == "BLOCKED"
+
+
+def test_each_decision_is_audited_with_who_decided_what(app, http, world):
+    from authserver.models import AuditEvent
+
+    tenant, client = kiosk_world(world)
+    approved = pending(app, http, client.client_id)
+    denied = pending(app, http, client.client_id)
+    device_id = approve(app, approved["user_code"], "admin")["device_id"]
+    approve(app, denied["user_code"], "admin", "--deny")
+    with app.app_context():
+        admin_id = user(tenant, "admin").id
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.type.in_(("device.approved", "device.denied")))
+        ).all()
+        got = sorted(
+            (e.type, e.tenant_id, e.actor, e.device_id, e.data["client_id"]) for e in events
+        )
+        assert got == [
+            ("device.approved", tenant, admin_id, device_id, client.client_id),
+            ("device.denied", tenant, admin_id, None, client.client_id),
+        ]
+
+
+def test_a_kiosk_that_gives_no_name_is_called_kiosk(app, http, world):
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    device_id = approve(app, body["user_code"], "admin")["device_id"]
+    with app.app_context():
+        assert db.session.get(Device, device_id).name == "Kiosk"
+
+
+def test_reenrolment_records_who_updated_the_entry_and_when(app, http, world, clock):
+    tenant, client = kiosk_world(world)
+    world.user(tenant, login="bob", roles=("TENANT.ADMIN",))
+    key = DPoPKey()
+    first = pending(app, http, client.client_id, key, clock)
+    device_id = approve(app, first["user_code"], "admin")["device_id"]
+    clock.advance(60)
+    again = pending(app, http, client.client_id, key, clock)
+    assert approve(app, again["user_code"], "bob")["device_id"] == device_id
+    with app.app_context():
+        device = db.session.get(Device, device_id)
+        admin, bob = user(tenant, "admin").id, user(tenant, "bob").id
+        assert (device.created_by, device.updated_by, device.last_tenant_user_id) == (
+            admin,
+            bob,
+            bob,
+        )
+        assert device.updated_at - device.created_at == 60
+
+
+def test_poll_answers_pending_then_slow_down_for_a_poll_too_soon(app, http, world):
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        row = device_flow.find_for_client(
+            db.session.get(Client, client.client_id), body["device_code"]
+        )
+        assert device_flow.poll(row) is device_flow.Poll.PENDING
+        assert device_flow.poll(row) is device_flow.Poll.SLOW_DOWN

@@ -109,3 +109,114 @@ def test_every_kind_of_attempt_is_limited_per_address_or_account_not_only_global
         scopes = {limit.scope for limit, _ in charges}
         assert scopes & {"address", "account"}, scopes
         assert len(charges) >= 2
+
+
+# -- each rule on its own (mutation testing) --------------------------------------------------------
+
+
+def test_a_refusal_names_the_limit_that_refused(store):
+    per_net = fresh(1, 60, "network")
+    charge(store, [(per_net, "198.51.100.0/24")])
+    with pytest.raises(Throttled) as info:
+        charge(store, [(per_net, "198.51.100.0/24")])
+    assert str(info.value) == "too many failed attempts (network)"
+
+
+def test_identities_that_are_not_valid_unicode_are_limited_not_an_error(store):
+    """A lone surrogate (what a broken client may send as a login) still gets its own key."""
+    per_login = fresh(1)
+    charge(store, [(per_login, "\ud800")])
+    with pytest.raises(Throttled):
+        charge(store, [(per_login, "\ud800")])
+    charge(store, [(per_login, "\udc00")])  # another identity, another key
+
+
+def test_a_lockout_ends_at_its_deadline_and_counts_at_least_a_second(store):
+    lock = Lockout(fresh(1, 60))
+    lock.refuse_while_locked(None, 1000.0)
+    lock.refuse_while_locked("1000.0", 1000.0)  # the deadline itself: over
+    with pytest.raises(Throttled) as info:
+        lock.refuse_while_locked("1000.25", 1000.0)
+    assert info.value.retry_after == 1  # never "retry after 0 s" while still locked
+    with pytest.raises(Throttled) as info:
+        lock.refuse_while_locked("1030.5", 1000.0)
+    assert info.value.retry_after == 31
+
+
+def test_failures_beyond_a_lockout_are_refused_as_they_come(store, clock):
+    lock = Lockout(fresh(2, 60))
+    t = clock()
+    lock.failed(store, "c|1.2.3.4", t)
+    lock.failed(store, "c|1.2.3.4", t)  # fills the window: locked from now on, not refused yet
+    with pytest.raises(Throttled) as info:
+        lock.failed(store, "c|1.2.3.4", t)
+    assert info.value.retry_after == 60
+    lock.failed(store, "c|5.6.7.8", t)  # another identity is not affected
+
+
+def test_sign_in_has_its_own_per_address_limit_when_the_channel_gives_one(settings, store):
+    charges = limits.sign_in(settings, "link", "ten_1", "alice", "198.51.100.7", per_ip=(2, 60))
+    (per_ip,) = [limit for limit, ident in charges if ident == "198.51.100.7"]
+    assert (per_ip.attempts, per_ip.window, per_ip.scope) == (2, 60, "address")
+    default = limits.sign_in(settings, "device", "ten_1", "alice", "198.51.100.7")
+    (per_ip,) = [limit for limit, ident in default if ident == "198.51.100.7"]
+    assert (per_ip.attempts, per_ip.window) == (
+        settings.sign_in_failures_per_ip,
+        settings.sign_in_window,
+    )
+
+
+def test_guessing_one_account_backs_off_to_the_hourly_limit_from_any_address(
+    settings, store, clock
+):
+    """The short account window resets every few minutes; the hourly tier does not: after
+    ``sign_in_failures_per_account_hour`` failures the account is refused until the hour ends."""
+    clock.t = 1_800_000_000.0
+    start = clock()
+    per_window = settings.sign_in_failures_per_account
+    hourly = settings.sign_in_failures_per_account_hour
+    n = 0
+    while n < hourly:
+        for _ in range(per_window):
+            if n == hourly:
+                break
+            charge(store, limits.sign_in(settings, "t", "ten_1", "alice", f"10.{n}.0.1"))
+            n += 1
+        clock.advance(settings.sign_in_account_window + 1)
+    with pytest.raises(Throttled) as info:
+        charge(store, limits.sign_in(settings, "t", "ten_1", "alice", "10.250.0.1"))
+    assert info.value.limit.window == 3600 and info.value.limit.attempts == hourly
+    assert info.value.retry_after == 3600 - int(clock() - start)
+    # Another account is not affected.
+    charge(store, limits.sign_in(settings, "t", "ten_1", "bob", "10.251.0.1"))
+
+
+def test_every_limit_names_what_it_counts(settings):
+    """The scope is what a refusal names (``Throttled``): per kind, in the order charged."""
+    scopes = {
+        "anonymous": limits.anonymous_code_entry(settings, "198.51.100.7"),
+        "account": limits.account_code_entry(settings, "ten_1", "usr_1"),
+        "sign-in": limits.sign_in(settings, "device", "ten_1", "alice", "198.51.100.7"),
+        "device-authorization": limits.device_authorization(settings, "cli_1", "198.51.100.7"),
+    }
+    assert {kind: [limit.scope for limit, _ in charges] for kind, charges in scopes.items()} == {
+        "anonymous": ["address", "network", "anonymous"],
+        "account": ["account", "tenant"],
+        "sign-in": ["address", "network", "account", "account"],
+        "device-authorization": ["address", "client"],
+    }
+    # Each limit counts in its own keys, even where two count the same identity.
+    prefixes = [limit.prefix for charges in scopes.values() for limit, _ in charges]
+    assert len(set(prefixes)) == len(prefixes)
+
+
+def test_an_attempt_gives_its_charges_back_once(store):
+    """``succeeded`` twice (a retried commit hook) must not give back another attempt's charge."""
+    per_ip = fresh(2)
+    first = charge(store, [(per_ip, "a")])
+    charge(store, [(per_ip, "a")])  # a failure: its charge stays
+    first.succeeded()
+    first.succeeded()
+    charge(store, [(per_ip, "a")])
+    with pytest.raises(Throttled):
+        charge(store, [(per_ip, "a")])

@@ -118,3 +118,15 @@ def test_a_redeemed_device_grant_keeps_working_after_a_purge(http, world, app, s
         },
     )
     assert refreshed.status_code == 200, refreshed.get_json()
+
+
+@pytest.mark.parametrize("overrides", [{"device_authorizations_per_ip": 2}])
+def test_requests_without_a_client_address_are_served_and_share_one_limit(http, world):
+    """A server that gives no client address (a Unix socket) still serves device authorization
+    requests; they are limited together, apart from requests that have an address."""
+    _, client = kiosk_world(world)
+    for _ in range(2):
+        assert start_from(http, client.client_id, None).status_code == 200
+    over = start_from(http, client.client_id, None)
+    assert over.status_code == 429 and over.get_json()["error"] == "slow_down"
+    assert start_from(http, client.client_id, "198.51.100.1").status_code == 200

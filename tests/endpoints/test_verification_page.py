@@ -188,3 +188,56 @@ def test_location_of_another_tenant_is_refused(http, world, app):
 def test_non_ascii_csrf_is_a_400(http):
     http.get("/device")
     assert http.post("/device", data={"csrf": "é", "action": "code"}).status_code == 400
+
+
+def test_the_id_token_says_when_the_person_signed_in_on_the_page(http, world, app, clock):
+    """OIDC Core §2 auth_time: the sign-in on /device, not the later decision or redemption."""
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    _, client = kiosk_world(world, device_subject="user", scope="openid devices:read")
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    enter(http, body["user_code"])
+    login(http, "admin")
+    signed_in = int(clock())
+    clock.advance(30)
+    assert "Device approved" in decide(http, "approve").get_data(as_text=True)
+    clock.advance(7)
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    claims = jwt.decode(
+        tokens["id_token"], KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+    ).claims
+    assert claims["auth_time"] == signed_in
+    assert claims["iat"] - claims["auth_time"] == 37
+
+
+def test_a_blocked_kiosk_enrolling_again_is_refused_on_the_page_and_nothing_is_approved(
+    http, world, app, clock
+):
+    from authserver.models import Device
+    from tests.device_helpers import approve
+    from tests.dpop_client import DPoPKey
+
+    _, client = kiosk_world(world)
+    key = DPoPKey()
+    url = app.extensions["authserver"].settings.issuer + "/oauth/device_authorization"
+    first = start(http, client.client_id, proof=key.proof("POST", url, iat=clock())).get_json()
+    device_id = approve(app, first["user_code"], "admin")["device_id"]
+    with app.app_context():
+        db.session.get(Device, device_id).status = "BLOCKED"
+        db.session.commit()
+    again = start(http, client.client_id, proof=key.proof("POST", url, iat=clock())).get_json()
+    enter(http, again["user_code"])
+    login(http, "admin")
+    refused = decide(http, "approve")
+    assert refused.status_code == 409 and "blocked" in refused.get_data(as_text=True)
+    token_url = app.extensions["authserver"].settings.issuer + "/oauth/token"
+    still = poll(
+        http,
+        client.client_id,
+        again["device_code"],
+        proof=key.proof("POST", token_url, iat=clock()),
+    )
+    assert still.get_json()["error"] == "authorization_pending"
+    with app.app_context():
+        assert db.session.get(Device, device_id).status == "BLOCKED"

@@ -92,17 +92,27 @@ def test_pending_then_approved_then_single_redemption(http, world, app, clock):
     assert claims["sub"] == done["device_id"]
     assert claims["tenant"] == tenant
 
-    # A second redemption fails and revokes what the first one got.
+    # Another kiosk of the same client and tenant, redeemed too: the bystander.
+    other = start(http, client.client_id, device_name="Till 4").get_json()
+    approve(app, other["user_code"], "admin")
+    bystander = poll(http, client.client_id, other["device_code"]).get_json()
+
+    # A second redemption fails and revokes what the first one got, and nothing else.
     clock.advance(5)
     again = poll(http, client.client_id, body["device_code"])
     assert again.status_code == 400
     assert again.get_json()["error"] == "invalid_grant"
     resource = world.client(tenant)
-    for token in (tokens["access_token"], tokens["refresh_token"]):
-        intro = http.post(
+
+    def introspect(token):
+        return http.post(
             "/oauth/introspect", data={"token": token}, headers=resource.auth_header()
         ).get_json()
-        assert intro == {"active": False}
+
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        assert introspect(token) == {"active": False}
+    for token in (bystander["access_token"], bystander["refresh_token"]):
+        assert introspect(token)["active"] is True
 
 
 def test_enrolment_creates_the_registry_device(http, world, app, clock):
@@ -298,11 +308,14 @@ def test_grant_type_is_listed_in_discovery(http):
 def test_a_device_blocked_between_approval_and_redemption_gets_no_token(http, world, app):
     _, client = kiosk_world(world)
     body = start(http, client.client_id).get_json()
+    other = start(http, client.client_id).get_json()  # another kiosk, approved alike
     device_id = approve(app, body["user_code"], "admin")["device_id"]
+    approve(app, other["user_code"], "admin")
     with app.app_context():
         db.session.get(Device, device_id).status = "BLOCKED"
         db.session.commit()
     assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == "invalid_grant"
+    assert poll(http, client.client_id, other["device_code"]).status_code == 200
 
 
 @pytest.mark.parametrize("overrides", [{"signing_alg": "Ed25519"}])
@@ -338,3 +351,183 @@ def test_an_id_token_needs_openid_and_a_user_subject_both(http, world, app):
         approve(app, body["user_code"], "admin")
         tokens = poll(http, client.client_id, body["device_code"]).get_json()
         assert ("id_token" in tokens) is expected, (scope, subject)
+
+
+def test_device_name_and_system_information_limits_are_inclusive(http, world, app):
+    """100 characters of name and 2000 of system information are stored; one more is refused."""
+    _, client = kiosk_world(world)
+    ok = start(http, client.client_id, device_name="N" * 100, system_information="S" * 2000)
+    assert ok.status_code == 200, ok.get_json()
+    with app.app_context():
+        record = db.session.scalars(select(DeviceAuthorization)).one()
+        assert (record.device_name, record.system_information) == ("N" * 100, "S" * 2000)
+    for form in ({"device_name": "N" * 101}, {"system_information": "S" * 2001}):
+        refused = start(http, client.client_id, **form)
+        assert refused.status_code == 400
+        assert refused.get_json()["error"] == "invalid_request", form
+    with app.app_context():
+        assert len(db.session.scalars(select(DeviceAuthorization)).all()) == 1
+
+
+def test_a_redeemed_code_stays_invalid_grant_after_expiry_and_each_reuse_is_audited_once(
+    http, world, app, clock, settings
+):
+    """A second redemption is reuse (invalid_grant, revocation), whenever it comes: not an
+    expired_token once the code's lifetime is over. Each reuse is one audit event."""
+    from authserver.models import AuditEvent
+
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin")
+    assert poll(http, client.client_id, body["device_code"]).status_code == 200
+
+    def reuses() -> int:
+        with app.app_context():
+            return len(
+                db.session.scalars(
+                    select(AuditEvent.id).where(AuditEvent.type == "device_code.reuse_detected")
+                ).all()
+            )
+
+    again = poll(http, client.client_id, body["device_code"])
+    assert again.get_json()["error"] == "invalid_grant" and reuses() == 1
+    clock.advance(settings.device_code_ttl + 1)
+    late = poll(http, client.client_id, body["device_code"])
+    assert late.get_json()["error"] == "invalid_grant" and reuses() == 2
+
+
+def test_a_code_is_expired_at_exactly_its_expiry(http, world, clock, settings):
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    clock.advance(settings.device_code_ttl - 1)
+    assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == (
+        "authorization_pending"
+    )
+    clock.advance(1)
+    assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == "expired_token"
+
+
+@pytest.mark.parametrize("overrides", [{"metrics_token": "m3trics"}])
+def test_device_flow_outcomes_are_counted(http, world, app, clock, settings):
+    """authserver_device_flow_total: one count per outcome a client is told."""
+
+    def counts() -> dict[str, float]:
+        text = http.get("/metrics", headers={"Authorization": "Bearer m3trics"}).get_data(
+            as_text=True
+        )
+        found = re.findall(r'^authserver_device_flow_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+        return {outcome: float(value) for outcome, value in found}
+
+    _, client = kiosk_world(world)
+    before = counts()
+    body = start(http, client.client_id).get_json()
+    code = body["device_code"]
+    assert poll(http, client.client_id, code).get_json()["error"] == "authorization_pending"
+    assert poll(http, client.client_id, code).get_json()["error"] == "slow_down"
+    approve(app, body["user_code"], "admin")
+    denied = start(http, client.client_id).get_json()
+    approve(app, denied["user_code"], "admin", "--deny")
+    late = start(http, client.client_id).get_json()["device_code"]
+    clock.advance(settings.device_code_ttl)
+    assert poll(http, client.client_id, late).get_json()["error"] == "expired_token"
+    after = counts()
+    grew = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)}
+    assert grew == {"pending": 1, "slow_down": 1, "approved": 1, "denied": 1, "expired": 1}
+
+
+def test_a_poll_that_loses_the_redemption_race_gets_no_tokens_and_revokes_the_winners(
+    http, world, app, monkeypatch
+):
+    """Two polls read the same approved code (RFC 8628 §3.5, DESIGN invariant 1): the one whose
+    conditional UPDATE finds the code already redeemed gets invalid_grant, no tokens, and the
+    winner's tokens are revoked (RFC 9700 §4.14.2); another kiosk's tokens stay active."""
+    from authserver import device_flow
+
+    _, client = kiosk_world(world)
+    raced = start(http, client.client_id).get_json()
+    other = start(http, client.client_id).get_json()
+    for body in (raced, other):
+        approve(app, body["user_code"], "admin")
+    bystander = poll(http, client.client_id, other["device_code"]).get_json()
+    winner = []
+    real_get = device_flow.get
+
+    def get_then_lose_the_race(record_id):
+        record = real_get(record_id)  # read while approved
+        if not winner:
+            winner.append(None)
+            with app.app_context():  # the other poll, in its own session, redeems first
+                winner[0] = poll(http, client.client_id, raced["device_code"])
+        return record
+
+    monkeypatch.setattr(device_flow, "get", get_then_lose_the_race)
+    loser = poll(http, client.client_id, raced["device_code"])
+    monkeypatch.undo()
+    assert winner[0].status_code == 200, winner[0].get_json()
+    assert loser.status_code == 400 and loser.get_json()["error"] == "invalid_grant"
+    assert "access_token" not in loser.get_json()
+    checker = world.client(client.tenant_id)
+
+    def active(token):
+        return http.post(
+            "/oauth/introspect", data={"token": token}, headers=checker.auth_header()
+        ).get_json()["active"]
+
+    got = winner[0].get_json()
+    assert [active(got["access_token"]), active(got["refresh_token"])] == [False, False]
+    assert [active(bystander["access_token"]), active(bystander["refresh_token"])] == [True, True]
+
+
+def test_a_device_name_that_would_disguise_itself_is_refused(http, world, app):
+    _, client = kiosk_world(world)
+    resp = start(http, client.client_id, device_name="Lobby\u202ekiosk")
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    assert resp.get_json()["error_description"].startswith("device_name contains invisible")
+    with app.app_context():
+        assert db.session.scalars(select(DeviceAuthorization)).all() == []
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_a_confidential_client_polls_with_either_secret_method(http, world, app, method):
+    tenant = world.tenant()
+    world.user(tenant, login="admin", roles=("TENANT.ADMIN",))
+    creds = world.client(
+        tenant, grant_types=(DEVICE_GRANT,), auth_method=method, scope="devices:read"
+    )
+    if method == "client_secret_basic":
+        auth = {"headers": creds.auth_header()}
+    else:
+        auth = {"data": {"client_id": creds.client_id, "client_secret": creds.client_secret}}
+    body = http.post("/oauth/device_authorization", **auth).get_json()
+    approve(app, body["user_code"], "admin")
+    form = {"grant_type": DEVICE_GRANT, "device_code": body["device_code"]}
+    resp = http.post(
+        "/oauth/token", data={**form, **auth.get("data", {})}, headers=auth.get("headers", {})
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["token_type"] == "Bearer"
+
+
+def test_a_code_purged_between_its_two_reads_is_unknown(http, world, app, monkeypatch):
+    """The poll reads the transaction twice (the row, then the whole record): a purge in
+    between leaves nothing to redeem, which is invalid_grant, not a server error."""
+    from authserver import device_flow
+
+    _, client = kiosk_world(world)
+    body = start(http, client.client_id).get_json()
+    approve(app, body["user_code"], "admin")
+    real_get = device_flow.get
+
+    def purged_first(record_id):
+        with app.app_context():  # the purge, in its own session
+            db.session.execute(
+                DeviceAuthorization.__table__.delete().where(
+                    DeviceAuthorization.__table__.c.id == record_id
+                )
+            )
+            db.session.commit()
+        return real_get(record_id)
+
+    monkeypatch.setattr(device_flow, "get", purged_first)
+    resp = poll(http, client.client_id, body["device_code"])
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"

@@ -616,6 +616,8 @@ def test_12_the_replay_entry_outlives_the_window_by_at_least_a_second(key):
         ("https://h/a/../../b", "https://h/b"),  # no climbing above the root
         ("https://h/a/.", "https://h/a/"),
         ("https://h/a/..", "https://h/"),
+        ("https://h/a/b/..", "https://h/a/"),  # RFC 3986 §5.2.4: "/a/b/.." is "/a/"
+        ("https://h/a/b/.", "https://h/a/b/"),
         ("https://h/%7Euser/%41", "https://h/~user/A"),  # unreserved characters decoded
         ("https://h/a!$&'()*+,;=:@b", "https://h/a!$&'()*+,;=:@b"),  # sub-delims kept
         ("https://[::1]:8443/x", "https://[::1]:8443/x"),
@@ -628,3 +630,80 @@ def test_9_normalisation_of_paths_and_hosts(given, normalised):
 
 def test_9_an_htu_without_a_host_is_refused_not_an_error(key):
     fails("htu", key.proof("POST", "https:///oauth/token"))
+
+
+def test_12_the_replay_entry_is_kept_no_longer_than_the_window_needs(key):
+    """The store holds one entry per accepted proof: kept for the window and the one second
+    the store's deadline needs, not longer, so its size stays bounded by the request rate."""
+    store = MemoryStore()
+    check(key.proof("POST", URL), store=store)
+    (ttl,) = store.claimed.values()
+    assert ttl == 60 + 10 + 1
+
+
+def test_10_a_fresh_nonce_rides_only_on_answers_where_nonces_are_required(key):
+    """§8.2: a successful answer carries DPoP-Nonce only where the server requires nonces, and
+    only to a client that sent a proof."""
+    from grants.dpop import DPoPVerifier
+
+    nonces = NonceIssuer(b"k" * 32, 60)
+    verifier = DPoPVerifier(
+        issuer="https://as.example.com",
+        max_age=60,
+        max_future=10,
+        store=MemoryStore(),
+        nonces=nonces,
+        nonce_required_at=frozenset({"token"}),
+    )
+    t = 6000.0
+    without_nonce = check(key.proof("POST", URL, iat=t), now=t)  # a proof that carried none
+    assert verifier.nonce_for_response(without_nonce, "token", t) == nonces.fresh(t)
+    assert verifier.nonce_for_response(without_nonce, "resource", t) is None
+    assert verifier.nonce_for_response(None, "token", t) is None
+    current = check(key.proof("POST", URL, iat=t, nonce=nonces.fresh(t)), now=t, nonces=nonces)
+    assert verifier.nonce_for_response(current, "token", t) is None  # it has the one to use
+
+
+def test_6_a_jwk_whose_key_ops_exclude_verify_does_not_verify(key):
+    """RFC 7517 §4.3: a key restricted to other operations is not used to verify; the library's
+    refusal is an invalid proof, not an error."""
+    jwk = {**key.public_jwk(), "key_ops": ["encrypt"]}
+    fails("signature does not verify", key.proof("POST", URL, header={"jwk": jwk}))
+
+
+def test_7_a_jwk_with_non_string_members_is_verified_not_a_crash(key):
+    """Members that are not strings (``key_ops`` is a list) are valid JWK; such a key is not
+    cached (its members are not hashable), but it verifies like any other."""
+    jwk = {**key.public_jwk(), "key_ops": ["verify"]}
+    assert check(key.proof("POST", URL, header={"jwk": jwk})).jkt == key.jkt
+
+
+def test_7_a_key_is_imported_once_and_the_key_cache_stays_bounded(monkeypatch):
+    """A terminal sends the same key on every request: it is imported (point validation,
+    thumbprint) once. Keys from everyone else cannot grow the cache past its bound."""
+    import grants.dpop as dpop
+
+    imports: list[str] = []
+    real = dpop._import_public_jwk
+
+    def counting(jwk, alg):
+        imports.append(jwk["x"])
+        return real(jwk, alg)
+
+    monkeypatch.setattr(dpop, "_import_public_jwk", counting)
+    monkeypatch.setattr(dpop, "_KEY_CACHE", {})
+    monkeypatch.setattr(dpop, "_KEY_CACHE_MAX", 2)
+    a, b, c = DPoPKey("ES256"), DPoPKey("ES256"), DPoPKey("ES256")
+    for k in (a, a, b, a):
+        assert check(k.proof("POST", URL)).jkt == k.jkt
+    assert len(imports) == 2  # a once, b once
+    for k in (c, b, a, c):
+        assert check(k.proof("POST", URL)).jkt == k.jkt
+        assert len(dpop._KEY_CACHE) <= 2
+
+
+def test_3_a_fractional_iat_is_accepted(key):
+    """RFC 7519 §2: a NumericDate may have a fraction; a finite float iat is in range."""
+    now = 1_800_000_000.0
+    proof = check(key.proof("POST", URL, claims={"iat": now - 0.5}), now=now)
+    assert proof.iat == int(now - 0.5)

@@ -260,3 +260,114 @@ def test_a_header_of_exactly_the_limit_is_read_and_one_byte_more_is_not(ring, pe
 
 def test_signing_alg_is_the_current_keys(ring, settings):
     assert ring.signing_alg == settings.signing_alg == ring.snapshot().signing_alg
+
+
+def p384_jwk() -> dict:
+    from joserfc.jwk import ECKey
+
+    return ECKey.generate_key("P-384").as_dict(private=False)
+
+
+def x25519_jwk() -> dict:
+    from joserfc.jwk import OKPKey
+
+    return OKPKey.generate_key("X25519").as_dict(private=False)
+
+
+def rsa1024_jwk() -> dict:
+    # Made with cryptography: joserfc itself refuses to generate so short a key.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    numbers = rsa.generate_private_key(65537, 1024).public_key().public_numbers()
+    as_b64 = lambda n: b64(n.to_bytes((n.bit_length() + 7) // 8, "big"))  # noqa: E731
+    return {"kty": "RSA", "n": as_b64(numbers.n), "e": as_b64(numbers.e)}
+
+
+@pytest.mark.parametrize(
+    "alg,public,reason",
+    [
+        pytest.param("ES256", p384_jwk, "P-256", id="ES256 over P-384"),
+        pytest.param("Ed25519", x25519_jwk, "Ed25519", id="Ed25519 over X25519"),
+        # joserfc only warns when it imports a short RSA key (an error under our pytest config):
+        # the check that refuses it is ours.
+        pytest.param(
+            "RS256",
+            rsa1024_jwk,
+            "2048",
+            id="RS256 of 1024 bits",
+            marks=pytest.mark.filterwarnings("ignore::joserfc.errors.SecurityWarning"),
+        ),
+    ],
+)
+def test_a_published_key_that_does_not_fit_its_alg_is_never_trusted(app, ring, alg, public, reason):
+    # A row written by hand (or by a broken tool): its public key must still be one its
+    # algorithm may use, or the ring refuses to load rather than verify with it.
+    with app.app_context():
+        db.session.add(
+            SigningKey(
+                kid="odd",
+                alg=alg,
+                state="retired",
+                public_jwk={**public(), "kid": "odd"},
+                created_at=0,
+                remove_after=int(ring.clock()) + 3600,
+            )  # fmt: skip
+        )
+        db.session.commit()
+    with pytest.raises(ValueError, match=reason):
+        ring.snapshot(force=True)
+
+
+def test_has_key_names_the_keys_of_the_ring_only(app, ring, settings):
+    first = ring.snapshot().signing_kid
+    assert ring.has_key(first) is True
+    assert ring.has_key("nope") is False
+    now = int(ring.clock())
+    rotate_now(app, settings, now)
+    with app.app_context():  # the retired key leaves the ring at its removal time
+        db.session.execute(
+            update(SigningKey).where(SigningKey.kid == first).values(remove_after=now + 1)
+        )
+        db.session.commit()
+    ring.clock.advance(1)
+    ring.invalidate()
+    assert ring.has_key(first) is False
+    assert ring.has_key(ring.snapshot().signing_kid) is True
+
+
+def signed_raw(ring, payload: bytes) -> str:
+    """A token the ring's current key really signed, whatever its payload bytes."""
+    head = b64(header_of(ring))
+    body = b64(payload)
+    signature = ring.snapshot().signer._signature(f"{head}.{body}".encode())
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def test_a_signed_token_is_read_only_when_its_claims_are_a_json_object(ring):
+    assert ring.verify(signed_raw(ring, b'{"sub":"x"}'), "at+jwt")[1] == {"sub": "x"}
+    for payload, reason in [
+        (b"not json", "malformed claims"),
+        (b"\xff\xfe", "malformed claims"),
+        (b"[1, 2]", "claims are not a JSON object"),
+        (b'"sub"', "claims are not a JSON object"),
+    ]:
+        with pytest.raises(InvalidSignedToken) as info:
+            ring.verify(signed_raw(ring, payload), "at+jwt")
+        assert str(info.value) == reason
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["%%%%", "c2ln=", "a", "c2ln\u00e9"],
+    ids=["not base64", "padded", "1 char", "non-ascii"],
+)
+def test_an_unreadable_signature_is_malformed_not_an_error(ring, signature):
+    head, body, _ = signed_raw(ring, b'{"sub":"x"}').split(".")
+    with pytest.raises(InvalidSignedToken, match="malformed signature"):
+        ring.verify(f"{head}.{body}.{signature}", "at+jwt")
+
+
+def test_a_non_ascii_payload_is_malformed_not_an_error(ring):
+    head, body, signature = signed_raw(ring, b'{"sub":"x"}').split(".")
+    with pytest.raises(InvalidSignedToken, match="malformed signature"):
+        ring.verify(f"{head}.{body}\u00e9.{signature}", "at+jwt")

@@ -109,8 +109,9 @@ def test_hs256_keyed_with_the_published_public_key_is_refused(http, live):
 
 
 def test_alg_that_differs_from_the_keys_alg_is_refused(http, app, live):
-    # A valid ES384 signature made with the ring's own P-256 key (joserfc allows it): only the
-    # check that the header's alg is the key's alg refuses it.
+    # A valid ES384 signature made with the ring's own P-256 key (joserfc allows it). ES384 is
+    # not an algorithm we sign with, so the allow-list refuses it (see the next test for an
+    # allowed alg that is not the key's).
     creds, _, header, claims = live
     with app.app_context():
         snap = app.extensions["authserver"].keyring.snapshot()
@@ -118,6 +119,20 @@ def test_alg_that_differs_from_the_keys_alg_is_refused(http, app, live):
     # ECDSA over P-256 with SHA-384, signed by hand (joserfc would refuse to make it).
     forged = ecdsa_by_hand(snap.signer, {**header, "alg": "ES384"}, claims, hashes.SHA384)
     refused_everywhere(http, creds, forged)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "Ed25519"])
+def test_an_allowed_alg_that_is_not_the_keys_alg_is_refused(http, app, live, alg):
+    # Both algorithms pass the allow-list, the kid is the ring's ES256 key and the signature is
+    # that key's own: only the check that the header's alg is the key's alg refuses the token
+    # (without it the ES256 key would be handed to another algorithm's verifier).
+    from keys.jwks import VERIFY_ALGS
+
+    creds, _, header, claims = live
+    with app.app_context():
+        snap = app.extensions["authserver"].keyring.snapshot()
+    assert snap.signing_alg == "ES256" and alg in VERIFY_ALGS
+    refused_everywhere(http, creds, ecdsa_by_hand(snap.signer, {**header, "alg": alg}, claims))
 
 
 def test_a_key_outside_the_ring_is_refused(http, live):

@@ -72,7 +72,9 @@ def test_revoking_a_refresh_token_revokes_its_family_and_access_tokens(http, wor
 def test_public_client_revokes_with_client_id(http, world, app):
     pub = world.client(grant_types=("refresh_token",), auth_method="none", scope="devices:read")
     refresh = make_refresh_token(app, pub)
+    other = make_refresh_token(app, pub)
     resp = http.post("/oauth/revoke", data={"token": refresh, "client_id": pub.client_id})
     assert resp.status_code == 200
     resource = world.client(pub.tenant_id)
     assert not active(http, resource, refresh)
+    assert active(http, resource, other)  # bystander: the client's other family

@@ -58,21 +58,31 @@ def test_a_body_too_large_is_a_problem(reg, app):
     problem(resp, 413, "payload-too-large")
 
 
-def test_an_unreachable_store_is_a_problem_with_retry_after(reg, app, monkeypatch):
+def test_an_unreachable_database_is_a_problem_with_retry_after(reg, app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from authserver.registry import devices as views
+
     t = reg.tenant()
     token = reg.service_token(t)
-    store = app.extensions["authserver"].store
 
     def down(*_a, **_k):
-        raise StoreUnavailable("test: the store is down")
+        raise OperationalError("SELECT", {}, Exception("test: the database is down"))
 
-    monkeypatch.setattr(store, "get_many", down)
+    monkeypatch.setattr(views, "search_devices", down)
     resp = reg.call("GET", "/api/v1/devices", token)
     body = problem(resp, 503, "service-unavailable")
     assert resp.headers["Retry-After"] == str(body["retryAfter"])
-    # The token endpoint keeps RFC 6749's temporarily_unavailable.
+    # The OAuth endpoints keep RFC 6749's temporarily_unavailable.
+    store = app.extensions["authserver"].store
+
+    def store_down(*_a, **_k):
+        raise StoreUnavailable("test: the store is down")
+
+    monkeypatch.setattr(store, "get_many", store_down)
+    monkeypatch.setattr(store, "hit_many", store_down)
     oauth = reg.http.post(
-        "/oauth/introspect", data={"token": token}, headers=t.service.auth_header()
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers=t.service.auth_header()
     )
     assert oauth.status_code == 503 and oauth.get_json()["error"] == "temporarily_unavailable"
 

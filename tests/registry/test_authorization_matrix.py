@@ -87,6 +87,7 @@ class Caller:
         self.reg, self.world, self.app, self.clock = reg, world, app, clock
         self.t = reg.tenant()
         self.key: DPoPKey | None = None
+        self.bystander: str | None = None
 
     def user_token(self, roles: tuple[str, ...]) -> str:
         login = "u" + str(len(roles)) + str(id(roles))[-5:]
@@ -116,6 +117,8 @@ class Caller:
             return token
         if kind == "revoked":
             token = reg.service_token(self.t)
+            # Issued before the revocation: another tenant's token, which must outlive it.
+            self.bystander = reg.service_token(reg.tenant())
             reg.http.post(
                 "/oauth/revoke", data={"token": token}, headers=self.t.service.auth_header()
             )
@@ -188,6 +191,8 @@ def test_invariant_4_authorization_matrix(reg, world, app, clock, kind):
             assert not returned & set(ids.values()), f"{name} leaked another tenant's data"
     wrong = [r for r in results if r[1] != r[2]]
     assert not wrong, f"{kind}: (endpoint, got, expected) {wrong}"
+    if kind == "revoked":
+        assert reg.call("GET", "/api/v1/devices", caller.bystander).status_code == 200
 
 
 def test_invariant_4_a_foreign_tenant_cannot_reach_data_through_filters_or_cursors(reg):

@@ -137,3 +137,76 @@ def test_unknown_codes_are_limited_per_client(http, world):
     ]
     assert statuses[:10] == [404] * 10
     assert statuses[10] == 429
+
+
+@pytest.mark.parametrize(
+    ("field", "column", "code"),
+    [("tillId", "till_id", "invalid_till"), ("name", "name", "invalid_name")],
+)
+def test_till_ids_and_names_are_1_to_100_plain_characters(http, world, app, field, column, code):
+    """decide() itself holds the rule (F9, F12), so every channel gets it: here the API, which
+    checks only the type. A refused label leaves the code pending; 1 and 100 characters pass."""
+    from authserver.models import Device, db
+
+    tenant, kiosk = kiosk_world(world)
+    token = service_token(http, world, tenant)
+    for bad in ("", "x" * 101, "Till\n1"):  # a line break passes the body check only
+        code_ = start(http, kiosk.client_id).get_json()
+        resp = api(http, token, code_["user_code"], {"decision": "approve", field: bad})
+        assert resp.status_code == 400, (bad, resp.get_json())
+        assert resp.get_json()["code"] == code
+        assert resp.get_json()["detail"].startswith(
+            ("A till id ", "A device name ")[column == "name"]
+        )
+        assert (
+            poll(http, kiosk.client_id, code_["device_code"]).get_json()["error"]
+            == "authorization_pending"
+        )
+    for good in ("T", "T" * 100):
+        code_ = start(http, kiosk.client_id).get_json()
+        resp = api(http, token, code_["user_code"], {"decision": "approve", field: good})
+        assert resp.status_code == 200, resp.get_json()
+        with app.app_context():
+            device = db.session.get(Device, resp.get_json()["data"]["deviceId"])
+            assert getattr(device, column) == good
+
+
+def test_the_location_must_be_one_of_the_codes_tenant(http, world, app):
+    """decide() checks the location itself: unknown or another tenant's is invalid_location
+    (and the code stays pending); the tenant's own is recorded on the enrolled device."""
+    from authserver.devices import locations_of
+    from authserver.models import Location, db
+    from authserver.security import new_id, now
+
+    tenant, kiosk = kiosk_world(world)
+    other = world.tenant()
+    ids = {}
+    with app.app_context():
+        for owner in (tenant, other):
+            ids[owner] = new_id("loc")
+            db.session.add(
+                Location(
+                    id=ids[owner],
+                    tenant_id=owner,
+                    name="Store",
+                    kind="store",
+                    created_at=now(),
+                    updated_at=now(),
+                )
+            )
+        db.session.commit()
+    token = service_token(http, world, tenant)
+    for location in ("loc_unknown", ids[other]):
+        code = start(http, kiosk.client_id).get_json()
+        resp = api(http, token, code["user_code"], {"decision": "approve", "locationId": location})
+        assert resp.status_code == 400 and resp.get_json()["code"] == "invalid_location"
+        assert (
+            poll(http, kiosk.client_id, code["device_code"]).get_json()["error"]
+            == "authorization_pending"
+        )
+    code = start(http, kiosk.client_id).get_json()
+    resp = api(http, token, code["user_code"], {"decision": "approve", "locationId": ids[tenant]})
+    assert resp.status_code == 200, resp.get_json()
+    with app.app_context():
+        device_id = resp.get_json()["data"]["deviceId"]
+        assert locations_of([device_id]) == {device_id: [ids[tenant]]}

@@ -40,6 +40,9 @@ def test_duplicate_external_id_is_409_and_freed_by_delete(reg):
         == 200
     )
     reg.create_device(t, externalId="X-1")
+    # The other tenant's device of the same externalId is untouched by the delete.
+    listed = reg.call("GET", "/api/v1/devices?externalId=X-1", reg.service_token(other))
+    assert [d["externalId"] for d in listed.get_json()["data"]] == ["X-1"]
 
 
 def test_get_patch_delete(reg):
@@ -48,6 +51,7 @@ def test_get_patch_delete(reg):
     loc = reg.call("POST", "/api/v1/locations", token, json={"name": "Main", "kind": "store"})
     loc_id = loc.get_json()["data"]["id"]
     device = reg.create_device(t)
+    bystander = reg.create_device(t, name="Bystander")
     resp = reg.call(
         "PATCH",
         f"/api/v1/devices/{device['id']}",
@@ -73,6 +77,10 @@ def test_get_patch_delete(reg):
     assert reg.call("GET", f"/api/v1/devices/{device['id']}", token).status_code == 404
     listed = reg.call("GET", "/api/v1/devices", token).get_json()["data"]
     assert device["id"] not in {d["id"] for d in listed}
+    # The bystander is still there, unchanged.
+    assert bystander["id"] in {d["id"] for d in listed}
+    kept = reg.call("GET", f"/api/v1/devices/{bystander['id']}", token).get_json()["data"]
+    assert (kept["name"], kept["status"]) == ("Bystander", "ACTIVE")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -80,9 +81,12 @@ def test_guesses_are_limited_per_link_code(reg):
 def test_guesses_are_limited_per_address(reg):
     t = reg.tenant()
     for i in range(reg.settings.link_failures_per_ip):
-        reg.link(t, f"BBBB-CCCC-DD{'BCDFGHJKLM'[i]}D")
+        # Other link codes, other accounts: only the address is shared.
+        reg.link(t, f"BBBB-CCCC-DD{'BCDFGHJKLM'[i]}D", staff_code=f"99{i}")
     device = reg.create_device(t, status="READY_TO_LINK")
     assert reg.link(t, device["linkCode"]).status_code == 429
+    # Another address is not held back by these guesses.
+    assert reg.link(t, device["linkCode"], ip="198.51.100.7").status_code == 200
 
 
 def test_a_client_of_another_tenant_cannot_link(reg):
@@ -267,3 +271,96 @@ def test_surrogate_password_on_the_link_endpoint_is_a_4xx(http, world):
         content_type="application/json",
     )
     assert 400 <= resp.status_code < 500
+
+
+# -- the link grant's own checks, each alone ----------------------------------------------
+
+
+def test_successful_links_cost_no_attempts(reg):
+    """A staff member linking one terminal after another is never throttled: each success
+    gives its charges back, so more links than the per-account limit all succeed."""
+    t = reg.tenant()
+    for _ in range(reg.settings.sign_in_failures_per_account + 1):
+        device = reg.create_device(t, status="READY_TO_LINK")
+        resp = reg.link(t, device["linkCode"])
+        assert resp.status_code == 200, resp.get_json()
+
+
+def test_a_deactivated_staff_member_cannot_link(reg, app):
+    from authserver.models import User, db
+
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    with app.app_context():
+        db.session.query(User).filter_by(tenant_id=t.id).one().active = False
+        db.session.commit()
+    resp = reg.link(t, device["linkCode"])
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+    data = reg.call("GET", f"/api/v1/devices/{device['id']}", reg.service_token(t)).get_json()
+    assert data["data"]["status"] == "READY_TO_LINK"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"link_code": ""},
+        {"password": ""},
+        {"staff_code": ""},  # and no user_code or username either
+    ],
+)
+def test_link_code_password_and_a_staff_member_are_required(reg, form):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    resp = reg.link(t, form.pop("link_code", device["linkCode"]), **form)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_request"
+    assert "required" in resp.get_json()["error_description"]  # refused up front, by name
+    assert reg.link(t, device["linkCode"]).status_code == 200  # nothing was consumed
+
+
+def test_a_link_without_a_client_address_is_served(reg):
+    """A server that gives no client address (a Unix socket) still links; the per-address
+    limit then counts such requests together."""
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    resp = reg.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": LINK_GRANT,
+            "link_code": device["linkCode"],
+            "staff_code": "1234",
+            "password": "correct horse",
+            "client_id": t.pos.client_id,
+        },
+        environ_overrides={"REMOTE_ADDR": None},
+    )
+    assert resp.status_code == 200, resp.get_json()
+
+
+def test_the_terminal_that_loses_a_concurrent_link_gets_no_tokens(reg, app, monkeypatch):
+    """Two terminals send the same link code at once: both find the device ready to link, one
+    conditional UPDATE moves it out of READY_TO_LINK, the other gets invalid_grant and no
+    tokens, and the device stays bound to the winner's key."""
+    import grants.link_code
+
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK")
+    winner_key, loser_key = DPoPKey(), DPoPKey()
+    real = grants.link_code.find_linkable
+    winner = []
+
+    def find_then_lose_the_race(tenant_id, link_code):
+        found = real(tenant_id, link_code)  # still READY_TO_LINK for this request
+        if not winner:
+            winner.append(None)
+            with app.app_context():  # the other terminal, in its own session, links first
+                winner[0] = reg.link(t, device["linkCode"], winner_key)
+        return found
+
+    monkeypatch.setattr(grants.link_code, "find_linkable", find_then_lose_the_race)
+    loser = reg.link(t, device["linkCode"], loser_key)
+    monkeypatch.undo()
+    assert winner[0].status_code == 200, winner[0].get_json()
+    assert loser.status_code == 400 and loser.get_json()["error"] == "invalid_grant"
+    assert "access_token" not in loser.get_json()
+    data = reg.call("GET", f"/api/v1/devices/{device['id']}", reg.service_token(t)).get_json()
+    assert (data["data"]["status"], data["data"]["dpopJkt"]) == ("ACTIVE", winner_key.jkt)
