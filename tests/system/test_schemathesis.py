@@ -2,8 +2,8 @@
 to every operation it can call (a service token for the registry, client credentials for the
 OAuth endpoints) get no 5xx, and every answer matches its documented schema.
 
-The calling-device routes (DPoP proofs per request), the link URL and the HTML page are left to
-their own tests. The seed is fixed so that a failure here is reproducible with the command it
+The calling-device routes (``/api/v1/devices/me...``: a fresh DPoP proof per request, which a
+generator cannot make) are left to their own tests. The seed is fixed so that a failure here is reproducible with the command it
 prints.
 """
 
@@ -58,10 +58,12 @@ def test_the_registry_answers_every_generated_request_as_documented(server, tmp_
     assert " passed" in result.stdout
 
 
-def test_the_oauth_endpoints_answer_every_generated_request_as_documented(server, tmp_path):
+def test_the_oauth_endpoints_link_url_and_page_answer_every_generated_request_as_documented(
+    server, tmp_path
+):
     svc = server.service
     result = run(server, tmp_path, "--auth", f"{svc['client_id']}:{svc['client_secret']}",
                  "--include-path-regex", "^/oauth/|^/\\.well-known/|^/healthz|^/readyz|"
-                 "^/openapi\\.json|^/docs/")  # fmt: skip
+                 "^/openapi\\.json|^/docs/|^/device|/link$")  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
