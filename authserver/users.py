@@ -52,5 +52,5 @@ def get_tenant(tenant_id: str) -> Tenant | None:
 
 
 def tenant_name(tenant_id: str) -> str | None:
-    tenant = db.session.get(Tenant, tenant_id)
+    tenant = get_tenant(tenant_id)
     return tenant.name if tenant is not None else None

@@ -77,3 +77,37 @@ def kiosk_world(
             db.session.get(Client, client.client_id).device_subject = device_subject
             db.session.commit()
     return tenant, client
+
+
+def kiosk_login(server: Any, name: str, approve_code: Any) -> tuple[int, dict[str, Any], str]:
+    """Run ``authserver device-login --dpop`` (``run_device_login``) against a live server in a
+    thread, read the code it shows, let ``approve_code(code)`` decide it, and return its exit
+    code, its JSON result and everything it wrote for the person at the kiosk."""
+    import io
+    import threading
+    import time
+
+    from authserver.kiosk import run_device_login
+
+    err = io.StringIO()
+    result: dict[str, Any] = {}
+
+    def kiosk() -> None:
+        result["out"] = run_device_login(
+            server.url, server.kiosk["client_id"], None, name, dpop=True, err=err
+        )
+
+    thread = threading.Thread(target=kiosk)
+    thread.start()
+    deadline = time.monotonic() + 20
+    code = None
+    while code is None and time.monotonic() < deadline:
+        for line in err.getvalue().splitlines():
+            if "enter the code" in line:
+                code = line.split()[-1]
+        time.sleep(0.1)
+    assert code, err.getvalue()
+    approve_code(code)
+    thread.join(timeout=30)
+    status, body = result["out"]
+    return status, body, err.getvalue()

@@ -8,8 +8,6 @@ resources, so every DPoP client here has to follow that dance.
 from __future__ import annotations
 
 import asyncio
-import io
-import threading
 import time
 
 import pytest
@@ -21,8 +19,8 @@ from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
 from authserver.dpop_client import DPoPKey, RequestsDPoPAuth
-from authserver.kiosk import run_device_login
 from tests.conftest import make_env, start_server, stop_server
+from tests.device_helpers import kiosk_login
 
 pytestmark = pytest.mark.processes
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -170,27 +168,9 @@ def test_the_dpop_helper_for_requests_follows_the_nonce_dance(server):
 
 
 def test_the_kiosk_cli_with_dpop_follows_the_nonce_dance(server):
-    err = io.StringIO()
-    result: dict = {}
-
-    def kiosk():
-        result["out"] = run_device_login(
-            server.url, server.kiosk["client_id"], None, "Nonce kiosk", dpop=True, err=err
-        )
-
-    thread = threading.Thread(target=kiosk)
-    thread.start()
-    deadline = time.monotonic() + 20
-    code = None
-    while code is None and time.monotonic() < deadline:
-        for line in err.getvalue().splitlines():
-            if "enter the code" in line:
-                code = line.split()[-1]
-        time.sleep(0.1)
-    assert code, err.getvalue()
-    approve_when_asked(server, code)
-    thread.join(timeout=30)
-    status, body = result["out"]
+    status, body, _ = kiosk_login(
+        server, "Nonce kiosk", lambda code: approve_when_asked(server, code)
+    )
     assert status == 0, body
     assert body["token_type"] == "DPoP"
     assert introspect(server, body["access_token"])["active"] is True

@@ -6,16 +6,14 @@ single-use guarantees are shown across processes.
 
 from __future__ import annotations
 
-import io
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from authserver.kiosk import run_device_login
 from tests.conftest import DATABASE_URL, make_env, start_server, stop_server
+from tests.device_helpers import kiosk_login
 
 pytestmark = pytest.mark.processes
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -124,28 +122,12 @@ def test_one_refresh_token_rotates_once_under_simultaneous_requests(server):
 
 
 def test_kiosk_cli_runs_the_flow(server):
-    err = io.StringIO()
-    result: dict = {}
-
-    def kiosk():
-        result["out"] = run_device_login(
-            server.url, server.kiosk["client_id"], None, "Terminal kiosk", dpop=True, err=err
-        )
-
-    thread = threading.Thread(target=kiosk)
-    thread.start()
-    deadline = time.monotonic() + 20
-    code = None
-    while code is None and time.monotonic() < deadline:
-        for line in err.getvalue().splitlines():
-            if "enter the code" in line:
-                code = line.split()[-1]
-        time.sleep(0.1)
-    assert code, err.getvalue()
-    assert "█" in err.getvalue() or "▀" in err.getvalue()  # the QR code was drawn
-    server.cli("device", "approve", code, "--user", "admin")
-    thread.join(timeout=30)
-    status, body = result["out"]
+    status, body, shown = kiosk_login(
+        server,
+        "Terminal kiosk",
+        lambda code: server.cli("device", "approve", code, "--user", "admin"),
+    )
+    assert "█" in shown or "▀" in shown  # the QR code was drawn
     assert status == 0, body
     assert body["token_type"] == "DPoP"
-    assert "waiting for approval" in err.getvalue()
+    assert "waiting for approval" in shown
