@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 
 from authserver.ephemeral import StoreUnavailable, own_connection
+from authserver.models import closed_by_server
 
 
 class _Compiled:
@@ -66,6 +67,12 @@ class Direct:
 
     def _connection(self) -> Any:
         fairy = getattr(self._local, "fairy", None)
+        if fairy is not None and closed_by_server(fairy.dbapi_connection):
+            # The server went away and came back (a restart): reconnect before sending, so
+            # that a write, which is never retried, does not fail on a connection known dead.
+            with contextlib.suppress(Exception):
+                fairy.dbapi_connection.close()
+            fairy = None
         if fairy is None:
             fairy = self._local.fairy = own_connection(self._engine, self._unavailable)
         return fairy.dbapi_connection

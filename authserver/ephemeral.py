@@ -20,7 +20,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from authserver.models import EphemeralEntry
+from authserver.models import EphemeralEntry, closed_by_server
 
 # The Core table behind the model: every statement here is one Core statement.
 _ENTRIES = cast(Table, EphemeralEntry.__table__)
@@ -288,6 +288,12 @@ class SqlStore:
         """This thread's own connection, in autocommit mode: every statement is its own
         transaction, and no pool checkout, reset or commit round trip is paid per operation."""
         fairy = getattr(self._local, "fairy", None)
+        if fairy is not None and closed_by_server(fairy.dbapi_connection):
+            # The server went away and came back (a restart): reconnect before sending, so
+            # that a write, which is never retried, does not fail on a connection known dead.
+            with contextlib.suppress(Exception):
+                fairy.dbapi_connection.close()
+            fairy = None
         if fairy is None:
             fairy = self._local.fairy = own_connection(self._engine, self._unavailable)
         return fairy.dbapi_connection

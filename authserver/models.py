@@ -7,6 +7,7 @@ Token times are integer unix seconds: the hot path compares numbers, not time zo
 
 from __future__ import annotations
 
+import select
 import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -411,6 +412,23 @@ def database_reachable() -> bool:
 IDLE_PING_SECONDS = 10.0
 
 
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """True when the server has ended this idle connection: something is waiting on a socket
+    that should be silent (PostgreSQL's termination notice, or end of file after a restart).
+    One poll, no round trip. SQLite (a file, no socket) is never closed by a server. A stray
+    asynchronous message on a live connection only costs a reconnect."""
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:  # sqlite3: no socket
+        return False
+    try:
+        fd = fileno()
+    except Exception:  # noqa: BLE001 - the driver's own "closed" error (psycopg: OperationalError)
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
 @event.listens_for(Pool, "checkin")
 def _note_idle(dbapi_connection: Any, connection_record: Any) -> None:
     if connection_record is not None:
@@ -419,14 +437,17 @@ def _note_idle(dbapi_connection: Any, connection_record: Any) -> None:
 
 @event.listens_for(Pool, "checkout")
 def ping_if_idle(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
-    """Ping a connection that sat idle in the pool for a while (the server may have closed it:
-    a restart, an idle timeout); a busy one is trusted, and one that fails in use is dropped by
-    SQLAlchemy then. A failed ping makes the pool connect afresh (DisconnectionError)."""
+    """Drop a connection the server has closed (seen without a round trip), and ping one that
+    sat idle in the pool for a while (a network path can die silently); a busy one is trusted,
+    and one that fails in use is dropped by SQLAlchemy then. Either way the pool connects afresh
+    (DisconnectionError)."""
+    if "sqlite" in type(dbapi_connection).__module__:
+        return  # a file, not a server: nothing can close it
+    if closed_by_server(dbapi_connection):  # a restart: the pool connects afresh
+        raise DisconnectionError("connection closed by the server while idle")
     since = connection_record.info.get("checked_in")
     if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
         return
-    if "sqlite" in type(dbapi_connection).__module__:
-        return  # a file, not a server: nothing can close it
     try:
         cursor = dbapi_connection.cursor()
         cursor.execute("SELECT 1")

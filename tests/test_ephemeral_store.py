@@ -249,3 +249,58 @@ def test_connections_the_server_closed_are_replaced_without_a_failure(app, monke
     finally:
         engine.dispose()
         killer.dispose()
+
+
+@pytest.mark.skipif(not DATABASE_URL, reason="needs PostgreSQL (DATABASE_URL)")
+def test_a_write_after_a_restart_goes_to_a_fresh_connection(app):
+    """A write is never retried (it may have happened), so a connection the server has closed
+    must be noticed before sending: the termination notice or end of file waiting on its socket
+    tells, without a round trip. Busy connections (no idle ping due) included."""
+    from sqlalchemy import bindparam, create_engine, text, update
+
+    from authserver.direct import Direct
+    from authserver.ephemeral import SqlStore
+    from authserver.models import EphemeralEntry
+
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    engine = create_engine(url, connect_args={"application_name": name})
+    killer = create_engine(url)
+    table = EphemeralEntry.__table__
+    bump = (
+        update(table).where(table.c.key == bindparam("k")).values(counter=table.c.counter + 1)
+    )
+
+    def server_closes_them() -> None:
+        with killer.begin() as conn:
+            closed = conn.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = :name"), {"name": name}
+            ).scalar()  # fmt: skip
+        assert closed >= 1
+        time.sleep(0.2)  # the backends exit and their sockets close
+
+    try:
+        store, direct = SqlStore(engine), Direct(engine)
+        key = f"pg:{uuid.uuid4().hex}"
+        store.put(key, "v", 60)
+        assert direct.write(bump, {"k": key}) == 1
+        with engine.connect() as conn:  # a pooled connection, checked in a moment ago
+            conn.execute(text("SELECT 1"))
+        server_closes_them()
+        assert direct.write(bump, {"k": key}) == 1  # no StoreUnavailable
+        with engine.connect() as conn:  # not pinged (idle < IDLE_PING_SECONDS), still fine
+            assert conn.execute(text("SELECT 2")).scalar() == 2
+        with direct.transaction() as tx:
+            assert tx.write(bump, {"k": key}) == 1
+        server_closes_them()
+        with direct.transaction() as tx:
+            assert tx.write(bump, {"k": key}) == 1
+        with engine.connect() as conn:
+            counter = conn.execute(
+                text("SELECT counter FROM ephemeral_entries WHERE key = :k"), {"k": key}
+            ).scalar()
+        assert counter == 4
+    finally:
+        engine.dispose()
+        killer.dispose()
