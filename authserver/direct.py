@@ -28,6 +28,7 @@ from sqlalchemy.sql import Select
 
 from authserver.ephemeral import StoreUnavailable, own_connection
 from authserver.models import closed_by_server
+from authserver.writegate import WriteGate
 
 
 class _Compiled:
@@ -50,6 +51,7 @@ class Direct:
         self._unavailable = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError)
         self._integrity = dbapi.IntegrityError
         self._positional = engine.dialect.positional
+        self._gate = WriteGate(engine)
 
     def _compile(self, stmt: Any) -> _Compiled:
         found = self._compiled.get(id(stmt))
@@ -94,10 +96,14 @@ class Direct:
             conn = self._connection()
             cur = conn.cursor()
             try:
+                held = None if read else self._gate.enter()
                 try:
                     cur.execute(c.sql, args)
                 except self._integrity as exc:
                     raise IntegrityError(c.sql, None, exc) from exc
+                finally:
+                    if held is not None:
+                        WriteGate.leave(held)
                 if not read:
                     return cur.rowcount
                 return [c.row(*r) for r in cur.fetchall()]
@@ -122,16 +128,17 @@ class Direct:
         a failure rolls back and raises (a lost connection as StoreUnavailable)."""
         conn = self._connection()
         tx = _Transaction(self, conn)
-        try:
-            conn.execute("BEGIN IMMEDIATE" if self._positional else "BEGIN")
-            yield tx
-            conn.execute("COMMIT")
-        except self._unavailable as exc:
-            self._abort(conn)
-            raise StoreUnavailable("database unreachable") from exc
-        except BaseException:
-            self._abort(conn)
-            raise
+        with self._gate.held():
+            try:
+                conn.execute("BEGIN IMMEDIATE" if self._positional else "BEGIN")
+                yield tx
+                conn.execute("COMMIT")
+            except self._unavailable as exc:
+                self._abort(conn)
+                raise StoreUnavailable("database unreachable") from exc
+            except BaseException:
+                self._abort(conn)
+                raise
 
     def _abort(self, conn: Any) -> None:
         try:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from authserver.models import EphemeralEntry, closed_by_server
+from authserver.writegate import WriteGate
 
 # The Core table behind the model: every statement here is one Core statement.
 _ENTRIES = cast(Table, EphemeralEntry.__table__)
@@ -280,6 +281,7 @@ class SqlStore:
         # timeout), as opposed to a bug in a statement.
         self._unavailable = (dbapi.OperationalError, dbapi.InterfaceError, OperationalError)
         self._local = threading.local()
+        self._gate = WriteGate(engine)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -307,16 +309,20 @@ class SqlStore:
 
     def _run(self, sql: str, params: tuple[Any, ...], rows: str = "none") -> Any:
         """One statement, committed on its own; ``rows``: none, one or all."""
+        gate = None if sql.startswith("SELECT") else self._gate
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 cur = conn.cursor()
+                held = gate.enter() if gate else None
                 try:
                     cur.execute(sql, params)
                     if rows == "none":
                         return None
                     return cur.fetchone() if rows == "one" else cur.fetchall()
                 finally:
+                    if held is not None:
+                        WriteGate.leave(held)
                     cur.close()
             except self._unavailable as exc:
                 dropped = self._engine.dialect.is_disconnect(

@@ -303,6 +303,11 @@ def lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid Lua string literal for our ASCII values
 
 
+def wrk_duration(seconds: float) -> str:
+    """wrk's -d takes whole seconds ("1.5s" is a usage error)."""
+    return f"-d{max(1, round(seconds))}s"
+
+
 def run_wrk(t: Target, scenario: str, seconds: float, work: Path, pos_key: ProofKey,
             svc_key: ProofKey, expect_rate: float) -> dict[str, Any]:  # fmt: skip
     s = spec(t, scenario)
@@ -331,10 +336,14 @@ def run_wrk(t: Target, scenario: str, seconds: float, work: Path, pos_key: Proof
     )
     before = cpu_seconds(t.proc.pid)
     out = subprocess.run(  # noqa: S603
-        ["wrk", "-t2", "-c32", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA),
+        ["wrk", "-t2", "-c32", wrk_duration(seconds), "--timeout", "5s", "-s", str(LUA),
          t.base + s["path"], "--", str(config), "2"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(
+            f"wrk failed on {t.name} {scenario}:\n{out.stdout[-1000:]}{out.stderr[-1000:]}"
+        )
     cpu = cpu_seconds(t.proc.pid) - before
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if VERBOSE and out.stderr.strip():
@@ -454,7 +463,7 @@ def hello_floor(work: Path, seconds: float) -> float:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, "/", proc)
-        out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", base + "/"],
+        out = subprocess.run(["wrk", "-t2", "-c32", wrk_duration(seconds), base + "/"],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
         line = next(x for x in out.splitlines() if x.startswith("Requests/sec"))
         return float(line.split()[1])
