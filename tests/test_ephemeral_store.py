@@ -267,9 +267,7 @@ def test_a_write_after_a_restart_goes_to_a_fresh_connection(app):
     engine = create_engine(url, connect_args={"application_name": name})
     killer = create_engine(url)
     table = EphemeralEntry.__table__
-    bump = (
-        update(table).where(table.c.key == bindparam("k")).values(counter=table.c.counter + 1)
-    )
+    bump = update(table).where(table.c.key == bindparam("k")).values(counter=table.c.counter + 1)
 
     def server_closes_them() -> None:
         with killer.begin() as conn:
