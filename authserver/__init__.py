@@ -29,6 +29,7 @@ from grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from grants.dpop import DPoPVerifier, NonceIssuer
 from grants.link_code import LinkCodeGrant
 from grants.refresh_token import RefreshTokenGrant
+from grants.staff_sign_in import StaffSignInGrant
 from keys.encryption import KeyEncryptor
 from keys.jwks import KeyRing
 
@@ -117,6 +118,7 @@ def create_app(
     server.register_grant(DeviceCodeGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_grant(LinkCodeGrant)
+    server.register_grant(StaffSignInGrant)
     server.register_endpoint(DeviceAuthorizationEndpoint)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
@@ -129,6 +131,8 @@ def create_app(
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
     from authserver.registry.devices import bp as devices_bp
     from authserver.registry.locations import bp as locations_bp
+    from authserver.registry.people import bp as people_bp
+    from authserver.registry.tenant import bp as tenant_bp
 
     app.register_blueprint(oauth_bp)
     app.register_blueprint(ops_bp)
@@ -137,6 +141,8 @@ def create_app(
     app.register_blueprint(devices_bp)
     app.register_blueprint(locations_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(people_bp)
+    app.register_blueprint(tenant_bp)
     app.after_request(add_dpop_nonce)
     retention.install(app, engine, settings, store, now)
     observability.configure_logging(settings.log_level)

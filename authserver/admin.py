@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, migrate, tokens, users
-from authserver.models import Client, Device, Location, Tenant, User, db
+from authserver.models import Client, Device, Location, Tenant, TenantProperty, User, db
 from authserver.security import hash_password, new_id, now
 from authserver.state import get_state
 from authserver.text import is_clean
@@ -307,6 +308,7 @@ def delete_tenant(tenant: Tenant, actor: str = "cli") -> None:
         if count:
             raise AdminError(f"tenant {tenant.name!r} still has {count} {what}; delete them first")
     audit.record("tenant.deleted", None, actor, deleted_tenant=tenant.id, name=tenant.name)
+    db.session.execute(sql_delete(TenantProperty).where(TenantProperty.tenant_id == tenant.id))
     db.session.delete(tenant)
     db.session.commit()
 
@@ -400,10 +402,7 @@ def set_user_active(user: User, active: bool, actor: str = "cli") -> User:
 
 
 def delete_user(user: User, actor: str = "cli") -> None:
-    tokens.revoke_subject(user_id=user.id)
-    audit.record("user.deleted", user.tenant_id, actor, user_id=user.id, login=user.login)
-    db.session.delete(user)
-    db.session.commit()
+    users.delete(user, authorization.OPERATOR, actor)
 
 
 def client_json(c: Client) -> dict[str, Any]:

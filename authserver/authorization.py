@@ -6,6 +6,12 @@ enrolling a kiosk (approving a device-flow code of a device-subject client) need
 role or the role at the location the kiosk is placed in. Approving a sign-in (a user-subject
 client: the token will be about the approver) needs nothing but being an active user of the code's
 tenant, since the approver only signs themself in.
+
+People are managed by TENANT.ADMIN (every role but SU) and USER.MANAGER (device managers and
+staff); nobody gives a role they could not give, or changes a user holding one (so a user
+manager cannot take over an administrator's account by resetting the password). SU, the seeds'
+super user, is granted by the CLI only. A service token with ``users:write`` acts as a
+TENANT.ADMIN of its tenant.
 """
 
 from __future__ import annotations
@@ -15,38 +21,113 @@ from authserver.problems import NotAllowed, WrongTenant
 
 __all__ = ["NotAllowed"]
 
+SU = "SU"
 TENANT_ADMIN = "TENANT.ADMIN"
+USER_MANAGER = "USER.MANAGER"
 DEVICE_MANAGER = "DEVICE.MANAGER"
+STAFF = "STAFF"
 CASHIER = "CASHIER"
-DEVICE_ROLES = frozenset({TENANT_ADMIN, DEVICE_MANAGER})
+DEVICE_ROLES = frozenset({SU, TENANT_ADMIN, DEVICE_MANAGER})
+PEOPLE_ROLES = frozenset({SU, TENANT_ADMIN, USER_MANAGER})
 # Every role a user can hold, and what it allows.
 ROLES = {
-    TENANT_ADMIN: "everything in the tenant: devices, locations, audit events, approvals",
+    SU: "the seeds' super user: everything TENANT.ADMIN may; granted by the CLI only",
+    TENANT_ADMIN: "everything in the tenant: devices, locations, people, roles, audit events",
+    USER_MANAGER: "people and their roles, up to DEVICE.MANAGER and STAFF",
     DEVICE_MANAGER: "devices and locations; approves kiosks (for one location as @loc_...)",
-    CASHIER: "signs in on the tenant's terminals (at one location as @loc_...)",
+    STAFF: "signs in on the tenant's terminals (at one location as @loc_...)",
+    CASHIER: "the same as STAFF (its name in earlier releases)",
 }
+# Which roles each role may give (and take away, and hold on the users it changes).
+_ASSIGNS = {
+    SU: frozenset(ROLES) - {SU},
+    TENANT_ADMIN: frozenset(ROLES) - {SU},
+    USER_MANAGER: frozenset({DEVICE_MANAGER, STAFF, CASHIER}),
+}
+SERVICE_ASSIGNS = _ASSIGNS[TENANT_ADMIN]  # a service token with users:write
+LOCATION_ID_LENGTH = 48
 
 
 def is_known_role(role: str) -> bool:
-    """``ROLE`` or ``ROLE@loc_...`` for a role of the catalogue."""
+    """``ROLE`` or ``ROLE@loc_...`` for a role of the catalogue (SU only tenant-wide)."""
     name, at, location = role.partition("@")
     if name not in ROLES:
         return False
-    return not at or (location.startswith("loc_") and 4 < len(location) <= 48)
+    if not at:
+        return True
+    return name != SU and location.startswith("loc_") and 4 < len(location) <= LOCATION_ID_LENGTH
+
+
+def role_name(role: str) -> str:
+    """``DEVICE.MANAGER`` of ``DEVICE.MANAGER@loc_1``."""
+    return role.partition("@")[0]
 
 
 def _roles(user: User) -> list[str]:
     return list(user.roles or [])
 
 
+def _global_roles(user: User) -> set[str]:
+    return {r for r in _roles(user) if "@" not in r}
+
+
 def manages_registry(user: User) -> bool:
     """A tenant-wide device role: list, create, change and delete the tenant's devices."""
-    return user.active and bool(DEVICE_ROLES & set(_roles(user)))
+    return user.active and bool(DEVICE_ROLES & _global_roles(user))
 
 
 def reads_audit_events(user: User) -> bool:
     """The tenant's audit trail is for its administrators."""
-    return user.active and TENANT_ADMIN in _roles(user)
+    return user.active and bool({SU, TENANT_ADMIN} & _global_roles(user))
+
+
+def manages_tenant(user: User) -> bool:
+    """The tenant's own settings (its properties) are for its administrators."""
+    return user.active and bool({SU, TENANT_ADMIN} & _global_roles(user))
+
+
+def manages_people(user: User) -> bool:
+    """A tenant-wide people role: list, create, change and delete the tenant's users."""
+    return user.active and bool(PEOPLE_ROLES & _global_roles(user))
+
+
+class Operator:
+    """Whoever runs the CLI on the server: gives and takes every role, SU included."""
+
+
+OPERATOR = Operator()
+Actor = User | Operator | None  # None: a service token with users:write
+
+
+def assignable(actor: Actor) -> frozenset[str]:
+    """The role names ``actor`` may give or take."""
+    if isinstance(actor, Operator):
+        return frozenset(ROLES)
+    if actor is None:
+        return SERVICE_ASSIGNS
+    if not actor.active:
+        return frozenset()
+    found: frozenset[str] = frozenset()
+    for role in _global_roles(actor):
+        found |= _ASSIGNS.get(role, frozenset())
+    return found
+
+
+def check_assign(actor: Actor, roles: list[str] | set[str]) -> None:
+    """Raise ``NotAllowed`` unless ``actor`` may give (or take) every role of ``roles``."""
+    allowed = assignable(actor)
+    refused = sorted({role_name(r) for r in roles} - allowed)
+    if refused:
+        raise NotAllowed(f"You may not give or take the role(s) {', '.join(refused)}.")
+
+
+def check_manage(actor: Actor, target: User) -> None:
+    """Raise ``NotAllowed`` unless ``actor`` may change or delete ``target``: every role the
+    target holds must be one the actor could give (no escalation through someone else's
+    account)."""
+    refused = sorted({role_name(r) for r in _roles(target)} - assignable(actor))
+    if refused:
+        raise NotAllowed(f"This user holds {', '.join(refused)}, which you may not manage.")
 
 
 def enrolment_locations(user: User) -> frozenset[str] | None:
@@ -58,6 +139,15 @@ def enrolment_locations(user: User) -> frozenset[str] | None:
         return frozenset()
     scoped = (r.split("@", 1) for r in _roles(user) if "@" in r)
     return frozenset(loc for role, loc in scoped if role in DEVICE_ROLES)
+
+
+def may_sign_in_on(user: User, device_location_ids: set[str] | frozenset[str]) -> bool:
+    """Whether ``user`` may sign in on a device at those locations (seed 000 "device users"):
+    an active user with a role for the whole tenant, or a role at one of the device's
+    locations."""
+    if not user.active:
+        return False
+    return any("@" not in r or r.split("@", 1)[1] in device_location_ids for r in _roles(user))
 
 
 def may_enrol_somewhere(user: User) -> bool:

@@ -21,6 +21,7 @@ from flask.cli import ScriptInfo, with_appcontext
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from authserver import admin, authorization, create_app
+from authserver import users as users_service
 from authserver.admin import AUTH_METHODS, AdminError
 from authserver.config import ConfigError, load_settings
 from authserver.ephemeral import StoreUnavailable
@@ -481,6 +482,41 @@ def users_delete(tenant_ref: str, user_ref: str) -> None:
     user = admin.find_user(_tenant(tenant_ref), user_ref)
     admin.delete_user(user)
     _emit({"id": user.id, "deleted": True})
+
+
+@users.command("grant-role")
+@_tenant_option
+@click.option("--role", required=True, help=f"one role. {ROLE_HELP}")
+@click.option("--location", "location_id", default=None, help="only at this location (loc_...)")
+@click.argument("logins", nargs=-1, required=True)
+@needs_database
+def users_grant_role(
+    tenant_ref: str, role: str, location_id: str | None, logins: tuple[str, ...]
+) -> None:
+    """Give a role to users by login (SU included: only the command line gives it)."""
+    tenant = _tenant(tenant_ref)
+    granted, unknown = users_service.grant_by_logins(
+        tenant.id, role, location_id, list(logins), authorization.OPERATOR, "cli"
+    )
+    _emit({"role": role, "location": location_id, "user_ids": granted, "unknown_logins": unknown})
+    if unknown:
+        sys.exit(1)
+
+
+@users.command("revoke-role")
+@_tenant_option
+@click.option("--role", "roles", multiple=True, required=True, help="repeatable, 1-5 roles")
+@needs_database
+def users_revoke_role(tenant_ref: str, roles: tuple[str, ...]) -> None:
+    """Take roles from every user of the tenant, tenant-wide and at every location (never SU:
+    remove that one with `users update`)."""
+    tenant = _tenant(tenant_ref)
+    wanted = sorted(set(roles))
+    unknown = [r for r in wanted if r not in authorization.ROLES]
+    if unknown or not 1 <= len(wanted) <= 5:
+        _fail(f"give 1-5 roles of {', '.join(authorization.ROLES)}")
+    changed = users_service.revoke_globally(tenant.id, wanted, authorization.OPERATOR, "cli")
+    _emit({"roles": wanted, "users_changed": changed})
 
 
 # -- clients ---------------------------------------------------------------------------------------

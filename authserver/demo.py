@@ -23,7 +23,7 @@ from authserver.credentials import staff_code_hash
 from authserver.models import Client, Tenant, User, db
 from authserver.security import hash_password
 from authserver.state import get_state
-from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN
+from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN, STAFF_SIGN_IN
 
 TENANT_ID = "ten_demo"
 ADMIN_ID = "usr_demo_admin"
@@ -33,7 +33,7 @@ CLIENTS: list[dict[str, Any]] = [
         "name": "Demo back-office service",
         "grant_types": [CLIENT_CREDENTIALS],
         "auth_method": "client_secret_basic",
-        "scope": "devices:read devices:write",
+        "scope": "devices:read devices:write users:read users:write tenant:read tenant:write",
     },
     {
         "client_id": "cli_demo_kiosk",
@@ -45,7 +45,7 @@ CLIENTS: list[dict[str, Any]] = [
     {
         "client_id": "cli_demo_pos",
         "name": "Demo POS terminal",
-        "grant_types": [LINK_CODE, REFRESH_TOKEN],
+        "grant_types": [LINK_CODE, REFRESH_TOKEN, STAFF_SIGN_IN],
         "auth_method": "none",
         # devices:write lets a terminal update its own system information; device tokens never
         # manage the registry, whatever their scope.

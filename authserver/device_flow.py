@@ -221,6 +221,7 @@ def decide(
     name: str | None = None,
     auth_time: int | None = None,
     actor_id: str | None = None,
+    amr: str | None = None,
 ) -> DeviceAuthorization:
     """Approve or deny a pending transaction, atomically, as ``user`` of the client's tenant.
 
@@ -260,6 +261,7 @@ def decide(
             user_id=user.id if user is not None else None,
             decided_at=t,
             auth_time=auth_time or t,
+            amr=amr if user is not None else None,
             location_id=location_id,
             till_id=till_id,
             device_name=name or record.device_name,
@@ -428,7 +430,9 @@ def token_subject(record: DeviceAuthorization, client: OAuthClient) -> TokenSubj
         db.session.rollback()
         return None
     if client.device_subject == "user" and record.user_id is not None:
-        return TokenSubject(record.user_id, user_id=record.user_id, auth_time=record.auth_time)
+        return TokenSubject(
+            record.user_id, user_id=record.user_id, auth_time=record.auth_time, amr=record.amr
+        )
     return TokenSubject(record.device_id or record.id, device_id=record.device_id)
 
 

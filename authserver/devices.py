@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, credentials, tokens
+from authserver import audit, authorization, credentials, tokens
 from authserver.direct import direct
 from authserver.models import (
     AppCode,
@@ -425,8 +425,7 @@ def users_for_device(device: Device, after: After, limit: int) -> Page[User]:
     page: list[User] = []
     has_more = False
     for user in db.session.scalars(keyset(query, User.login, User.id, after)):
-        roles = user.roles or []
-        if any("@" not in r or r.split("@", 1)[1] in locs for r in roles):
+        if authorization.may_sign_in_on(user, locs):
             if len(page) == limit:
                 has_more = True
                 break

@@ -55,3 +55,17 @@ class TooManyRequestsError(RetryAfter):
     def __init__(self, retry_after: int) -> None:
         super().__init__(description="Too many requests; retry later.")
         self.retry_after = retry_after
+
+
+class TotpRequiredError(OAuth2Error):
+    """The user signs in with a second factor (RFC 6238) and no code came with the password: ask
+    the person for the code from their authenticator app and send it as ``totp``. An extension
+    error (RFC 6749 §8.5), so that a client can tell it from a wrong password."""
+
+    error = "totp_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            description="This user signs in with a code from their authenticator app: send "
+            "it as totp."
+        )

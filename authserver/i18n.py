@@ -53,6 +53,15 @@ PL: dict[str, str] = {
     "Sign in with your account to review the device's request.": (
         "Zaloguj się, aby sprawdzić prośbę urządzenia."
     ),
+    # totp.html: the second factor
+    "Enter your code": "Wpisz kod",
+    "Open your authenticator app and enter the 6-digit code it shows for this account.": (
+        "Otwórz aplikację uwierzytelniającą i wpisz 6-cyfrowy kod, który pokazuje dla tego konta."
+    ),
+    "Too many wrong codes. Wait a few minutes.": "Zbyt wiele błędnych kodów. Odczekaj kilka minut.",
+    "The code is wrong or was used already.": "Kod jest błędny albo został już użyty.",
+    "Sign in again": "Zaloguj się ponownie",
+    "The sign-in took too long. Start again.": "Logowanie trwało zbyt długo. Zacznij od nowa.",
     # _code.html, confirm.html
     "The code you are handling": "Kod, którym się zajmujesz",
     "Approve only if you started this on a device in front of you and it shows exactly this "
@@ -101,6 +110,12 @@ PL: dict[str, str] = {
     "Add, change, block and remove devices and locations": (
         "Dodawać, zmieniać, blokować i usuwać urządzenia oraz lokalizacje"
     ),
+    "See this organisation's people and their roles": "Widzieć osoby tej organizacji i ich role",
+    "Add, change and remove people and give or take their roles": (
+        "Dodawać, zmieniać i usuwać osoby oraz nadawać i odbierać im role"
+    ),
+    "See this organisation's settings": "Widzieć ustawienia tej organizacji",
+    "Change this organisation's settings": "Zmieniać ustawienia tej organizacji",
     # message.html and the page's answers
     "Connect another device": "Połącz inne urządzenie",
     "Device approved": "Urządzenie zatwierdzone",

@@ -126,9 +126,39 @@ class User(Model):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The profile (seed 002): what a back office or the person keeps about them.
+    first_name: Mapped[str | None] = mapped_column(String(100), nullable=True, default=None)
+    last_name: Mapped[str | None] = mapped_column(String(100), nullable=True, default=None)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    push_id: Mapped[str | None] = mapped_column(String(256), nullable=True, default=None)
+    consents: Mapped[list[str] | None] = mapped_column(JSON, nullable=True, default=list)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=dict)
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    updated_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    # The second factor (RFC 6238): the secret encrypted under the key-encryption key, bound to
+    # this user's id (authserver.totp); None without one.
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
+    totp_enabled_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
 
     def get_user_id(self) -> str:
         return self.id
+
+
+class AuthStrategy(Model):
+    """An external identity linked to a user (seed 002 "auth strategy"): the strategy (``FB``,
+    ``GOOGLE``, a loyalty card system, ...) and the user's id there, unique per tenant."""
+
+    __tablename__ = "user_auth_strategies"
+
+    tenant_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A secret that strategy uses (seed 002's "password", 10-64 characters): argon2, never shown.
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class OAuthClient:
@@ -301,6 +331,7 @@ class DeviceAuthorization(Model):
     user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     decided_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    amr: Mapped[str | None] = mapped_column(String(32), nullable=True)  # "pwd" or "pwd otp"
     location_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     till_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     device_id: Mapped[str | None] = mapped_column(ID, nullable=True)
@@ -323,6 +354,7 @@ class RefreshFamily(Model):
     scope: Mapped[str] = mapped_column(Text, default="")
     jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    amr: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)  # absolute lifetime of the grant
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -469,3 +501,25 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+class TenantProperty(Model):
+    """A tenant's configuration value (seed 002 "tenant properties"): public ones are read by
+    front apps, private ones only by administrators and services; an obfuscated one is a secret,
+    stored encrypted (bound to the tenant and name) and never shown again."""
+
+    __tablename__ = "tenant_properties"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)  # None when obfuscated
+    value_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_obfuscated: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+    @property
+    def id(self) -> str:
+        """The name: what a page of properties continues after."""
+        return self.name

@@ -14,10 +14,11 @@ from typing import Any
 from flask import Flask
 
 from authserver.audit import TYPES as AUDIT_TYPES
+from authserver.authorization import ROLES
 from authserver.devices import APP_CODES, ORIGINS, SORT_KEYS, STATUSES
 from authserver.registry import schema
 from authserver.registry.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN
+from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN, STAFF_SIGN_IN
 
 _REF = "#/components/schemas/"
 
@@ -67,6 +68,11 @@ _API_ERRORS = {
 _READ = [{"bearer": ["devices:read"]}, {"dpop": ["devices:read"]}]
 _WRITE = [{"bearer": ["devices:write"]}, {"dpop": ["devices:write"]}]
 _DEVICE_ONLY = [{"dpop": ["devices:read"]}]
+_USERS_READ = [{"bearer": ["users:read"]}, {"dpop": ["users:read"]}]
+_USERS_WRITE = [{"bearer": ["users:write"]}, {"dpop": ["users:write"]}]
+_ANY_USER: list[dict[str, list[str]]] = [{"bearer": []}, {"dpop": []}]
+_TENANT_READ = [{"bearer": ["tenant:read"]}, {"dpop": ["tenant:read"]}]
+_TENANT_WRITE = [{"bearer": ["tenant:write"]}, {"dpop": ["tenant:write"]}]
 _CLIENT: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {"clientSecretPost": []}]
 
 
@@ -122,7 +128,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             {
                 "grant_type": {
                     "type": "string",
-                    "enum": [CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, LINK_CODE],
+                    "enum": [
+                        CLIENT_CREDENTIALS,
+                        DEVICE_CODE,
+                        REFRESH_TOKEN,
+                        LINK_CODE,
+                        STAFF_SIGN_IN,
+                    ],
                 },  # fmt: skip
                 "scope": _STR,
                 "client_id": _STR,
@@ -134,6 +146,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                 "username": _STR,
                 "password": _STR,
                 "system_information": {"type": "string", "maxLength": 2000},
+                "totp": {
+                    "type": "string",
+                    "description": "link code, staff sign-in: the user's current TOTP code, "
+                    "when they have a second factor (else error totp_required)",
+                },
+                "actor_token": {
+                    "type": "string",
+                    "description": "staff sign-in: the terminal's own access token",
+                },
+                "actor_token_type": {
+                    "type": "string",
+                    "enum": ["urn:ietf:params:oauth:token-type:access_token"],
+                },
             },
             ["grant_type"],
             "Form parameters, each at most once, no control characters.",
@@ -454,6 +479,310 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         ],
         "responses": {"200": _json(_page("AuditEvent"), "A page of events."), **_API_ERRORS},
     },  # fmt: skip
+    ("people.list_all", "get"): {
+        "tags": ["People"],
+        "summary": "List the tenant's users, by login",
+        "security": _USERS_READ,
+        "parameters": [
+            *_PAGING,
+            _query("login", "A part of the login (any case)."),
+            _query("name", "A part of the first or last name (any case)."),
+            _query("role", "Holds this role, tenant-wide or at a location.", tuple(ROLES)),
+            _query("locationId", "Holds a role at this location."),
+            _query("active", "Only active (true) or inactive (false) users.", ("true", "false")),
+        ],
+        "responses": {"200": _json(_page("User"), "A page of users."), **_API_ERRORS},
+    },
+    ("people.create", "post"): {
+        "tags": ["People"],
+        "summary": "Create a user",
+        "security": _USERS_WRITE,
+        "requestBody": _body(schema.USER_CREATE),
+        "responses": {
+            "201": _json(_one("User"), "The user."),
+            "409": _problem("The id, login or staff code is taken."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.get_one", "get"): {
+        "tags": ["People"],
+        "summary": "One user",
+        "security": _USERS_READ,
+        "parameters": [_path("user_id", "The user's id.")],
+        "responses": {
+            "200": _json(_one("User"), "The user."),
+            "404": _problem("No such user."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.upsert", "put"): {
+        "tags": ["People"],
+        "summary": "Create or replace a user by id",
+        "security": _USERS_WRITE,
+        "parameters": [_path("user_id", "The user's id (usr_...).")],
+        "requestBody": _body(schema.USER_REPLACE),
+        "responses": {
+            "200": _json(_one("User"), "Replaced."),
+            "201": _json(_one("User"), "Created."),
+            "404": _problem("The id is another tenant's."),
+            "409": _problem("The login or staff code is taken."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.patch_user", "patch"): {
+        "tags": ["People"],
+        "summary": "Change a user (active false revokes their tokens)",
+        "security": _USERS_WRITE,
+        "parameters": [_path("user_id", "The user's id.")],
+        "requestBody": _body(schema.USER_UPDATE),
+        "responses": {
+            "200": _json(_one("User"), "The user."),
+            "404": _problem("No such user."),
+            "409": _problem("The login or staff code is taken."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.delete_one", "delete"): {
+        "tags": ["People"],
+        "summary": "Delete a user; every token issued to or for them is revoked",
+        "security": _USERS_WRITE,
+        "parameters": [_path("user_id", "The user's id.")],
+        "responses": {
+            "200": _json({"type": "object"}, "Deleted."),
+            "404": _problem("No such user."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.contact", "get"): {
+        "tags": ["People"],
+        "summary": "How to reach a user (names, phone, push id, consents)",
+        "security": _USERS_READ,
+        "parameters": [_path("user_id", "The user's id.")],
+        "responses": {
+            "200": _json(_one("Contact"), "The contact."),
+            "404": _problem("No such user."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.tenant", "get"): {
+        "tags": ["People"],
+        "summary": "The caller's tenant, as other services see it",
+        "security": _USERS_READ,
+        "responses": {"200": _json(_one("TenantCatalog"), "The tenant."), **_API_ERRORS},
+    },
+    ("people.strategies", "get"): {
+        "tags": ["People"],
+        "summary": "A user's linked external identities",
+        "security": _USERS_READ,
+        "parameters": [_path("user_id", "The user's id.")],
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {"data": {"type": "array", "items": _ref("AuthStrategyLink")}},
+                },
+                "The links.",
+            ),
+            "404": _problem("No such user."),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("people.upsert_strategy", "put"): {
+        "tags": ["People"],
+        "summary": "Link an external identity to a user, or change the link",
+        "security": _USERS_WRITE,
+        "parameters": [_path("user_id", "The user's id.")],
+        "requestBody": _body(schema.AUTH_STRATEGY),
+        "responses": {
+            "200": _json(_one("AuthStrategyLink"), "Changed."),
+            "201": _json(_one("AuthStrategyLink"), "Linked."),
+            "404": _problem("No such user."),
+            "409": _problem("The identity is linked to another user."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.delete_strategy", "delete"): {
+        "tags": ["People"],
+        "summary": "Unlink an external identity",
+        "security": _USERS_WRITE,
+        "parameters": [
+            _path("user_id", "The user's id."),
+            _path("strategy", "The strategy."),
+            {
+                **_path("external_id", "The user's id in that system."),
+                "schema": {"type": "string", "maxLength": 255},
+            },
+        ],  # fmt: skip
+        "responses": {
+            "200": _json({"type": "object"}, "Unlinked."),
+            "404": _problem("No such user or link."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.by_strategy", "get"): {
+        "tags": ["People"],
+        "summary": "The user an external identity is linked to",
+        "security": _USERS_READ,
+        "parameters": [
+            {**_query("strategy", "The strategy (FB, GOOGLE, ...)."), "required": True},
+            {**_query("id", "The user's id in that system."), "required": True},
+            _query("email", "When given, must also be the user's login (it narrows)."),
+        ],
+        "responses": {
+            "200": _json(_one("User"), "The user."),
+            "404": _problem("No active link with this identity."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.me", "get"): {
+        "tags": ["Your account"],
+        "summary": "Your own account (a user's token)",
+        "security": _ANY_USER,
+        "responses": {"200": _json(_one("User"), "You."), **_API_ERRORS},
+    },
+    ("people.patch_me", "patch"): {
+        "tags": ["Your account"],
+        "summary": "Change your own profile",
+        "security": _ANY_USER,
+        "requestBody": _body(schema.SELF_UPDATE),
+        "responses": {"200": _json(_one("User"), "You."), **_API_ERRORS},
+    },
+    ("people.delete_me", "delete"): {
+        "tags": ["Your account"],
+        "summary": "Delete your own account (confirm with your login)",
+        "security": _ANY_USER,
+        "requestBody": _body(schema.SELF_DELETE),
+        "responses": {"200": _json({"type": "object"}, "Deleted."), **_API_ERRORS},
+    },
+    ("people.consents", "post"): {
+        "tags": ["Your account"],
+        "summary": "Add and withdraw your consents",
+        "security": _ANY_USER,
+        "requestBody": _body(schema.CONSENTS),
+        "responses": {"200": _json(_one("User"), "You."), **_API_ERRORS},
+    },
+    ("people.totp_secret", "post"): {
+        "tags": ["Your account"],
+        "summary": "Generate a TOTP secret (RFC 6238) for an authenticator app, shown once",
+        "security": _ANY_USER,
+        "responses": {"201": _json(_one("TotpSecret"), "The pending secret."), **_API_ERRORS},
+    },
+    ("people.totp_configure", "put"): {
+        "tags": ["Your account"],
+        "summary": "Turn the second factor on with a current code",
+        "security": _ANY_USER,
+        "requestBody": _body(schema.TOTP_CONFIGURE),
+        "responses": {
+            "200": _json(_one("User"), "You, totpEnabled true."),
+            "409": _problem("No pending secret: generate one first."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.totp_remove_own", "delete"): {
+        "tags": ["Your account"],
+        "summary": "Turn your second factor off with a current code",
+        "security": _ANY_USER,
+        "requestBody": _body(schema.TOTP_REMOVE),
+        "responses": {
+            "200": _json(_one("User"), "You, totpEnabled false."),
+            "409": _problem("No second factor configured."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.totp_remove", "delete"): {
+        "tags": ["People"],
+        "summary": "Turn a user's second factor off (a lost phone)",
+        "security": _USERS_WRITE,
+        "parameters": [_path("user_id", "The user's id.")],
+        "responses": {
+            "200": _json(_one("User"), "The user."),
+            "404": _problem("No such user."),
+            **_API_ERRORS,
+        },
+    },
+    ("tenant.list_properties", "get"): {
+        "tags": ["Tenant"],
+        "summary": "The tenant's properties, by name (obfuscated ones masked)",
+        "security": _TENANT_READ,
+        "parameters": [
+            *_PAGING,
+            _query("isPrivate", "Only private (true) or public (false) ones.", ("true", "false")),
+            _query("property", "A part of the name."),
+        ],
+        "responses": {"200": _json(_page("TenantProperty"), "A page."), **_API_ERRORS},
+    },
+    ("tenant.properties_schema", "get"): {
+        "tags": ["Tenant"],
+        "summary": "The JSON Schema of a property change",
+        "security": _TENANT_READ,
+        "responses": {"200": _json({"type": "object"}, "The schema."), **_API_ERRORS},
+    },
+    ("tenant.put_property", "put"): {
+        "tags": ["Tenant"],
+        "summary": "Set a property",
+        "security": _TENANT_WRITE,
+        "parameters": [_path("name", "The property's name: [A-Za-z0-9_.-]{1,64}.")],
+        "requestBody": _body(schema.PROPERTY),
+        "responses": {
+            "200": _json(_one("TenantProperty"), "Changed."),
+            "201": _json(_one("TenantProperty"), "Created."),
+            **_API_ERRORS,
+        },
+    },
+    ("tenant.delete_property", "delete"): {
+        "tags": ["Tenant"],
+        "summary": "Delete a property",
+        "security": _TENANT_WRITE,
+        "parameters": [_path("name", "The property's name.")],
+        "responses": {
+            "200": _json({"type": "object"}, "Deleted."),
+            "404": _problem("No such property."),
+            **_API_ERRORS,
+        },
+    },
+    ("tenant.patch_public_config", "patch"): {
+        "tags": ["Tenant"],
+        "summary": "Set several public properties at once",
+        "security": _TENANT_WRITE,
+        "requestBody": _body(schema.PUBLIC_CONFIG),
+        "responses": {"200": _json(_one("PublicConfig"), "The public config."), **_API_ERRORS},
+    },
+    ("tenant.public_config", "get"): {
+        "tags": ["Tenant"],
+        "summary": "The public configuration, for front apps",
+        "description": "With any access token of the tenant, or without one for the tenant "
+        "named by `tenant`. Obfuscated values are masked.",
+        "security": [{"bearer": []}, {"dpop": []}, {}],
+        "parameters": [
+            _query("filter", "Only names starting with this."),
+            _query("tenant", "The tenant's id, when no token is sent."),
+        ],
+        "responses": {
+            "200": _json(_one("PublicConfig"), "Name to value."),
+            "404": _problem("No such tenant."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.grant", "post"): {
+        "tags": ["Roles"],
+        "summary": "Give a role (tenant-wide or at a location) to users by login",
+        "security": _USERS_WRITE,
+        "requestBody": _body(schema.ROLE_GRANT),
+        "responses": {
+            "200": _json(_one("RoleGrantResult"), "Who has it now; logins not found."),
+            **_API_ERRORS,
+        },
+    },
+    ("people.revoke", "post"): {
+        "tags": ["Roles"],
+        "summary": "Take roles from every user of the tenant (never SU, never from yourself)",
+        "security": _USERS_WRITE,
+        "requestBody": _body(schema.ROLE_REVOCATION),
+        "responses": {
+            "200": _json(_one("RoleRevocationResult"), "How many users lost a role."),
+            **_API_ERRORS,
+        },
+    },
 }
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -544,6 +873,107 @@ _COMPONENTS: dict[str, Any] = {
         },
         "required": ["id", "name", "kind"],
     },  # fmt: skip
+    "User": {
+        "type": "object",
+        "description": "A person of the tenant. Passwords and staff codes are never returned.",
+        "properties": {
+            "id": _STR,
+            "login": _STR,
+            "firstName": {"type": ["string", "null"]},
+            "lastName": {"type": ["string", "null"]},
+            "phone": {"type": ["string", "null"]},
+            "pushId": {"type": ["string", "null"]},
+            "consents": {"type": "array", "items": _STR},
+            "properties": {"type": "object"},
+            "trusted": {"type": "boolean"},
+            "active": {"type": "boolean"},
+            "roles": {"type": "array", "items": schema.ROLE_SCHEMA},
+            "passwordSet": {"type": "boolean"},
+            "staffCodeSet": {"type": "boolean"},
+            "totpEnabled": {"type": "boolean"},
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+        },
+        "required": ["id", "login", "roles", "active"],
+    },
+    "Contact": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "login": _STR,
+            "firstName": {"type": ["string", "null"]},
+            "lastName": {"type": ["string", "null"]},
+            "phone": {"type": ["string", "null"]},
+            "pushId": {"type": ["string", "null"]},
+            "consents": {"type": "array", "items": _STR},
+            "active": {"type": "boolean"},
+        },
+        "required": ["id", "login"],
+    },
+    "TenantCatalog": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "name": _STR,
+            "active": {"type": "boolean"},
+            "accentColour": {"type": ["string", "null"]},
+            "logoUrl": {"type": ["string", "null"]},
+            "createdAt": _TIME,
+        },
+        "required": ["id", "name"],
+    },
+    "AuthStrategyLink": {
+        "type": "object",
+        "properties": {
+            "strategy": _STR,
+            "id": _STR,
+            "userId": _STR,
+            "active": {"type": "boolean"},
+            "passwordSet": {"type": "boolean"},
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+        },
+        "required": ["strategy", "id", "userId", "active"],
+    },
+    "TotpSecret": {
+        "type": "object",
+        "properties": {
+            "secret": {**_STR, "description": "Base32, for typing into an app."},
+            "otpauthUri": {**_STR, "description": "otpauth://totp/... for authenticator apps."},
+            "qrCodeSvg": {**_STR, "description": "The URI as a QR code (an SVG document)."},
+            "expiresIn": {"type": "integer", "description": "Seconds to configure it in."},
+        },
+        "required": ["secret", "otpauthUri", "qrCodeSvg", "expiresIn"],
+    },
+    "TenantProperty": {
+        "type": "object",
+        "properties": {
+            "property": _STR,
+            "value": {"type": ["string", "null"], "description": "******** when obfuscated."},
+            "isPrivate": {"type": "boolean"},
+            "isObfuscate": {"type": "boolean"},
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+        },
+        "required": ["property", "value", "isPrivate", "isObfuscate"],
+    },
+    "PublicConfig": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+    "RoleGrantResult": {
+        "type": "object",
+        "properties": {
+            "userIds": {"type": "array", "items": _STR},
+            "unknownLogins": {"type": "array", "items": _STR},
+        },
+        "required": ["userIds", "unknownLogins"],
+    },
+    "RoleRevocationResult": {
+        "type": "object",
+        "properties": {
+            "roles": {"type": "array", "items": _STR},
+            "usersChanged": {"type": "integer"},
+        },
+        "required": ["roles", "usersChanged"],
+    },
     "DeviceUser": {
         "type": "object",
         "properties": {"id": _STR, "login": _STR, "roles": {"type": "array", "items": _STR}},

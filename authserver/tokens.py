@@ -53,6 +53,13 @@ class TokenSubject:
     user_id: str | None = None
     device_id: str | None = None
     auth_time: int | None = None
+    amr: str | None = None  # how the user signed in: "pwd", "pwd otp" (RFC 8176 values)
+
+    def user_amr(self) -> list[str] | None:
+        """OIDC Core §2 ``amr``, for a token about the user who signed in."""
+        if self.amr and self.user_id is not None and self.subject == self.user_id:
+            return self.amr.split()
+        return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ def issue_access_token(
     device_id: str | None = None,
     family_id: str | None = None,
     jkt: str | None = None,
+    amr: list[str] | None = None,
+    act: dict[str, str] | None = None,
+    ttl: int | None = None,
 ) -> IssuedAccessToken:
     """Sign an RFC 9068 access token. Nothing is written: the token names what its life depends
     on (``sid``, ``did``, ``uid``, its client and tenant), and revocation marks those."""
@@ -80,7 +90,7 @@ def issue_access_token(
     settings = state.settings
     issued = now_float()
     iat = int(issued)
-    ttl = settings.access_token_ttl
+    ttl = min(ttl, settings.access_token_ttl) if ttl else settings.access_token_ttl
     jti = new_jti(int(issued * 1000))
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED; scope when granted.
     claims: dict[str, Any] = {
@@ -97,6 +107,10 @@ def issue_access_token(
     for claim, value in (("sid", family_id), ("did", device_id), ("uid", user_id)):
         if value is not None:
             claims[claim] = value
+    if amr:
+        claims["amr"] = amr  # how the person authenticated (OIDC Core §2, RFC 8176)
+    if act:
+        claims["act"] = act  # RFC 8693 §4.1: who acts for the subject
     token_type = "Bearer"
     if jkt:
         claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
@@ -129,6 +143,9 @@ def issue_id_token(
         "auth_time": who.auth_time or iat,
         "at_hash": at_hash,
     }
+    amr = who.user_amr()
+    if amr:
+        claims["amr"] = amr
     return state.keyring.sign(claims, "JWT")
 
 
@@ -150,6 +167,7 @@ def start_family(
         scope=scope,
         jkt=bound_jkt,
         auth_time=who.auth_time,
+        amr=who.amr,
         created_at=t,
         expires_at=t + get_state().settings.refresh_token_ttl,
     )
@@ -179,6 +197,7 @@ def issue_token_set(
         device_id=who.device_id,
         family_id=family.id if family is not None else None,
         jkt=access_jkt,
+        amr=who.user_amr(),
     )
     body: dict[str, Any] = {
         "access_token": issued.token,
@@ -375,6 +394,7 @@ class FamilyView:
     scope: str
     jkt: str | None
     auth_time: int | None
+    amr: str | None
     expires_at: int
     revoked_at: int | None
 

@@ -11,5 +11,6 @@ CLIENT_CREDENTIALS = "client_credentials"
 REFRESH_TOKEN = "refresh_token"
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 LINK_CODE = "urn:authserver:params:oauth:grant-type:link-code"
+STAFF_SIGN_IN = "urn:authserver:params:oauth:grant-type:staff-sign-in"
 
-KNOWN_GRANT_TYPES = (CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, LINK_CODE)
+KNOWN_GRANT_TYPES = (CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, LINK_CODE, STAFF_SIGN_IN)

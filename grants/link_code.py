@@ -5,7 +5,7 @@ presents a proof.
 
 ``urn:authserver:params:oauth:grant-type:link-code`` at the token endpoint (parameters
 ``link_code``, ``staff_code`` or its seed-000 name ``user_code``, or ``username``, and
-``password``), and the same ``link_device`` behind ``POST /api/v1/devices/{linkCode}/link``.
+``password``, and ``totp`` for a user with a second factor), and the same ``link_device`` behind ``POST /api/v1/devices/{linkCode}/link``.
 Wrong code, user or password all give one ``invalid_grant``; guesses are limited per link code,
 per address and network and per account; the link code is consumed by
 ``registry.service.consume_link_code``, so it links one terminal at most.
@@ -23,13 +23,13 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from authserver import credentials, users
+from authserver import credentials, totp, users
 from authserver.device_flow import MAX_SYSTEM_INFORMATION
 from authserver.devices import consume_link_code, find_linkable
-from authserver.errors import TooManyAttemptsError
+from authserver.errors import TooManyAttemptsError, TotpRequiredError
 from authserver.limits import Limit, Throttled, charge, sign_in
 from authserver.models import OAuthClient
-from authserver.security import verify_password
+from authserver.security import now, verify_password
 from authserver.state import get_state
 from authserver.tokens import TokenSubject
 from grants import LINK_CODE, REFRESH_TOKEN
@@ -54,6 +54,7 @@ def link_device(
     proof: DPoPProof | None,
     ip: str,
     scope: str | None = None,
+    totp_code: str | None = None,
 ) -> dict[str, Any]:
     """Link the device behind ``link_code`` and issue its tokens; raises OAuth2Error."""
     granted = resolve_scope(client, scope)
@@ -89,6 +90,17 @@ def link_device(
     password_ok = verify_password(password, user.password_hash if user else None)
     if not (device is not None and user is not None and user.active and password_ok):
         raise InvalidGrantError("The link code, user or password is wrong.")  # charges stay
+    if totp.enabled(user):
+        # Every interactive sign-in of a user with a second factor asks for it.
+        if not totp_code:
+            attempt.succeeded()  # the password was right: asking for the code is no failure
+            raise TotpRequiredError()
+        try:
+            totp.check_code(user, totp_code, now())
+        except totp.TotpWrong as exc:
+            raise InvalidGrantError("The TOTP code is wrong or was used already.") from exc
+        except Throttled as exc:
+            raise TooManyAttemptsError(exc.retry_after) from exc
     jkt = proof.jkt if proof else None
     if not consume_link_code(device, user, client.client_id, jkt, system_information):
         raise InvalidGrantError("The link code, user or password is wrong.")
@@ -138,5 +150,6 @@ class LinkCodeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             proof=proof,
             scope=self.request.payload.scope,
             ip=self.request.remote_addr or "-",
+            totp_code=form.get("totp"),
         )
         return 200, body, response_headers(self.TOKEN_RESPONSE_HEADER, proof)

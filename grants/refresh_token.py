@@ -100,7 +100,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         fam = record.family
         who = TokenSubject(
-            fam.subject, user_id=fam.user_id, device_id=fam.device_id, auth_time=fam.auth_time
+            fam.subject,
+            user_id=fam.user_id,
+            device_id=fam.device_id,
+            auth_time=fam.auth_time,
+            amr=fam.amr,
         )
         proof = request.dpop
         body = token_response(request.client, who, request.scope, proof, family=fam,

@@ -138,9 +138,12 @@ def test_the_cli_explains_every_role(app):
     text = " ".join(result.output.split())  # click wraps the help text
     # Stated here on their own (not read back from ROLES): what an operator is told.
     explained = {
-        "TENANT.ADMIN": "everything in the tenant: devices, locations, audit events, approvals",
+        "SU": "the seeds' super user: everything TENANT.ADMIN may; granted by the CLI only",
+        "TENANT.ADMIN": "everything in the tenant: devices, locations, people, roles, audit events",
+        "USER.MANAGER": "people and their roles, up to DEVICE.MANAGER and STAFF",
         "DEVICE.MANAGER": "devices and locations; approves kiosks (for one location as @loc_...)",
-        "CASHIER": "signs in on the tenant's terminals (at one location as @loc_...)",
+        "STAFF": "signs in on the tenant's terminals (at one location as @loc_...)",
+        "CASHIER": "the same as STAFF (its name in earlier releases)",
     }
     for role, what in explained.items():
         assert f"{role}: {what}" in text

@@ -235,6 +235,32 @@ def test_roles_are_validated_and_listed(cli):
     assert ok["roles"] == ["DEVICE.MANAGER@loc_north"]
 
 
+def test_roles_are_granted_by_login_and_revoked_tenant_wide(cli):
+    cli("tenants", "create", "Grants")
+    for login, roles in (("ann", ()), ("bob", ("STAFF", "DEVICE.MANAGER")), ("cy", ("SU",))):
+        cli("users", "create", "--tenant", "Grants", "--login", login, "--password",
+            "long enough", *[x for r in roles for x in ("--role", r)])  # fmt: skip
+    loc = cli("locations", "create", "--tenant", "Grants", "--name", "North")["id"]
+    # The command line alone gives SU.
+    su = cli("users", "grant-role", "--tenant", "Grants", "--role", "SU", "ann")
+    assert su["user_ids"] and su["unknown_logins"] == []
+    at = cli("users", "grant-role", "--tenant", "Grants", "--role", "STAFF", "--location", loc,
+             "ann", "nobody", ok=False)  # fmt: skip
+    assert at.exit_code == 1 and json.loads(at.stdout)["unknown_logins"] == ["nobody"]
+    shown = cli("users", "show", "--tenant", "Grants", "ann")
+    assert shown["roles"] == sorted(["SU", f"STAFF@{loc}"])
+    bad = cli("users", "grant-role", "--tenant", "Grants", "--role", "STAFF", "--location",
+              "loc_elsewhere", "ann", ok=False)  # fmt: skip
+    assert bad.exit_code == 1 and "No such location" in json.loads(bad.stderr)["error"]
+    revoked = cli("users", "revoke-role", "--tenant", "Grants", "--role", "STAFF")
+    assert revoked == {"roles": ["STAFF"], "users_changed": 2}
+    roles = {u["login"]: u["roles"] for u in cli("users", "list", "--tenant", "Grants")}
+    assert roles == {"ann": ["SU"], "bob": ["DEVICE.MANAGER"], "cy": ["SU"]}
+    never_su = cli("users", "revoke-role", "--tenant", "Grants", "--role", "SU", ok=False)
+    assert never_su.exit_code == 1
+    assert cli("users", "revoke-role", "--tenant", "Grants", "--role", "FOO", ok=False).exit_code
+
+
 def test_tenant_lifecycle(cli, http, world):
     tenant = cli("tenants", "create", "Life")
     assert [t["name"] for t in cli("tenants", "list")].count("Life") == 1

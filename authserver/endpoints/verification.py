@@ -36,7 +36,7 @@ from flask import (
     url_for,
 )
 
-from authserver import authorization, credentials, device_flow, i18n, limits, users
+from authserver import authorization, credentials, device_flow, i18n, limits, totp, users
 from authserver.devices import locations_for_picker
 from authserver.models import AuthorizationStatus, DeviceAuthorization, Tenant, User
 from authserver.oauth2.server import query_client
@@ -124,6 +124,10 @@ SCOPE_WORDS = {
     "offline_access": "Stay connected without asking again, until it is disconnected",
     "devices:read": "See this organisation's devices and locations",
     "devices:write": "Add, change, block and remove devices and locations",
+    "users:read": "See this organisation's people and their roles",
+    "users:write": "Add, change and remove people and give or take their roles",
+    "tenant:read": "See this organisation's settings",
+    "tenant:write": "Change this organisation's settings",
 }
 
 
@@ -143,7 +147,7 @@ def _session_key(sid: str) -> str:
     return "vsess:" + hashlib.sha256(sid.encode()).hexdigest()
 
 
-def _start_session(user: User) -> None:
+def _start_session(user: User, amr: str) -> None:
     sid = secrets.token_urlsafe(24)
     lifetime = current_app.permanent_session_lifetime.total_seconds()
     get_state().store.put(_session_key(sid), user.id, ttl=lifetime)
@@ -153,6 +157,7 @@ def _start_session(user: User) -> None:
     session["sid"] = sid
     session["uid"] = user.id
     session["auth_time"] = now()
+    session["amr"] = amr  # how they signed in, for the tokens about them (RFC 8176)
 
 
 def _end_session() -> None:
@@ -169,7 +174,7 @@ def _signed_in() -> User | None:
     if not uid or not isinstance(sid, str):
         return None
     if get_state().store.get(_session_key(sid)) != uid:
-        for key in ("uid", "sid", "auth_time"):
+        for key in ("uid", "sid", "auth_time", "amr"):
             session.pop(key, None)
         return None
     user = users.get_active(uid)
@@ -307,6 +312,8 @@ def act() -> Any:
         return _enter_code()
     if action == "login":
         return _login()
+    if action == "totp":
+        return _second_factor()
     if action in ("approve", "deny"):
         return _decide(action == "approve")
     if action == "logout":
@@ -433,7 +440,53 @@ def _login() -> Any:
         return html, status
     # The store write waits until here: nothing in this request's session holds the database.
     attempt.succeeded()
-    _start_session(user)
+    if totp.enabled(user):
+        # A second factor: the password alone does not sign in. What the next step needs is
+        # held in the shared store under a one-time key, not in the cookie.
+        half = secrets.token_urlsafe(24)
+        get_state().store.put(_half_key(half), user.id, ttl=HALF_SIGNED_IN_SECONDS)
+        session["half"] = half
+        return _render("device/totp.html", 200, record=record)
+    return _signed_in_now(record, user, "pwd")
+
+
+HALF_SIGNED_IN_SECONDS = 300
+
+
+def _half_key(half: str) -> str:
+    return "vhalf:" + hashlib.sha256(half.encode()).hexdigest()
+
+
+def _second_factor() -> Any:
+    """The code from the authenticator app of someone whose password was right (RFC 6238)."""
+    record, _ = _current()
+    half = session.get("half")
+    store = get_state().store
+    uid = store.get(_half_key(half)) if isinstance(half, str) else None
+    user = users.get_active(uid) if uid else None
+    if user is None or not totp.enabled(user):
+        session.pop("half", None)
+        return _message("Sign in again", "The sign-in took too long. Start again.", 400)
+    code = "".join(request.form.get("code", "")[:16].split())
+    try:
+        totp.check_code(user, code, now())
+    except limits.Throttled as exc:
+        return _throttled(
+            "device/totp.html", "Too many wrong codes. Wait a few minutes.", exc.retry_after,
+            record=record,
+        )  # fmt: skip
+    except totp.TotpWrong:
+        return _render(
+            "device/totp.html", 401, error="The code is wrong or was used already.",
+            record=record,
+        )  # fmt: skip
+    store.delete(_half_key(half))  # type: ignore[arg-type]  # a str: the key was found
+    session.pop("half", None)
+    return _signed_in_now(record, user, "pwd otp")
+
+
+def _signed_in_now(record: DeviceAuthorization | None, user: User, amr: str) -> Any:
+    _start_session(user, amr)
     if record is not None:
         refused = _claim(record, user)
         if refused is not None:
@@ -454,8 +507,9 @@ def _decide(approve: bool) -> Any:
     name = (request.form.get("name") or "").strip() or None
     try:
         device_flow.decide(
-            record, user, approve, location, till, name, auth_time=session.get("auth_time")
-        )
+            record, user, approve, location, till, name, auth_time=session.get("auth_time"),
+            amr=session.get("amr"),
+        )  # fmt: skip
     except DecisionError as exc:
         if exc.status == 400:
             # A field to correct: back to the form with the reason; nothing was stored (F9).

@@ -42,6 +42,7 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
             "exp",
             "iat",
             "auth_time",
+            "amr",
             "at_hash",
             "tenant",
             "preferred_username",

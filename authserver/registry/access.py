@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from flask import g
 
 from authserver import users
-from authserver.authorization import manages_registry
+from authserver.authorization import manages_people, manages_registry, manages_tenant
 from authserver.models import User
 from authserver.problems import ForbiddenProblem
 from authserver.resource import ResourceAuthError, authenticate_request, current_token
@@ -22,10 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def token_kind(token: AccessTokenView) -> str:
-    if token.device_id is not None:
-        return "device"
+    """``user`` for a token about a person (a staff sign-in on a device too: its ``act`` is the
+    device), ``device`` for a device's own token, else ``service``."""
     if token.user_id is not None and token.subject == token.user_id:
         return "user"
+    if token.device_id is not None:
+        return "device"
     return "service"
 
 
@@ -37,7 +39,63 @@ def token_actor() -> tuple[AccessTokenView, User | None]:
 def require_registry_token(write: bool = False) -> Callable[[F], F]:
     """Tenant management: ``devices:read`` (``devices:write`` to change) for service tokens; the
     same scope plus role TENANT.ADMIN or DEVICE.MANAGER for user tokens; never device tokens."""
-    scope = "devices:write" if write else "devices:read"
+    return _tenant_token(
+        "devices:write" if write else "devices:read",
+        manages_registry,
+        "The role TENANT.ADMIN or DEVICE.MANAGER is required.",
+    )
+
+
+def require_people_token(write: bool = False) -> Callable[[F], F]:
+    """People management: ``users:read`` (``users:write`` to change) for service tokens; the
+    same scope plus role TENANT.ADMIN or USER.MANAGER for user tokens; never device tokens."""
+    return _tenant_token(
+        "users:write" if write else "users:read",
+        manages_people,
+        "The role TENANT.ADMIN or USER.MANAGER is required.",
+    )
+
+
+def require_tenant_admin_token(write: bool = False) -> Callable[[F], F]:
+    """The tenant's settings: ``tenant:read`` (``tenant:write`` to change) for service tokens;
+    the same scope plus role TENANT.ADMIN (or SU) for user tokens; never device tokens."""
+    return _tenant_token(
+        "tenant:write" if write else "tenant:read",
+        manages_tenant,
+        "The role TENANT.ADMIN is required.",
+    )
+
+
+def require_self_token() -> Callable[[F], F]:
+    """Self-service: a user token (any scope) of an active user; ``g.registry_user`` is them."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                token = authenticate_request((), dpop=False)
+            except ResourceAuthError as exc:
+                return exc.response()
+            if token_kind(token) != "user":
+                raise ForbiddenProblem("Only a user's own token reaches their account.")
+            user = users.get_active(token.user_id) if token.user_id else None
+            if user is None or user.tenant_id != token.tenant_id:
+                raise ForbiddenProblem("The user is not active.")
+            g.registry_user = user
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def actor_id() -> str:
+    """Who the request acts as, for audit events: the user, else the client."""
+    token, user = token_actor()
+    return user.id if user is not None else token.client_id
+
+
+def _tenant_token(scope: str, role_check: Callable[[User], bool], refusal: str) -> Callable[[F], F]:
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
@@ -54,8 +112,8 @@ def require_registry_token(write: bool = False) -> Callable[[F], F]:
                 user = users.get_active(token.user_id) if token.user_id else None
                 if user is None or user.tenant_id != token.tenant_id:
                     raise ForbiddenProblem("The user is not active.")
-                if not manages_registry(user):
-                    raise ForbiddenProblem("The role TENANT.ADMIN or DEVICE.MANAGER is required.")
+                if not role_check(user):
+                    raise ForbiddenProblem(refusal)
                 g.registry_user = user
             return view(*args, **kwargs)
 

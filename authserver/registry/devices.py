@@ -155,6 +155,7 @@ def link(link_code: str) -> Response:
             system_information=info,
             proof=proof,
             ip=request.remote_addr or "-",
+            totp_code=body.get("totp"),
         )
     except OAuth2Error as exc:
         return oauth_error_as_problem(exc)

@@ -8,13 +8,16 @@ characters anywhere); these schemas then check each field's type, length and all
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from authserver.authorization import LOCATION_ID_LENGTH, ROLES, is_known_role
 from authserver.devices import LOCATION_KINDS
 from authserver.models import AppCode, DeviceStatus
 from authserver.problems import ValidationProblem
 from authserver.registry.bodies import optional_str, required_name, string_list
+from authserver.text import text_problem
 
 ID_CHARS = 48  # the longest id a list of ids may hold
 
@@ -119,6 +122,201 @@ class AnyText(Field):
 
 
 @dataclass(frozen=True)
+class Chars(Field):
+    """A string of ``low``-``high`` characters, each allowed by ``allowed`` (a predicate, with
+    ``pattern``, its JSON Schema / regex spelling); null clears it unless ``required``."""
+
+    low: int = 1
+    high: int = 100
+    pattern: str = ""
+    allowed: Any = None  # Callable[[str], bool] per character
+    nullable: bool = True
+    secret: bool = False
+    rule: str = ""  # the allowed characters in words, where ``pattern`` cannot say them
+
+    def parse(self, body: dict[str, Any]) -> str | None:
+        value = body.get(self.name)
+        if value is None and self.nullable:
+            return None
+        if (
+            not isinstance(value, str)
+            or not self.low <= len(value) <= self.high
+            or (self.allowed is not None and not all(self.allowed(c) for c in value))
+            or (self.pattern and re.fullmatch(self.pattern, value) is None)
+        ):
+            rule = self.rule or self.pattern
+            rule = f" of {rule}" if rule and not self.secret else ""
+            raise ValidationProblem(
+                f"{self.name} must be {self.low}-{self.high} characters{rule}.", field=self.name
+            )
+        if self.allowed is None and text_problem(value, single_line=True):
+            raise ValidationProblem(f"{self.name} {text_problem(value)}.", field=self.name)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "type": ["string", "null"] if self.nullable else "string",
+            "minLength": self.low,
+            "maxLength": self.high,
+            "description": self.description,
+        }
+        if self.pattern:
+            found["pattern"] = f"^{self.pattern}$"
+        if self.secret:
+            found["writeOnly"] = True
+        return found
+
+
+@dataclass(frozen=True)
+class Flag(Field):
+    """true or false."""
+
+    def parse(self, body: dict[str, Any]) -> bool:
+        value = body.get(self.name)
+        if not isinstance(value, bool):
+            raise ValidationProblem(f"{self.name} must be true or false.", field=self.name)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean", "description": self.description}
+
+
+def _word_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in "_-")
+
+
+@dataclass(frozen=True)
+class Words(Field):
+    """A list of at most ``limit`` distinct words of 1-32 letters, digits, ``_`` or ``-``."""
+
+    limit: int = 16
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if value is None:
+            return []
+        if (
+            not isinstance(value, list)
+            or len(value) > self.limit
+            or not all(isinstance(v, str) and 1 <= len(v) <= 32 and all(map(_word_char, v))
+                       for v in value)
+        ):  # fmt: skip
+            raise ValidationProblem(
+                f"{self.name} must be a list of at most {self.limit} words of 1-32 letters, "
+                "digits, _ or -.",
+                field=self.name,
+            )
+        return sorted(set(value))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {
+            "type": ["array", "null"],
+            "maxItems": self.limit,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"},
+            "description": self.description,
+        }
+
+
+PROPERTY_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_PROPERTIES = 32
+MAX_PROPERTY_VALUE = 1000
+
+
+@dataclass(frozen=True)
+class Properties(Field):
+    """An object of at most 32 members named ``[A-Za-z0-9_.-]{1,64}``, each a string (up to
+    1,000 characters), a number, true/false or null."""
+
+    def parse(self, body: dict[str, Any]) -> dict[str, Any]:
+        value = body.get(self.name)
+        if value is None:
+            return {}
+        ok = isinstance(value, dict) and len(value) <= MAX_PROPERTIES
+        for key, item in value.items() if ok else ():
+            ok = ok and PROPERTY_KEY.fullmatch(key) is not None
+            if isinstance(item, str):
+                ok = ok and len(item) <= MAX_PROPERTY_VALUE
+            elif not (item is None or isinstance(item, bool | int | float)):
+                ok = False
+        if not ok:
+            raise ValidationProblem(
+                f"{self.name} must be an object of at most {MAX_PROPERTIES} members named "
+                f"[A-Za-z0-9_.-], each a string of at most {MAX_PROPERTY_VALUE} characters, "
+                "a number, true, false or null.",
+                field=self.name,
+            )
+        return dict(value)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {
+            "type": ["object", "null"],
+            "maxProperties": MAX_PROPERTIES,
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+            "additionalProperties": {
+                "type": ["string", "number", "boolean", "null"],
+                "maxLength": MAX_PROPERTY_VALUE,
+            },
+            "description": self.description,
+        }
+
+
+MAX_ROLES = 64
+
+
+@dataclass(frozen=True)
+class Roles(Field):
+    """At most 64 roles, each ``{"role": ..., "locationId": ... or null}``; stored as
+    ``ROLE`` or ``ROLE@loc_...``."""
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(value) > MAX_ROLES:
+            raise ValidationProblem(
+                f"{self.name} must be a list of at most {MAX_ROLES} roles.", field=self.name
+            )
+        found = set()
+        for item in value:
+            found.add(parse_role(item, self.name))
+        return sorted(found)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["array", "null"], "maxItems": MAX_ROLES, "items": ROLE_SCHEMA,
+                "description": self.description}  # fmt: skip
+
+
+ROLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "role": {"type": "string", "enum": list(ROLES)},
+        "locationId": {"type": ["string", "null"], "maxLength": LOCATION_ID_LENGTH},
+    },
+    "required": ["role"],
+    "additionalProperties": False,
+}
+
+
+def parse_role(item: Any, field_name: str = "roles") -> str:
+    """``{"role": ..., "locationId": ...}`` as the stored ``ROLE`` or ``ROLE@loc_...``."""
+    if not isinstance(item, dict) or set(item) - {"role", "locationId"}:
+        raise ValidationProblem(
+            f'{field_name} holds objects {{"role": ..., "locationId": ...}}.', field=field_name
+        )
+    name, location = item.get("role"), item.get("locationId")
+    stored = f"{name}@{location}" if location is not None else name
+    if not isinstance(name, str) or (location is not None and not isinstance(location, str)):
+        stored = None
+    if stored is None or not is_known_role(stored):
+        raise ValidationProblem(
+            f"{field_name}: unknown role or location; roles are {', '.join(ROLES)}, each for "
+            "the whole tenant or one location (locationId loc_...; SU only tenant-wide).",
+            field=field_name,
+        )
+    return stored
+
+
+@dataclass(frozen=True)
 class Body:
     """A JSON object body: its fields, which of them a creation needs, and whether an update
     may send only some (``partial``)."""
@@ -130,9 +328,12 @@ class Body:
     defaults_apply: bool = True  # fields with a default take it when absent
     extra: dict[str, Any] = field(default_factory=dict)
     example: dict[str, Any] = field(default_factory=dict)
+    parser: Any = None  # for a body whose member names are data (no fields to list)
 
     def parse(self, body: dict[str, Any]) -> dict[str, Any]:
         """The values of the fields present (and of the required ones, and defaults)."""
+        if self.parser is not None:
+            return self.parser(body)  # type: ignore[no-any-return]
         known = {f.name for f in self.fields}
         unknown = sorted(set(body) - known)
         if unknown:
@@ -258,6 +459,15 @@ LINK = Body(
         Text(
             "systemInformation", "What the terminal reports about itself.", 2000, multi_line=True
         ),  # fmt: skip
+        Chars(
+            "totp",
+            "The staff member's current TOTP code, when they have a second factor "
+            "(without it: 400 with error totp_required).",
+            6,
+            6,
+            "[0-9]{6}",
+            lambda c: c.isascii() and c.isdigit(),
+        ),  # fmt: skip
     ),
     extra={"required": ["appId", "password"]},
     example={
@@ -282,5 +492,264 @@ SYSTEM_INFORMATION = Body(
     example={"systemInformation": "PosOS 4.2, build 1187\nprinter: TM-T88"},
 )
 
+
+# -- people (seed 002) -----------------------------------------------------------------------------
+
+
+def _name_char(c: str) -> bool:  # [\p{L}\p{N}_. -]
+    return c.isalnum() or c in "_. -"
+
+
+def _phone_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in ". ()+-")
+
+
+def _code_char(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
+USER_ID_PATTERN = "usr_[A-Za-z0-9_-]{4,44}"
+_USER_ID = Chars("id", "The new user's id (else one is made).", 8, 48, USER_ID_PATTERN,
+                 lambda c: c.isascii() and (c.isalnum() or c in "_-"))  # fmt: skip
+_LOGIN = Chars("login", "Sign-in name, unique in the tenant: an email address or a name.", 1,
+               200, nullable=False)  # fmt: skip
+_PASSWORD = Chars("password", "8-64 characters; stored as an argon2 hash, never returned.", 8, 64,
+                  allowed=str.isprintable, secret=True)  # fmt: skip
+# Seed 002's [\p{L}\p{N}_. -]+, said in words: JSON Schema's regex dialect has no \p{...}.
+_NAME_RULE = "letters, digits, spaces, _ . -"
+_FIRST_NAME = Chars("firstName", f"Given name: {_NAME_RULE}.", 1, 100, "", _name_char,
+                    rule=_NAME_RULE)  # fmt: skip
+_LAST_NAME = Chars("lastName", f"Family name: {_NAME_RULE}.", 1, 100, "", _name_char,
+                   rule=_NAME_RULE)  # fmt: skip
+_PHONE = Chars("phone", "Phone number.", 3, 32, r"[A-Za-z0-9. ()+-]+", _phone_char)
+_PUSH_ID = Chars("pushId", "Push-notification address of the person's app.", 3, 256)
+_CONSENTS = Words("consents", "What the person agreed to (names of your choosing).", 16)
+_PROPERTIES = Properties("properties", "Your own data about the person.")
+_TRUSTED = Flag("trusted", "Marked as trusted by the tenant (its meaning is yours).")
+_ACTIVE = Flag("active", "false: cannot sign in; every token issued to or for them is revoked.")
+_ROLES = Roles("roles", "Roles for the whole tenant (no locationId) or at one location.")
+_STAFF_CODE = Chars("staffCode", "The short code the person types on a terminal (4-32 letters "
+                    "or digits, unique in the tenant); stored as a keyed hash, never returned.",
+                    4, 32, "[A-Za-z0-9]+", _code_char, secret=True)  # fmt: skip
+_USER_FIELDS = (_LOGIN, _PASSWORD, _FIRST_NAME, _LAST_NAME, _PHONE, _PUSH_ID, _CONSENTS,
+                _PROPERTIES, _TRUSTED, _ACTIVE, _ROLES, _STAFF_CODE)  # fmt: skip
+_USER_EXAMPLE = {
+    "login": "anna@example.com",
+    "password": "correct horse battery",
+    "firstName": "Anna",
+    "lastName": "Nowak",
+    "roles": [{"role": "STAFF", "locationId": "loc_main"}],
+    "staffCode": "4711",
+}
+USER_CREATE = Body("UserCreate", "A new user of the tenant.", (_USER_ID, *_USER_FIELDS),
+                   required=("login",), example=_USER_EXAMPLE)  # fmt: skip
+USER_REPLACE = Body(
+    "UserReplace",
+    "The whole user (created with this id if there is none): every profile field not sent is "
+    "cleared; the password and staff code are kept unless sent.",
+    _USER_FIELDS,
+    required=("login",),
+    example=_USER_EXAMPLE,
+)
+USER_UPDATE = Body("UserUpdate", "The fields to change.", _USER_FIELDS,
+                   example={"active": False})  # fmt: skip
+SELF_UPDATE = Body(
+    "SelfUpdate",
+    "The fields of your own profile to change.",
+    (_FIRST_NAME, _LAST_NAME, _PHONE, _PUSH_ID, _PROPERTIES),
+    example={"phone": "+48 600 100 200"},
+)
+SELF_DELETE = Body(
+    "SelfDelete",
+    "Delete your own account: confirm by sending your login.",
+    (Chars("login", "Your login.", 1, 200, nullable=False),),
+    required=("login",),
+    example={"login": "anna@example.com"},
+)
+CONSENTS = Body(
+    "ConsentsChange",
+    "Consents to add (set) and withdraw (unset); a name in both is refused.",
+    (Words("set", "Consents to add.", 16), Words("unset", "Consents to withdraw.", 16)),
+    example={"set": ["marketing"], "unset": ["newsletter"]},
+)
+
+
+@dataclass(frozen=True)
+class Logins(Field):
+    """1-100 logins."""
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if (
+            not isinstance(value, list)
+            or not 1 <= len(value) <= 100
+            or not all(isinstance(v, str) and 1 <= len(v) <= 256 for v in value)
+        ):
+            raise ValidationProblem(f"{self.name} must be a list of 1-100 logins.", field=self.name)
+        return list(dict.fromkeys(value))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "minItems": 1, "maxItems": 100,
+                "items": {"type": "string", "minLength": 1, "maxLength": 256},
+                "description": self.description}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RoleNames(Field):
+    """1-5 role names (not SU)."""
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if (
+            not isinstance(value, list)
+            or not 1 <= len(value) <= 5
+            or not all(isinstance(v, str) and v in ROLES for v in value)
+        ):
+            raise ValidationProblem(
+                f"{self.name} must be a list of 1-5 roles of {', '.join(ROLES)}.",
+                field=self.name,
+            )
+        return sorted(set(value))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "minItems": 1, "maxItems": 5,
+                "items": {"type": "string", "enum": list(ROLES)},
+                "description": self.description}  # fmt: skip
+
+
+ROLE_GRANT = Body(
+    "RoleGrant",
+    "Give a role, for the whole tenant or at one location, to the users with these logins.",
+    (
+        OneOf("role", "The role.", tuple(ROLES)),
+        Chars("locationId", "Only at this location.", 5, LOCATION_ID_LENGTH),
+        Logins("logins", "The users' logins (1-100)."),
+    ),
+    required=("role", "logins"),
+    example={"role": "STAFF", "locationId": "loc_main", "logins": ["anna@example.com"]},
+)
+ROLE_REVOCATION = Body(
+    "RoleRevocation",
+    "Take roles away from every user of the tenant who has them, tenant-wide or at any "
+    "location. Never SU; a user never loses their own roles this way.",
+    (RoleNames("roles", "1-5 roles."),),
+    required=("roles",),
+    example={"roles": ["DEVICE.MANAGER"]},
+)
+
+
+def _strategy_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in "_.-")
+
+
+AUTH_STRATEGY = Body(
+    "AuthStrategy",
+    "Link an external identity to the user (or change the link): the strategy and the user's "
+    "id there. Unique in the tenant.",
+    (
+        Chars(
+            "strategy",
+            "The identity's system: FB, GOOGLE, LOYALTY, ...",
+            1,
+            32,
+            "[A-Za-z0-9_.-]+",
+            _strategy_char,
+            nullable=False,
+        ),  # fmt: skip
+        Chars("id", "The user's id in that system.", 1, 255, nullable=False),
+        Chars(
+            "password",
+            "A secret for that strategy (10-64 characters); stored as a hash, "
+            "never returned; null removes it.",
+            10,
+            64,
+            allowed=str.isprintable,
+            secret=True,
+        ),  # fmt: skip
+        Flag("active", "false: the link no longer finds the user."),
+    ),
+    required=("strategy", "id"),
+    example={"strategy": "FB", "id": "12345", "active": True},
+)
+
+_TOTP_CODE = Chars("code", "A current 6-digit code from the authenticator app.", 6, 6,
+                   "[0-9]{6}", lambda c: c.isascii() and c.isdigit(), nullable=False)  # fmt: skip
+TOTP_CONFIGURE = Body(
+    "TotpConfigure",
+    "Turn the second factor on: prove a current code made with the secret just generated.",
+    (
+        _TOTP_CODE,
+        Chars(
+            "secret",
+            "The generated secret, as a check (optional).",
+            10,
+            64,
+            "[A-Za-z0-9]+",
+            _code_char,
+            secret=True,
+        ),  # fmt: skip
+    ),
+    required=("code",),
+    example={"code": "492039"},
+)
+TOTP_REMOVE = Body(
+    "TotpRemove",
+    "Turn your second factor off: prove a current code.",
+    (_TOTP_CODE,),
+    required=("code",),
+    example={"code": "492039"},
+)
+
+PROPERTY = Body(
+    "TenantPropertyChange",
+    "Set a property. An obfuscated property is a secret: stored encrypted, shown masked from "
+    "then on, and it stays obfuscated.",
+    (
+        Chars(
+            "value",
+            "The value: up to 4,000 characters.",
+            0,
+            4000,
+            nullable=False,
+            allowed=lambda c: c.isprintable() or c in "\n\t",
+        ),  # fmt: skip
+        Flag("isPrivate", "true: only administrators and services read it (default false)."),
+        Flag("isObfuscate", "true: a secret, never shown in clear again (default false)."),
+    ),
+    required=("value",),
+    example={"value": "#0a5", "isPrivate": False},
+)
+
+
+_PROPERTY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _public_config(body: dict[str, Any]) -> dict[str, Any]:
+    if len(body) > 100 or not all(
+        _PROPERTY_NAME.fullmatch(k) and isinstance(v, str) and len(v) <= 4000
+        for k, v in body.items()
+    ):
+        raise ValidationProblem(
+            "Send up to 100 properties named [A-Za-z0-9_.-]{1,64}, each a string of up to "
+            "4,000 characters."
+        )
+    return dict(body)
+
+
+PUBLIC_CONFIG = Body(
+    "PublicConfigChange",
+    "Public properties to set, by name (up to 100; each value up to 4,000 characters).",
+    (),
+    extra={
+        "additionalProperties": {"type": "string", "maxLength": 4000},
+        "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+        "maxProperties": 100,
+    },
+    example={"theme.colour": "#0a5", "orders.open": "true"},
+    parser=_public_config,
+)
+
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
-          SYSTEM_INFORMATION)  # fmt: skip
+          SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
+          CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
+          TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG)  # fmt: skip

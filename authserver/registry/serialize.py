@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from authserver.models import AuditEvent, Location, User
+from authserver.models import AuditEvent, AuthStrategy, Location, Tenant, User
 
 _ISO_CACHE: dict[int, str] = {}
 
@@ -61,6 +61,71 @@ def device_json(
         data["linkCode"] = link_code  # shown once; stored only as a hash
         data["linkCodeExpiresAt"] = iso(d.link_code_expires_at)
     return data
+
+
+def role_json(role: str) -> dict[str, Any]:
+    name, _, location = role.partition("@")
+    return {"role": name, "locationId": location or None}
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user as the API shows them: never a password or a staff code, only whether set."""
+    return {
+        "id": user.id,
+        "login": user.login,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "phone": user.phone,
+        "pushId": user.push_id,
+        "consents": list(user.consents or []),
+        "properties": dict(user.properties or {}),
+        "trusted": bool(user.trusted),
+        "active": bool(user.active),
+        "roles": [role_json(r) for r in user.roles or []],
+        "passwordSet": bool(user.password_hash),
+        "staffCodeSet": user.staff_code_hash is not None,
+        "totpEnabled": user.totp_secret_enc is not None,
+        "createdAt": iso(user.created_at),
+        "updatedAt": iso(user.updated_at or user.created_at),
+    }
+
+
+def strategy_json(link: AuthStrategy) -> dict[str, Any]:
+    return {
+        "strategy": link.strategy,
+        "id": link.external_id,
+        "userId": link.user_id,
+        "active": bool(link.active),
+        "passwordSet": link.password_hash is not None,
+        "createdAt": iso(link.created_at),
+        "updatedAt": iso(link.updated_at),
+    }
+
+
+def contact_json(user: User) -> dict[str, Any]:
+    """What a service needs to reach a person (seed 002 getUserContact)."""
+    return {
+        "id": user.id,
+        "login": user.login,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "phone": user.phone,
+        "pushId": user.push_id,
+        "consents": list(user.consents or []),
+        "active": bool(user.active),
+    }
+
+
+def tenant_catalog_json(tenant: Tenant) -> dict[str, Any]:
+    """The tenant as other services see it (seed 002 getCatalogTenant)."""
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "active": bool(tenant.active),
+        "accentColour": tenant.accent_colour,
+        "logoUrl": tenant.logo_url,
+        "createdAt": iso(tenant.created_at),
+    }
 
 
 def device_user_json(user: User) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def test_metadata_lists_what_is_served(http, settings, path):
         "urn:ietf:params:oauth:grant-type:device_code",
         "refresh_token",
         "urn:authserver:params:oauth:grant-type:link-code",
+        "urn:authserver:params:oauth:grant-type:staff-sign-in",
     ]
     assert doc["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",

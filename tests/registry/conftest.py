@@ -46,6 +46,33 @@ class Registry:
             ),
         )
 
+    def user_token(
+        self,
+        t: Tenant,
+        login: str,
+        roles: tuple[str, ...] = (),
+        scope: str = "devices:read devices:write users:read users:write",
+        create: bool = True,
+    ) -> str:
+        """An access token about a user of ``t`` (created with ``roles`` unless ``create`` is
+        false), from a sign-in client (device flow, user subject) approved by the user."""
+        from authserver.models import Client, db
+        from tests.device_helpers import DEVICE_GRANT, approve, poll, start
+
+        if create:
+            self.world.user(t.id, login=login, password="correct horse", roles=roles)
+        signin = self.world.client(
+            t.id, grant_types=(DEVICE_GRANT,), auth_method="none", scope=scope
+        )
+        with self.app.app_context():
+            db.session.get(Client, signin.client_id).device_subject = "user"
+            db.session.commit()
+        body = start(self.http, signin.client_id).get_json()
+        approve(self.app, body["user_code"], login)
+        resp = poll(self.http, signin.client_id, body["device_code"])
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["access_token"]
+
     def service_token(self, t: Tenant, write: bool = True) -> str:
         creds = t.service if write else t.reader
         return cc_token(self.http, creds).get_json()["access_token"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.device_helpers import DEVICE_GRANT, approve, poll, start
+from tests.device_helpers import DEVICE_GRANT, start
 from tests.dpop_client import DPoPKey
 
 READ, WRITE, ME = "read", "write", "me"
@@ -91,21 +91,7 @@ class Caller:
 
     def user_token(self, roles: tuple[str, ...]) -> str:
         login = "u" + str(len(roles)) + str(id(roles))[-5:]
-        self.world.user(self.t.id, login=login, password="correct horse", roles=roles)
-        signin = self.world.client(
-            self.t.id,
-            grant_types=(DEVICE_GRANT,),
-            auth_method="none",
-            scope="devices:read devices:write",
-        )
-        from authserver.models import Client, db
-
-        with self.app.app_context():
-            db.session.get(Client, signin.client_id).device_subject = "user"
-            db.session.commit()
-        body = start(self.reg.http, signin.client_id).get_json()
-        approve(self.app, body["user_code"], login)
-        return poll(self.reg.http, signin.client_id, body["device_code"]).get_json()["access_token"]
+        return self.reg.user_token(self.t, login, roles, scope="devices:read devices:write")
 
     def token(self, kind: str) -> str | None:
         reg = self.reg

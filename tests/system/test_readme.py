@@ -41,7 +41,7 @@ def demo_server(tmp_path: Path):
         stop_server(server)
 
 
-@pytest.mark.parametrize("name", ["dpop", "pos", "dpop-helper"])
+@pytest.mark.parametrize("name", ["dpop", "pos", "dpop-helper", "people"])
 def test_readme_example_runs(demo_server, name):
     server, cwd = demo_server
     code = snippet(name).replace("http://127.0.0.1:8000", server.url)
@@ -54,7 +54,17 @@ def test_readme_example_runs(demo_server, name):
         env={**os.environ, **server.env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    if name == "pos":
+    if name == "people":
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("201 [{'role': 'STAFF', 'locationId': 'loc_")
+        assert lines[1:] == [
+            "200 urn:ietf:params:oauth:token-type:access_token",
+            "200 True",
+            "400 totp_required",
+            "200",
+            "401",
+        ]
+    elif name == "pos":
         lines = result.stdout.splitlines()
         assert lines[0].startswith("201 dev_") and "READY_TO_LINK" in lines[0]
         assert lines[1].startswith("200 ACTIVE bound to ")

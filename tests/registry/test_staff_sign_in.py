@@ -1,0 +1,166 @@
+"""Staff sign-in on a linked terminal (seed 000 device users): the device's token acts, the staff
+member's credentials (and TOTP) authenticate; the token is about the person, acted by the device."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pyotp
+import pytest
+
+from tests.conftest import cc_token
+from tests.dpop_client import DPoPKey
+from tests.registry.conftest import LINK_GRANT
+
+STAFF = "urn:authserver:params:oauth:grant-type:staff-sign-in"
+ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def claims(token: str) -> dict:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+class Shop:
+    """A tenant with two stores, a terminal linked at the first, and a people service."""
+
+    def __init__(self, reg, world):
+        self.reg, self.world = reg, world
+        self.t = reg.tenant()
+        self.pos = world.client(self.t.id, grant_types=(LINK_GRANT, "refresh_token", STAFF),
+                                auth_method="none", scope="devices:read users:read")  # fmt: skip
+        people = world.client(self.t.id, scope="users:read users:write")
+        self.people = cc_token(reg.http, people).get_json()["access_token"]
+        admin = reg.service_token(self.t)
+        self.north = self.location(admin, "North")
+        self.south = self.location(admin, "South")
+        self.device, self.device_token, self.key = self.terminal(admin, self.north)
+
+    def location(self, admin, name):
+        resp = self.reg.call("POST", "/api/v1/locations", admin, json={"name": name})
+        return resp.get_json()["data"]["id"]
+
+    def terminal(self, admin, location):
+        device = self.reg.create_device(self.t, admin, status="READY_TO_LINK", appCode="CLIENT",
+                                        locationIds=[location])  # fmt: skip
+        key = DPoPKey()
+        resp = self.reg.link(self.t, device["linkCode"], key, client_id=self.pos.client_id)
+        assert resp.status_code == 200, resp.get_json()
+        return device, resp.get_json()["access_token"], key
+
+    def person(self, login, code, roles):
+        body = {"login": login, "password": "correct horse", "staffCode": code, "roles": roles}
+        resp = self.reg.call("POST", "/api/v1/users", self.people, json=body)
+        assert resp.status_code == 201, resp.get_json()
+        return resp.get_json()["data"]
+
+    def sign_in(self, staff_code, key="device", actor=None, client_id=None, **form):
+        key = self.key if key == "device" else key
+        headers = {}
+        if key is not None:
+            headers["DPoP"] = key.proof("POST", self.reg.settings.issuer + "/oauth/token",
+                                        iat=self.reg.now())  # fmt: skip
+        data = {"grant_type": STAFF, "client_id": client_id or self.pos.client_id,
+                "actor_token": actor or self.device_token, "actor_token_type": ACCESS,
+                "staff_code": staff_code, "password": "correct horse", **form}  # fmt: skip
+        return self.reg.http.post("/oauth/token", data=data, headers=headers)
+
+    def me(self, token, key=None):
+        return self.reg.call("GET", "/api/v1/users/me", token, key=key or self.key)
+
+
+@pytest.fixture
+def shop(reg, world):
+    return Shop(reg, world)
+
+
+def test_a_cashier_signs_in_on_the_terminal_of_her_store(shop, reg):
+    anna = shop.person("anna", "4711", [{"role": "STAFF", "locationId": shop.north}])
+    resp = shop.sign_in("4711")
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["issued_token_type"] == ACCESS and body["token_type"] == "DPoP"
+    assert "refresh_token" not in body and body["expires_in"] <= 900
+    c = claims(body["access_token"])
+    assert c["sub"] == anna["id"] == c["uid"] and c["did"] == shop.device["id"]
+    assert c["act"] == {"sub": shop.device["id"]}  # RFC 8693 §4.1
+    assert c["cnf"] == claims(shop.device_token)["cnf"]  # the terminal's own key
+    assert c["amr"] == ["pwd"]
+    assert shop.me(body["access_token"]).get_json()["data"]["login"] == "anna"
+    # Without the terminal's key the token is worthless.
+    assert reg.call("GET", "/api/v1/users/me", body["access_token"]).status_code == 401
+    # Seed 000: the device remembers who signed in last.
+    me = reg.call("GET", "/api/v1/devices/me", shop.device_token, key=shop.key).get_json()
+    assert me["data"]["lastTenantUserId"] == anna["id"]
+
+
+@pytest.mark.parametrize(
+    ("roles", "allowed"),
+    [
+        ([{"role": "STAFF"}], True),  # tenant-wide
+        ([{"role": "DEVICE.MANAGER", "locationId": "NORTH"}], True),
+        ([{"role": "STAFF", "locationId": "SOUTH"}], False),  # another store
+        ([], False),
+    ],
+)
+def test_only_people_allowed_on_the_device_sign_in(shop, roles, allowed):
+    for role in roles:
+        if role.get("locationId") in ("NORTH", "SOUTH"):
+            role["locationId"] = shop.north if role["locationId"] == "NORTH" else shop.south
+    shop.person("bob", "5555", roles)
+    resp = shop.sign_in("5555")
+    assert resp.status_code == (200 if allowed else 400), resp.get_json()
+    if not allowed:
+        assert resp.get_json()["error"] == "invalid_grant"
+
+
+def test_what_is_refused(shop, reg, world):
+    shop.person("anna", "4711", [{"role": "STAFF"}])
+    assert shop.sign_in("4711", password="wrong horse").get_json()["error"] == "invalid_grant"
+    assert shop.sign_in("9999").get_json()["error"] == "invalid_grant"
+    # The device's token is bound: no proof, or a proof by another key, is refused.
+    assert shop.sign_in("4711", key=None).get_json()["error"] == "invalid_dpop_proof"
+    assert shop.sign_in("4711", key=DPoPKey()).get_json()["error"] == "invalid_dpop_proof"
+    # Only a live device token of this client acts: not a service token, not a staff token.
+    service = reg.service_token(shop.t)
+    assert shop.sign_in("4711", key=None, actor=service).get_json()["error"] == "invalid_grant"
+    staff = shop.sign_in("4711").get_json()["access_token"]
+    assert shop.sign_in("4711", actor=staff).get_json()["error"] == "invalid_grant"
+    other = world.client(shop.t.id, grant_types=(STAFF,), auth_method="none", scope="devices:read")
+    assert shop.sign_in("4711", client_id=other.client_id).get_json()["error"] == "invalid_grant"
+    linker = shop.sign_in("4711", client_id=shop.t.pos.client_id)  # not registered for it
+    assert linker.get_json()["error"] == "unauthorized_client"
+    missing = reg.http.post("/oauth/token", data={"grant_type": STAFF, "client_id":
+                                                  shop.pos.client_id, "password": "x"})  # fmt: skip
+    assert missing.get_json()["error"] == "invalid_request"
+
+
+def test_a_second_factor_is_asked_for(shop, reg, clock):
+    shop.person("zofia", "7777", [{"role": "STAFF"}])
+    token = reg.user_token(shop.t, "zofia", create=False)
+    secret = reg.call("POST", "/api/v1/users/me/totp/secret", token).get_json()["data"]["secret"]
+    reg.call("PUT", "/api/v1/users/me/totp", token, json={"code": pyotp.TOTP(secret).at(clock())})
+    clock.advance(30)
+    assert shop.sign_in("7777").get_json()["error"] == "totp_required"
+    assert shop.sign_in("7777", totp="000000").get_json()["error"] == "invalid_grant"
+    ok = shop.sign_in("7777", totp=pyotp.TOTP(secret).at(clock()))
+    assert ok.status_code == 200 and claims(ok.get_json()["access_token"])["amr"] == ["pwd", "otp"]
+
+
+def test_blocking_the_device_or_deactivating_the_person_ends_the_sign_in(shop, reg):
+    anna = shop.person("anna", "4711", [{"role": "STAFF"}])
+    shop.person("bob", "5555", [{"role": "STAFF"}])
+    admin = reg.service_token(shop.t)
+    second, second_token, second_key = shop.terminal(admin, shop.south)
+    on_first = shop.sign_in("4711").get_json()["access_token"]
+    bob_first = shop.sign_in("5555").get_json()["access_token"]
+    anna_second = shop.sign_in("4711", key=second_key, actor=second_token).get_json()
+    anna_second = anna_second["access_token"]
+    reg.call("PATCH", f"/api/v1/devices/{shop.device['id']}", admin, json={"status": "BLOCKED"})
+    assert shop.me(on_first).status_code == 401
+    assert shop.me(bob_first).status_code == 401
+    assert shop.me(anna_second, second_key).status_code == 200  # the other terminal: untouched
+    reg.call("PATCH", f"/api/v1/users/{anna['id']}", shop.people, json={"active": False})
+    assert shop.me(anna_second, second_key).status_code == 401
+    del second
