@@ -125,6 +125,8 @@ def _apply(user: User, data: dict[str, Any], actor: authorization.Actor) -> list
         _check_locations(user.tenant_id, sorted(after))
         user.roles = sorted(after)
         changed.append("roles")
+        if before - after:
+            changed.append("roles-taken")
     if "active" in data and data["active"] != user.active:
         user.active = data["active"]
         changed.append("active")
@@ -146,11 +148,12 @@ def _after_change(user: User, changed: list[str], actor_id: str, created: bool) 
         audit.record("user.disabled", user.tenant_id, actor_id, user_id=user.id)
     elif "active" in changed and not created:
         audit.record("user.enabled", user.tenant_id, actor_id, user_id=user.id)
-    if "password" in changed and not created:
+    if ("password" in changed or "roles-taken" in changed) and not created:
         # A new password ends the sessions the old one opened (RFC 9700 §4.14: refresh tokens
-        # of a compromised account must not outlive its credential change).
+        # of a compromised account must not outlive its credential change); a role taken away
+        # ends the sign-ins it allowed (a staff member's on a terminal of that store).
         tokens.revoke_subject(user_id=user.id)
-    rest = [c for c in changed if c != "active"]
+    rest = [c for c in changed if c not in ("active", "roles-taken")]
     if created:
         audit.record("user.created", user.tenant_id, actor_id, user_id=user.id, login=user.login)
     elif rest:
@@ -304,6 +307,7 @@ def revoke_globally(
         if kept != list(user.roles or []):
             user.roles = kept
             user.updated_at = now()
+            tokens.revoke_subject(user_id=user.id)  # what the roles allowed ends now
             changed += 1
     audit.record("role.revoked", tenant_id, actor_id, roles=roles, users=changed)
     db.session.commit()

@@ -909,3 +909,40 @@ def test_a_refill_keeps_each_entry_until_its_own_expiry(app, http, world, clock)
         assert store.get(key) == "1"
         clock.t = (expires_ms + 100) / 1000
         assert store.get(key) is None
+
+
+def test_a_refresh_token_expires_at_its_own_end_too(app, world, clock):
+    """The token's own end, before the family's (the family's end is the test above)."""
+    creds = world.client(grant_types=("client_credentials", "refresh_token"))
+    token = make_refresh_token(app, creds)
+    with app.app_context():
+        t = now()
+        db.session.execute(update(RefreshToken).values(expires_at=t + 50))
+        db.session.execute(update(RefreshFamily).values(expires_at=t + 100))
+        db.session.commit()
+        clock.advance(49)
+        assert not find_refresh_token(token).is_expired()
+        clock.advance(1)
+        assert find_refresh_token(token).is_expired()
+
+
+def test_a_successor_never_outlives_its_family(app, world, clock):
+    """The successor's own expiry is capped at the family's absolute end, on its own (the
+    family check at use is a second layer, tested apart)."""
+    from authserver.tokens import Rotation, rotate_refresh_token
+
+    creds = world.client(grant_types=("client_credentials", "refresh_token"))
+    token = make_refresh_token(app, creds)
+    with app.app_context():
+        fam_end = now() + 60  # far sooner than the idle lifetime of a successor
+        db.session.execute(update(RefreshFamily).values(expires_at=fam_end))
+        db.session.commit()
+        outcome, successor = rotate_refresh_token(find_refresh_token(token))
+        assert outcome is Rotation.ROTATED and successor
+        db.session.expire_all()
+        assert find_refresh_token(successor).expires_at == fam_end
+
+
+def test_revoking_a_subject_needs_one():
+    with pytest.raises(ValueError, match="needs a user, a client or a tenant"):
+        revoke_subject()

@@ -398,13 +398,19 @@ def test_a_user_manager_cannot_reach_above_their_role(reg, t, svc):
                          json={"role": "SU", "logins": ["cashier"]}), 403)  # fmt: skip
 
 
-def test_a_role_change_takes_effect_on_the_next_request(reg, t, svc):
+def test_a_role_change_takes_effect_on_the_next_request(reg, t, svc, clock):
     token = reg.user_token(t, "dm", ("DEVICE.MANAGER",))
     assert reg.call("GET", "/api/v1/devices", token).status_code == 200
     [user] = [u for u in reg.call("GET", f"{USERS}?login=dm", svc).get_json()["data"]
               if u["login"] == "dm"]  # fmt: skip
+    bystander = reg.user_token(t, "dm2", ("DEVICE.MANAGER",))
     reg.call("PATCH", f"{USERS}/{user['id']}", svc, json={"roles": []})
-    assert reg.call("GET", "/api/v1/devices", token).status_code == 403
+    # A role taken away ends the tokens it stood behind; a new sign-in has no rights.
+    assert reg.call("GET", "/api/v1/devices", token).status_code == 401
+    assert reg.call("GET", "/api/v1/devices", bystander).status_code == 200
+    clock.advance(1)  # (a token of the very millisecond of the revocation goes with it)
+    again = reg.user_token(t, "dm", create=False)
+    assert reg.call("GET", "/api/v1/devices", again).status_code == 403
 
 
 # -- roles by login, revoked globally -----------------------------------------------------------

@@ -164,3 +164,26 @@ def test_blocking_the_device_or_deactivating_the_person_ends_the_sign_in(shop, r
     reg.call("PATCH", f"/api/v1/users/{anna['id']}", shop.people, json={"active": False})
     assert shop.me(anna_second, second_key).status_code == 401
     del second
+
+
+def test_taking_the_role_away_ends_the_sign_in(shop, reg, clock):
+    anna = shop.person("anna", "4711", [{"role": "STAFF", "locationId": shop.north}])
+    shop.person("bob", "5555", [{"role": "STAFF"}])
+    token = shop.sign_in("4711").get_json()["access_token"]
+    bystander = shop.sign_in("5555").get_json()["access_token"]
+    more = reg.call("PATCH", f"/api/v1/users/{anna['id']}", shop.people,
+                    json={"roles": [{"role": "STAFF", "locationId": shop.north},
+                                    {"role": "DEVICE.MANAGER"}]})  # fmt: skip
+    assert more.status_code == 200 and shop.me(token).status_code == 200  # a role given: kept
+    reg.call("PATCH", f"/api/v1/users/{anna['id']}", shop.people,
+             json={"roles": [{"role": "DEVICE.MANAGER"}]})  # fmt: skip
+    assert shop.me(token).status_code == 401
+    assert shop.me(bystander).status_code == 200
+    clock.advance(1)  # past the revocation's millisecond
+    again = shop.sign_in("4711").get_json()["access_token"]  # DEVICE.MANAGER: tenant-wide
+    assert shop.me(again).status_code == 200
+    revoked = reg.call("POST", "/api/v1/roles/revocations", shop.people,
+                       json={"roles": ["DEVICE.MANAGER"]})  # fmt: skip
+    assert revoked.get_json()["data"]["usersChanged"] == 1
+    assert shop.me(again).status_code == 401
+    assert shop.me(bystander).status_code == 200
