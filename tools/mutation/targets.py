@@ -60,6 +60,23 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_authorization.py",
         "tests/endpoints/test_verification_security.py",
         "tests/registry/test_authorization_matrix.py",
+        "tests/registry/test_people.py",
+        "tests/registry/test_people_matrix.py",
+        "tests/registry/test_staff_sign_in.py",
+        "tests/registry/test_me.py",
+    ],
+    "authserver/totp.py": [
+        "tests/registry/test_totp.py",
+        "tests/registry/test_staff_sign_in.py",
+    ],
+    "grants/staff_sign_in.py": [
+        "tests/registry/test_staff_sign_in.py",
+    ],
+    "authserver/users.py": [
+        "tests/registry/test_people.py",
+        "tests/registry/test_people_matrix.py",
+        "tests/registry/test_totp.py",
+        "tests/test_cli.py",
     ],
     "authserver/revocation.py": [
         "tests/test_tokens.py",
