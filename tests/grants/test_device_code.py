@@ -49,6 +49,12 @@ def test_client_must_be_registered_for_the_grant(http, world):
     resp = start(http, other.client_id)
     assert resp.status_code == 400
     assert resp.get_json()["error"] == "unauthorized_client"
+    # At the token endpoint too: a client not registered for the grant cannot redeem a code,
+    # even a live one of another client (it is refused before the code is looked at).
+    kiosk = world.client(tenant, grant_types=(DEVICE_GRANT,), auth_method="none")
+    code = start(http, kiosk.client_id).get_json()["device_code"]
+    refused = poll(http, other.client_id, code)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "unauthorized_client"
 
 
 def test_scope_is_checked_against_the_client(http, world):
