@@ -37,6 +37,11 @@ ENDPOINTS = [
     ("patch me", "PATCH", "/api/v1/users/me", {"phone": "600100200"}, SELF, 200),
     ("consents", "POST", "/api/v1/users/me/consents", {"set": ["a"]}, SELF, 200),
     ("totp secret", "POST", "/api/v1/users/me/totp/secret", None, SELF, 201),
+    # Past authorization, these answer what the state calls for: a wrong code for the secret
+    # just drawn (400), no factor configured (409), a login that is not the caller's (400).
+    ("totp configure", "PUT", "/api/v1/users/me/totp", {"code": "123456"}, SELF, 400),
+    ("totp remove own", "DELETE", "/api/v1/users/me/totp", {"code": "123456"}, SELF, 409),
+    ("delete me", "DELETE", "/api/v1/users/me", {"login": "someone else"}, SELF, 400),
     ("list properties", "GET", "/api/v1/tenant/properties", None, TENANT_READ, 200),
     ("property schema", "GET", "/api/v1/tenant/properties/schema", None, TENANT_READ, 200),
     ("put property", "PUT", "/api/v1/tenant/properties/x", {"value": "v"}, TENANT_WRITE, 201),

@@ -187,3 +187,18 @@ def test_taking_the_role_away_ends_the_sign_in(shop, reg, clock):
     assert revoked.get_json()["data"]["usersChanged"] == 1
     assert shop.me(again).status_code == 401
     assert shop.me(bystander).status_code == 200
+
+
+def test_a_terminal_linked_without_a_key_signs_staff_in_with_bearer_tokens(shop, reg):
+    """A terminal linked without DPoP holds a bearer token; the staff token is bearer too, and a
+    proof sent along binds nothing it could not bind before."""
+    shop.person("anna", "4711", [{"role": "STAFF"}])
+    device = reg.create_device(shop.t, status="READY_TO_LINK", appCode="CLIENT")
+    linked = reg.link(shop.t, device["linkCode"], client_id=shop.pos.client_id)
+    assert linked.status_code == 200 and linked.get_json()["token_type"] == "Bearer"
+    resp = shop.sign_in("4711", key=None, actor=linked.get_json()["access_token"])
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["token_type"] == "Bearer"
+    c = claims(resp.get_json()["access_token"])
+    assert "cnf" not in c and c["act"] == {"sub": device["id"]}
+    assert reg.call("GET", "/api/v1/users/me", resp.get_json()["access_token"]).status_code == 200
