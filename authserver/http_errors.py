@@ -8,13 +8,13 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from authserver.ephemeral import StoreUnavailable
 from authserver.models import db
 from authserver.observability import loggable_path
-from authserver.problems import Problem, ValidationProblem
+from authserver.problems import ConflictProblem, Problem, ValidationProblem
 from authserver.state import get_state
 
 log = logging.getLogger("authserver")
@@ -143,6 +143,17 @@ def install(app: Flask) -> None:
                 csrf="",
             )
             return Response(html, status=400, content_type="text/html; charset=utf-8")
+        return oauth_error(400, "invalid_request", message)
+
+    @app.errorhandler(IntegrityError)
+    def conflict(exc: IntegrityError) -> Response:
+        # A unique or foreign key the code did not name (two requests racing for one login):
+        # the request conflicts with what is stored, the server did not fail (invariant 5).
+        log.warning("integrity error on %s: %s", loggable_path(), _first_line(exc))
+        _rollback()
+        message = "The request conflicts with what is stored (a name or id already taken)."
+        if _api():
+            return render_problem(ConflictProblem(message))
         return oauth_error(400, "invalid_request", message)
 
     @app.errorhandler(Problem)

@@ -176,8 +176,9 @@ def create(
         roles=[], active=True, created_at=t, updated_at=t, **_CLEARED,
     )  # fmt: skip
     db.session.add(user)
-    changed = _apply(user, data, actor)
-    _after_change(user, changed, actor_id, created=True)
+    with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
+        changed = _apply(user, data, actor)
+        _after_change(user, changed, actor_id, created=True)
     _commit_unique()
     return user
 
@@ -196,9 +197,10 @@ def update_self(user: User, data: dict[str, Any]) -> User:
 
 
 def _update(user: User, data: dict[str, Any], actor: authorization.Actor, actor_id: str) -> User:
-    changed = _apply(user, data, actor)
-    user.updated_at = now()
-    _after_change(user, changed, actor_id, created=False)
+    with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
+        changed = _apply(user, data, actor)
+        user.updated_at = now()
+        _after_change(user, changed, actor_id, created=False)
     _commit_unique()
     return user
 

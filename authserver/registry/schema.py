@@ -514,7 +514,7 @@ _USER_ID = Chars("id", "The new user's id (else one is made).", 8, 48, USER_ID_P
 _LOGIN = Chars("login", "Sign-in name, unique in the tenant: an email address or a name.", 1,
                200, nullable=False)  # fmt: skip
 _PASSWORD = Chars("password", "8-64 characters; stored as an argon2 hash, never returned.", 8, 64,
-                  allowed=str.isprintable, secret=True)  # fmt: skip
+                  allowed=str.isprintable, secret=True, nullable=False)  # fmt: skip
 # Seed 002's [\p{L}\p{N}_. -]+, said in words: JSON Schema's regex dialect has no \p{...}.
 _NAME_RULE = "letters, digits, spaces, _ . -"
 _FIRST_NAME = Chars("firstName", f"Given name: {_NAME_RULE}.", 1, 100, "", _name_char,

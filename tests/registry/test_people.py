@@ -103,6 +103,7 @@ def test_a_user_created_without_a_password_cannot_sign_in_with_an_empty_one(reg,
         ({"login": "a" * 201}, "login"),
         ({"login": "x", "password": "short"}, "password"),
         ({"login": "x", "password": "p" * 65}, "password"),
+        ({"login": "x", "password": None}, "password"),  # found by Schemathesis: was a 500
         ({"login": "x", "firstName": "<script>"}, "firstName"),
         ({"login": "x", "lastName": ""}, "lastName"),
         ({"login": "x", "phone": "12"}, "phone"),
@@ -148,6 +149,14 @@ def test_unknown_fields_and_foreign_locations_are_refused(reg, t, svc):
 def test_login_and_staff_code_are_unique_per_tenant_only(reg, t, svc, world):
     new_user(reg, svc, login="same", staffCode="1111")
     problem(reg.call("POST", USERS, svc, json={"login": "same"}), 409)
+    # Also when checking the roles' locations reads the database first (found by Schemathesis:
+    # the taken login surfaced there, as a 500).
+    loc = reg.call("POST", "/api/v1/locations", svc, json={"name": "L"}).get_json()["data"]["id"]
+    body = {"login": "same", "roles": [{"role": "STAFF", "locationId": loc}]}
+    problem(reg.call("POST", USERS, svc, json=body), 409)
+    other_user = new_user(reg, svc, login="other-one")
+    problem(reg.call("PATCH", f"{USERS}/{other_user['id']}", svc,
+                     json={"login": "same", "roles": body["roles"]}), 409)  # fmt: skip
     problem(reg.call("POST", USERS, svc, json={"login": "other", "staffCode": "1111"}), 409)
     other = reg.tenant()
     creds = world.client(other.id, scope="users:write users:read")
