@@ -202,3 +202,17 @@ def test_a_terminal_linked_without_a_key_signs_staff_in_with_bearer_tokens(shop,
     c = claims(resp.get_json()["access_token"])
     assert "cnf" not in c and c["act"] == {"sub": device["id"]}
     assert reg.call("GET", "/api/v1/users/me", resp.get_json()["access_token"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "lifetime"),
+    [({"access_token_ttl": 300}, 300), ({"access_token_ttl": 3600}, 900)],
+    ids=["access tokens shorter", "access tokens longer"],
+)
+def test_a_staff_token_lives_15_minutes_at_most_and_never_longer_than_access_tokens(
+    shop, overrides, lifetime
+):
+    shop.person("anna", "4711", [{"role": "STAFF"}])
+    body = shop.sign_in("4711").get_json()
+    c = claims(body["access_token"])
+    assert body["expires_in"] == lifetime == c["exp"] - c["iat"]

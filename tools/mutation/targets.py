@@ -28,6 +28,8 @@ TARGETS: dict[str, list[str]] = {
         "tests/test_resource.py",
         "tests/grants/test_refresh_token.py",
         "tests/grants/test_client_credentials.py",
+        "tests/registry/test_totp.py",
+        "tests/registry/test_staff_sign_in.py",
     ],
     "grants/refresh_token.py": [
         "tests/grants/test_refresh_token.py",
