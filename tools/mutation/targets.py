@@ -52,6 +52,7 @@ TARGETS: dict[str, list[str]] = {
     "grants/link_code.py": [
         "tests/registry/test_link.py",
         "tests/registry/test_api_errors.py",
+        "tests/registry/test_totp.py",
     ],
     "authserver/resource.py": [
         "tests/test_resource.py",
