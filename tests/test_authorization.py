@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from authserver import authorization as authz
 from authserver.authorization import (
     ROLES,
     NotAllowed,
@@ -149,3 +150,67 @@ def test_the_cli_explains_every_role(app):
         assert f"{role}: {what}" in text
     assert set(ROLES) == set(explained)
     assert all(is_known_role(role) for role in explained)  # what is explained can be granted
+
+
+# -- people, settings and terminals: each rule on its own, beside the HTTP checks ---------------
+
+
+@pytest.mark.parametrize(
+    ("roles", "people", "tenant"),
+    [
+        (("SU",), True, True),
+        (("TENANT.ADMIN",), True, True),
+        (("USER.MANAGER",), True, False),
+        (("DEVICE.MANAGER",), False, False),
+        (("USER.MANAGER@loc_1", "TENANT.ADMIN@loc_1"), False, False),  # tenant-wide only
+        (("STAFF",), False, False),
+    ],
+)
+def test_who_manages_people_and_settings(roles, people, tenant):
+    assert authz.manages_people(person(roles)) is people
+    assert authz.manages_tenant(person(roles)) is tenant
+    assert authz.reads_audit_events(person(roles)) is tenant
+    # An inactive user has no rights, whatever the roles (the HTTP layer also refuses them).
+    assert authz.manages_people(person(roles, active=False)) is False
+    assert authz.manages_tenant(person(roles, active=False)) is False
+
+
+def test_who_gives_which_role():
+    every = set(authz.ROLES)
+    assert authz.assignable(authz.OPERATOR) == every  # the CLI: SU too
+    assert authz.assignable(None) == every - {"SU"}  # a service token with users:write
+    assert authz.assignable(person(("SU",))) == every - {"SU"}
+    assert authz.assignable(person(("TENANT.ADMIN",))) == every - {"SU"}
+    assert authz.assignable(person(("USER.MANAGER",))) == {"DEVICE.MANAGER", "STAFF", "CASHIER"}
+    assert authz.assignable(person(("USER.MANAGER@loc_1",))) == frozenset()
+    assert authz.assignable(person(("TENANT.ADMIN",), active=False)) == frozenset()
+    assert authz.assignable(person(("DEVICE.MANAGER", "STAFF"))) == frozenset()
+    manager = person(("USER.MANAGER",))
+    authz.check_assign(manager, ["STAFF@loc_1", "DEVICE.MANAGER"])  # no exception
+    with pytest.raises(NotAllowed, match="TENANT.ADMIN"):
+        authz.check_assign(manager, ["STAFF", "TENANT.ADMIN@loc_1"])
+    with pytest.raises(NotAllowed, match="SU"):
+        authz.check_assign(None, ["SU"])
+    authz.check_assign(authz.OPERATOR, ["SU"])
+    authz.check_manage(manager, person(("STAFF@loc_2", "CASHIER")))
+    with pytest.raises(NotAllowed, match="USER.MANAGER"):
+        authz.check_manage(manager, person(("USER.MANAGER",)))
+    with pytest.raises(NotAllowed):
+        authz.check_manage(None, person(("SU",)))
+    assert authz.role_name("DEVICE.MANAGER@loc_1") == "DEVICE.MANAGER"
+    assert authz.is_known_role("SU") and not authz.is_known_role("SU@loc_12345")
+
+
+@pytest.mark.parametrize(
+    ("roles", "locations", "allowed"),
+    [
+        (("STAFF",), set(), True),
+        (("STAFF@loc_1",), {"loc_1", "loc_2"}, True),
+        (("STAFF@loc_3",), {"loc_1"}, False),
+        (("DEVICE.MANAGER@loc_1",), {"loc_1"}, True),
+        ((), {"loc_1"}, False),
+    ],
+)
+def test_who_may_sign_in_on_a_terminal(roles, locations, allowed):
+    assert authz.may_sign_in_on(person(roles), locations) is allowed
+    assert authz.may_sign_in_on(person(roles, active=False), locations) is False
