@@ -204,3 +204,12 @@ def test_removing_the_second_factor(reg, t, clock):
     cleared = reg.call("DELETE", f"/api/v1/users/{lost_id}/totp", manager)
     assert cleared.status_code == 200 and cleared.get_json()["data"]["totpEnabled"] is False
     assert reg.call("GET", ME, boss).get_json()["data"]["totpEnabled"] is True  # bystander
+
+
+def test_a_code_in_other_digits_is_wrong_not_a_server_error(reg, t, clock, http):
+    """Arabic-Indic digits are digits to str.isdigit but not to a constant-time comparison of
+    ASCII text: refused as a wrong code, at the token endpoint and on the page."""
+    staff_with_totp(reg, t, clock)
+    resp = link(reg, t, "4711", totp="\u0661\u0662\u0663\u0664\u0665\u0666")
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+    assert link(reg, t, "4711", totp="12345").get_json()["error"] == "invalid_grant"
