@@ -154,6 +154,10 @@ def install(app: Flask) -> None:
         message = "The request conflicts with what is stored (a name or id already taken)."
         if _api():
             return render_problem(ConflictProblem(message))
+        if request.blueprint == "verify":
+            html = render_template("device/message.html", title="Please try again",
+                                   message=message, csrf="")  # fmt: skip
+            return Response(html, status=409, content_type="text/html; charset=utf-8")
         return oauth_error(400, "invalid_request", message)
 
     @app.errorhandler(Problem)

@@ -61,6 +61,9 @@ PL: dict[str, str] = {
     "Too many wrong codes. Wait a few minutes.": "Zbyt wiele błędnych kodów. Odczekaj kilka minut.",
     "The code is wrong or was used already.": "Kod jest błędny albo został już użyty.",
     "Sign in again": "Zaloguj się ponownie",
+    "The request conflicts with what is stored (a name or id already taken).": (
+        "Żądanie koliduje z zapisanymi danymi (nazwa lub identyfikator są już zajęte)."
+    ),
     "The sign-in took too long. Start again.": "Logowanie trwało zbyt długo. Zacznij od nowa.",
     # _code.html, confirm.html
     "The code you are handling": "Kod, którym się zajmujesz",

@@ -348,3 +348,23 @@ def test_odd_json_bodies_are_400(http, world, raw):
             headers={"Authorization": f"Bearer {token}"},
         )
         assert resp.status_code == 400, (path, resp.get_data(as_text=True))
+
+
+def test_an_unnamed_integrity_error_is_a_conflict_not_a_server_error(app):
+    """The safety net under every named 409: a unique or foreign key that no service checked
+    (two requests racing) answers as a conflict, with nothing half-written."""
+    from sqlalchemy.exc import IntegrityError
+
+    def boom():
+        raise IntegrityError("INSERT ...", None, Exception("UNIQUE constraint failed"))
+
+    app.add_url_rule("/api/v1/_race", "race_api", boom)
+    app.add_url_rule("/oauth/_race", "race_oauth", boom)
+    http = app.test_client()
+    api = http.get("/api/v1/_race")
+    assert api.status_code == 409
+    assert api.headers["Content-Type"].startswith("application/problem+json")
+    assert api.get_json()["type"] == "urn:authserver:problem:conflict"
+    oauth = http.get("/oauth/_race")
+    assert oauth.status_code == 400 and oauth.get_json()["error"] == "invalid_request"
+    assert "UNIQUE" not in oauth.get_data(as_text=True)  # the database's words stay in the log
