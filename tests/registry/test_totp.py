@@ -213,3 +213,22 @@ def test_a_code_in_other_digits_is_wrong_not_a_server_error(reg, t, clock, http)
     resp = link(reg, t, "4711", totp="\u0661\u0662\u0663\u0664\u0665\u0666")
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
     assert link(reg, t, "4711", totp="12345").get_json()["error"] == "invalid_grant"
+
+
+def test_a_used_code_stays_used_while_it_could_still_match(reg, t, clock):
+    """The claim on a used step outlives the drift window: 30 s later the same code (one step
+    back, still matching) is refused; wrong codes through the API are throttled like others."""
+    secret = staff_with_totp(reg, t, clock)
+    code = pyotp.TOTP(secret).at(clock())
+    assert link(reg, t, "4711", totp=code).status_code == 200
+    clock.advance(30)
+    assert link(reg, t, "4711", totp=code).get_json()["error"] == "invalid_grant"
+    clock.advance(29)
+    assert link(reg, t, "4711", totp=code).get_json()["error"] == "invalid_grant"
+    token = reg.user_token(t, "api-user", ("STAFF",))
+    reg.call("POST", f"{ME}/totp/secret", token)
+    statuses = [reg.call("PUT", f"{ME}/totp", token, json={"code": f"{i:06d}"}).status_code
+                for i in range(7)]  # fmt: skip
+    assert statuses[:5] == [400] * 5 and statuses[-1] == 429
+    last = reg.call("PUT", f"{ME}/totp", token, json={"code": "000009"})
+    assert last.status_code == 429 and int(last.headers["Retry-After"]) >= 1
