@@ -91,7 +91,8 @@ def start(user: User, issuer: str) -> NewSecret:
 
 
 def _svg(text: str) -> str:
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    # ISO/IEC 18004 §7.3.7: a quiet zone of four modules around the symbol, or scanners fail.
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=4)
     out = io.BytesIO()
     image.save(out)
     return out.getvalue().decode()

@@ -50,6 +50,7 @@ def test_a_secret_is_shown_once_and_on_only_after_a_code_proves_it(reg, t, clock
         "otpauthUri"
     ]  # fmt: skip
     assert "<svg" in data["qrCodeSvg"]
+    assert 'd="M4,4' in data["qrCodeSvg"]  # the finder pattern after a 4-module quiet zone
     assert reg.call("GET", ME, token).get_json()["data"]["totpEnabled"] is False  # not yet
     wrong = reg.call("PUT", f"{ME}/totp", token, json={"code": "000000"})
     assert wrong.status_code == 400 and wrong.get_json()["field"] == "code"
@@ -58,6 +59,10 @@ def test_a_secret_is_shown_once_and_on_only_after_a_code_proves_it(reg, t, clock
     assert other.status_code == 400 and other.get_json()["field"] == "secret"
     ok = reg.call("PUT", f"{ME}/totp", token, json={"code": pyotp.TOTP(secret).at(clock())})
     assert ok.status_code == 200 and ok.get_json()["data"]["totpEnabled"] is True
+    # The pending secret is spent: configuring again needs a new one.
+    clock.advance(30)
+    again = reg.call("PUT", f"{ME}/totp", token, json={"code": pyotp.TOTP(secret).at(clock())})
+    assert again.status_code == 409
     # At rest: encrypted, bound to this user (a copy in another user's row does not decrypt).
     with app.app_context():
         from authserver import totp
@@ -115,11 +120,44 @@ def test_wrong_codes_are_limited_per_account(reg, t, clock):
     secret = staff_with_totp(reg, t, clock)
     statuses = [link(reg, t, "4711", totp=f"{i:06d}", ip=f"198.51.100.{i}").status_code
                 for i in range(1, 8)]  # fmt: skip
-    assert statuses[:4] == [400] * 4 and statuses[-1] == 429
-    # Even the right code waits while the account is throttled.
+    assert statuses == [400] * 5 + [429] * 2  # 5 wrong codes per account in 5 minutes
+    # Even the right code waits while the account is throttled, until the window ends.
     assert link(reg, t, "4711", totp=pyotp.TOTP(secret).at(clock())).status_code == 429
-    clock.advance(301)
+    clock.advance(299)
+    assert link(reg, t, "4711", totp=pyotp.TOTP(secret).at(clock())).status_code == 429
+    clock.advance(1)
     assert link(reg, t, "4711", totp=pyotp.TOTP(secret).at(clock())).status_code == 200
+
+
+def test_wrong_codes_are_limited_per_hour_across_windows(reg, t, clock):
+    """Five wrong codes every five minutes would be 60 an hour: the hourly tier stops at 20.
+    Through the API (configuring), where no password limit is charged beside the code's."""
+    reg.world.user(t.id, login="hourly", roles=("STAFF",))
+    start = clock()
+    tokens = {}
+
+    def fresh_secret():
+        # A new sign-in now and then: access tokens last 15 minutes, the test an hour.
+        tokens["now"] = reg.user_token(t, "hourly", create=False)
+        resp = reg.call("POST", f"{ME}/totp/secret", tokens["now"])
+        return resp.get_json()["data"]["secret"]
+
+    def attempt(code):
+        return reg.call("PUT", f"{ME}/totp", tokens["now"], json={"code": code}).status_code
+
+    for window in range(4):
+        secret = fresh_secret()
+        right = pyotp.TOTP(secret).at(clock())
+        wrongs = [c for c in (f"{window}{i:05d}" for i in range(9)) if c != right][:5]
+        assert [attempt(c) for c in wrongs] == [400] * 5, window
+        assert attempt(wrongs[0]) == 429  # the five-minute tier
+        clock.advance(300)
+    assert clock() - start < 3600
+    secret = fresh_secret()
+    assert attempt(pyotp.TOTP(secret).at(clock())) == 429  # the hourly tier, right code or not
+    clock.advance(3600 - (clock() - start))
+    secret = fresh_secret()
+    assert attempt(pyotp.TOTP(secret).at(clock())) == 200
 
 
 def test_the_link_url_asks_for_the_code_too(reg, t, clock):
