@@ -216,3 +216,22 @@ def test_a_staff_token_lives_15_minutes_at_most_and_never_longer_than_access_tok
     body = shop.sign_in("4711").get_json()
     c = claims(body["access_token"])
     assert body["expires_in"] == lifetime == c["exp"] - c["iat"]
+
+
+def test_malformed_requests_and_guessing(shop, reg):
+    shop.person("anna", "4711", [{"role": "STAFF"}])
+    wrong_type = shop.sign_in("4711", actor_token_type="urn:ietf:params:oauth:token-type:jwt")
+    assert wrong_type.status_code == 400 and wrong_type.get_json()["error"] == "invalid_request"
+    assert "actor_token_type" in wrong_type.get_json()["error_description"]
+    nobody = shop.sign_in("", password="correct horse")
+    assert nobody.get_json()["error"] == "invalid_request"
+    assert "staff_code or username" in nobody.get_json()["error_description"]
+    by_login = shop.sign_in("", username="anna")
+    assert by_login.status_code == 200, by_login.get_json()
+    assert shop.sign_in("", username="anna", password="wrong").get_json()["error"] == (
+        "invalid_grant"
+    )
+    # Guessing one account's password from one terminal is throttled like every sign-in.
+    statuses = [shop.sign_in("4711", password=f"guess {i}").status_code for i in range(7)]
+    assert statuses[-1] == 429 and 400 in statuses
+    assert shop.sign_in("4711").status_code == 429  # even the right password, for now
