@@ -55,7 +55,7 @@ class Shop:
         assert resp.status_code == 201, resp.get_json()
         return resp.get_json()["data"]
 
-    def sign_in(self, staff_code, key="device", actor=None, client_id=None, **form):
+    def sign_in(self, staff_code, key="device", actor=None, client_id=None, ip=None, **form):
         key = self.key if key == "device" else key
         headers = {}
         if key is not None:
@@ -64,7 +64,10 @@ class Shop:
         data = {"grant_type": STAFF, "client_id": client_id or self.pos.client_id,
                 "actor_token": actor or self.device_token, "actor_token_type": ACCESS,
                 "staff_code": staff_code, "password": "correct horse", **form}  # fmt: skip
-        return self.reg.http.post("/oauth/token", data=data, headers=headers)
+        environ = {"REMOTE_ADDR": ip} if ip else {}
+        return self.reg.http.post(
+            "/oauth/token", data=data, headers=headers, environ_overrides=environ
+        )
 
     def me(self, token, key=None):
         return self.reg.call("GET", "/api/v1/users/me", token, key=key or self.key)
@@ -235,3 +238,41 @@ def test_malformed_requests_and_guessing(shop, reg):
     statuses = [shop.sign_in("4711", password=f"guess {i}").status_code for i in range(7)]
     assert statuses[-1] == 429 and 400 in statuses
     assert shop.sign_in("4711").status_code == 429  # even the right password, for now
+
+
+def test_each_check_on_the_actor_holds_on_its_own(shop, reg, app):
+    """The actor's liveness and the device's state are separate layers: each refuses alone."""
+    shop.person("anna", "4711", [{"role": "STAFF"}])
+    assert shop.sign_in("4711", actor="not.a-token").get_json()["error"] == "invalid_grant"
+    # A revoked device token of an ACTIVE device (revoked by its client, RFC 7009).
+    admin = reg.service_token(shop.t)
+    device, token, key = shop.terminal(admin, shop.north)
+    reg.http.post("/oauth/revoke", data={"token": token, "client_id": shop.pos.client_id})
+    refused = shop.sign_in("4711", key=key, actor=token)
+    assert refused.get_json()["error"] == "invalid_grant"
+    assert "not a live device token" in refused.get_json()["error_description"]
+    # A device made inactive without its tokens being revoked (as a restore from a backup
+    # could leave it): its live token does not sign anyone in.
+    from authserver.models import Device, db
+
+    for change in ({"status": "BLOCKED"}, {"deleted_at": 1}):
+        device, token, key = shop.terminal(admin, shop.north)
+        with app.app_context():
+            row = db.session.get(Device, device["id"])
+            for name, value in change.items():
+                setattr(row, name, value)
+            db.session.commit()
+        refused = shop.sign_in("4711", key=key, actor=token)
+        assert refused.get_json()["error_description"] == "The device is not active.", change
+
+
+def test_guessing_from_one_address_does_not_lock_out_another(shop):
+    """Per address: 20 wrong passwords from one address (over several accounts, so no account
+    limit is reached) stop that address, not the terminal next door."""
+    for n in range(5):
+        shop.person(f"p{n}", f"70{n}0", [{"role": "STAFF"}])
+    wrong = [shop.sign_in(f"70{n}0", password="wrong", ip="203.0.113.7").status_code
+             for n in range(5) for _ in range(4)]  # fmt: skip
+    assert wrong == [400] * 20
+    assert shop.sign_in("7000", ip="203.0.113.7").status_code == 429
+    assert shop.sign_in("7000", ip="198.18.0.9").status_code == 200
