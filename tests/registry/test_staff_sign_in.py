@@ -96,6 +96,11 @@ def test_a_cashier_signs_in_on_the_terminal_of_her_store(shop, reg):
     # Seed 000: the device remembers who signed in last.
     me = reg.call("GET", "/api/v1/devices/me", shop.device_token, key=shop.key).get_json()
     assert me["data"]["lastTenantUserId"] == anna["id"]
+    auditor = reg.user_token(shop.t, "auditor", ("TENANT.ADMIN",))
+    events = reg.call("GET", "/api/v1/audit-events?type=device.staff_signed_in", auditor)
+    [event] = events.get_json()["data"]
+    assert event["deviceId"] == shop.device["id"] and event["actor"] == anna["id"]
+    assert event["data"] == {"user_id": anna["id"], "amr": "pwd"}
 
 
 @pytest.mark.parametrize(
