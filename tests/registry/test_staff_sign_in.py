@@ -85,6 +85,7 @@ def test_a_cashier_signs_in_on_the_terminal_of_her_store(shop, reg):
     body = resp.get_json()
     assert body["issued_token_type"] == ACCESS and body["token_type"] == "DPoP"
     assert "refresh_token" not in body and body["expires_in"] <= 900
+    assert body["scope"] == "devices:read users:read"  # the terminal client's, as granted
     c = claims(body["access_token"])
     assert c["sub"] == anna["id"] == c["uid"] and c["did"] == shop.device["id"]
     assert c["act"] == {"sub": shop.device["id"]}  # RFC 8693 §4.1
@@ -281,3 +282,29 @@ def test_guessing_from_one_address_does_not_lock_out_another(shop):
     assert wrong == [400] * 20
     assert shop.sign_in("7000", ip="203.0.113.7").status_code == 429
     assert shop.sign_in("7000", ip="198.18.0.9").status_code == 200
+
+
+def test_what_is_not_a_wrong_guess_is_not_counted_as_one(shop, reg, clock):
+    """Right credentials never use up the guessing budget: signing in again and again, being
+    asked for a code, or lacking the right to this device all give their charge back."""
+    shop.person("anna", "4711", [{"role": "STAFF"}])
+    assert [shop.sign_in("4711").status_code for _ in range(8)] == [200] * 8
+    bob = shop.person("bob", "5555", [])
+    assert [shop.sign_in("5555").status_code for _ in range(8)] == [400] * 8  # not allowed
+    reg.call("PATCH", f"/api/v1/users/{bob['id']}", shop.people,
+             json={"roles": [{"role": "STAFF"}]})  # fmt: skip
+    assert shop.sign_in("5555").status_code == 200
+    shop.person("zofia", "7777", [{"role": "STAFF"}])
+    token = reg.user_token(shop.t, "zofia", create=False)
+    secret = reg.call("POST", "/api/v1/users/me/totp/secret", token).get_json()["data"]["secret"]
+    reg.call("PUT", "/api/v1/users/me/totp", token, json={"code": pyotp.TOTP(secret).at(clock())})
+    clock.advance(30)
+    assert [shop.sign_in("7777").get_json()["error"] for _ in range(8)] == ["totp_required"] * 8
+    assert shop.sign_in("7777", totp=pyotp.TOTP(secret).at(clock())).status_code == 200
+
+
+def test_a_deactivated_person_cannot_sign_in(shop, reg):
+    anna = shop.person("anna", "4711", [{"role": "STAFF"}])
+    reg.call("PATCH", f"/api/v1/users/{anna['id']}", shop.people, json={"active": False})
+    refused = shop.sign_in("4711")
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
