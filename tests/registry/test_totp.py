@@ -270,3 +270,15 @@ def test_a_used_code_stays_used_while_it_could_still_match(reg, t, clock):
     assert statuses[:5] == [400] * 5 and statuses[-1] == 429
     last = reg.call("PUT", f"{ME}/totp", token, json={"code": "000009"})
     assert last.status_code == 429 and int(last.headers["Retry-After"]) >= 1
+
+
+def test_wrong_codes_count_against_the_account_on_every_channel(reg, t, clock):
+    """Five wrong codes on one channel (the API) throttle the code on another (the link grant),
+    whose own password limits are untouched: the limit is the account's, not the channel's."""
+    secret = staff_with_totp(reg, t, clock)
+    token = reg.user_token(t, "anna", create=False)
+    for i in range(5):
+        wrong = reg.call("DELETE", f"{ME}/totp", token, json={"code": f"9{i:05d}"})
+        assert wrong.status_code == 400
+    throttled = link(reg, t, "4711", totp=pyotp.TOTP(secret).at(clock()))
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
