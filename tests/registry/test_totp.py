@@ -257,9 +257,12 @@ def test_a_used_code_stays_used_while_it_could_still_match(reg, t, clock):
     """The claim on a used step outlives the drift window: 30 s later the same code (one step
     back, still matching) is refused; wrong codes through the API are throttled like others."""
     secret = staff_with_totp(reg, t, clock)
+    clock.advance(30 - clock() % 30)  # the start of a step
     code = pyotp.TOTP(secret).at(clock())
     assert link(reg, t, "4711", totp=code).status_code == 200
-    clock.advance(30)
+    clock.advance(15)  # the same step, later: the step is what is claimed, not the instant
+    assert link(reg, t, "4711", totp=code).get_json()["error"] == "invalid_grant"
+    clock.advance(15)
     assert link(reg, t, "4711", totp=code).get_json()["error"] == "invalid_grant"
     clock.advance(29)
     assert link(reg, t, "4711", totp=code).get_json()["error"] == "invalid_grant"
