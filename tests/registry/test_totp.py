@@ -273,6 +273,7 @@ def test_a_used_code_stays_used_while_it_could_still_match(reg, t, clock):
     assert statuses[:5] == [400] * 5 and statuses[-1] == 429
     last = reg.call("PUT", f"{ME}/totp", token, json={"code": "000009"})
     assert last.status_code == 429 and int(last.headers["Retry-After"]) >= 1
+    assert last.get_json()["detail"] == "Too many wrong codes. Wait a few minutes."
 
 
 def test_wrong_codes_count_against_the_account_on_every_channel(reg, t, clock):
@@ -285,3 +286,15 @@ def test_wrong_codes_count_against_the_account_on_every_channel(reg, t, clock):
         assert wrong.status_code == 400
     throttled = link(reg, t, "4711", totp=pyotp.TOTP(secret).at(clock()))
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
+
+
+def test_a_code_used_early_stays_used_until_it_can_no_longer_match(reg, t, clock):
+    """The longest a code matches: used as the next step's code at the very start of a step, it
+    still matches until the end of the step after next, 90 s later. It must stay spent for all
+    of that time."""
+    secret = staff_with_totp(reg, t, clock)
+    clock.advance(30 - clock() % 30)  # the start of a step
+    future = pyotp.TOTP(secret).at(clock() + 30)
+    assert link(reg, t, "4711", totp=future).status_code == 200
+    clock.advance(89)  # still within one step of the code's own
+    assert link(reg, t, "4711", totp=future).get_json()["error"] == "invalid_grant"
