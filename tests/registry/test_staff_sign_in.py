@@ -315,3 +315,5 @@ def test_a_deactivated_person_cannot_sign_in(shop, reg):
     reg.call("PATCH", f"/api/v1/users/{anna['id']}", shop.people, json={"active": False})
     refused = shop.sign_in("4711")
     assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+    # Refused as a wrong sign-in, before any question of rights on the device.
+    assert refused.get_json()["error_description"] == "The staff code, login or password is wrong."
