@@ -317,3 +317,15 @@ def test_a_deactivated_person_cannot_sign_in(shop, reg):
     assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
     # Refused as a wrong sign-in, before any question of rights on the device.
     assert refused.get_json()["error_description"] == "The staff code, login or password is wrong."
+
+
+def test_a_login_is_looked_up_in_the_terminals_tenant_only(reg, world):
+    """Two tenants each have an "anna" with the same password: signing in by login on one
+    tenant's terminal is that tenant's anna, whichever was created first."""
+    other = reg.tenant()
+    world.user(other.id, login="anna", password="correct horse", roles=("STAFF",))
+    shop = Shop(reg, world)  # created after the other tenant's anna
+    ours = shop.person("anna", "4711", [{"role": "STAFF"}])
+    resp = shop.sign_in("", username="anna")
+    assert resp.status_code == 200, resp.get_json()
+    assert claims(resp.get_json()["access_token"])["sub"] == ours["id"]

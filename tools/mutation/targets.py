@@ -79,6 +79,8 @@ TARGETS: dict[str, list[str]] = {
         "tests/registry/test_people.py",
         "tests/registry/test_people_matrix.py",
         "tests/registry/test_totp.py",
+        "tests/registry/test_staff_sign_in.py",
+        "tests/endpoints/test_verification_page.py",
         "tests/test_cli.py",
     ],
     "authserver/revocation.py": [
