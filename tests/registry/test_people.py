@@ -65,6 +65,7 @@ def test_create_returns_the_profile_and_never_the_secrets(reg, t, svc):
     assert user["id"].startswith("usr_")
     assert user["login"] == "anna@example.com"
     assert (user["firstName"], user["lastName"]) == ("Anna Maria", "Nowak-Kowalska")
+    assert (user["phone"], user["pushId"]) == ("+48 (600) 100-200", "fcm:abc123")
     assert user["consents"] == ["marketing", "terms_v2"]
     assert user["properties"] == {"shoeSize": 38, "team": "north", "vip": True}
     assert user["trusted"] is True and user["active"] is True
