@@ -47,9 +47,14 @@ def secret_value(prop: TenantProperty) -> str | None:
     return prop.value
 
 
+RESERVED = frozenset({"schema"})  # GET /tenant/properties/schema is the schema, not a property
+
+
 def check_name(name: str) -> str:
     if not NAME.fullmatch(name):
         raise ValidationProblem("A property name is 1-64 of A-Z a-z 0-9 _ . -", field="property")
+    if name in RESERVED:
+        raise ValidationProblem(f"{name!r} is a reserved name.", field="property")
     return name
 
 

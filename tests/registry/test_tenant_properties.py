@@ -49,6 +49,11 @@ def test_properties_are_set_listed_and_deleted(reg, admin):
     for bad in ("bad name", "x" * 65):
         assert put(reg, admin, bad, value="v").status_code in (400, 404)
     assert put(reg, admin, "ok", value=1).status_code == 400
+    # The schema's own path is not a property name (it could never be read back on its own).
+    reserved = put(reg, admin, "schema", value="v")
+    assert reserved.status_code == 400 and reserved.get_json()["field"] == "property"
+    assert reg.call("PATCH", "/api/v1/tenant/config", admin,
+                    json={"schema": "v"}).status_code == 400  # fmt: skip
     assert put(reg, admin, "ok", value="v" * 4001).status_code == 400
     schema = reg.call("GET", f"{PROPS}/schema", admin).get_json()["data"]
     assert set(schema["properties"]) == {"value", "isPrivate", "isObfuscate"}
