@@ -28,7 +28,7 @@ from authserver.models import (
     User,
     db,
 )
-from authserver.paging import After, Page, keyset, keyset_page
+from authserver.paging import After, Page, containing, keyset, keyset_page
 from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
 from authserver.security import new_id, now, now_float
 from authserver.state import get_state
@@ -214,11 +214,6 @@ SORT_KEYS = {
 }
 
 
-def _like(value: str) -> str:
-    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int) -> Page[Any]:
     """One page of the tenant's devices, as rows with the model's attribute names."""
     params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
@@ -234,9 +229,9 @@ def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int)
         if value is not None:
             params[name] = value
     if query.name is not None:
-        params["name"] = _like(query.name)
+        params["name"] = containing(query.name.lower())
     if query.q is not None:
-        params["q"] = _like(query.q)
+        params["q"] = containing(query.q.lower())
     rows = direct().all(_search_statement(query, after is not None), params)
     return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
 

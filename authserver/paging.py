@@ -31,6 +31,17 @@ class Page(Generic[T]):
         return self.last_key(last), last.id  # type: ignore[attr-defined]
 
 
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern with ``ESCAPE '\\'``: its %, _ and \\ match
+    only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def containing(text: str) -> str:
+    """The LIKE pattern of values that contain ``text`` (escaped)."""
+    return f"%{escape_like(text)}%"
+
+
 def keyset(
     query: Select[Any], key: Any, id_column: Any, after: After, descending: bool = False
 ) -> Select[Any]:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from authserver import audit
 from authserver.models import TenantProperty, db
-from authserver.paging import After, Page, keyset_page
+from authserver.paging import After, Page, containing, keyset_page
 from authserver.problems import NotFoundProblem, ValidationProblem
 from authserver.security import now
 from authserver.state import get_state
@@ -109,8 +109,7 @@ def list_properties(
     if private is not None:
         query = query.where(TenantProperty.is_private.is_(private))
     if name_part:
-        escaped = name_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(TenantProperty.name.like(f"%{escaped}%", "\\"))
+        query = query.where(TenantProperty.name.like(containing(name_part), "\\"))
     page = keyset_page(query, TenantProperty.name, TenantProperty.name, after, limit,
                        lambda p: p.name)  # fmt: skip
     return page

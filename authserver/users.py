@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, limits, tokens, totp
 from authserver.models import AuthStrategy, Location, Tenant, User, db
-from authserver.paging import After, Page, keyset_page
+from authserver.paging import After, Page, containing, escape_like, keyset_page
 from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
 from authserver.security import hash_password, new_id, now
 
@@ -125,8 +125,6 @@ def _apply(user: User, data: dict[str, Any], actor: authorization.Actor) -> list
         _check_locations(user.tenant_id, sorted(after))
         user.roles = sorted(after)
         changed.append("roles")
-        if before - after:
-            changed.append("roles-taken")
     if "active" in data and data["active"] != user.active:
         user.active = data["active"]
         changed.append("active")
@@ -141,22 +139,20 @@ def _commit_unique() -> None:
         raise ConflictProblem("The login or staff code is taken in this tenant.") from exc
 
 
-def _after_change(user: User, changed: list[str], actor_id: str, created: bool) -> None:
-    """Revocations and audit events of a change, in its transaction."""
-    if not user.active and "active" in changed and not created:
-        tokens.revoke_subject(user_id=user.id)  # deactivated: every token ends at once
-        audit.record("user.disabled", user.tenant_id, actor_id, user_id=user.id)
-    elif "active" in changed and not created:
-        audit.record("user.enabled", user.tenant_id, actor_id, user_id=user.id)
-    if ("password" in changed or "roles-taken" in changed) and not created:
+def _after_update(user: User, changed: list[str], roles_taken: bool, actor_id: str) -> None:
+    """Revocations and audit events of a change to an existing user, in its transaction."""
+    if "active" in changed:
+        if not user.active:
+            tokens.revoke_subject(user_id=user.id)  # deactivated: every token ends at once
+        audit.record("user.enabled" if user.active else "user.disabled", user.tenant_id,
+                     actor_id, user_id=user.id)  # fmt: skip
+    if "password" in changed or roles_taken:
         # A new password ends the sessions the old one opened (RFC 9700 §4.14: refresh tokens
         # of a compromised account must not outlive its credential change); a role taken away
         # ends the sign-ins it allowed (a staff member's on a terminal of that store).
         tokens.revoke_subject(user_id=user.id)
-    rest = [c for c in changed if c not in ("active", "roles-taken")]
-    if created:
-        audit.record("user.created", user.tenant_id, actor_id, user_id=user.id, login=user.login)
-    elif rest:
+    rest = [c for c in changed if c != "active"]
+    if rest:
         audit.record("user.updated", user.tenant_id, actor_id, user_id=user.id, changed=rest)
 
 
@@ -177,8 +173,8 @@ def create(
     )  # fmt: skip
     db.session.add(user)
     with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
-        changed = _apply(user, data, actor)
-        _after_change(user, changed, actor_id, created=True)
+        _apply(user, data, actor)
+        audit.record("user.created", tenant_id, actor_id, user_id=user.id, login=user.login)
     _commit_unique()
     return user
 
@@ -197,10 +193,11 @@ def update_self(user: User, data: dict[str, Any]) -> User:
 
 
 def _update(user: User, data: dict[str, Any], actor: authorization.Actor, actor_id: str) -> User:
+    roles_before = set(user.roles or [])
     with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
         changed = _apply(user, data, actor)
         user.updated_at = now()
-        _after_change(user, changed, actor_id, created=False)
+        _after_update(user, changed, bool(roles_before - set(user.roles or [])), actor_id)
     _commit_unique()
     return user
 
@@ -235,19 +232,15 @@ def delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
 USER_FILTERS = ("login", "name", "role", "locationId", "active")
 
 
-def _like(text_: str) -> str:
-    return "%" + text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int) -> Page[User]:
     """A page of the tenant's users by login; ``login`` and ``name`` match a part
     (case-insensitively), ``role`` a role held tenant-wide or anywhere, ``locationId`` any role
     at that location, ``active`` true or false."""
     query = select(User).where(User.tenant_id == tenant_id)
     if "login" in filters:
-        query = query.where(func.lower(User.login).like(_like(filters["login"].lower()), "\\"))
+        query = query.where(func.lower(User.login).like(containing(filters["login"].lower()), "\\"))
     if "name" in filters:
-        part = _like(filters["name"].lower())
+        part = containing(filters["name"].lower())
         query = query.where(
             or_(
                 func.lower(User.first_name).like(part, "\\"),
@@ -256,12 +249,12 @@ def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int
         )
     roles_text = cast(User.roles, String)
     if "role" in filters:
-        role = filters["role"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        role = escape_like(filters["role"])
         query = query.where(
             or_(roles_text.like(f'%"{role}"%', "\\"), roles_text.like(f'%"{role}@%', "\\"))
         )
     if "locationId" in filters:
-        loc = filters["locationId"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        loc = escape_like(filters["locationId"])
         query = query.where(roles_text.like(f'%@{loc}"%', "\\"))
     if "active" in filters:
         query = query.where(User.active.is_(filters["active"] == "true"))

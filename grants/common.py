@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidScopeError
 
-from authserver import metrics
-from authserver.models import OAuthClient, RefreshFamily
-from authserver.security import now_float
+from authserver import metrics, totp
+from authserver.errors import TooManyAttemptsError, TotpRequiredError
+from authserver.limits import Attempt, Throttled
+from authserver.models import OAuthClient, RefreshFamily, User
+from authserver.security import now, now_float
 from authserver.state import get_state
 from authserver.tokens import (
     FamilyView,
@@ -48,6 +50,24 @@ def resolve_scope(client: OAuthClient, requested: str | None) -> str:
         raise InvalidScopeError("The requested scope exceeds what the client is registered for.")
     # Keep the client's order and drop duplicates, so equal requests give equal tokens.
     return " ".join(s for s in allowed if s in wanted)
+
+
+def second_factor(user: User, code: str | None, attempt: Attempt) -> str:
+    """After a right password, the user's TOTP code when they have one (RFC 6238); the sign-in's
+    ``amr``. No code: ``totp_required``, and the password's charge is given back (asking is no
+    failure); a wrong or spent code: ``invalid_grant``, the charge stays."""
+    if not totp.enabled(user):
+        return "pwd"
+    if not code:
+        attempt.succeeded()
+        raise TotpRequiredError()
+    try:
+        totp.check_code(user, code, now())
+    except totp.TotpWrong as exc:
+        raise InvalidGrantError("The TOTP code is wrong or was used already.") from exc
+    except Throttled as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
+    return "pwd otp"
 
 
 def grant_label() -> str:

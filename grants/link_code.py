@@ -23,13 +23,13 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from authserver import credentials, totp, users
+from authserver import credentials, users
 from authserver.device_flow import MAX_SYSTEM_INFORMATION
 from authserver.devices import consume_link_code, find_linkable
-from authserver.errors import TooManyAttemptsError, TotpRequiredError
+from authserver.errors import TooManyAttemptsError
 from authserver.limits import Limit, Throttled, charge, sign_in
 from authserver.models import OAuthClient
-from authserver.security import now, verify_password
+from authserver.security import verify_password
 from authserver.state import get_state
 from authserver.tokens import TokenSubject
 from grants import LINK_CODE, REFRESH_TOKEN
@@ -38,6 +38,7 @@ from grants.common import (
     check_dpop,
     resolve_scope,
     response_headers,
+    second_factor,
     token_response,
 )
 from grants.dpop import DPoPProof
@@ -90,17 +91,7 @@ def link_device(
     password_ok = verify_password(password, user.password_hash if user else None)
     if not (device is not None and user is not None and user.active and password_ok):
         raise InvalidGrantError("The link code, user or password is wrong.")  # charges stay
-    if totp.enabled(user):
-        # Every interactive sign-in of a user with a second factor asks for it.
-        if not totp_code:
-            attempt.succeeded()  # the password was right: asking for the code is no failure
-            raise TotpRequiredError()
-        try:
-            totp.check_code(user, totp_code, now())
-        except totp.TotpWrong as exc:
-            raise InvalidGrantError("The TOTP code is wrong or was used already.") from exc
-        except Throttled as exc:
-            raise TooManyAttemptsError(exc.retry_after) from exc
+    second_factor(user, totp_code, attempt)  # every interactive sign-in asks for it
     jkt = proof.jkt if proof else None
     if not consume_link_code(device, user, client.client_id, jkt, system_information):
         raise InvalidGrantError("The link code, user or password is wrong.")

@@ -31,16 +31,16 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc6749.hooks import hooked
 
-from authserver import audit, authorization, totp, users
+from authserver import audit, authorization, users
 from authserver.devices import locations_of
-from authserver.errors import TooManyAttemptsError, TotpRequiredError
+from authserver.errors import TooManyAttemptsError
 from authserver.limits import Throttled, charge, sign_in
 from authserver.models import Device, DeviceStatus, db
-from authserver.security import now, verify_password
+from authserver.security import verify_password
 from authserver.state import get_state
 from authserver.tokens import access_token_is_live, find_access_token, issue_access_token
 from grants import STAFF_SIGN_IN
-from grants.common import check_dpop, resolve_scope, response_headers
+from grants.common import check_dpop, resolve_scope, response_headers, second_factor
 from grants.dpop import InvalidDPoPProof
 
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -104,19 +104,7 @@ class StaffSignInGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         password_ok = verify_password(form["password"], user.password_hash if user else None)
         if not (user is not None and user.active and password_ok):
             raise InvalidGrantError("The staff code, login or password is wrong.")
-        amr = "pwd"
-        if totp.enabled(user):
-            code = form.get("totp")
-            if not code:
-                attempt.succeeded()  # the password was right: asking for the code is no failure
-                raise TotpRequiredError()
-            try:
-                totp.check_code(user, code, now())
-            except totp.TotpWrong as exc:
-                raise InvalidGrantError("The TOTP code is wrong or was used already.") from exc
-            except Throttled as exc:
-                raise TooManyAttemptsError(exc.retry_after) from exc
-            amr = "pwd otp"
+        amr = second_factor(user, form.get("totp"), attempt)
         if not authorization.may_sign_in_on(user, set(locations_of([device.id])[device.id])):
             attempt.succeeded()  # right credentials; a matter of rights, not a guess
             raise InvalidGrantError("This user may not sign in on this device.")

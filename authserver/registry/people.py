@@ -35,6 +35,13 @@ bp = Blueprint("people", __name__)
 _USER_ID = re.compile(schema.USER_ID_PATTERN)
 
 
+def _me() -> User:
+    """The person a ``require_self_token`` view acts for."""
+    _, user = token_actor()
+    assert user is not None  # require_self_token set it
+    return user
+
+
 def _one(user: User, status: int = 200) -> Response:
     resp = jsonify(data=user_json(user))
     resp.status_code = status
@@ -174,16 +181,14 @@ def by_strategy() -> Response:
 @bp.get("/api/v1/users/me")
 @require_self_token()
 def me() -> Response:
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     return _one(user)
 
 
 @bp.patch("/api/v1/users/me")
 @require_self_token()
 def patch_me() -> Response:
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     data = schema.SELF_UPDATE.parse(json_body())
     return _one(users.update_self(user, data))
 
@@ -191,8 +196,7 @@ def patch_me() -> Response:
 @bp.delete("/api/v1/users/me")
 @require_self_token()
 def delete_me() -> Response:
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     confirm = schema.SELF_DELETE.parse(json_body())["login"]
     if confirm != user.login:
         raise ValidationProblem("Confirm by sending your own login.", field="login")
@@ -203,8 +207,7 @@ def delete_me() -> Response:
 @bp.post("/api/v1/users/me/consents")
 @require_self_token()
 def consents() -> Response:
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     data = schema.CONSENTS.parse(json_body())
     return _one(users.change_consents(user, data.get("set", []), data.get("unset", [])))
 
@@ -213,8 +216,7 @@ def consents() -> Response:
 @require_self_token()
 def totp_secret() -> Response:
     """A new secret for an authenticator app, shown once; on only after ``PUT .../totp``."""
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     issuer = users.tenant_name(user.tenant_id) or "authserver"
     new = totp.start(user, issuer)
     resp = jsonify(data={"secret": new.secret, "otpauthUri": new.uri, "qrCodeSvg": new.qr_svg,
@@ -227,8 +229,7 @@ def totp_secret() -> Response:
 @bp.put("/api/v1/users/me/totp")
 @require_self_token()
 def totp_configure() -> Response:
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     data = schema.TOTP_CONFIGURE.parse(json_body())
     return _one(users.enable_totp(user, data["code"], data.get("secret")))
 
@@ -236,8 +237,7 @@ def totp_configure() -> Response:
 @bp.delete("/api/v1/users/me/totp")
 @require_self_token()
 def totp_remove_own() -> Response:
-    _, user = token_actor()
-    assert user is not None
+    user = _me()
     code = schema.TOTP_REMOVE.parse(json_body())["code"]
     return _one(users.remove_totp(user, code, user, user.id))
 

@@ -102,18 +102,13 @@ def strategy_json(link: AuthStrategy) -> dict[str, Any]:
     }
 
 
+CONTACT_FIELDS = ("id", "login", "firstName", "lastName", "phone", "pushId", "consents", "active")
+
+
 def contact_json(user: User) -> dict[str, Any]:
-    """What a service needs to reach a person (seed 002 getUserContact)."""
-    return {
-        "id": user.id,
-        "login": user.login,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "phone": user.phone,
-        "pushId": user.push_id,
-        "consents": list(user.consents or []),
-        "active": bool(user.active),
-    }
+    """What a service needs to reach a person (seed 002 getUserContact): part of the user."""
+    whole = user_json(user)
+    return {name: whole[name] for name in CONTACT_FIELDS}
 
 
 def tenant_catalog_json(tenant: Tenant) -> dict[str, Any]:
