@@ -131,6 +131,7 @@ def create_app(
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
     from authserver.registry.devices import bp as devices_bp
     from authserver.registry.locations import bp as locations_bp
+    from authserver.registry.modules import bp as modules_bp
     from authserver.registry.people import bp as people_bp
     from authserver.registry.tenant import bp as tenant_bp
 
@@ -143,6 +144,7 @@ def create_app(
     app.register_blueprint(audit_bp)
     app.register_blueprint(people_bp)
     app.register_blueprint(tenant_bp)
+    app.register_blueprint(modules_bp)
     app.after_request(add_dpop_nonce)
     retention.install(app, engine, settings, store, now)
     observability.configure_logging(settings.log_level)

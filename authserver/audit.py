@@ -42,6 +42,11 @@ TYPES = (
     "client.enabled",
     "client.deleted",
     "client.secret_rotated",
+    "module.created",
+    "module.updated",
+    "module.deleted",
+    "module.logged_out",
+    "module_type.config_set",
 )
 
 

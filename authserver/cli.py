@@ -959,9 +959,16 @@ def device() -> None:
 @click.option("--deny", is_flag=True, help="deny instead of approve")
 @click.option("--location", "location_id", default=None, help="location the device serves")
 @click.option("--till", "till_id", default=None, help="till the device serves")
+@click.option("--module", "module_id", default=None,
+              help="module the kiosk runs as [default: the one it asked for]")  # fmt: skip
 @needs_database
 def device_approve(
-    user_code: str, login: str, deny: bool, location_id: str | None, till_id: str | None
+    user_code: str,
+    login: str,
+    deny: bool,
+    location_id: str | None,
+    till_id: str | None,
+    module_id: str | None,
 ) -> None:
     """Approve (or deny) the pending device authorization showing USER_CODE, as a user."""
     from authserver import device_flow, users
@@ -972,7 +979,7 @@ def device_approve(
     user = users.find_by_login(record.tenant_id, login)
     if user is None or not user.active:
         _fail(f"no active user {login!r} in the code's tenant")
-    done = device_flow.decide(record, user, not deny, location_id, till_id)
+    done = device_flow.decide(record, user, not deny, location_id, till_id, module_id=module_id)
     _emit(
         {
             "decision": "denied" if deny else "approved",
@@ -980,13 +987,14 @@ def device_approve(
             "tenant_id": done.tenant_id,
             "user_id": user.id,
             "device_id": done.device_id,
+            "module_id": done.module_id,
             "scope": done.scope,
         }
     )
 
 
 @main.command("device-login")
-@click.option("--client", "client_id", required=True, help="client id of a device-flow client")
+@click.option("--client", "client_id", default=None, help="client id of a device-flow client")
 @click.option("--scope", default=None)
 @click.option(
     "--server",
@@ -994,15 +1002,63 @@ def device_approve(
     help="issuer URL [default: AUTHSERVER_ISSUER or http://127.0.0.1:8000]",
 )
 @click.option("--name", "device_name", default=None, help="device name shown to the approver")
-@click.option("--dpop", is_flag=True, help="bind the whole flow to a fresh DPoP key (ES256)")
+@click.option("--module", "module", default=None, help="enrol as this module of the tenant")
+@click.option("--dpop/--no-dpop", default=True, show_default=True,
+              help="bind the whole flow, and the tokens, to a fresh DPoP key (ES256)")  # fmt: skip
+@click.option(
+    "--state",
+    "state_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="keep the DPoP key and the tokens in this file (0600); implies --dpop",
+)
+@click.option("--refresh", is_flag=True,
+              help="rotate the tokens kept in --state instead of enrolling")  # fmt: skip
 def device_login(
-    client_id: str, scope: str | None, server: str | None, device_name: str | None, dpop: bool
+    client_id: str | None,
+    scope: str | None,
+    server: str | None,
+    device_name: str | None,
+    module: str | None,
+    dpop: bool,
+    state_file: str | None,
+    refresh: bool,
 ) -> None:
     """Behave like a kiosk: show a code and a QR code, poll, print the tokens."""
-    from authserver.kiosk import run_device_login
+    from pathlib import Path
 
-    url = (server or os.environ.get("AUTHSERVER_ISSUER") or "http://127.0.0.1:8000").rstrip("/")
-    code, result = run_device_login(url, client_id, scope, device_name, dpop)
+    from authserver.kiosk import run_device_login, run_refresh
+
+    if refresh:
+        if state_file is None:
+            _fail("--refresh needs --state FILE (the kiosk's kept key and tokens)")
+        code, result = run_refresh(Path(state_file))
+    else:
+        if client_id is None:
+            _fail("--client is required to enrol")
+        url = (server or os.environ.get("AUTHSERVER_ISSUER") or "http://127.0.0.1:8000").rstrip("/")
+        code, result = run_device_login(
+            url, client_id, scope, device_name, dpop, module=module,
+            state_file=Path(state_file) if state_file else None,
+        )  # fmt: skip
+    _emit(result)
+    if code:
+        sys.exit(code)
+
+
+@main.command("device-call")
+@click.argument("path")
+@click.option("--state", "state_file", required=True, type=click.Path(dir_okay=False),
+              help="the file device-login --state kept")  # fmt: skip
+@click.option("--method", default="GET", type=click.Choice(["GET", "DELETE"]), show_default=True)
+def device_call(path: str, state_file: str, method: str) -> None:
+    """Call the server as the kiosk: PATH (e.g. /api/v1/modules/me/config) with its kept token
+    and a DPoP proof, refreshing the tokens first when they are about to expire."""
+    from pathlib import Path
+
+    from authserver.kiosk import run_call
+
+    code, result = run_call(Path(state_file), path, method)
     _emit(result)
     if code:
         sys.exit(code)

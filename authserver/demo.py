@@ -18,6 +18,7 @@ from authserver.admin import (
     create_tenant,
     create_user,
     reset_client_secret,
+    update_client,
 )
 from authserver.credentials import staff_code_hash
 from authserver.models import Client, Tenant, User, db
@@ -33,7 +34,8 @@ CLIENTS: list[dict[str, Any]] = [
         "name": "Demo back-office service",
         "grant_types": [CLIENT_CREDENTIALS],
         "auth_method": "client_secret_basic",
-        "scope": "devices:read devices:write users:read users:write tenant:read tenant:write",
+        "scope": "devices:read devices:write users:read users:write tenant:read tenant:write "
+        "modules:read modules:write",
     },
     {
         "client_id": "cli_demo_kiosk",
@@ -41,6 +43,8 @@ CLIENTS: list[dict[str, Any]] = [
         "grant_types": [DEVICE_CODE, REFRESH_TOKEN],
         "auth_method": "none",
         "scope": "devices:read",
+        # Its tokens are bound to the kiosk's key (RFC 9449 §5.2), as device endpoints want.
+        "dpop_bound": True,
     },
     {
         "client_id": "cli_demo_pos",
@@ -92,8 +96,13 @@ def run_demo() -> dict[str, Any]:
             client = created.client
             if created.client_secret:
                 secrets_by_id[client.client_id] = created.client_secret
-        elif client.auth_method != "none" and client.client_id not in secrets_by_id:
-            secrets_by_id[client.client_id] = reset_client_secret(client)
+        else:
+            # A demo made by an older version gets what the demo clients have now.
+            dpop_bound = spec.get("dpop_bound", False)
+            if client.scope != spec["scope"] or client.dpop_bound != dpop_bound:
+                update_client(client, scope=spec["scope"], dpop_bound=dpop_bound, actor="demo")
+            if client.auth_method != "none" and client.client_id not in secrets_by_id:
+                secrets_by_id[client.client_id] = reset_client_secret(client)
         entry = {
             "client_id": client.client_id,
             "name": client.name,

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, authorization, credentials, metrics, revocation, tokens
+from authserver import audit, authorization, credentials, metrics, modules, revocation, tokens
 from authserver.credentials import (
     USER_CODE_LENGTH,
     format_user_code,
@@ -51,10 +51,12 @@ from authserver.problems import (
     DecisionError,
     DeviceBlocked,
     InvalidLocation,
+    InvalidModule,
     InvalidName,
     InvalidTill,
     NotAllowed,
     UserRequired,
+    ValidationProblem,
     WrongTenant,
 )
 from authserver.security import new_id, now
@@ -95,6 +97,7 @@ _DELETE_EXPIRED_USER_CODE = _TABLE.delete().where(
 _NEW_COLUMNS = (
     "id", "device_code_hash", "user_code_hash", "client_id", "tenant_id", "scope", "device_name",
     "system_information", "dpop_jkt", "interval", "created_at", "expires_at", "status",
+    "module_id",
 )  # fmt: skip
 _INSERT = _TABLE.insert().values({name: bindparam(f"v_{name}") for name in _NEW_COLUMNS})
 
@@ -105,6 +108,7 @@ def start(
     device_name: str | None,
     system_information: str | None,
     dpop_jkt: str | None,
+    module_id: str | None = None,
 ) -> StartedAuthorization:
     """Create a transaction with a fresh device code (256 bits) and a unique user code.
 
@@ -131,6 +135,7 @@ def start(
             "v_created_at": t,
             "v_expires_at": t + settings.device_code_ttl,
             "v_status": str(AuthorizationStatus.PENDING),
+            "v_module_id": module_id,
         }
         for _attempt in (1, 2):
             try:
@@ -222,11 +227,14 @@ def decide(
     auth_time: int | None = None,
     actor_id: str | None = None,
     amr: str | None = None,
+    module_id: str | None = None,
 ) -> DeviceAuthorization:
     """Approve or deny a pending transaction, atomically, as ``user`` of the client's tenant.
 
     Without a user (a back-office service, ``actor_id`` its client id) only kiosk enrolment can be
     approved: a sign-in token's subject is the approving person, so a person must approve it.
+    ``module_id``: the module a kiosk enrols as (the approver's choice, else the one the device
+    asked for); the module's earlier enrolment is logged out with the approval.
     """
     client = db.session.get(Client, record.client_id)
     if client is None or not client.active:
@@ -246,6 +254,14 @@ def decide(
             raise InvalidLocation("No such location.")
     check_label(InvalidTill, "A till id", till_id, 100)
     check_label(InvalidName, "A device name", name, MAX_DEVICE_NAME)
+    module_id = module_id or record.module_id
+    if module_id is not None and approve:
+        if client.device_subject != "device":
+            raise InvalidModule("Only a device enrolment can be a module's.")
+        try:
+            modules.enrolment_check(record.tenant_id, module_id)
+        except ValidationProblem as exc:
+            raise InvalidModule(exc.detail) from exc
     t = now()
     result = db.session.execute(
         update(DeviceAuthorization)
@@ -265,6 +281,7 @@ def decide(
             location_id=location_id,
             till_id=till_id,
             device_name=name or record.device_name,
+            module_id=module_id if approve else record.module_id,
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -282,6 +299,8 @@ def decide(
         except DecisionError:
             db.session.rollback()  # the approval above is undone with it
             raise
+        if record.module_id is not None:
+            _end_earlier_enrolments(record)
     audit.record(
         "device.approved" if approve else "device.denied",
         record.tenant_id,
@@ -293,6 +312,26 @@ def decide(
     metrics.DEVICE_FLOW.labels("approved" if approve else "denied").inc()
     db.session.commit()
     return record
+
+
+def _end_earlier_enrolments(record: DeviceAuthorization) -> None:
+    """A module runs on one device at a time (seed 002 "the current token"): what earlier device
+    enrolments as the module got is revoked, exactly (their refresh families, and the access
+    token each redemption issued), not by a time mark, so that the new enrolment's tokens are
+    never caught by one, whatever the clocks of the nodes."""
+    earlier = db.session.execute(
+        select(DeviceAuthorization.family_id, DeviceAuthorization.access_jti_hash).where(
+            DeviceAuthorization.tenant_id == record.tenant_id,
+            DeviceAuthorization.module_id == record.module_id,
+            DeviceAuthorization.status == AuthorizationStatus.REDEEMED,
+            DeviceAuthorization.id != record.id,
+        )
+    ).all()
+    for family_id, jti_hash in earlier:
+        if family_id is not None:
+            tokens.revoke_family(family_id, "module_reenrolled")
+        if jti_hash is not None:
+            revocation.deny(jti_hash)
 
 
 def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t: int) -> Device:
@@ -433,7 +472,9 @@ def token_subject(record: DeviceAuthorization, client: OAuthClient) -> TokenSubj
         return TokenSubject(
             record.user_id, user_id=record.user_id, auth_time=record.auth_time, amr=record.amr
         )
-    return TokenSubject(record.device_id or record.id, device_id=record.device_id)
+    return TokenSubject(
+        record.device_id or record.id, device_id=record.device_id, module=record.module_id
+    )
 
 
 def remember_issued(record: DeviceAuthorization, family_id: str | None, jti: str) -> None:

@@ -99,6 +99,7 @@ PL: dict[str, str] = {
     "Location": "Lokalizacja",
     "(none)": "(brak)",
     "Till": "Stanowisko",
+    "Runs as module": "Działa jako moduł",
     "Approve": "Zatwierdź",
     "Deny": "Odrzuć",
     "Not %(login)s? Sign out": "To nie %(login)s? Wyloguj się",
@@ -190,6 +191,11 @@ PL: dict[str, str] = {
         "Wybierz lokalizację, w której zarządzasz urządzeniami."
     ),
     "No such location.": "Nie ma takiej lokalizacji.",
+    "No such module in this tenant.": "W tej organizacji nie ma takiego modułu.",
+    "module must be a module id: 2-64 of A-Z a-z 0-9 _ -.": (
+        "Moduł to identyfikator modułu: 2-64 znaki A-Z a-z 0-9 _ -."
+    ),
+    "Only a device enrolment can be a module's.": "Modułem może być tylko rejestrowane urządzenie.",
     "This device is blocked; an administrator must unblock it.": (
         "To urządzenie jest zablokowane; musi je odblokować administrator."
     ),

@@ -3,17 +3,25 @@
 Requests a code, shows the user code, the verification URI and a QR code of
 ``verification_uri_complete`` on stderr, polls honouring ``interval`` and ``slow_down`` with a live
 progress line, and returns the tokens or the error as JSON (the CLI prints them on stdout).
+
+With a state file the kiosk keeps what it needs to go on after it exits: its DPoP key (the tokens
+are bound to it), its tokens and the server, in one file only its owner can read (0600).
+``device-login --refresh`` rotates the tokens with it, and ``device-call`` makes a DPoP-bound
+request with it (refreshing first when the access token is about to expire), the way a kiosk
+reads ``/api/v1/modules/me/config``.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import qrcode
@@ -23,15 +31,15 @@ from grants import DEVICE_CODE
 
 
 class _Prover:
-    """A DPoP key kept in memory for the whole flow (the proofs bind the transaction), and the
-    server's last nonce."""
+    """A DPoP key kept for the whole flow (the proofs bind the transaction), and the server's
+    last nonce."""
 
-    def __init__(self) -> None:
-        self.key = DPoPKey()
+    def __init__(self, key: DPoPKey | None = None) -> None:
+        self.key = key or DPoPKey()
         self.nonce: str | None = None
 
-    def proof(self, url: str) -> str:
-        return self.key.proof("POST", url, nonce=self.nonce)
+    def proof(self, url: str, method: str = "POST", access_token: str | None = None) -> str:
+        return self.key.proof(method, url, nonce=self.nonce, access_token=access_token)
 
 
 def _post(url: str, form: dict[str, str], prover: _Prover | None) -> tuple[int, dict[str, Any]]:
@@ -85,9 +93,17 @@ def run_device_login(
     dpop: bool,
     err: Any = None,
     sleep: Any = time.sleep,
+    module: str | None = None,
+    state_file: Path | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Run the flow; returns (exit code, JSON result)."""
+    """Run the flow; returns (exit code, JSON result). With ``state_file`` the flow is DPoP-bound
+    and the key and tokens are kept there."""
     err = err or sys.stderr
+    if state_file is not None:
+        dpop = True
+        problem = _check_writable(state_file)
+        if problem:
+            return 2, {"error": "state_file", "error_description": problem}
     meta_url = f"{server}/.well-known/oauth-authorization-server"
     try:
         _check_url(meta_url)
@@ -101,6 +117,8 @@ def run_device_login(
         form["scope"] = scope
     if device_name:
         form["device_name"] = device_name
+    if module:
+        form["module"] = module
     status, start = _post(meta["device_authorization_endpoint"], form, prover)
     if status != 200:
         return 1, start
@@ -128,6 +146,8 @@ def run_device_login(
         status, body = _post(meta["token_endpoint"], poll, prover)
         if status == 200:
             print("\rapproved." + " " * 60, file=err)
+            if state_file is not None and prover is not None:
+                save_state(state_file, server, client_id, meta["token_endpoint"], prover.key, body)
             return 0, body
         error = body.get("error")
         if error == "authorization_pending":
@@ -137,3 +157,100 @@ def run_device_login(
             continue
         print("\r" + " " * 78, file=err)
         return 1, body
+
+
+# -- the kiosk's state: key and tokens in a file only its owner can read -----------------------------
+
+
+def _check_writable(path: Path) -> str | None:
+    if path.exists() and not path.is_file():
+        return f"{path} is not a file"
+    if not path.parent.is_dir():
+        return f"{path.parent} is not a directory"
+    return None
+
+
+def save_state(
+    path: Path, server: str, client_id: str, token_endpoint: str, key: DPoPKey,
+    tokens: dict[str, Any],
+) -> None:  # fmt: skip
+    """Write the state atomically, created 0600 (never readable by others, not even briefly)."""
+    state = {
+        "server": server,
+        "client_id": client_id,
+        "token_endpoint": token_endpoint,
+        "dpop_private_key_pem": key.private_pem().decode(),
+        "access_token": tokens["access_token"],
+        "token_type": tokens.get("token_type", "DPoP"),
+        "expires_at": int(time.time()) + int(tokens.get("expires_in", 0)),
+        "refresh_token": tokens.get("refresh_token"),
+        "scope": tokens.get("scope"),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    os.chmod(tmp, 0o600)  # an older tmp file keeps its mode through O_CREAT
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> tuple[dict[str, Any], DPoPKey]:
+    state = json.loads(path.read_text())
+    return state, DPoPKey(private_pem=state["dpop_private_key_pem"].encode())
+
+
+def run_refresh(state_file: Path) -> tuple[int, dict[str, Any]]:
+    """Rotate the kept refresh token (RFC 6749 §6) with a proof by the kept key; keep the new
+    tokens. Returns (exit code, JSON result)."""
+    try:
+        state, key = load_state(state_file)
+    except (OSError, ValueError, KeyError) as exc:
+        return 2, {"error": "state_file", "error_description": f"{state_file}: {exc}"}
+    if not state.get("refresh_token"):
+        return 1, {"error": "no_refresh_token",
+                   "error_description": "The kiosk's client gets no refresh tokens."}  # fmt: skip
+    form = {"grant_type": "refresh_token", "refresh_token": state["refresh_token"],
+            "client_id": state["client_id"]}  # fmt: skip
+    status, body = _post(state["token_endpoint"], form, _Prover(key))
+    if status != 200:
+        return 1, body
+    save_state(state_file, state["server"], state["client_id"], state["token_endpoint"], key, body)
+    return 0, body
+
+
+def run_call(state_file: Path, path: str, method: str = "GET") -> tuple[int, dict[str, Any]]:
+    """``method path`` on the kiosk's server with its token and a DPoP proof (RFC 9449 §7), the
+    tokens refreshed first when the access token expires within 30 seconds. Returns (exit code,
+    the answer's JSON with its status)."""
+    try:
+        state, key = load_state(state_file)
+    except (OSError, ValueError, KeyError) as exc:
+        return 2, {"error": "state_file", "error_description": f"{state_file}: {exc}"}
+    if state.get("expires_at", 0) - 30 <= time.time() and state.get("refresh_token"):
+        code, body = run_refresh(state_file)
+        if code:
+            return code, body
+        state, key = load_state(state_file)
+    url = state["server"].rstrip("/") + "/" + path.lstrip("/")
+    _check_url(url)
+    prover = _Prover(key)
+    token = state["access_token"]
+    for _attempt in (1, 2):
+        headers = {"Authorization": f"{state.get('token_type', 'DPoP')} {token}"}
+        if headers["Authorization"].startswith("DPoP "):
+            headers["DPoP"] = prover.proof(url, method, access_token=token)
+        req = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - checked above
+                status, resp_headers, raw = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, resp_headers, raw = exc.code, exc.headers, exc.read()
+        nonce = needs_nonce(status, resp_headers, raw)
+        if nonce is None:
+            break
+        prover.nonce = nonce  # RFC 9449 §9: once more, with the resource's nonce
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = {"error": "http_error", "error_description": f"HTTP {status}"}
+    return (0 if 200 <= status < 300 else 1), {"status": status, **body}

@@ -335,6 +335,9 @@ class DeviceAuthorization(Model):
     location_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     till_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     device_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    module_id: Mapped[str | None] = mapped_column(
+        String(64), nullable=True
+    )  # enrols as this module
     redeemed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     family_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     access_jti_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
@@ -355,6 +358,7 @@ class RefreshFamily(Model):
     jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     auth_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     amr: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    module_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)  # absolute lifetime of the grant
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -523,3 +527,53 @@ class TenantProperty(Model):
     def id(self) -> str:
         """The name: what a page of properties continues after."""
         return self.name
+
+
+class ModuleType(StrEnum):
+    """What a module is (seed 002)."""
+
+    KIOSK = "KIOSK"
+    POS_INTEGRATOR = "POS_INTEGRATOR"
+    AGGREGATOR = "AGGREGATOR"
+    BI_CONNECTOR = "BI_CONNECTOR"
+    KDS = "KDS"
+    STATUS_SCREEN = "STATUS_SCREEN"
+    LOYALTY = "LOYALTY"
+    LOYALTY_INTEGRATOR = "LOYALTY_INTEGRATOR"
+    MOBILE_APP_LOYALTY = "MOBILE_APP_LOYALTY"
+    ORDERING_WEB = "ORDERING_WEB"
+    DELIVERY_PANEL = "DELIVERY_PANEL"
+    UNKNOWN = "UNKNOWN"
+
+
+class Module(Model):
+    """A configured piece of software at a tenant (seed 002 "module"): a kiosk, a kitchen display,
+    an integration. Its id is chosen by the tenant (``kiosk-1``), unique in the tenant; a device
+    enrolled as the module gets tokens carrying it and reads its configuration with them."""
+
+    __tablename__ = "modules"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    production: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    location_id: Mapped[str | None] = mapped_column(ID, nullable=True, index=True)
+    config: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+
+
+class ModuleTypeConfig(Model):
+    """The configuration every module of a type shares at a tenant (seed 002 "common config");
+    a module's own config is laid over it."""
+
+    __tablename__ = "module_type_configs"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    config: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str | None] = mapped_column(ID, nullable=True)

@@ -73,6 +73,9 @@ _USERS_WRITE = [{"bearer": ["users:write"]}, {"dpop": ["users:write"]}]
 _ANY_USER: list[dict[str, list[str]]] = [{"bearer": []}, {"dpop": []}]
 _TENANT_READ = [{"bearer": ["tenant:read"]}, {"dpop": ["tenant:read"]}]
 _TENANT_WRITE = [{"bearer": ["tenant:write"]}, {"dpop": ["tenant:write"]}]
+_MODULES_READ = [{"bearer": ["modules:read"]}, {"dpop": ["modules:read"]}]
+_MODULES_WRITE = [{"bearer": ["modules:write"]}, {"dpop": ["modules:write"]}]
+_MODULE_DEVICE: list[dict[str, list[str]]] = [{"bearer": []}, {"dpop": []}]
 _CLIENT: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {"clientSecretPost": []}]
 
 
@@ -146,6 +149,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                 "username": _STR,
                 "password": _STR,
                 "system_information": {"type": "string", "maxLength": 2000},
+                "module": {
+                    "type": "string",
+                    "description": "device authorization: enrol as this module of the tenant",
+                },
                 "totp": {
                     "type": "string",
                     "description": "link code, staff sign-in: the user's current TOTP code, "
@@ -785,6 +792,178 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 
+_ID = _path("module_id", "The module's id (2-64 of A-Z a-z 0-9 _ -).")
+_TYPE = {**_path("module_type", "The module type."),
+         "schema": {"type": "string", "enum": list(schema.MODULE_TYPES)}}  # fmt: skip
+_ETAG = {
+    "304": {"description": "Not modified: the If-None-Match ETag is still current."},
+}
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                  "schema": {"type": "string"},
+                  "description": "The ETag of the answer you have (RFC 9110 §13.1.2)."}  # fmt: skip
+OPERATIONS.update(
+    {
+        ("modules.list_all", "get"): {
+            "tags": ["Modules"],
+            "summary": "List and find modules (with their configs)",
+            "description": "Unknown query parameters are a 400, never an unfiltered list.",
+            "security": _MODULES_READ,
+            "parameters": [
+                *_PAGING,
+                _query("type", "Only this type.", schema.MODULE_TYPES),
+                _query("locationId", "Only modules at this location."),
+                _query("userId", "Only modules of this user."),
+                _query("production", "Only production (true) or not (false).", ("true", "false")),
+                _query("id", "A part of the id."),
+                _query(
+                    "configName",
+                    "config.<member>: with configValue, only modules whose own "
+                    "config has this member with this value.",
+                ),
+                _query("configValue", "The value configName must have."),
+                _query(
+                    "effective",
+                    "true: each module with its effectiveConfig too.",
+                    ("true", "false"),
+                ),
+            ],  # fmt: skip
+            "responses": {"200": _json(_page("Module"), "A page."), **_API_ERRORS},
+        },
+        ("modules.create", "post"): {
+            "tags": ["Modules"],
+            "summary": "Create a module (only if none has its id)",
+            "security": _MODULES_WRITE,
+            "requestBody": _body(schema.MODULE_CREATE),
+            "responses": {
+                "201": _json(_one("Module"), "Created."),
+                "409": _problem("A module with this id exists."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.get_one", "get"): {
+            "tags": ["Modules"],
+            "summary": "A module",
+            "security": _MODULES_READ,
+            "parameters": [_ID],
+            "responses": {
+                "200": _json(_one("Module"), "The module."),
+                "404": _problem("No such module."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.replace", "put"): {
+            "tags": ["Modules"],
+            "summary": "Replace a module's fields",
+            "security": _MODULES_WRITE,
+            "parameters": [_ID],
+            "requestBody": _body(schema.MODULE_REPLACE),
+            "responses": {
+                "200": _json(_one("Module"), "The module."),
+                "404": _problem("No such module."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.patch", "patch"): {
+            "tags": ["Modules"],
+            "summary": "Change a module (config, when sent, replaces its own config)",
+            "security": _MODULES_WRITE,
+            "parameters": [_ID],
+            "requestBody": _body(schema.MODULE_UPDATE),
+            "responses": {
+                "200": _json(_one("Module"), "The module."),
+                "404": _problem("No such module."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.delete_one", "delete"): {
+            "tags": ["Modules"],
+            "summary": "Delete a module; the device enrolled as it loses its tokens",
+            "security": _MODULES_WRITE,
+            "parameters": [_ID],
+            "responses": {
+                "200": _json({"type": "object"}, "Deleted."),
+                "404": _problem("No such module."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.logout", "post"): {
+            "tags": ["Modules"],
+            "summary": "Log a module out: the device enrolled as it loses its tokens",
+            "security": _MODULES_WRITE,
+            "parameters": [_ID],
+            "responses": {
+                "200": _json({"type": "object"}, "Logged out."),
+                "404": _problem("No such module."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.effective_config", "get"): {
+            "tags": ["Modules"],
+            "summary": "A module's effective config (its type's common config, its own laid over)",
+            "security": _MODULES_READ,
+            "parameters": [_ID, _IF_NONE_MATCH],
+            "responses": {
+                "200": _json(_one("Config"), "The effective config (with an ETag)."),
+                **_ETAG,
+                "404": _problem("No such module."),
+                **_API_ERRORS,
+            },
+        },
+        ("modules.get_common_config", "get"): {
+            "tags": ["Modules"],
+            "summary": "The common config of a module type",
+            "security": _MODULES_READ,
+            "parameters": [_TYPE, _IF_NONE_MATCH],
+            "responses": {
+                "200": _json(_one("Config"), "The common config (with an ETag)."),
+                **_ETAG,
+                **_API_ERRORS,
+            },
+        },
+        ("modules.set_common_config", "put"): {
+            "tags": ["Modules"],
+            "summary": "Set the common config of a module type",
+            "security": _MODULES_WRITE,
+            "parameters": [_TYPE],
+            "requestBody": _body(schema.MODULE_COMMON_CONFIG),
+            "responses": {"200": _json(_one("Config"), "The common config."), **_API_ERRORS},
+        },
+        ("modules.me", "get"): {
+            "tags": ["Your module"],
+            "summary": "The module this device enrolled as (a device-flow token carrying module)",
+            "security": _MODULE_DEVICE,
+            "parameters": [_IF_NONE_MATCH],
+            "responses": {
+                "200": _json(_one("Module"), "Your module (with an ETag)."),
+                **_ETAG,
+                **_API_ERRORS,
+            },
+        },
+        ("modules.my_config", "get"): {
+            "tags": ["Your module"],
+            "summary": "Your module's effective config; poll with If-None-Match",
+            "security": _MODULE_DEVICE,
+            "parameters": [_IF_NONE_MATCH],
+            "responses": {
+                "200": _json(_one("Config"), "The effective config (with an ETag)."),
+                **_ETAG,
+                **_API_ERRORS,
+            },
+        },
+        ("modules.my_common_config", "get"): {
+            "tags": ["Your module"],
+            "summary": "The common config of your module's type",
+            "security": _MODULE_DEVICE,
+            "parameters": [_IF_NONE_MATCH],
+            "responses": {
+                "200": _json(_one("Config"), "The common config (with an ETag)."),
+                **_ETAG,
+                **_API_ERRORS,
+            },
+        },
+    }
+)
+
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _COMPONENTS: dict[str, Any] = {
     "Problem": {
@@ -862,6 +1041,26 @@ _COMPONENTS: dict[str, Any] = {
         },
         "required": ["id", "name", "status", "origin", "appCode", "locationIds", "createdAt"],
     },  # fmt: skip
+    "Module": {
+        "type": "object",
+        "description": "A configured piece of software at the tenant (seed 002).",
+        "properties": {
+            "id": _STR,
+            "type": {"enum": list(schema.MODULE_TYPES)},
+            "production": {"type": "boolean"},
+            "userId": {"type": ["string", "null"]},
+            "locationId": {"type": ["string", "null"]},
+            "config": {"type": "object"},
+            "effectiveConfig": {
+                "type": "object",
+                "description": "With effective=true: the config it runs with.",
+            },
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+        },
+        "required": ["id", "type", "production", "config"],
+    },  # fmt: skip
+    "Config": {"type": "object", "description": "A JSON object."},
     "Location": {
         "type": "object",
         "properties": {
@@ -997,6 +1196,7 @@ _COMPONENTS: dict[str, Any] = {
             "decision": {"enum": ["approved", "denied"]},
             "clientId": _STR,
             "deviceId": {"type": ["string", "null"]},
+            "moduleId": {"type": ["string", "null"]},
             "scope": _STR,
             "decidedBy": _STR,
         },

@@ -95,6 +95,10 @@ class InvalidLocation(DecisionError, ValidationProblem):
     code = "invalid_location"
 
 
+class InvalidModule(DecisionError, ValidationProblem):
+    code = "invalid_module"
+
+
 class InvalidName(DecisionError, ValidationProblem):
     code = "invalid_name"
 

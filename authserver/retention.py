@@ -52,7 +52,10 @@ def purge_expired(engine: Engine, settings: Settings, now: int) -> dict[str, int
             engine,
             DeviceAuthorization,
             DeviceAuthorization.id,
-            DeviceAuthorization.expires_at < now - settings.purge_grace,
+            # Kept while the access token its redemption issued may live: a module's next
+            # enrolment revokes that token by the hash kept here (authserver.device_flow).
+            DeviceAuthorization.expires_at
+            < now - max(settings.purge_grace, settings.access_token_ttl),
         ),
         "revocations": _delete_batches(
             engine, Revocation, Revocation.key, Revocation.expires_at_ms < now * 1000

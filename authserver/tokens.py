@@ -54,6 +54,7 @@ class TokenSubject:
     device_id: str | None = None
     auth_time: int | None = None
     amr: str | None = None  # how the user signed in: "pwd", "pwd otp" (RFC 8176 values)
+    module: str | None = None  # the tenant's module a device enrolled as (seed 002)
 
     def user_amr(self) -> list[str] | None:
         """OIDC Core §2 ``amr``, for a token about the user who signed in."""
@@ -83,6 +84,7 @@ def issue_access_token(
     amr: list[str] | None = None,
     act: dict[str, str] | None = None,
     ttl: int | None = None,
+    module: str | None = None,
 ) -> IssuedAccessToken:
     """Sign an RFC 9068 access token. Nothing is written: the token names what its life depends
     on (``sid``, ``did``, ``uid``, its client and tenant), and revocation marks those."""
@@ -111,6 +113,8 @@ def issue_access_token(
         claims["amr"] = amr  # how the person authenticated (OIDC Core §2, RFC 8176)
     if act:
         claims["act"] = act  # RFC 8693 §4.1: who acts for the subject
+    if module:
+        claims["module"] = module  # the module the device enrolled as (seed 002)
     token_type = "Bearer"
     if jkt:
         claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
@@ -168,6 +172,7 @@ def start_family(
         jkt=bound_jkt,
         auth_time=who.auth_time,
         amr=who.amr,
+        module_id=who.module,
         created_at=t,
         expires_at=t + get_state().settings.refresh_token_ttl,
     )
@@ -198,6 +203,7 @@ def issue_token_set(
         family_id=family.id if family is not None else None,
         jkt=access_jkt,
         amr=who.user_amr(),
+        module=who.module,
     )
     body: dict[str, Any] = {
         "access_token": issued.token,
@@ -241,6 +247,7 @@ class AccessTokenView:
     family_id: str | None = None
     jkt: str | None = None
     audience: Any = None
+    module_id: str | None = None
     kind = "access_token"
 
     @property
@@ -271,7 +278,14 @@ class AccessTokenView:
         ):
             if ident is not None:
                 found.append((kind, ident))
+        if self.module_id is not None:
+            found.append(("module", module_key(self.tenant_id, self.module_id)))
         return found
+
+
+def module_key(tenant_id: str, module_id: str) -> str:
+    """What revocation marks a module by: its id is the tenant's own, so with the tenant."""
+    return f"{tenant_id}/{module_id}"
 
 
 def _str(claims: dict[str, Any], name: str) -> str | None:
@@ -352,6 +366,7 @@ def _access_token_view(state: Any, claims: dict[str, Any]) -> AccessTokenView | 
         family_id=_str(claims, "sid"),
         jkt=jkt,
         audience=claims.get("aud"),
+        module_id=_str(claims, "module"),
     )
 
 
@@ -395,6 +410,7 @@ class FamilyView:
     jkt: str | None
     auth_time: int | None
     amr: str | None
+    module_id: str | None
     expires_at: int
     revoked_at: int | None
 
@@ -548,6 +564,15 @@ def revoke_subject(
         revocation.mark("tenant", tenant_id)
     else:  # pragma: no cover - a programming error
         raise ValueError("revoke_subject needs a user, a client or a tenant")
+
+
+def revoke_module(tenant_id: str, module_id: str, reason: str) -> None:
+    """Every access token and refresh family of a module's enrolment (its logout, its deletion,
+    a new enrolment), in the caller's transaction."""
+    _revoke_families(
+        (RefreshFamily.tenant_id == tenant_id) & (RefreshFamily.module_id == module_id), reason
+    )
+    revocation.mark("module", module_key(tenant_id, module_id))
 
 
 def revoke_device(device_id: str, reason: str = "device_status") -> None:

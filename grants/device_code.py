@@ -29,9 +29,10 @@ from authlib.oauth2.rfc8628.errors import (
     SlowDownError,
 )
 
-from authserver import device_flow, limits, metrics
+from authserver import device_flow, limits, metrics, modules
 from authserver.errors import TooManyRequestsError
 from authserver.models import AuthorizationStatus, DeviceAuthorization
+from authserver.problems import ValidationProblem
 from authserver.security import now
 from authserver.state import get_state
 from authserver.text import text_problem
@@ -74,9 +75,21 @@ class DeviceAuthorizationEndpoint(_Endpoint):
         info = form.get("system_information")
         if info is not None and len(info) > device_flow.MAX_SYSTEM_INFORMATION:
             raise InvalidRequestError("system_information is too long.")
+        module_id = form.get("module")
+        if module_id is not None:
+            # The device enrols as this module of the client's tenant (seed 002); only a kiosk
+            # (a device-subject client) can, and only as a module that exists.
+            if client.device_subject != "device":
+                raise InvalidRequestError("Only a device enrolment can name a module.")
+            try:
+                modules.enrolment_check(client.tenant_id, module_id)
+            except ValidationProblem as exc:
+                raise InvalidRequestError(f"module: {exc.detail}") from exc
         # A proof here binds the transaction to the key (draft-parecki-oauth-dpop-device-flow).
         proof = check_dpop(request, client, "/oauth/device_authorization")
-        started = device_flow.start(client, scope, name, info, proof.jkt if proof else None)
+        started = device_flow.start(
+            client, scope, name, info, proof.jkt if proof else None, module_id
+        )
         settings = get_state().settings
         verification_uri = f"{settings.issuer}/device"
         body = {

@@ -105,6 +105,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             device_id=fam.device_id,
             auth_time=fam.auth_time,
             amr=fam.amr,
+            module=fam.module_id,
         )
         proof = request.dpop
         body = token_response(request.client, who, request.scope, proof, family=fam,

@@ -79,7 +79,9 @@ def kiosk_world(
     return tenant, client
 
 
-def kiosk_login(server: Any, name: str, approve_code: Any) -> tuple[int, dict[str, Any], str]:
+def kiosk_login(
+    server: Any, name: str, approve_code: Any, **options: Any
+) -> tuple[int, dict[str, Any], str]:
     """Run ``authserver device-login --dpop`` (``run_device_login``) against a live server in a
     thread, read the code it shows, let ``approve_code(code)`` decide it, and return its exit
     code, its JSON result and everything it wrote for the person at the kiosk."""
@@ -94,7 +96,7 @@ def kiosk_login(server: Any, name: str, approve_code: Any) -> tuple[int, dict[st
 
     def kiosk() -> None:
         result["out"] = run_device_login(
-            server.url, server.kiosk["client_id"], None, name, dpop=True, err=err
+            server.url, server.kiosk["client_id"], None, name, dpop=True, err=err, **options
         )
 
     thread = threading.Thread(target=kiosk)

@@ -489,3 +489,32 @@ def test_a_port_in_use_says_to_choose_another(tmp_path):
     assert proc.returncode == 2
     error = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
     assert "already in use" in error and "--port" in error
+
+
+def test_the_kiosk_commands_say_what_they_need(cli, tmp_path):
+    refresh = cli("device-login", "--refresh", ok=False)
+    assert refresh.exit_code == 1 and "--refresh needs --state" in refresh.stderr
+    enrol = cli("device-login", ok=False)
+    assert enrol.exit_code == 1 and "--client is required" in enrol.stderr
+    missing = cli("device-call", "/api/v1/modules/me", "--state", str(tmp_path / "none.json"),
+                  ok=False)  # fmt: skip
+    assert missing.exit_code == 2
+    assert json.loads(missing.stdout)["error"] == "state_file"
+    (tmp_path / "bad.json").write_text("{}")
+    broken = cli("device-login", "--refresh", "--state", str(tmp_path / "bad.json"), ok=False)
+    assert broken.exit_code == 2 and json.loads(broken.stdout)["error"] == "state_file"
+
+
+def test_demo_kiosk_is_dpop_bound_and_the_service_manages_modules(cli, app):
+    demo = cli("demo")
+    clients = {c["client_id"]: c for c in demo["clients"]}
+    assert "modules:write" in clients["cli_demo_service"]["scope"].split()
+    from authserver.models import Client, db
+
+    with app.app_context():
+        assert db.session.get(Client, "cli_demo_kiosk").dpop_bound is True
+        # A demo made before modules existed gets the scopes when demo runs again.
+        db.session.get(Client, "cli_demo_service").scope = "devices:read"
+        db.session.commit()
+    again = {c["client_id"]: c for c in cli("demo")["clients"]}
+    assert "modules:read" in again["cli_demo_service"]["scope"].split()

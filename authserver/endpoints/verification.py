@@ -36,7 +36,7 @@ from flask import (
     url_for,
 )
 
-from authserver import authorization, credentials, device_flow, i18n, limits, totp, users
+from authserver import authorization, credentials, device_flow, i18n, limits, modules, totp, users
 from authserver.devices import locations_for_picker
 from authserver.models import AuthorizationStatus, DeviceAuthorization, Tenant, User
 from authserver.oauth2.server import query_client
@@ -254,6 +254,7 @@ def _review(
         enrolment=enrolment,
         locations=locations,
         location_required=enrolment and places is not None,
+        modules=modules.modules_for_picker(user.tenant_id) if enrolment else [],
     )
 
 
@@ -505,10 +506,11 @@ def _decide(approve: bool) -> Any:
     location = request.form.get("location_id") or None
     till = (request.form.get("till_id") or "").strip() or None
     name = (request.form.get("name") or "").strip() or None
+    module = request.form.get("module_id") or None
     try:
         device_flow.decide(
             record, user, approve, location, till, name, auth_time=session.get("auth_time"),
-            amr=session.get("amr"),
+            amr=session.get("amr"), module_id=module,
         )  # fmt: skip
     except DecisionError as exc:
         if exc.status == 400:

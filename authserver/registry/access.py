@@ -66,6 +66,39 @@ def require_tenant_admin_token(write: bool = False) -> Callable[[F], F]:
     )
 
 
+def require_modules_token(write: bool = False) -> Callable[[F], F]:
+    """Modules: ``modules:read`` (``modules:write`` to change) for service tokens; the same scope
+    plus role TENANT.ADMIN or DEVICE.MANAGER for user tokens; never device tokens."""
+    return _tenant_token(
+        "modules:write" if write else "modules:read",
+        manages_registry,
+        "The role TENANT.ADMIN or DEVICE.MANAGER is required.",
+    )
+
+
+def require_module_token() -> Callable[[F], F]:
+    """A device enrolled as a module: its own token (any scope), carrying the ``module`` claim
+    (seed 002: "it must be fetched in device code flow"). DPoP-bound tokens with their proof."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                token = authenticate_request((), dpop=False)
+            except ResourceAuthError as exc:
+                return exc.response()
+            if token_kind(token) != "device" or token.module_id is None:
+                raise ForbiddenProblem(
+                    "Only a device enrolled as a module (its token carries module) reads this."
+                )
+            g.registry_user = None
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
 def require_self_token() -> Callable[[F], F]:
     """Self-service: a user token (any scope) of an active user; ``g.registry_user`` is them."""
 

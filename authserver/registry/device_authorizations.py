@@ -52,12 +52,14 @@ def decide(user_code: str) -> Response:
         data.get("tillId"),
         data.get("name"),
         actor_id=token.client_id if user is None else None,
+        module_id=data.get("moduleId"),
     )
     return jsonify(
         data={
             "decision": str(done.status),
             "clientId": done.client_id,
             "deviceId": done.device_id,
+            "moduleId": done.module_id,
             "scope": done.scope,
             "decidedBy": (user.id if isinstance(user, User) else token.client_id),
         }

@@ -14,12 +14,13 @@ from typing import Any
 
 from authserver.authorization import LOCATION_ID_LENGTH, ROLES, is_known_role
 from authserver.devices import LOCATION_KINDS
-from authserver.models import AppCode, DeviceStatus
+from authserver.models import AppCode, DeviceStatus, ModuleType
 from authserver.problems import ValidationProblem
 from authserver.registry.bodies import optional_str, required_name, string_list
 from authserver.text import text_problem
 
 ID_CHARS = 48  # the longest id a list of ids may hold
+MODULE_TYPES = tuple(str(t) for t in ModuleType)
 
 
 @dataclass(frozen=True)
@@ -438,6 +439,11 @@ DECISION = Body(
         AnyText("locationId", "Where an enrolled kiosk is placed (needed for location managers)."),
         AnyText("tillId", "The till an enrolled kiosk serves."),
         AnyText("name", "The name an enrolled kiosk gets (else the one it asked for)."),
+        AnyText(
+            "moduleId",
+            "The module an enrolled kiosk runs as (else the one it asked for); "
+            "its earlier enrolment is logged out.",
+        ),  # fmt: skip
     ),
     required=("decision",),
     example={
@@ -749,7 +755,94 @@ PUBLIC_CONFIG = Body(
     parser=_public_config,
 )
 
+
+@dataclass(frozen=True)
+class JsonObject(Field):
+    """A JSON object of at most 12 KiB (compact); null is the empty object."""
+
+    def parse(self, body: dict[str, Any]) -> dict[str, Any]:
+        from authserver.modules import check_config
+
+        return check_config(body.get(self.name), self.name)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["object", "null"], "description": self.description}
+
+
+@dataclass(frozen=True)
+class OptionalId(Field):
+    """An id (1-48 characters) or null."""
+
+    def parse(self, body: dict[str, Any]) -> str | None:
+        value = body.get(self.name)
+        if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= ID_CHARS):
+            raise ValidationProblem(f"{self.name} must be an id or null.", field=self.name)
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "null"], "minLength": 1, "maxLength": ID_CHARS,
+                "description": self.description}  # fmt: skip
+
+
+_MODULE_FIELDS = (
+    Chars(
+        "id",
+        "The module's id, chosen by you: 2-64 of A-Z a-z 0-9 _ -.",
+        2,
+        64,
+        pattern="[A-Za-z0-9_-]+",
+        nullable=False,
+    ),  # fmt: skip
+    OneOf("type", "What the module is.", MODULE_TYPES),
+    Flag("production", "true for a production module (default false)."),
+    OptionalId("userId", "The user the module acts for, if any."),
+    OptionalId("locationId", "The location (venue) the module serves, if any."),
+    JsonObject(
+        "config",
+        "The module's own config: a JSON object (up to 12 KiB), laid over the "
+        "common config of its type.",
+    ),  # fmt: skip
+)
+_MODULE_EXAMPLE = {
+    "id": "kiosk-1",
+    "type": "KIOSK",
+    "production": False,
+    "locationId": "loc_main",
+    "config": {"menu": "breakfast", "idleSeconds": 60},
+}
+MODULE_CREATE = Body(
+    "ModuleCreate",
+    "A new module (only if no module has this id).",
+    _MODULE_FIELDS,
+    required=("id", "type"),
+    example=_MODULE_EXAMPLE,
+)
+MODULE_REPLACE = Body(
+    "ModuleReplace",
+    "The whole module: fields left out go back to their defaults (no user, no location, empty "
+    "config, not production). The id, if sent, must be the path's.",
+    _MODULE_FIELDS,
+    required=("type",),
+    example=_MODULE_EXAMPLE,
+)
+MODULE_UPDATE = Body(
+    "ModuleUpdate",
+    "The fields to change; config, when sent, replaces the module's own config.",
+    _MODULE_FIELDS[1:],
+    example={"config": {"menu": "lunch", "idleSeconds": 60}},
+)
+MODULE_COMMON_CONFIG = Body(
+    "ModuleCommonConfig",
+    "The config every module of a type shares: a JSON object (up to 12 KiB); it replaces the "
+    "previous one.",
+    (),
+    extra={"additionalProperties": True},
+    example={"currency": "PLN", "theme": {"colour": "#0a5"}},
+    parser=lambda body: body,
+)
+
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
           CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
-          TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG)  # fmt: skip
+          TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,
+          MODULE_COMMON_CONFIG)  # fmt: skip

@@ -241,3 +241,44 @@ def test_a_blocked_kiosk_enrolling_again_is_refused_on_the_page_and_nothing_is_a
     assert still.get_json()["error"] == "authorization_pending"
     with app.app_context():
         assert db.session.get(Device, device_id).status == "BLOCKED"
+
+
+def _add_module(app, tenant, module_id, module_type="KIOSK"):
+    from authserver.models import Module
+
+    with app.app_context():
+        db.session.add(Module(tenant_id=tenant, id=module_id, type=module_type, production=False,
+                              config={}, created_at=now(), updated_at=now()))  # fmt: skip
+        db.session.commit()
+
+
+def test_the_approver_sees_and_picks_the_module_a_kiosk_runs_as(http, world, app):
+    import base64
+    import json
+
+    tenant, client = kiosk_world(world)
+    _add_module(app, tenant, "kiosk-1")
+    _add_module(app, tenant, "kds-1", "KDS")
+    other, _ = kiosk_world(world)
+    _add_module(app, other, "theirs")
+    body = start(http, client.client_id, module="kiosk-1").get_json()
+    enter(http, body["user_code"])
+    login(http, "admin")
+    review = http.get("/device").get_data(as_text=True)
+    assert '<option value="kiosk-1" selected>kiosk-1 (KIOSK)</option>' in review
+    assert "kds-1 (KDS)" in review and "theirs" not in review
+    assert '<option value="">' not in review.split('id="module_id"')[1].split("</select>")[0]
+    # Another tenant's module, posted by hand, is refused and nothing is approved.
+    refused = decide(http, "approve", module_id="theirs")
+    assert refused.status_code == 400 and "No such module" in refused.get_data(as_text=True)
+    assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == (
+        "authorization_pending"
+    )
+    done = decide(http, "approve", module_id="kds-1")
+    assert "Device approved" in done.get_data(as_text=True)
+    token = poll(http, client.client_id, body["device_code"]).get_json()["access_token"]
+    payload = token.split(".")[1]
+    assert (
+        json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["module"]
+        == "kds-1"
+    )

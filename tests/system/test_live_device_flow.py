@@ -131,3 +131,56 @@ def test_kiosk_cli_runs_the_flow(server):
     assert status == 0, body
     assert body["token_type"] == "DPoP"
     assert "waiting for approval" in shown
+
+
+def test_a_kiosk_keeps_its_key_and_tokens_reads_its_module_config_and_refreshes(server, tmp_path):
+    import os
+    import stat
+
+    from authserver.kiosk import run_call, run_refresh
+
+    tenant_id = server.kiosk["tenant_id"]
+    service = server.cli("clients", "create", "--tenant", tenant_id, "--name", "Back office",
+                         "--grant-type", "client_credentials", "--scope",
+                         "modules:read modules:write")  # fmt: skip
+    office = requests.post(f"{server.url}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(service["client_id"], service["client_secret"]),
+                           timeout=10).json()["access_token"]  # fmt: skip
+    auth = {"Authorization": f"Bearer {office}"}
+    created = requests.post(
+        f"{server.url}/api/v1/modules",
+        headers=auth,
+        timeout=10,
+        json={"id": "kiosk-1", "type": "KIOSK", "config": {"menu": "am"}},
+    )
+    assert created.status_code == 201, created.text
+
+    state = tmp_path / "kiosk.json"
+    status, body, _ = kiosk_login(
+        server, "Lobby kiosk",
+        lambda code: server.cli("device", "approve", code, "--user", "admin"),
+        module="kiosk-1", state_file=state,
+    )  # fmt: skip
+    assert status == 0, body
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    kept = state.read_text()
+    assert body["refresh_token"] in kept and "PRIVATE KEY" in kept
+
+    code, config = run_call(state, "/api/v1/modules/me/config")
+    assert (code, config) == (0, {"status": 200, "data": {"menu": "am"}})
+    changed = requests.patch(f"{server.url}/api/v1/modules/kiosk-1", headers=auth, timeout=10,
+                             json={"config": {"menu": "pm"}})  # fmt: skip
+    assert changed.status_code == 200
+    assert run_call(state, "/api/v1/modules/me/config")[1]["data"] == {"menu": "pm"}
+
+    code, refreshed = run_refresh(state)
+    assert code == 0 and refreshed["refresh_token"] != body["refresh_token"]
+    assert refreshed["refresh_token"] in state.read_text()
+    assert run_call(state, "/api/v1/modules/me")[1]["data"]["id"] == "kiosk-1"
+    # The rotated-out refresh token is dead: reusing it revokes the grant (RFC 9700 §4.14.2).
+    reused = requests.post(f"{server.url}/oauth/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+        "client_id": server.kiosk["client_id"]})  # fmt: skip
+    assert reused.status_code == 400
+    code, after = run_call(state, "/api/v1/modules/me")
+    assert code == 1 and after["status"] == 401

@@ -82,6 +82,18 @@ TARGETS: dict[str, list[str]] = {
         "tests/registry/test_staff_sign_in.py",
         "tests/endpoints/test_verification_page.py",
         "tests/test_cli.py",
+        "tests/test_resource.py",
+        "tests/registry/test_me.py",
+        "tests/registry/test_tenant_properties.py",
+        "tests/test_clients.py",
+        "tests/test_device_flow.py",
+    ],
+    "grants/common.py": [
+        "tests/grants/test_client_credentials.py",
+        "tests/registry/test_totp.py",
+        "tests/registry/test_staff_sign_in.py",
+        "tests/registry/test_link.py",
+        "tests/grants/test_dpop_binding.py",
     ],
     "authserver/revocation.py": [
         "tests/test_tokens.py",
