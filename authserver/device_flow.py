@@ -50,6 +50,7 @@ from authserver.problems import (
     CodeExpired,
     DecisionError,
     DeviceBlocked,
+    IdentifierTaken,
     InvalidLocation,
     InvalidModule,
     InvalidName,
@@ -97,7 +98,7 @@ _DELETE_EXPIRED_USER_CODE = _TABLE.delete().where(
 _NEW_COLUMNS = (
     "id", "device_code_hash", "user_code_hash", "client_id", "tenant_id", "scope", "device_name",
     "system_information", "dpop_jkt", "interval", "created_at", "expires_at", "status",
-    "module_id",
+    "module_id", "device_identifier",
 )  # fmt: skip
 _INSERT = _TABLE.insert().values({name: bindparam(f"v_{name}") for name in _NEW_COLUMNS})
 
@@ -109,6 +110,7 @@ def start(
     system_information: str | None,
     dpop_jkt: str | None,
     module_id: str | None = None,
+    device_identifier: str | None = None,
 ) -> StartedAuthorization:
     """Create a transaction with a fresh device code (256 bits) and a unique user code.
 
@@ -136,6 +138,7 @@ def start(
             "v_expires_at": t + settings.device_code_ttl,
             "v_status": str(AuthorizationStatus.PENDING),
             "v_module_id": module_id,
+            "v_device_identifier": device_identifier,
         }
         for _attempt in (1, 2):
             try:
@@ -349,6 +352,19 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
     if device is not None and device.status == DeviceStatus.BLOCKED:
         # A blocked kiosk cannot unblock itself by enrolling again with the same key.
         raise DeviceBlocked("This device is blocked; an administrator must unblock it.")
+    wanted = record.device_identifier
+    if wanted is not None and (device is None or device.identifier != wanted):
+        # The identifier a device gives itself is how the registry finds it (exact search):
+        # it stays unique among the tenant's devices.
+        taken = db.session.scalar(
+            select(Device.id).where(
+                Device.tenant_id == record.tenant_id,
+                Device.identifier == wanted,
+                Device.deleted_at.is_(None),
+            )
+        )
+        if taken is not None:
+            raise IdentifierTaken("Another device of this organisation has this identifier.")
     if device is None:
         device = Device(
             id=new_id("dev"),
@@ -357,10 +373,12 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
             app_code=AppCode.KIOSK,
             created_at=t,
             created_by=actor,
-            identifier=credentials.new_device_identifier(),
+            identifier=wanted or credentials.new_device_identifier(),
             dpop_jkt=record.dpop_jkt,
         )
         db.session.add(device)
+    elif wanted is not None:
+        device.identifier = wanted
     device.name = record.device_name or "Kiosk"
     device.status = DeviceStatus.ACTIVE
     device.till_id = record.till_id

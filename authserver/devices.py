@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, authorization, credentials, tokens
+from authserver import audit, authorization, credentials, revocation, tokens
 from authserver.direct import direct
 from authserver.models import (
     AppCode,
@@ -200,6 +200,7 @@ class DeviceQuery:
     status: str | None = None
     app_code: str | None = None
     external_id: str | None = None
+    identifier: str | None = None
     q: str | None = None
 
 
@@ -225,6 +226,7 @@ def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int)
         ("status", query.status),
         ("app_code", query.app_code),
         ("external_id", query.external_id),
+        ("identifier", query.identifier),
     ):
         if value is not None:
             params[name] = value
@@ -237,7 +239,7 @@ def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int)
 
 
 # One statement per shape of search (sort, direction, which filters), built on first use with
-# bound parameters: later searches of that shape build nothing. At most 4 x 2 x 2 x 2^7 shapes.
+# bound parameters: later searches of that shape build nothing. At most 4 x 2 x 2 x 2^8 shapes.
 _SEARCHES: dict[tuple[Any, ...], Any] = {}
 
 
@@ -249,7 +251,7 @@ def _search_statement(query: DeviceQuery, has_after: bool) -> Any:
         *(
             value is not None
             for value in (query.location_id, query.name, query.origin, query.status,
-                          query.app_code, query.external_id, query.q)
+                          query.app_code, query.external_id, query.identifier, query.q)
         ),
     )  # fmt: skip
     stmt = _SEARCHES.get(shape)
@@ -272,6 +274,7 @@ def _search_statement(query: DeviceQuery, has_after: bool) -> Any:
         (Device.status, query.status),
         (Device.app_code, query.app_code),
         (Device.external_id, query.external_id),
+        (Device.identifier, query.identifier),
     ):
         if value is not None:
             stmt = stmt.where(column == bindparam(column.key))
@@ -324,6 +327,7 @@ def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Dev
         app_code=data.get("appCode") or AppCode.UNKNOWN,
         external_id=data.get("externalId"),
         till_id=data.get("tillId"),
+        printer_uids=data.get("printerUids") or [],
         created_at=t,
         created_by=actor,
         updated_at=t,
@@ -346,6 +350,7 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
         ("tillId", "till_id"),
         ("appCode", "app_code"),
         ("externalId", "external_id"),
+        ("printerUids", "printer_uids"),
     ):
         if field in data:
             setattr(device, attr, data[field])
@@ -355,25 +360,40 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
     if "locationIds" in data:
         set_device_locations(device.id, check_location_ids(device.tenant_id, data["locationIds"]))
     status = data.get("status")
+    restore = data.get("restoreSessions", False)
+    if restore and not (status == DeviceStatus.ACTIVE and device.status == DeviceStatus.BLOCKED):
+        raise ValidationProblem(
+            "restoreSessions applies to unblocking: status ACTIVE for a BLOCKED device.",
+            field="restoreSessions",
+        )
+    blocked_at, mark_before = device.blocked_at, device.mark_before_block
     if status is not None and (status != device.status or status == DeviceStatus.READY_TO_LINK):
         # READY_TO_LINK again gives a still-unlinked device a fresh code.
-        link_code = _change_status(device, status, actor)
+        link_code = _change_status(device, status, actor, restore)
     device.updated_at = now()
     device.updated_by = actor
     _commit_unique()
+    if restore and blocked_at is not None:
+        # After the unblock committed: until then the tokens stay revoked (the stricter state).
+        tokens.restore_device(device.id, blocked_at, mark_before)
     return link_code
 
 
-def _change_status(device: Device, status: str, actor: str) -> str | None:
+def _change_status(device: Device, status: str, actor: str, restore: bool = False) -> str | None:
     event = {
         DeviceStatus.BLOCKED: "device.blocked",
         DeviceStatus.ACTIVE: "device.activated",
     }.get(DeviceStatus(status), "device.unlinked")
-    audit.record(event, device.tenant_id, actor, device.id, previous=device.status)
+    audit.record(event, device.tenant_id, actor, device.id, previous=device.status,
+                 restored_sessions=True if restore else None)  # fmt: skip
     if status == DeviceStatus.BLOCKED:
-        tokens.revoke_device(device.id)
+        # What unblocking with restoreSessions puts back: the mark as it was, and when.
+        device.mark_before_block = revocation.current_mark("device", device.id)
+        device.blocked_at = now()
+        tokens.revoke_device(device.id, "device_blocked")
         device.status = DeviceStatus.BLOCKED
         return None
+    device.blocked_at = device.mark_before_block = None
     if status == DeviceStatus.ACTIVE:
         linked = device.identifier is not None
         audit_device = device.origin == DeviceOrigin.API and device.link_code_hash is None
@@ -405,7 +425,15 @@ def delete_device(device: Device, actor: str) -> None:
 
 
 def set_system_information(device: Device, info: str | None) -> None:
-    device.system_information = info
+    update_self(device, {"systemInformation": info})
+
+
+def update_self(device: Device, data: dict[str, Any]) -> None:
+    """What a terminal changes about itself: its system information, its last order."""
+    if "systemInformation" in data:
+        device.system_information = data["systemInformation"]
+    if "lastOrderUid" in data:
+        device.last_order_uid = data["lastOrderUid"]
     device.updated_at = now()
     device.updated_by = device.id
     db.session.commit()

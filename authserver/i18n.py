@@ -100,6 +100,11 @@ PL: dict[str, str] = {
     "(none)": "(brak)",
     "Till": "Stanowisko",
     "Runs as module": "Działa jako moduł",
+    "Its identifier": "Jego identyfikator",
+    "It says about itself": "Co mówi o sobie",
+    "Another device of this organisation has this identifier.": (
+        "Inne urządzenie tej organizacji ma ten identyfikator."
+    ),
     "Approve": "Zatwierdź",
     "Deny": "Odrzuć",
     "Not %(login)s? Sign out": "To nie %(login)s? Wyloguj się",

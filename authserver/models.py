@@ -264,6 +264,7 @@ class Device(Model):
     __tablename__ = "devices"
     __table_args__ = (
         Index("ix_devices_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_devices_tenant_identifier", "tenant_id", "identifier"),
         # externalId is unique in the tenant among devices that are not deleted.
         Index(
             "uq_devices_tenant_external_id",
@@ -290,6 +291,11 @@ class Device(Model):
     link_code_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_activity_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_tenant_user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    printer_uids: Mapped[Any] = mapped_column(JSON, nullable=True)  # seed 000: its printers
+    last_order_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # set by itself
+    # While BLOCKED: when, and the device's revocation mark before it (to restore sessions).
+    blocked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mark_before_block: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     created_by: Mapped[str | None] = mapped_column(ID, nullable=True)
     updated_at: Mapped[int] = mapped_column(BigInteger)
@@ -335,9 +341,8 @@ class DeviceAuthorization(Model):
     location_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     till_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     device_id: Mapped[str | None] = mapped_column(ID, nullable=True)
-    module_id: Mapped[str | None] = mapped_column(
-        String(64), nullable=True
-    )  # enrols as this module
+    module_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # enrols as it
+    device_identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its own
     redeemed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     family_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     access_jti_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)

@@ -324,8 +324,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _query("status", "Only this status.", tuple(STATUSES)),
             _query("appCode", "Only this app.", tuple(APP_CODES)),
             _query("externalId", "Exactly this externalId."),
+            _query("deviceIdentifier", "Exactly this identifier (seed 000)."),
             _query("q", "Name, externalId or identifier contains."),
+            _query("pageSize", "limit, by seed 000's name (not both)."),
+            _query(
+                "sortDirection",
+                "sortOrder, by seed 000's name: ASC or DESC (not both).",
+                ("ASC", "DESC", "asc", "desc"),
+            ),
+            _query("pageNumber", "Not supported: a 400 saying to follow nextCursor."),
         ],
+        "description": "Any other query parameter is a 400 naming it, never an unfiltered list.",
         "responses": {"200": _json(_page("Device"), "A page of devices."), **_API_ERRORS},
     },  # fmt: skip
     ("devices.create", "post"): {
@@ -401,6 +410,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "security": [{"dpop": ["devices:write"]}],
         "requestBody": _body(schema.SYSTEM_INFORMATION),
         "responses": {"204": {"description": "Stored."}, **_API_ERRORS},
+    },  # fmt: skip
+    ("devices.patch_me", "patch"): {
+        "tags": ["The calling device"],
+        "summary": "Report this device's system information or its last order",
+        "security": [{"dpop": ["devices:write"]}],
+        "requestBody": _body(schema.DEVICE_SELF_UPDATE),
+        "responses": {"200": _json(_one("Device"), "The device."), **_API_ERRORS},
     },  # fmt: skip
     ("devices.me_users", "get"): {
         "tags": ["The calling device"],
@@ -1032,6 +1048,8 @@ _COMPONENTS: dict[str, Any] = {
             "dpopJkt": {"type": ["string", "null"]},
             "lastActivityAt": _TIME,
             "lastTenantUserId": {"type": ["string", "null"]},
+            "printerUids": {"type": "array", "items": _STR},
+            "lastOrderUid": {"type": ["string", "null"]},
             "createdAt": _TIME,
             "createdBy": {"type": ["string", "null"]},
             "updatedAt": _TIME,

@@ -121,3 +121,7 @@ class CodeDecided(DecisionError, ConflictProblem):
 
 class DeviceBlocked(DecisionError, ConflictProblem):
     code = "blocked"
+
+
+class IdentifierTaken(DecisionError, ConflictProblem):
+    code = "identifier_taken"

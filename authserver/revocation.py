@@ -59,14 +59,18 @@ def _write(key: str, value: str) -> None:
     write_entry(key, value, _lifetime())
 
 
-def write_entry(key: str, value: str, ttl: int, session: Any = None) -> None:
+def write_entry(
+    key: str, value: str, ttl: int, session: Any = None, store_first: bool = True
+) -> None:
     """One entry of the state store, durable with the transaction of ``session`` (the request's
-    by default; see the module docstring). The client configuration version uses it too."""
+    by default; see the module docstring). The client configuration version uses it too.
+    ``store_first=False``: the database row only; the caller puts it in Redis after commit."""
     state = get_state()
     session = session if session is not None else db.session
     expires_ms = _now_ms() + ttl * 1000
     if isinstance(state.store, RedisStore):
-        state.store.put(key, value, ttl)  # write-ahead: a refused write aborts the change
+        if store_first:
+            state.store.put(key, value, ttl)  # write-ahead: a refused write aborts the change
         table: Any = Revocation.__table__
         values = {"key": key, "value": value, "expires_at_ms": expires_ms}
     else:
@@ -92,6 +96,31 @@ def mark(kind: str, ident: str) -> None:
     """Revoke every token of ``kind`` ``ident`` issued until now (in the caller's transaction)."""
     assert kind in KINDS, kind
     _write(_mark_key(kind, ident), str(_now_ms()))
+
+
+def current_mark(kind: str, ident: str) -> str | None:
+    """The mark of ``kind`` ``ident`` as it stands (its time in ms), or None."""
+    key = _mark_key(kind, ident)
+    store = get_state().store
+    if isinstance(store, RedisStore):
+        found = store.get_many([key])
+        if key not in found:
+            found = _from_database([key])  # Redis may have lost it: the durable copy
+        return found.get(key)
+    return store.get_many([key]).get(key)
+
+
+def restore_mark(kind: str, ident: str, value: str | None) -> None:
+    """Put a mark back to ``value`` (what it was before the change now undone; None: none) and
+    commit. A loosening write, so the reverse order of ``mark``: the database first, committed
+    with the caller's change, then Redis; a failure in between leaves the stricter mark."""
+    assert kind in KINDS, kind
+    key, restored = _mark_key(kind, ident), value or "0"  # "0" revokes nothing
+    write_entry(key, restored, _lifetime(), store_first=False)
+    db.session.commit()
+    store = get_state().store
+    if isinstance(store, RedisStore):
+        store.put(key, restored, _lifetime())
 
 
 def is_revoked(jti_hash: str, issued_ms: int, subjects: list[tuple[str, str]]) -> bool:

@@ -582,6 +582,22 @@ def revoke_device(device_id: str, reason: str = "device_status") -> None:
     revocation.mark("device", device_id)
 
 
+def restore_device(device_id: str, blocked_at: int, mark_before: str | None) -> None:
+    """Undo ``revoke_device(.., "device_blocked")`` of a block at ``blocked_at``: the families it
+    revoked are live again and the device's mark is what it was before (tokens revoked before
+    the block, or for any other reason, stay revoked). Commits."""
+    db.session.execute(
+        update(RefreshFamily)
+        .where(
+            RefreshFamily.device_id == device_id,
+            RefreshFamily.revoked_reason == "device_blocked",
+            RefreshFamily.revoked_at >= blocked_at,
+        )
+        .values(revoked_at=None, revoked_reason=None)
+    )
+    revocation.restore_mark("device", device_id, mark_before)
+
+
 # -- refresh rotation (RFC 6749 §6, RFC 9700 §4.14.2) ------------------------------------------------
 
 

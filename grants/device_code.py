@@ -10,6 +10,7 @@ proof by the same key (draft-parecki-oauth-dpop-device-flow).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,6 +47,20 @@ from grants.common import (
 )
 from grants.dpop import InvalidDPoPProof
 
+DEVICE_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _device_identifier(form: Any) -> str | None:
+    """The identifier a device gives itself (seed 000 ``deviceIdentifier``; ``device_identifier``
+    in this endpoint's own spelling): 1-64 of A-Z a-z 0-9 _ -."""
+    ours, seeds = form.get("device_identifier"), form.get("deviceIdentifier")
+    if ours is not None and seeds is not None and ours != seeds:
+        raise InvalidRequestError("Send device_identifier or deviceIdentifier, not both.")
+    value = ours if ours is not None else seeds
+    if value is not None and not DEVICE_IDENTIFIER.fullmatch(value):
+        raise InvalidRequestError("device_identifier is 1-64 of A-Z a-z 0-9 _ -.")
+    return value
+
 
 class DeviceAuthorizationEndpoint(_Endpoint):
     """RFC 8628 §3.1-3.2: ``POST /oauth/device_authorization``."""
@@ -75,6 +90,10 @@ class DeviceAuthorizationEndpoint(_Endpoint):
         info = form.get("system_information")
         if info is not None and len(info) > device_flow.MAX_SYSTEM_INFORMATION:
             raise InvalidRequestError("system_information is too long.")
+        # Shown to the approver too: line breaks allowed, nothing that disguises the text.
+        if info is not None and (problem := text_problem(info, single_line=False)):
+            raise InvalidRequestError(f"system_information {problem}.")
+        identifier = _device_identifier(form)
         module_id = form.get("module")
         if module_id is not None:
             # The device enrols as this module of the client's tenant (seed 002); only a kiosk
@@ -88,7 +107,7 @@ class DeviceAuthorizationEndpoint(_Endpoint):
         # A proof here binds the transaction to the key (draft-parecki-oauth-dpop-device-flow).
         proof = check_dpop(request, client, "/oauth/device_authorization")
         started = device_flow.start(
-            client, scope, name, info, proof.jkt if proof else None, module_id
+            client, scope, name, info, proof.jkt if proof else None, module_id, identifier
         )
         settings = get_state().settings
         verification_uri = f"{settings.issuer}/device"

@@ -17,6 +17,7 @@ from authserver.models import User
 from authserver.problems import ForbiddenProblem
 from authserver.resource import ResourceAuthError, authenticate_request, current_token
 from authserver.tokens import AccessTokenView
+from grants import LINK_CODE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,6 +92,43 @@ def require_module_token() -> Callable[[F], F]:
                 raise ForbiddenProblem(
                     "Only a device enrolled as a module (its token carries module) reads this."
                 )
+            g.registry_user = None
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def _query_client(client_id: str) -> Any:
+    from authserver.oauth2.server import query_client
+
+    return query_client(client_id)
+
+
+def require_device_token(scope: str) -> Callable[[F], F]:
+    """The calling device's own endpoints (``/devices/me...``): a device's own token with
+    ``scope``; any other token is a 403 (seed 001: a service token gets 403), not a 401.
+
+    Whether the token must be DPoP-bound is the client's: always for a client registered as
+    DPoP-bound (``dpop_bound_access_tokens``) and for link-code terminals; a device-flow
+    client not registered so may use Bearer tokens (RFC 9449 §7.1 lets a resource take both)."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                token = authenticate_request((scope,), dpop=False)
+            except ResourceAuthError as exc:
+                return exc.response()
+            if token_kind(token) != "device":
+                raise ForbiddenProblem("Only a device's own token may call this endpoint.")
+            if token.jkt is None:
+                client = _query_client(token.client_id)
+                if client is None or client.dpop_bound or client.check_grant_type(LINK_CODE):
+                    return ResourceAuthError(
+                        401, "invalid_token", "A DPoP-bound token is required.", "DPoP"
+                    ).response()
             g.registry_user = None
             return view(*args, **kwargs)
 

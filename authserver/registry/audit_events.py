@@ -20,6 +20,7 @@ def list_all() -> Response:
     token, user = token_actor()
     if user is None or not reads_audit_events(user):
         raise ForbiddenProblem("Audit events are for users with the role TENANT.ADMIN.")
+    pagination.only_params("limit", "cursor", "type", "deviceId")
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     type_ = pagination.query_arg("type", TYPES)
     device_id = pagination.query_arg("deviceId")

@@ -22,6 +22,7 @@ from authserver.devices import (
     search_devices,
     set_system_information,
     update_device,
+    update_self,
     users_for_device,
 )
 from authserver.http_errors import oauth_error_as_problem
@@ -29,12 +30,12 @@ from authserver.models import Device
 from authserver.oauth2.server import query_client
 from authserver.problems import ForbiddenProblem, Problem, ValidationProblem
 from authserver.registry import pagination, schema
-from authserver.registry.access import require_registry_token, token_actor
+from authserver.registry.access import require_device_token, require_registry_token, token_actor
 from authserver.registry.bodies import (
     json_body,
 )
-from authserver.registry.serialize import device_json, device_user_json
-from authserver.resource import current_proof, current_token, require_token
+from authserver.registry.serialize import deleted_response, device_json, device_user_json
+from authserver.resource import current_token
 from authserver.security import now
 from grants import LINK_CODE
 from grants.common import check_dpop
@@ -61,13 +62,42 @@ def _devices_json(devices: list[Device]) -> list[dict[str, Any]]:
     return [device_json(d, locs[d.id]) for d in devices]
 
 
+LIST_PARAMS = ("limit", "pageSize", "cursor", "sortBy", "sortOrder", "sortDirection", "locationId",
+               "name", "origin", "status", "appCode", "externalId", "deviceIdentifier", "q",
+               "pageNumber")  # fmt: skip
+
+
+def _one_of_aliases(name: str, alias: str, values: dict[str, str] | None = None) -> str | None:
+    """A parameter that seed 000 spells ``alias``: either spelling, not both."""
+    mine, theirs = pagination.query_arg(name), pagination.query_arg(alias)
+    if mine is not None and theirs is not None:
+        raise ValidationProblem(f"Send {name} or {alias}, not both.", parameter=alias)
+    value = mine if mine is not None else theirs
+    if values is None or value is None:
+        return value
+    if value not in values:
+        raise ValidationProblem(f"{name} must be asc or desc.", parameter=name)
+    return values[value]
+
+
 @bp.get("/api/v1/devices")
 @require_registry_token()
 def list_devices() -> Response:
     tenant_id, _ = _actor()
+    pagination.only_params(*LIST_PARAMS)
+    if "pageNumber" in request.args:
+        # Seed 000's numbered pages: pages here continue from a cursor, so that walking them
+        # while devices come and go neither repeats nor skips one.
+        raise ValidationProblem(
+            "pageNumber is not supported: follow nextCursor (cursor=...) to the next page.",
+            parameter="pageNumber",
+        )
     sort_by = pagination.query_arg("sortBy", tuple(SORT_KEYS)) or "createdAt"
-    order = pagination.query_arg("sortOrder", ("asc", "desc")) or "asc"
-    limit = pagination.limit_or_400(pagination.query_arg("limit"))
+    order = _one_of_aliases(
+        "sortOrder", "sortDirection", {"asc": "asc", "desc": "desc", "ASC": "asc", "DESC": "desc"}
+    )
+    limit = pagination.limit_or_400(_one_of_aliases("limit", "pageSize"))
+    order = order or "asc"
     query = DeviceQuery(
         sort_by=sort_by,
         descending=order == "desc",
@@ -77,6 +107,7 @@ def list_devices() -> Response:
         status=pagination.query_arg("status", STATUSES),
         app_code=pagination.query_arg("appCode", APP_CODES),
         external_id=pagination.query_arg("externalId"),
+        identifier=pagination.query_arg("deviceIdentifier"),
         q=pagination.query_arg("q"),
     )
     context = f"devices:{sort_by}:{order}"
@@ -118,7 +149,7 @@ def remove(device_id: str) -> Response:
     tenant_id, actor = _actor()
     device = get_device(tenant_id, device_id)
     delete_device(device, actor)
-    return jsonify(data={"id": device_id, "deleted": True})
+    return deleted_response(id=device_id)
 
 
 # -- linking (seed 000: POST /device/{deviceCode}/link) -------------------------------------------
@@ -175,7 +206,7 @@ def link(link_code: str) -> Response:
 def _my_device_id() -> str:
     token = current_token()
     if token.device_id is None:
-        raise ForbiddenProblem("Only a device's own DPoP-bound token may call this endpoint.")
+        raise ForbiddenProblem("Only a device's own token may call this endpoint.")
     return token.device_id
 
 
@@ -184,15 +215,14 @@ def _me() -> Device:
 
 
 @bp.get("/api/v1/devices/me")
-@require_token("devices:read", dpop=True)
+@require_device_token("devices:read")
 def me() -> Response:
-    assert current_proof() is not None
     device, locations = read_device(current_token().tenant_id, _my_device_id())
     return jsonify(data=device_json(device, locations))
 
 
 @bp.put("/api/v1/devices/me/system-information")
-@require_token("devices:write", dpop=True)  # a write: devices:read is not enough
+@require_device_token("devices:write")  # a write: devices:read is not enough
 def me_system_information() -> Response:
     device = _me()
     body = json_body()
@@ -202,11 +232,21 @@ def me_system_information() -> Response:
     return Response(status=204)
 
 
+@bp.patch("/api/v1/devices/me")
+@require_device_token("devices:write")
+def patch_me() -> Response:
+    """The terminal changes what it reports about itself (seed 000 PUT /device, lastOrderUid)."""
+    device = _me()
+    update_self(device, schema.DEVICE_SELF_UPDATE.parse(json_body()))
+    return _one(device)
+
+
 @bp.get("/api/v1/devices/me/users")
-@require_token("devices:read", dpop=True)
+@require_device_token("devices:read")
 def me_users() -> Response:
     """Active users who may sign in on this device (seed 000 GET /device/users)."""
     device = _me()
+    pagination.only_params("limit", "cursor")
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     context = f"device-users:{device.id}"
     after = pagination.after_or_400(pagination.query_arg("cursor"), context)

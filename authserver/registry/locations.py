@@ -14,7 +14,7 @@ from authserver.devices import (
 from authserver.registry import pagination, schema
 from authserver.registry.access import require_registry_token, token_actor
 from authserver.registry.bodies import json_body
-from authserver.registry.serialize import location_json
+from authserver.registry.serialize import deleted_response, location_json
 
 bp = Blueprint("locations", __name__)
 
@@ -23,6 +23,7 @@ bp = Blueprint("locations", __name__)
 @require_registry_token()
 def list_all() -> Response:
     token, _ = token_actor()
+    pagination.only_params("limit", "cursor")
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     context = "locations:name"
     after = pagination.after_or_400(pagination.query_arg("cursor"), context)
@@ -62,4 +63,4 @@ def patch_location(location_id: str) -> Response:
 def delete_one(location_id: str) -> Response:
     token, _ = token_actor()
     delete_location(get_location(token.tenant_id, location_id))
-    return jsonify(data={"id": location_id, "deleted": True})
+    return deleted_response(id=location_id)

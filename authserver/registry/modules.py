@@ -24,7 +24,7 @@ from authserver.registry.access import (
     token_actor,
 )
 from authserver.registry.bodies import json_body
-from authserver.registry.serialize import iso
+from authserver.registry.serialize import deleted_response, iso
 
 bp = Blueprint("modules", __name__)
 
@@ -67,10 +67,7 @@ def _type_or_400(value: str) -> str:
 @require_modules_token()
 def list_all() -> Response:
     token, _ = token_actor()
-    unknown = sorted(set(request.args) - LIST_PARAMS)
-    if unknown:
-        # A filter we do not know must not quietly give the unfiltered list.
-        raise ValidationProblem(f"Unknown query parameter(s): {', '.join(unknown)}.")
+    pagination.only_params(*LIST_PARAMS)
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     filters: dict[str, Any] = {
         name: pagination.query_arg(name) for name in ("locationId", "userId", "id")
@@ -134,7 +131,7 @@ def patch(module_id: str) -> Response:
 def delete_one(module_id: str) -> Response:
     token, _ = token_actor()
     modules.delete(modules.get(token.tenant_id, module_id), actor_id())
-    return jsonify(data={"id": module_id, "deleted": True})
+    return deleted_response(id=module_id)
 
 
 @bp.post("/api/v1/modules/<module_id>/logout")

@@ -48,6 +48,19 @@ def query_arg(name: str, allowed: tuple[str, ...] | None = None) -> str | None:
     return value
 
 
+def only_params(*names: str) -> None:
+    """Refuse a query parameter this list does not know, naming it: a filter misspelt or from
+    another API must never quietly give the unfiltered list (a script acting on ``data[0]``
+    would act on the wrong item)."""
+    unknown = sorted(set(request.args) - set(names))
+    if unknown:
+        raise ValidationProblem(
+            f"Unknown query parameter(s): {', '.join(unknown)}; this list takes "
+            f"{', '.join(sorted(names))}.",
+            parameter=unknown[0],
+        )
+
+
 class CursorError(ValueError):
     pass
 

@@ -26,6 +26,7 @@ from authserver.registry.access import (
 from authserver.registry.bodies import json_body
 from authserver.registry.serialize import (
     contact_json,
+    deleted_response,
     strategy_json,
     tenant_catalog_json,
     user_json,
@@ -52,6 +53,7 @@ def _one(user: User, status: int = 200) -> Response:
 @require_people_token()
 def list_all() -> Response:
     token, _ = token_actor()
+    pagination.only_params("limit", "cursor", *users.USER_FILTERS)
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     filters = {}
     for name in users.USER_FILTERS:
@@ -109,7 +111,7 @@ def patch_user(user_id: str) -> Response:
 def delete_one(user_id: str) -> Response:
     token, actor = token_actor()
     users.delete(users.get_in_tenant(token.tenant_id, user_id), actor, actor_id())
-    return jsonify(data={"id": user_id, "deleted": True})
+    return deleted_response(id=user_id)
 
 
 @bp.get("/api/v1/users/<user_id>/contact")
@@ -159,7 +161,7 @@ def delete_strategy(user_id: str, strategy: str, external_id: str) -> Response:
     token, actor = token_actor()
     user = users.get_in_tenant(token.tenant_id, user_id)
     users.delete_strategy(user, strategy, external_id, actor, actor_id())
-    return jsonify(data={"strategy": strategy, "id": external_id, "deleted": True})
+    return deleted_response(strategy=strategy, id=external_id)
 
 
 @bp.get("/api/v1/users/by-auth-strategy")
@@ -168,6 +170,7 @@ def by_strategy() -> Response:
     """The user an external identity is linked to (seed 002 byAuthStrategy); ``email``, when
     given, must also be their login."""
     token, _ = token_actor()
+    pagination.only_params("strategy", "id", "email")
     strategy, external_id = pagination.query_arg("strategy"), pagination.query_arg("id")
     if not strategy or not external_id:
         raise ValidationProblem("strategy and id are required.")
@@ -201,7 +204,7 @@ def delete_me() -> Response:
     if confirm != user.login:
         raise ValidationProblem("Confirm by sending your own login.", field="login")
     users.delete(user, user, user.id)
-    return jsonify(data={"id": user.id, "deleted": True})
+    return deleted_response(id=user.id)
 
 
 @bp.post("/api/v1/users/me/consents")

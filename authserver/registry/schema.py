@@ -368,6 +368,39 @@ _EXTERNAL_ID = Text("externalId", "Your own id for the device; unique in the ten
 _LOCATION_IDS = Ids("locationIds", "The locations the device belongs to.", 50)
 _TILL_ID = Text("tillId", "The till (checkout) the device serves.", 100)
 _APP_CODE = OneOf("appCode", "What the device runs.", tuple(AppCode))
+UID = r"[A-Za-z0-9_-]{1,64}"
+
+
+@dataclass(frozen=True)
+class Uids(Field):
+    """A list of at most ``limit`` distinct uids (``[A-Za-z0-9_-]{1,64}``), in the order given;
+    null is the empty list."""
+
+    limit: int = 32
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if value is None:
+            return []
+        if (
+            not isinstance(value, list)
+            or len(value) > self.limit
+            or not all(isinstance(v, str) and re.fullmatch(UID, v) for v in value)
+        ):
+            raise ValidationProblem(
+                f"{self.name} must be a list of at most {self.limit} ids of 1-64 letters, "
+                "digits, _ or -.",
+                field=self.name,
+            )
+        return list(dict.fromkeys(value))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["array", "null"], "maxItems": self.limit,
+                "items": {"type": "string", "pattern": f"^{UID}$"},
+                "description": self.description}  # fmt: skip
+
+
+_PRINTER_UIDS = Uids("printerUids", "The printers the device prints on (seed 000).")
 
 DEVICE_CREATE = Body(
     "DeviceCreate",
@@ -379,6 +412,7 @@ DEVICE_CREATE = Body(
         _LOCATION_IDS,
         _TILL_ID,
         _APP_CODE,
+        _PRINTER_UIDS,
         OneOf(
             "status",
             "ACTIVE (default) or READY_TO_LINK.",
@@ -398,14 +432,21 @@ DEVICE_CREATE = Body(
 DEVICE_UPDATE = Body(
     "DeviceUpdate",
     "The fields to change. status BLOCKED revokes the device's tokens; READY_TO_LINK unlinks it "
-    "(tokens revoked, a new link code in the answer); ACTIVE unblocks a linked device.",
+    "(tokens revoked, a new link code in the answer); ACTIVE unblocks a linked device (its old "
+    "tokens stay revoked unless restoreSessions).",
     (
         _DEVICE_NAME,
         _EXTERNAL_ID,
         _LOCATION_IDS,
         _TILL_ID,
         _APP_CODE,
+        _PRINTER_UIDS,
         OneOf("status", "The new status.", tuple(DeviceStatus)),
+        Flag(
+            "restoreSessions",
+            "With status ACTIVE for a BLOCKED device: the sessions the "
+            "block ended live again (default false: the device must be linked anew).",
+        ),
     ),
     example={"status": "BLOCKED"},
 )
@@ -482,6 +523,27 @@ LINK = Body(
         "password": "correct horse",
         "systemInformation": "PosOS 4.2, build 1187",
     },  # fmt: skip
+)
+DEVICE_SELF_UPDATE = Body(
+    "DeviceSelfUpdate",
+    "What the calling terminal changes about itself: its system information, the last order it "
+    "took (seed 000 lastOrderUid).",
+    (
+        Text(
+            "systemInformation",
+            "Free text, up to 2,000 characters, line breaks allowed.",
+            2000,
+            multi_line=True,
+        ),
+        Chars(
+            "lastOrderUid",
+            "The uid of the last order it took: 1-64 of A-Z a-z 0-9 _ -.",
+            1,
+            64,
+            pattern="[A-Za-z0-9_-]+",
+        ),
+    ),  # fmt: skip
+    example={"lastOrderUid": "ord-20261130-0042"},
 )
 SYSTEM_INFORMATION = Body(
     "SystemInformation",
@@ -843,6 +905,6 @@ MODULE_COMMON_CONFIG = Body(
 
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
-          CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
+          DEVICE_SELF_UPDATE, CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
           TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,
           MODULE_COMMON_CONFIG)  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from flask import Response, jsonify, request
+
 from authserver.models import AuditEvent, AuthStrategy, Location, Tenant, User
 
 _ISO_CACHE: dict[int, str] = {}
@@ -52,6 +54,8 @@ def device_json(
         "dpopJkt": d.dpop_jkt,
         "lastActivityAt": iso(d.last_activity_at),
         "lastTenantUserId": d.last_tenant_user_id,
+        "printerUids": list(d.printer_uids or []),
+        "lastOrderUid": d.last_order_uid,
         "createdAt": iso(d.created_at),
         "createdBy": d.created_by,
         "updatedAt": iso(d.updated_at),
@@ -136,3 +140,15 @@ def audit_event_json(event: AuditEvent) -> dict[str, Any]:
         "data": event.data,
         "createdAt": iso(event.created_at),
     }
+
+
+def deleted_response(**ids: Any) -> Response:
+    """The answer to every DELETE: ``{"deleted": true, "data": {<ids>, "deleted": true}}`` (seed
+    001's ``{"deleted": true}``, in this API's envelope), or ``204 No Content`` when the request
+    says ``Prefer: return=minimal`` (RFC 7240 §4.2; seed 000's answer)."""
+    prefer = request.headers.get("Prefer", "")
+    if "return=minimal" in [p.strip() for part in prefer.split(",") for p in part.split(";")]:
+        resp = Response(status=204)
+        resp.headers["Preference-Applied"] = "return=minimal"
+        return resp
+    return jsonify(deleted=True, data={**ids, "deleted": True})

@@ -12,7 +12,7 @@ from authserver.problems import ForbiddenProblem, NotFoundProblem, ValidationPro
 from authserver.registry import pagination, schema
 from authserver.registry.access import actor_id, require_tenant_admin_token, token_actor
 from authserver.registry.bodies import json_body
-from authserver.registry.serialize import iso
+from authserver.registry.serialize import deleted_response, iso
 from authserver.resource import ResourceAuthError, authenticate_request
 
 bp = Blueprint("tenant", __name__)
@@ -33,6 +33,7 @@ def property_json(prop: TenantProperty) -> dict[str, Any]:
 @require_tenant_admin_token()
 def list_properties() -> Response:
     token, _ = token_actor()
+    pagination.only_params("limit", "cursor", "isPrivate", "property")
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     private = pagination.query_arg("isPrivate", ("true", "false"))
     name = pagination.query_arg("property")
@@ -67,7 +68,7 @@ def put_property(name: str) -> Response:
 def delete_property(name: str) -> Response:
     token, _ = token_actor()
     tenant_config.delete(token.tenant_id, name, actor_id())
-    return jsonify(data={"property": name, "deleted": True})
+    return deleted_response(property=name)
 
 
 @bp.patch("/api/v1/tenant/config")
@@ -87,6 +88,7 @@ def patch_public_config() -> Response:
 def public_config() -> Response:
     """The public configuration, for front apps: with any token of the tenant, or without one
     for the tenant named by ``tenant`` (its id). Obfuscated values are masked."""
+    pagination.only_params("filter", "tenant")
     prefix = pagination.query_arg("filter")
     if prefix is not None and not all(c.isalnum() or c in "_.-" for c in prefix):
         raise ValidationProblem("filter is a property name prefix: letters, digits, _ . -")

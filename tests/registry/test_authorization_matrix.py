@@ -64,10 +64,8 @@ def expected(kind: str, endpoint_kind: str, success: int, path: str) -> int:
     if kind in ("none", "expired", "revoked", "dpop_bound_as_bearer"):
         return 401
     if endpoint_kind == ME:
-        if kind == "device":
-            return success
-        # Only DPoP-bound tokens pass the proof requirement; a bound non-device token gets 403.
-        return 403 if kind == "service_dpop" else 401
+        # A device's own endpoints: any other valid token is a 403 (seed 001), not a 401.
+        return success if kind == "device" else 403
     if kind == "device" or kind == "user_without_role":
         return 403
     if kind == "wrong_scope":  # devices:read only

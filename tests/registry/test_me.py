@@ -16,7 +16,9 @@ def test_me_for_a_dpop_bound_device_token(reg):
 def test_me_refuses_service_tokens_and_bearer(reg):
     t = reg.tenant()
     service = reg.service_token(t)
-    assert reg.call("GET", "/api/v1/devices/me", service).status_code == 401  # not DPoP-bound
+    # Seed 001: a service token is refused with 403 (it is valid, just not a device's).
+    refused = reg.call("GET", "/api/v1/devices/me", service)
+    assert refused.status_code == 403 and refused.get_json()["status"] == 403
     from tests.dpop_client import DPoPKey
 
     key = DPoPKey()
@@ -129,3 +131,35 @@ def test_last_activity_is_written_at_most_once_a_minute(reg, app, clock):
     clock.advance(31)
     reg.call("GET", "/api/v1/devices/me", tokens["access_token"], key=key)
     assert last_activity() > first
+
+
+def test_whether_a_device_token_must_be_dpop_bound_is_its_clients(reg, world):
+    from authserver.models import Client
+    from tests.device_helpers import approve, kiosk_world, poll, start
+
+    # A device-flow client not registered as DPoP-bound: its kiosk may use a Bearer token.
+    tenant, kiosk = kiosk_world(world)
+    body = start(reg.http, kiosk.client_id).get_json()
+    approve(reg.app, body["user_code"], "admin")
+    token = poll(reg.http, kiosk.client_id, body["device_code"]).get_json()
+    assert token["token_type"] == "Bearer"
+    me = reg.call("GET", "/api/v1/devices/me", token["access_token"])
+    assert me.status_code == 200 and me.get_json()["data"]["origin"] == "device_flow"
+    # The operator registers the client as DPoP-bound: its Bearer tokens stop at the device's
+    # own endpoints at once (and it gets no new ones without a proof).
+    with reg.app.app_context():
+        db.session.get(Client, kiosk.client_id).dpop_bound = True
+        db.session.commit()
+    refused = reg.call("GET", "/api/v1/devices/me", token["access_token"])
+    assert refused.status_code == 401
+    assert "DPoP" in refused.headers["WWW-Authenticate"]
+
+
+def test_a_link_code_terminal_always_needs_dpop(reg):
+    t = reg.tenant()
+    device = reg.create_device(t, status="READY_TO_LINK", appCode="CLIENT")
+    linked = reg.link(t, device["linkCode"])  # no proof: the grant gives a Bearer token
+    assert linked.status_code == 200 and linked.get_json()["token_type"] == "Bearer"
+    refused = reg.call("GET", "/api/v1/devices/me", linked.get_json()["access_token"])
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_token"
+    assert "A DPoP-bound token is required." in refused.get_json()["detail"]
