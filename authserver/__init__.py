@@ -128,6 +128,7 @@ def create_app(
     from authserver.endpoints.ops import bp as ops_bp
     from authserver.endpoints.verification import bp as verify_bp
     from authserver.registry.audit_events import bp as audit_bp
+    from authserver.registry.customer_devices import bp as customer_devices_bp
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
     from authserver.registry.devices import bp as devices_bp
     from authserver.registry.locations import bp as locations_bp
@@ -145,6 +146,7 @@ def create_app(
     app.register_blueprint(people_bp)
     app.register_blueprint(tenant_bp)
     app.register_blueprint(modules_bp)
+    app.register_blueprint(customer_devices_bp)
     app.after_request(add_dpop_nonce)
     retention.install(app, engine, settings, store, now)
     observability.configure_logging(settings.log_level)

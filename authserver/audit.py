@@ -47,6 +47,10 @@ TYPES = (
     "module.deleted",
     "module.logged_out",
     "module_type.config_set",
+    "owned_device.registered",
+    "owned_device.unregistered",
+    "issued_device.created",
+    "issued_device.status_changed",
 )
 
 

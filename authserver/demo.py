@@ -35,7 +35,7 @@ CLIENTS: list[dict[str, Any]] = [
         "grant_types": [CLIENT_CREDENTIALS],
         "auth_method": "client_secret_basic",
         "scope": "devices:read devices:write users:read users:write tenant:read tenant:write "
-        "modules:read modules:write",
+        "modules:read modules:write customer-devices:read customer-devices:write",
     },
     {
         "client_id": "cli_demo_kiosk",
@@ -54,6 +54,17 @@ CLIENTS: list[dict[str, Any]] = [
         # devices:write lets a terminal update its own system information; device tokens never
         # manage the registry, whatever their scope.
         "scope": "devices:read devices:write",
+    },
+    {
+        "client_id": "cli_demo_app",
+        "name": "Demo customer app",
+        "grant_types": [DEVICE_CODE, REFRESH_TOKEN],
+        "auth_method": "none",
+        # A person signs in (the device flow's subject is the approving user), on a phone whose
+        # key the tokens are bound to.
+        "scope": "openid",
+        "device_subject": "user",
+        "dpop_bound": True,
     },
 ]
 

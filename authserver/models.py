@@ -582,3 +582,70 @@ class ModuleTypeConfig(Model):
     config: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+
+
+class OwnedDevice(Model):
+    """A customer's own phone, watch or tablet (seed 003 "owned-devices"), registered for
+    security checks and push notifications. Its identifier (an IMEI) is unique per customer among
+    registered ones; unregistering keeps the row (who had what, when) and frees the identifier."""
+
+    __tablename__ = "owned_devices"
+    __table_args__ = (
+        Index(
+            "uq_owned_devices_user_identifier",
+            "user_id",
+            "external_id",
+            unique=True,
+            sqlite_where=text("unregistered_at IS NULL"),
+            postgresql_where=text("unregistered_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
+    operating_system: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    nickname: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    brand: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    installation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    push_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    push_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its app's key
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    unregistered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class IssuedDevice(Model):
+    """A device the tenant issues to a customer (seed 003 "issued-devices"): a payment card, a
+    hardware token. Only a masked identifier is kept; its status moves along a lifecycle, each
+    change recorded with who made it and when (``IssuedDeviceStatus``)."""
+
+    __tablename__ = "issued_devices"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    masked_identifier: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(ID, nullable=True)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class IssuedDeviceStatus(Model):
+    """One status of an issued device: what it became, who decided, when, why."""
+
+    __tablename__ = "issued_device_statuses"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    issued_device_id: Mapped[str] = mapped_column(ForeignKey("issued_devices.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ...: the order of the changes
+    status: Mapped[str] = mapped_column(String(16))
+    changed_by: Mapped[str] = mapped_column(ID)
+    changed_at: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -980,6 +980,114 @@ OPERATIONS.update(
     }
 )
 
+_CD_READ = [{"bearer": ["customer-devices:read"]}, {"dpop": ["customer-devices:read"]}]
+_CD_WRITE = [{"bearer": ["customer-devices:write"]}, {"dpop": ["customer-devices:write"]}]
+_USER = _path("user_id", "The customer's user id.")
+_OWNED = _path("device_id", "The owned device's id (own_...).")
+_ISSUED = _path("device_id", "The issued device's id (isd_...).")
+_OWNED_STATUS = _query("status", "Only ACTIVE (registered) or UNREGISTERED ones.",
+                       ("ACTIVE", "UNREGISTERED"))  # fmt: skip
+_ISSUED_STATUS = _query("status", "Only this status.",
+                        ("ORDERED", "ACTIVE", "BLOCKED", "LOST", "EXPIRED", "CLOSED"))  # fmt: skip
+OPERATIONS.update({
+    ("customer_devices.register", "post"): {
+        "tags": ["Your devices"],
+        "summary": "Register a device you own (a phone, a watch, a tablet)",
+        "description": "With a DPoP-bound token the device is bound to its key: unregistering "
+        "it revokes every token bound to that key.",
+        "security": _ANY_USER,
+        "requestBody": _body(schema.OWNED_REGISTER),
+        "responses": {"201": _json(_one("OwnedDevice"), "Registered."),
+                      "409": _problem("One of your registered devices has this identifier."),
+                      **_API_ERRORS},
+    },
+    ("customer_devices.my_owned", "get"): {
+        "tags": ["Your devices"], "summary": "Your devices", "security": _ANY_USER,
+        "parameters": [*_PAGING, _OWNED_STATUS],
+        "responses": {"200": _json(_page("OwnedDevice"), "A page."), **_API_ERRORS},
+    },
+    ("customer_devices.my_owned_one", "get"): {
+        "tags": ["Your devices"], "summary": "One of your devices", "security": _ANY_USER,
+        "parameters": [_OWNED],
+        "responses": {"200": _json(_one("OwnedDevice"), "The device."),
+                      "404": _problem("No such device of yours."), **_API_ERRORS},
+    },
+    ("customer_devices.my_owned_patch", "patch"): {
+        "tags": ["Your devices"], "summary": "Change your device (nickname, push id, ...)",
+        "security": _ANY_USER, "parameters": [_OWNED],
+        "requestBody": _body(schema.OWNED_UPDATE),
+        "responses": {"200": _json(_one("OwnedDevice"), "The device."),
+                      "404": _problem("No such device of yours."),
+                      "409": _problem("The device is unregistered."), **_API_ERRORS},
+    },
+    ("customer_devices.my_owned_unregister", "post"): {
+        "tags": ["Your devices"],
+        "summary": "Unregister your device: no more pushes, its tokens revoked",
+        "security": _ANY_USER, "parameters": [_OWNED],
+        "responses": {"202": _json(_one("OwnedDevice"), "Unregistered."),
+                      "404": _problem("No such device of yours."), **_API_ERRORS},
+    },
+    ("customer_devices.my_issued", "get"): {
+        "tags": ["Your devices"], "summary": "Devices issued to you (cards, tokens)",
+        "security": _ANY_USER, "parameters": [*_PAGING, _ISSUED_STATUS],
+        "responses": {"200": _json(_page("IssuedDevice"), "A page."), **_API_ERRORS},
+    },
+    ("customer_devices.my_issued_one", "get"): {
+        "tags": ["Your devices"], "summary": "A device issued to you, with its statuses",
+        "security": _ANY_USER, "parameters": [_ISSUED],
+        "responses": {"200": _json(_one("IssuedDevice"), "The device."),
+                      "404": _problem("No such issued device of yours."), **_API_ERRORS},
+    },
+    ("customer_devices.owned_of", "get"): {
+        "tags": ["Customers' devices"], "summary": "A customer's own devices",
+        "security": _CD_READ, "parameters": [_USER, *_PAGING, _OWNED_STATUS],
+        "responses": {"200": _json(_page("OwnedDevice"), "A page."),
+                      "404": _problem("No such user."), **_API_ERRORS},
+    },
+    ("customer_devices.push_targets", "get"): {
+        "tags": ["Customers' devices"],
+        "summary": "Where to push to a customer: registered devices with a live push id",
+        "security": _CD_READ, "parameters": [_USER],
+        "responses": {"200": _json({"type": "object", "properties": {"data": {
+            "type": "array", "items": _ref("PushTarget")}}}, "The targets."),
+            "404": _problem("No such user."), **_API_ERRORS},
+    },
+    ("customer_devices.owned_unregister", "post"): {
+        "tags": ["Customers' devices"], "summary": "Unregister a customer's device",
+        "security": _CD_WRITE, "parameters": [_USER, _OWNED],
+        "responses": {"202": _json(_one("OwnedDevice"), "Unregistered."),
+                      "404": _problem("No such user or device."), **_API_ERRORS},
+    },
+    ("customer_devices.issue", "post"): {
+        "tags": ["Customers' devices"], "summary": "Issue a device to a customer",
+        "security": _CD_WRITE, "parameters": [_USER],
+        "requestBody": _body(schema.ISSUED_CREATE),
+        "responses": {"201": _json(_one("IssuedDevice"), "Issued."),
+                      "404": _problem("No such user."), **_API_ERRORS},
+    },
+    ("customer_devices.issued_of", "get"): {
+        "tags": ["Customers' devices"], "summary": "Devices issued to a customer",
+        "security": _CD_READ, "parameters": [_USER, *_PAGING, _ISSUED_STATUS],
+        "responses": {"200": _json(_page("IssuedDevice"), "A page."),
+                      "404": _problem("No such user."), **_API_ERRORS},
+    },
+    ("customer_devices.issued_one", "get"): {
+        "tags": ["Customers' devices"], "summary": "An issued device with its statuses",
+        "security": _CD_READ, "parameters": [_USER, _ISSUED],
+        "responses": {"200": _json(_one("IssuedDevice"), "The device."),
+                      "404": _problem("No such user or device."), **_API_ERRORS},
+    },
+    ("customer_devices.issued_status", "post"): {
+        "tags": ["Customers' devices"], "summary": "Move an issued device to its next status",
+        "security": _CD_WRITE, "parameters": [_USER, _ISSUED],
+        "requestBody": _body(schema.ISSUED_STATUS),
+        "responses": {"200": _json(_one("IssuedDevice"), "The device, with its statuses."),
+                      "404": _problem("No such user or device."),
+                      "409": _problem("Not a next status of the current one "
+                                      "(code illegal_transition)."), **_API_ERRORS},
+    },
+})  # fmt: skip
+
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _COMPONENTS: dict[str, Any] = {
     "Problem": {
@@ -1058,6 +1166,67 @@ _COMPONENTS: dict[str, Any] = {
             "linkCodeExpiresAt": _TIME,
         },
         "required": ["id", "name", "status", "origin", "appCode", "locationIds", "createdAt"],
+    },  # fmt: skip
+    "OwnedDevice": {
+        "type": "object",
+        "description": "A device a customer owns (seed 003).",
+        "properties": {
+            "id": _STR,
+            "customerId": _STR,
+            "externalDeviceIdentifier": _STR,
+            "status": {"enum": ["ACTIVE", "UNREGISTERED"]},
+            "nickname": {"type": ["string", "null"]},
+            "operatingSystem": {"type": ["string", "null"]},
+            "brandName": {"type": ["string", "null"]},
+            "modelName": {"type": ["string", "null"]},
+            "installationId": {"type": ["string", "null"]},
+            "pushId": {"type": ["string", "null"]},
+            "pushExpiresAt": _TIME,
+            "dpopBound": {"type": "boolean"},
+            "createdAt": _TIME,
+            "updatedAt": _TIME,
+            "unregisteredAt": _TIME,
+        },
+        "required": ["id", "customerId", "externalDeviceIdentifier", "status"],
+    },
+    "PushTarget": {
+        "type": "object",
+        "properties": {
+            "ownedDeviceId": _STR,
+            "pushId": _STR,
+            "pushExpiresAt": _TIME,
+            "operatingSystem": {"type": ["string", "null"]},
+            "installationId": {"type": ["string", "null"]},
+        },
+        "required": ["ownedDeviceId", "pushId"],
+    },
+    "IssuedDevice": {
+        "type": "object",
+        "description": "A device issued to a customer (seed 003): masked identifier only.",
+        "properties": {
+            "id": _STR,
+            "customerId": _STR,
+            "kind": {"enum": ["PAYMENT_CARD", "HARDWARE_TOKEN", "OTHER"]},
+            "maskedIdentifier": _STR,
+            "label": {"type": ["string", "null"]},
+            "status": {"enum": ["ORDERED", "ACTIVE", "BLOCKED", "LOST", "EXPIRED", "CLOSED"]},
+            "createdAt": _TIME,
+            "createdBy": {"type": ["string", "null"]},
+            "updatedAt": _TIME,
+            "statuses": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "status": _STR,
+                        "changedBy": _STR,
+                        "changedAt": _TIME,
+                        "reason": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+        "required": ["id", "customerId", "kind", "maskedIdentifier", "status"],
     },  # fmt: skip
     "Module": {
         "type": "object",

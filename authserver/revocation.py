@@ -33,7 +33,7 @@ from authserver.security import now_float
 from authserver.state import get_state
 
 log = logging.getLogger("authserver.revocation")
-KINDS = ("all", "client", "tenant", "family", "device", "user", "module")
+KINDS = ("all", "client", "tenant", "family", "device", "user", "module", "jkt")
 EPOCH_KEY = "rvk:epoch"
 # Entries outlive the tokens they can affect by this much (clock skew between nodes).
 MARGIN_SECONDS = 60

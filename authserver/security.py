@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
@@ -63,8 +64,34 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
+# Ids sort in creation order: 9 characters of the creation time in milliseconds (Crockford's
+# base 32, whose digits sort as ASCII does), 2 of a per-process sequence within that millisecond,
+# then 96 random bits. A list sorted by (createdAt, id) is then in creation order, so an item
+# created during a keyset walk lands after the cursor instead of at random before it.
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_id_lock = threading.Lock()
+_id_last_ms = 0
+_id_seq = 0
+
+
+def _base32(value: int, width: int) -> str:
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(width)))
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_urlsafe(15)}"
+    global _id_last_ms, _id_seq
+    ms = int(now_float() * 1000)
+    with _id_lock:
+        if _id_last_ms - 1000 < ms <= _id_last_ms:
+            # The same millisecond (or a small step back): the next in sequence, borrowing the
+            # next millisecond when a thousand ids were made in this one.
+            ms, _id_seq = _id_last_ms, _id_seq + 1
+            if _id_seq > 1023:
+                ms, _id_seq = ms + 1, 0
+        else:
+            _id_seq = 0
+        _id_last_ms, seq = ms, _id_seq
+    return f"{prefix}_{_base32(ms, 9)}{_base32(seq, 2)}{secrets.token_urlsafe(12)}"
 
 
 def now_float() -> float:

@@ -280,6 +280,8 @@ class AccessTokenView:
                 found.append((kind, ident))
         if self.module_id is not None:
             found.append(("module", module_key(self.tenant_id, self.module_id)))
+        if self.jkt is not None:
+            found.append(("jkt", self.jkt))  # the key's device can be unregistered
         return found
 
 
@@ -573,6 +575,13 @@ def revoke_module(tenant_id: str, module_id: str, reason: str) -> None:
         (RefreshFamily.tenant_id == tenant_id) & (RefreshFamily.module_id == module_id), reason
     )
     revocation.mark("module", module_key(tenant_id, module_id))
+
+
+def revoke_key(jkt: str, reason: str) -> None:
+    """Every token bound to a DPoP key (RFC 9449): its device is gone (a customer unregistered
+    the phone the key lives on). In the caller's transaction."""
+    _revoke_families(RefreshFamily.jkt == jkt, reason)
+    revocation.mark("jkt", jkt)
 
 
 def revoke_device(device_id: str, reason: str = "device_status") -> None:

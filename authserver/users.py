@@ -9,7 +9,7 @@ from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, authorization, credentials, limits, tokens, totp
+from authserver import audit, authorization, credentials, customer_devices, limits, tokens, totp
 from authserver.models import AuthStrategy, Location, Tenant, User, db
 from authserver.paging import After, Page, containing, escape_like, keyset_page
 from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
@@ -225,6 +225,7 @@ def delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
     tokens.revoke_subject(user_id=user.id)
     audit.record("user.deleted", user.tenant_id, actor_id, user_id=user.id, login=user.login)
     db.session.execute(sql_delete(AuthStrategy).where(AuthStrategy.user_id == user.id))
+    customer_devices.forget_user(user.id)
     db.session.delete(user)
     db.session.commit()
 

@@ -165,6 +165,7 @@ def test_demo_is_idempotent_and_prints_working_credentials(cli, http, settings):
         "cli_demo_service",
         "cli_demo_kiosk",
         "cli_demo_pos",
+        "cli_demo_app",
     }
     saved = settings.instance_path / "demo-credentials.json"
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600

@@ -77,6 +77,17 @@ def require_modules_token(write: bool = False) -> Callable[[F], F]:
     )
 
 
+def require_customer_devices_token(write: bool = False) -> Callable[[F], F]:
+    """Customers' devices in the back office: ``customer-devices:read`` (``:write`` to change)
+    for service tokens; the same scope plus role TENANT.ADMIN or USER.MANAGER for user tokens;
+    never device tokens."""
+    return _tenant_token(
+        "customer-devices:write" if write else "customer-devices:read",
+        manages_people,
+        "The role TENANT.ADMIN or USER.MANAGER is required.",
+    )
+
+
 def require_module_token() -> Callable[[F], F]:
     """A device enrolled as a module: its own token (any scope), carrying the ``module`` claim
     (seed 002: "it must be fetched in device code flow"). DPoP-bound tokens with their proof."""

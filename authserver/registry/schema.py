@@ -903,8 +903,126 @@ MODULE_COMMON_CONFIG = Body(
     parser=lambda body: body,
 )
 
+
+@dataclass(frozen=True)
+class Time(Field):
+    """An RFC 3339 date-time with a time zone (``2026-12-31T23:59:59Z``), or null; kept as Unix
+    seconds."""
+
+    def parse(self, body: dict[str, Any]) -> int | None:
+        value = body.get(self.name)
+        if value is None:
+            return None
+        from datetime import datetime
+
+        try:
+            if not isinstance(value, str) or len(value) > 40:
+                raise ValueError(value)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            if parsed.tzinfo is None:
+                raise ValueError(value)
+            return int(parsed.timestamp())
+        except (ValueError, OverflowError, OSError) as exc:
+            raise ValidationProblem(
+                f"{self.name} must be an RFC 3339 date-time with a time zone, or null.",
+                field=self.name,
+            ) from exc
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "null"], "format": "date-time",
+                "description": self.description}  # fmt: skip
+
+
+_OWNED_INFO = (
+    Text("operatingSystem", "Its operating system and version (iOS 17.2).", 100),
+    Text("nickname", "The name its owner gives it.", 100),
+    Text("brandName", "Its brand.", 100),
+    Text("modelName", "Its model.", 100),
+    Chars("installationId", "The app installation's id on it.", 1, 128, pattern="[A-Za-z0-9_.:-]+"),
+    Chars("pushId", "Where push notifications reach it (an FCM or APNs token).", 1, 512,
+          pattern="[A-Za-z0-9_.:/+=-]+"),
+    Time("pushExpiresAt", "When the push id stops working; null: no known expiry."),
+)  # fmt: skip
+OWNED_REGISTER = Body(
+    "OwnedDeviceRegistration",
+    "Register a device you own (seed 003 POST /owned-devices).",
+    (
+        Chars(
+            "externalDeviceIdentifier",
+            "Its identifier, such as an IMEI: 1-64 of "
+            "A-Z a-z 0-9 _ . : -; unique among your registered devices.",
+            1,
+            64,
+            pattern="[A-Za-z0-9_.:-]+",
+            nullable=False,
+        ),
+        *_OWNED_INFO,
+    ),  # fmt: skip
+    required=("externalDeviceIdentifier",),
+    example={
+        "externalDeviceIdentifier": "990000862471854",
+        "operatingSystem": "iOS 17.2",
+        "nickname": "My Phone",
+        "brandName": "Apple iPhone",
+        "modelName": "15",
+        "pushId": "fcm:eXaMpLe",
+        "pushExpiresAt": "2027-06-30T00:00:00Z",
+    },  # fmt: skip
+)
+OWNED_UPDATE = Body(
+    "OwnedDeviceUpdate",
+    "What to change about your device (null clears a field).",
+    _OWNED_INFO,
+    example={"nickname": "Work phone", "pushId": "fcm:n3w", "pushExpiresAt": None},
+)
+ISSUED_CREATE = Body(
+    "IssuedDeviceCreation",
+    "A device issued to the customer: a card or a hardware token, by a masked identifier only.",
+    (
+        OneOf("kind", "What it is.", ("PAYMENT_CARD", "HARDWARE_TOKEN", "OTHER")),
+        Chars(
+            "maskedIdentifier",
+            "Its identifier masked with *: at most 4 digits in clear (**** **** **** 1234).",
+            4,
+            32,
+            pattern="[0-9A-Za-z* -]+",
+            nullable=False,
+        ),
+        Text("label", "A name for it (Visa Debit).", 100),
+        OneOf(
+            "status",
+            "Where its life starts: ORDERED (default) or ACTIVE.",
+            ("ORDERED", "ACTIVE"),
+            default="ORDERED",
+        ),
+        Text("reason", "Why (kept with the status).", 200),
+    ),  # fmt: skip
+    required=("kind", "maskedIdentifier"),
+    example={
+        "kind": "PAYMENT_CARD",
+        "maskedIdentifier": "**** **** **** 4242",
+        "label": "Visa Debit",
+    },  # fmt: skip
+)
+ISSUED_STATUS = Body(
+    "IssuedDeviceStatusChange",
+    "The next status: ORDERED -> ACTIVE | CLOSED; ACTIVE -> BLOCKED | LOST | EXPIRED | CLOSED; "
+    "BLOCKED -> ACTIVE | LOST | EXPIRED | CLOSED; LOST, EXPIRED -> CLOSED; CLOSED is final.",
+    (
+        OneOf(
+            "status",
+            "The new status.",
+            ("ORDERED", "ACTIVE", "BLOCKED", "LOST", "EXPIRED", "CLOSED"),
+        ),
+        Text("reason", "Why (kept with the status).", 200),
+    ),  # fmt: skip
+    required=("status",),
+    example={"status": "BLOCKED", "reason": "Customer reported suspicious payments."},
+)
+
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
           DEVICE_SELF_UPDATE, CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
           TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,
-          MODULE_COMMON_CONFIG)  # fmt: skip
+          MODULE_COMMON_CONFIG, OWNED_REGISTER, OWNED_UPDATE, ISSUED_CREATE,
+          ISSUED_STATUS)  # fmt: skip

@@ -305,3 +305,38 @@ def test_restore_sessions_only_when_unblocking(reg, t, svc, start, body):
     resp = reg.call("PATCH", f"{DEVICES}/{device['id']}", svc, json=body)
     assert problem(resp, 400)["field"] == "restoreSessions"
     assert reg.call("GET", f"{DEVICES}/{device['id']}", svc).get_json()["data"]["status"] == start
+
+
+# -- creation order: ids sort as they were made ------------------------------------------------------
+
+
+def test_devices_made_in_one_second_list_in_creation_order(reg, t, svc):
+    made = [reg.create_device(t, svc, name=f"Till {i}")["id"] for i in range(30)]  # frozen clock
+    listed = reg.call("GET", f"{DEVICES}?limit=200", svc).get_json()["data"]
+    assert [d["id"] for d in listed] == made
+    newest_first = reg.call("GET", f"{DEVICES}?limit=200&sortOrder=desc", svc).get_json()["data"]
+    assert [d["id"] for d in newest_first] == made[::-1]
+
+
+def test_a_walk_sees_every_device_created_while_it_walks(reg, t, svc):
+    for i in range(5):
+        reg.create_device(t, svc, name=f"Till {i}")
+    seen, cursor, extra = [], None, []
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = reg.call("GET", f"{DEVICES}?{query}", svc).get_json()
+        seen += [d["id"] for d in page["data"]]
+        if len(extra) < 3:  # a device arrives in the same second as the page's last one
+            extra.append(reg.create_device(t, svc, name=f"New {len(extra)}")["id"])
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert set(extra) <= set(seen) and len(seen) == len(set(seen)) == 8
+
+
+def test_ids_are_in_creation_order_across_milliseconds_and_within_one():
+    from authserver.security import new_id
+
+    ids = [new_id("dev") for _ in range(2500)]
+    assert ids == sorted(ids) and len(set(ids)) == 2500
+    assert all(len(i) <= 48 for i in ids)

@@ -41,7 +41,7 @@ def demo_server(tmp_path: Path):
         stop_server(server)
 
 
-@pytest.mark.parametrize("name", ["dpop", "pos", "dpop-helper", "people"])
+@pytest.mark.parametrize("name", ["dpop", "pos", "dpop-helper", "people", "customer-devices"])
 def test_readme_example_runs(demo_server, name):
     server, cwd = demo_server
     code = snippet(name).replace("http://127.0.0.1:8000", server.url)
@@ -71,6 +71,13 @@ def test_readme_example_runs(demo_server, name):
         assert lines[2] == "401"
         assert lines[3].startswith("401 ")
         assert lines[4] == "200 ACTIVE"
+    elif name == "customer-devices":
+        assert result.stdout.splitlines() == [
+            "201 ACTIVE True",
+            "200 ['fcm:eXaMpLe']",
+            "202 []",
+            "401",
+        ]
     elif name == "dpop-helper":
         assert result.stdout.strip() == "DPoP 200"
     else:
