@@ -60,7 +60,7 @@ from authserver.problems import (
     ValidationProblem,
     WrongTenant,
 )
-from authserver.security import new_id, now
+from authserver.security import new_id, now, now_ms
 from authserver.state import get_state
 from authserver.text import text_problem
 from authserver.tokens import TokenSubject
@@ -371,7 +371,7 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
             tenant_id=record.tenant_id,
             origin=DeviceOrigin.DEVICE_FLOW,
             app_code=AppCode.KIOSK,
-            created_at=t,
+            created_at=now_ms(),
             created_by=actor,
             identifier=wanted or credentials.new_device_identifier(),
             dpop_jkt=record.dpop_jkt,
@@ -385,7 +385,7 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
     device.system_information = record.system_information
     if user is not None:
         device.last_tenant_user_id = user.id
-    device.updated_at = t
+    device.updated_at = now_ms()
     device.updated_by = actor
     db.session.flush()
     set_device_locations(device.id, [record.location_id] if record.location_id else [])

@@ -30,7 +30,7 @@ from authserver.models import (
 )
 from authserver.paging import After, Page, containing, keyset, keyset_page
 from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
-from authserver.security import new_id, now, now_float
+from authserver.security import new_id, now, now_float, now_ms
 from authserver.state import get_state
 
 STATUSES = tuple(DeviceStatus)
@@ -316,7 +316,7 @@ def _commit_unique() -> None:
 
 
 def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Device, str | None]:
-    t = now()
+    t = now_ms()
     to_link = data.get("status") == DeviceStatus.READY_TO_LINK
     device = Device(
         id=new_id("dev"),
@@ -370,7 +370,7 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
     if status is not None and (status != device.status or status == DeviceStatus.READY_TO_LINK):
         # READY_TO_LINK again gives a still-unlinked device a fresh code.
         link_code = _change_status(device, status, actor, restore)
-    device.updated_at = now()
+    device.updated_at = now_ms()
     device.updated_by = actor
     _commit_unique()
     if restore and blocked_at is not None:
@@ -413,9 +413,8 @@ def delete_device(device: Device, actor: str) -> None:
     """Soft delete: gone from lists and lookups, tokens revoked, externalId free again."""
     tokens.revoke_device(device.id)
     audit.record("device.deleted", device.tenant_id, actor, device.id)
-    t = now()
-    device.deleted_at = t
-    device.updated_at = t
+    device.deleted_at = now()
+    device.updated_at = now_ms()
     device.updated_by = actor
     device.link_code_hash = None
     db.session.commit()
@@ -434,7 +433,7 @@ def update_self(device: Device, data: dict[str, Any]) -> None:
         device.system_information = data["systemInformation"]
     if "lastOrderUid" in data:
         device.last_order_uid = data["lastOrderUid"]
-    device.updated_at = now()
+    device.updated_at = now_ms()
     device.updated_by = device.id
     db.session.commit()
 
@@ -485,7 +484,6 @@ def consume_link_code(
     """Link ``device``: only one request can move it out of READY_TO_LINK with its code (a
     conditional UPDATE); the winner's link is recorded and audited in the caller's transaction.
     A loser's transaction is rolled back."""
-    t = now()
     won = db.session.execute(
         update(Device)
         .where(
@@ -503,7 +501,7 @@ def consume_link_code(
             dpop_jkt=jkt,
             system_information=system_information or device.system_information,
             last_tenant_user_id=user.id,
-            updated_at=t,
+            updated_at=now_ms(),
             updated_by=user.id,
         )
     ).rowcount  # type: ignore[attr-defined]
@@ -535,6 +533,6 @@ def touch_activity(device_id: str) -> None:
     _recent_activity[device_id] = t
     if get_state().store.claim_once(f"activity:{device_id}", ttl=ACTIVITY_INTERVAL):
         db.session.execute(
-            update(Device).where(Device.id == device_id).values(last_activity_at=now())
+            update(Device).where(Device.id == device_id).values(last_activity_at=now_ms())
         )
         db.session.commit()

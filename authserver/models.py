@@ -289,6 +289,7 @@ class Device(Model):
     dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     link_code_hash: Mapped[str | None] = mapped_column(HASH, nullable=True, unique=True)
     link_code_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A device's own times are Unix milliseconds (seed 001 shows them to the millisecond).
     last_activity_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_tenant_user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     printer_uids: Mapped[Any] = mapped_column(JSON, nullable=True)  # seed 000: its printers

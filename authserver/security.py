@@ -94,6 +94,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_base32(ms, 9)}{_base32(seq, 2)}{secrets.token_urlsafe(12)}"
 
 
+def now_ms() -> int:
+    """Unix time in milliseconds (the registry's device times keep them)."""
+    return int(now_float() * 1000)
+
+
 def now_float() -> float:
     ctx = _cv_app.get(None)
     if ctx is not None:

@@ -594,7 +594,7 @@ def test_reenrolment_records_who_updated_the_entry_and_when(app, http, world, cl
             bob,
             bob,
         )
-        assert device.updated_at - device.created_at == 60
+        assert device.updated_at - device.created_at == 60_000  # milliseconds
 
 
 def test_poll_answers_pending_then_slow_down_for_a_poll_too_soon(app, http, world):

@@ -24,6 +24,16 @@ def iso(ts: int | None) -> str | None:
     return text
 
 
+def iso_ms(ms: int | None) -> str | None:
+    """Unix milliseconds as ISO 8601 UTC with milliseconds."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(ms, 1000)
+    text = iso(seconds)
+    assert text is not None
+    return f"{text[:-5]}.{millis:03d}Z"
+
+
 def location_json(loc: Location) -> dict[str, Any]:
     return {
         "id": loc.id,
@@ -52,13 +62,13 @@ def device_json(
         "identifier": d.identifier,
         "systemInformation": d.system_information,
         "dpopJkt": d.dpop_jkt,
-        "lastActivityAt": iso(d.last_activity_at),
+        "lastActivityAt": iso_ms(d.last_activity_at),
         "lastTenantUserId": d.last_tenant_user_id,
         "printerUids": list(d.printer_uids or []),
         "lastOrderUid": d.last_order_uid,
-        "createdAt": iso(d.created_at),
+        "createdAt": iso_ms(d.created_at),
         "createdBy": d.created_by,
-        "updatedAt": iso(d.updated_at),
+        "updatedAt": iso_ms(d.updated_at),
         "updatedBy": d.updated_by,
     }
     if link_code is not None:

@@ -340,3 +340,23 @@ def test_ids_are_in_creation_order_across_milliseconds_and_within_one():
     ids = [new_id("dev") for _ in range(2500)]
     assert ids == sorted(ids) and len(set(ids)) == 2500
     assert all(len(i) <= 48 for i in ids)
+
+
+def test_device_times_keep_milliseconds(reg, t, svc):
+    from datetime import datetime
+
+    def parse(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    reg.now.t = float(int(reg.now.t) + 1)  # a whole second, so the steps below are exact
+    first = reg.create_device(t, svc, name="A")
+    assert first["createdAt"].endswith(".000Z")
+    reg.now.advance(0.25)
+    second = reg.create_device(t, svc, name="B")
+    gap = parse(second["createdAt"]) - parse(first["createdAt"])
+    assert gap.total_seconds() == 0.25
+    reg.now.advance(0.125)
+    changed = reg.call("PATCH", f"{DEVICES}/{first['id']}", svc, json={"name": "A2"})
+    updated = changed.get_json()["data"]["updatedAt"]
+    assert (parse(updated) - parse(first["createdAt"])).total_seconds() == 0.375
+    assert len(updated) == len("2026-11-30T12:00:00.000Z")
