@@ -77,6 +77,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "authserver/users.py": [
         "tests/registry/test_people.py",
+        "tests/registry/test_people_edges.py",
         "tests/registry/test_people_matrix.py",
         "tests/registry/test_totp.py",
         "tests/registry/test_staff_sign_in.py",
@@ -94,6 +95,14 @@ TARGETS: dict[str, list[str]] = {
         "tests/registry/test_staff_sign_in.py",
         "tests/registry/test_link.py",
         "tests/grants/test_dpop_binding.py",
+    ],
+    "authserver/modules.py": [
+        "tests/registry/test_modules.py",
+        "tests/registry/test_modules_matrix.py",
+        "tests/endpoints/test_verification_page.py",
+    ],
+    "authserver/customer_devices.py": [
+        "tests/registry/test_customer_devices.py",
     ],
     "authserver/revocation.py": [
         "tests/test_tokens.py",
