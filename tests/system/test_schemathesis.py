@@ -28,7 +28,9 @@ def server(tmp_path_factory):
     srv = start_server(make_env(tmp_path_factory.mktemp("fuzz") / "instance"))
     try:
         srv.service = srv.service_client(
-            "Fuzzed", "devices:read devices:write users:read users:write tenant:read tenant:write"
+            "Fuzzed",
+            "devices:read devices:write users:read users:write tenant:read tenant:write "
+            "modules:read modules:write customer-devices:read customer-devices:write",
         )
         yield srv
     finally:

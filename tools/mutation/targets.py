@@ -103,6 +103,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "authserver/customer_devices.py": [
         "tests/registry/test_customer_devices.py",
+        "tests/registry/test_customer_devices_matrix.py",
     ],
     "authserver/revocation.py": [
         "tests/test_tokens.py",
