@@ -98,7 +98,8 @@ def unregister(device: OwnedDevice, actor_id: str) -> OwnedDevice:
         device.push_id = None
         device.push_expires_at = None
         if device.dpop_jkt is not None:
-            tokens.revoke_key(device.dpop_jkt, "device_unregistered")
+            tokens.revoke_key(device.tenant_id, device.user_id, device.dpop_jkt,
+                              "device_unregistered")  # fmt: skip
         audit.record("owned_device.unregistered", device.tenant_id, actor_id,
                      user_id=device.user_id, owned_device_id=device.id)  # fmt: skip
         db.session.commit()

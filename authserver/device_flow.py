@@ -40,6 +40,7 @@ from authserver.models import (
     DeviceStatus,
     Location,
     OAuthClient,
+    RefreshFamily,
     User,
     db,
 )
@@ -262,9 +263,14 @@ def decide(
         if client.device_subject != "device":
             raise InvalidModule("Only a device enrolment can be a module's.")
         try:
-            modules.enrolment_check(record.tenant_id, module_id)
+            module = modules.enrolment_check(record.tenant_id, module_id)
         except ValidationProblem as exc:
             raise InvalidModule(exc.detail) from exc
+        places = authorization.enrolment_locations(user) if user is not None else None
+        if places is not None and module.location_id not in places:
+            # Enrolling as a module logs its device out and hands over its config: a person
+            # who approves at some locations only may do it for a module of theirs only.
+            raise NotAllowed("You may not enrol a device as this module.")
     t = now()
     result = db.session.execute(
         update(DeviceAuthorization)
@@ -318,21 +324,43 @@ def decide(
 
 
 def _end_earlier_enrolments(record: DeviceAuthorization) -> None:
-    """A module runs on one device at a time (seed 002 "the current token"): what earlier device
-    enrolments as the module got is revoked, exactly (their refresh families, and the access
-    token each redemption issued), not by a time mark, so that the new enrolment's tokens are
-    never caught by one, whatever the clocks of the nodes."""
-    earlier = db.session.execute(
-        select(DeviceAuthorization.family_id, DeviceAuthorization.access_jti_hash).where(
-            DeviceAuthorization.tenant_id == record.tenant_id,
-            DeviceAuthorization.module_id == record.module_id,
-            DeviceAuthorization.status == AuthorizationStatus.REDEEMED,
+    """A module runs on one device at a time (seed 002 "the current token"): approving a device
+    as the module ends every earlier enrolment as it, exactly, whatever its age and not by a
+    time mark (so the new enrolment's tokens are never caught by one, whatever the clocks of
+    the nodes): earlier approvals not redeemed yet are denied, the module's live refresh
+    families are revoked (each with its access tokens), and the access token each earlier
+    redemption issued is denied (the record keeps its hash for as long as it can live)."""
+    t = record.tenant_id
+    same_module = (DeviceAuthorization.tenant_id == t) & (
+        DeviceAuthorization.module_id == record.module_id
+    )
+    db.session.execute(
+        update(DeviceAuthorization)
+        .where(
+            same_module,
+            DeviceAuthorization.status == AuthorizationStatus.APPROVED,
             DeviceAuthorization.id != record.id,
         )
+        .values(status=AuthorizationStatus.DENIED)
+    )
+    families = db.session.scalars(
+        select(RefreshFamily.id).where(
+            RefreshFamily.tenant_id == t,
+            RefreshFamily.module_id == record.module_id,
+            RefreshFamily.revoked_at.is_(None),
+        )
     ).all()
-    for family_id, jti_hash in earlier:
-        if family_id is not None:
-            tokens.revoke_family(family_id, "module_reenrolled")
+    for family_id in families:
+        tokens.revoke_family(family_id, "module_reenrolled")
+    first_tokens = db.session.scalars(
+        select(DeviceAuthorization.access_jti_hash).where(
+            same_module,
+            DeviceAuthorization.status == AuthorizationStatus.REDEEMED,
+            DeviceAuthorization.id != record.id,
+            DeviceAuthorization.access_jti_hash.is_not(None),
+        )
+    ).all()
+    for jti_hash in first_tokens:
         if jti_hash is not None:
             revocation.deny(jti_hash)
 
@@ -387,7 +415,10 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
         device.last_tenant_user_id = user.id
     device.updated_at = now_ms()
     device.updated_by = actor
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as exc:  # the same identifier taken by a concurrent approval
+        raise IdentifierTaken("Another device of this organisation has this identifier.") from exc
     set_device_locations(device.id, [record.location_id] if record.location_id else [])
     return device
 

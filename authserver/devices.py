@@ -344,6 +344,9 @@ def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Dev
 
 def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | None:
     """Apply a PATCH; returns a new link code when the device was set READY_TO_LINK."""
+    if data.get("status") is not None:
+        # One status change of a device at a time: a block racing an unblock waits for it.
+        db.session.refresh(device, with_for_update=True)
     link_code = None
     for field, attr in (
         ("name", "name"),
@@ -366,16 +369,23 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
             "restoreSessions applies to unblocking: status ACTIVE for a BLOCKED device.",
             field="restoreSessions",
         )
-    blocked_at, mark_before = device.blocked_at, device.mark_before_block
+    unblocking = device.status == DeviceStatus.BLOCKED and status == DeviceStatus.ACTIVE
+    block_mark, mark_before = device.block_mark, device.mark_before_block
     if status is not None and (status != device.status or status == DeviceStatus.READY_TO_LINK):
         # READY_TO_LINK again gives a still-unlinked device a fresh code.
         link_code = _change_status(device, status, actor, restore)
+    if unblocking:
+        # In the unblock's own transaction: what the block ended lives again, or never will.
+        if restore:
+            tokens.restore_device(device.id, mark_before)
+        else:
+            tokens.keep_blocked_sessions_dead(device.id)
     device.updated_at = now_ms()
     device.updated_by = actor
     _commit_unique()
-    if restore and blocked_at is not None:
-        # After the unblock committed: until then the tokens stay revoked (the stricter state).
-        tokens.restore_device(device.id, blocked_at, mark_before)
+    if unblocking and restore and block_mark is not None:
+        # Redis last, and only if the mark is still the block's (not a block made since).
+        revocation.restore_in_store("device", device.id, block_mark, mark_before)
     return link_code
 
 
@@ -387,13 +397,12 @@ def _change_status(device: Device, status: str, actor: str, restore: bool = Fals
     audit.record(event, device.tenant_id, actor, device.id, previous=device.status,
                  restored_sessions=True if restore else None)  # fmt: skip
     if status == DeviceStatus.BLOCKED:
-        # What unblocking with restoreSessions puts back: the mark as it was, and when.
+        # What unblocking with restoreSessions puts back: the mark as it was before.
         device.mark_before_block = revocation.current_mark("device", device.id)
-        device.blocked_at = now()
-        tokens.revoke_device(device.id, "device_blocked")
+        device.block_mark = tokens.revoke_device(device.id, tokens.BLOCKED)
         device.status = DeviceStatus.BLOCKED
         return None
-    device.blocked_at = device.mark_before_block = None
+    device.block_mark = device.mark_before_block = None
     if status == DeviceStatus.ACTIVE:
         linked = device.identifier is not None
         audit_device = device.origin == DeviceOrigin.API and device.link_code_hash is None

@@ -113,6 +113,18 @@ return 1
 _GRACE_MS = 60_000
 
 
+# Put a value only if the entry still holds ``expected`` (and has not expired).
+_COMPARE_AND_PUT = """
+local v = redis.call('HGET', KEYS[1], 'v')
+local e = redis.call('HGET', KEYS[1], 'e')
+if (not v) or (not e) or v ~= ARGV[1] or tonumber(e) <= tonumber(ARGV[3]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'e', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
 class RedisStore:
     """Each operation is one Lua script or command: atomic across every process.
 
@@ -137,6 +149,7 @@ class RedisStore:
         self._claim_or_hold = self._redis.register_script(_CLAIM_OR_HOLD)
         self._hit = self._redis.register_script(_HIT)
         self._give_back = self._redis.register_script(_GIVE_BACK)
+        self._compare_and_put = self._redis.register_script(_COMPARE_AND_PUT)
 
     def _k(self, key: str) -> str:
         return self._prefix + _check_key(key)
@@ -208,6 +221,14 @@ class RedisStore:
             return pipe.execute()
 
         self._call(run)
+
+    def compare_and_put(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        """``put`` only if the entry holds ``expected``, atomically; True when written."""
+        now = self._now_ms()
+        ms = max(1, int(ttl * 1000))
+        args: list[str | int] = [expected, value, now, now + ms, ms + _GRACE_MS]
+        done = self._call(lambda: self._compare_and_put(keys=[self._k(key)], args=args))
+        return bool(done)
 
     def get(self, key: str) -> str | None:
         v, e = self._call(lambda: self._redis.hmget(self._k(key), "v", "e"))

@@ -100,6 +100,9 @@ PL: dict[str, str] = {
     "(none)": "(brak)",
     "Till": "Stanowisko",
     "Runs as module": "Działa jako moduł",
+    "You may not enrol a device as this module.": (
+        "Nie możesz zarejestrować urządzenia jako tego modułu."
+    ),
     "Its identifier": "Jego identyfikator",
     "It says about itself": "Co mówi o sobie",
     "Another device of this organisation has this identifier.": (

@@ -13,14 +13,18 @@ reads ``/api/v1/modules/me/config``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +152,7 @@ def run_device_login(
             print("\rapproved." + " " * 60, file=err)
             if state_file is not None and prover is not None:
                 save_state(state_file, server, client_id, meta["token_endpoint"], prover.key, body)
+                return 0, summary(state_file, body)  # kept in the file (0600), not printed
             return 0, body
         error = body.get("error")
         if error == "authorization_pending":
@@ -186,22 +191,61 @@ def save_state(
         "refresh_token": tokens.get("refresh_token"),
         "scope": tokens.get("scope"),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh, indent=2)
-    os.chmod(tmp, 0o600)  # an older tmp file keeps its mode through O_CREAT
-    os.replace(tmp, path)
+    # A fresh file of our own (O_EXCL, 0600: no file or link planted beside it is written
+    # through), synced, then renamed over the state: never readable by others, never half written.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(state, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_state(path: Path) -> tuple[dict[str, Any], DPoPKey]:
+    """The kept state; refused when others could read it or it is not the user's own."""
+    info = path.stat()
+    if info.st_mode & 0o077 or (hasattr(os, "geteuid") and info.st_uid != os.geteuid()):
+        raise ValueError("the state file must be yours and readable by you only (chmod 600)")
     state = json.loads(path.read_text())
     return state, DPoPKey(private_pem=state["dpop_private_key_pem"].encode())
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One user of the state at a time (two calls refreshing the same token at once would look
+    like a stolen token to the server, which then revokes the grant)."""
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def summary(state_file: Path, tokens: dict[str, Any]) -> dict[str, Any]:
+    """What to print when the tokens are kept in a file: not the tokens themselves."""
+    return {"state": str(state_file), "token_type": tokens.get("token_type"),
+            "expires_in": tokens.get("expires_in"), "scope": tokens.get("scope"),
+            "refresh_token_kept": bool(tokens.get("refresh_token"))}  # fmt: skip
+
+
 def run_refresh(state_file: Path) -> tuple[int, dict[str, Any]]:
     """Rotate the kept refresh token (RFC 6749 §6) with a proof by the kept key; keep the new
-    tokens. Returns (exit code, JSON result)."""
+    tokens. Returns (exit code, JSON result: a summary, not the tokens)."""
+    try:
+        with _locked(state_file):
+            code, body = _refresh(state_file)
+    except OSError as exc:
+        return 2, {"error": "state_file", "error_description": f"{state_file}: {exc}"}
+    return code, (summary(state_file, body) if code == 0 else body)
+
+
+def _refresh(state_file: Path) -> tuple[int, dict[str, Any]]:
     try:
         state, key = load_state(state_file)
     except (OSError, ValueError, KeyError) as exc:
@@ -223,14 +267,15 @@ def run_call(state_file: Path, path: str, method: str = "GET") -> tuple[int, dic
     tokens refreshed first when the access token expires within 30 seconds. Returns (exit code,
     the answer's JSON with its status)."""
     try:
-        state, key = load_state(state_file)
+        with _locked(state_file):
+            state, key = load_state(state_file)
+            if state.get("expires_at", 0) - 30 <= time.time() and state.get("refresh_token"):
+                code, body = _refresh(state_file)
+                if code:
+                    return code, body
+                state, key = load_state(state_file)
     except (OSError, ValueError, KeyError) as exc:
         return 2, {"error": "state_file", "error_description": f"{state_file}: {exc}"}
-    if state.get("expires_at", 0) - 30 <= time.time() and state.get("refresh_token"):
-        code, body = run_refresh(state_file)
-        if code:
-            return code, body
-        state, key = load_state(state_file)
     url = state["server"].rstrip("/") + "/" + path.lstrip("/")
     _check_url(url)
     prover = _Prover(key)

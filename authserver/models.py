@@ -264,7 +264,15 @@ class Device(Model):
     __tablename__ = "devices"
     __table_args__ = (
         Index("ix_devices_tenant_created", "tenant_id", "created_at", "id"),
-        Index("ix_devices_tenant_identifier", "tenant_id", "identifier"),
+        # The identifier finds a device (exact search): unique among the tenant's live devices.
+        Index(
+            "uq_devices_tenant_identifier",
+            "tenant_id",
+            "identifier",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL AND identifier IS NOT NULL"),
+            postgresql_where=text("deleted_at IS NULL AND identifier IS NOT NULL"),
+        ),
         # externalId is unique in the tenant among devices that are not deleted.
         Index(
             "uq_devices_tenant_external_id",
@@ -294,8 +302,9 @@ class Device(Model):
     last_tenant_user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     printer_uids: Mapped[Any] = mapped_column(JSON, nullable=True)  # seed 000: its printers
     last_order_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)  # set by itself
-    # While BLOCKED: when, and the device's revocation mark before it (to restore sessions).
-    blocked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # While BLOCKED: the revocation mark the block wrote, and the one before it (to restore
+    # sessions on an unblock that asks for it).
+    block_mark: Mapped[str | None] = mapped_column(String(32), nullable=True)
     mark_before_block: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     created_by: Mapped[str | None] = mapped_column(ID, nullable=True)

@@ -217,10 +217,18 @@ def enrolment_check(tenant_id: str, module_id: str) -> Module:
     return module
 
 
-def modules_for_picker(tenant_id: str, limit: int = 500) -> list[Module]:
-    """The tenant's modules an approver may enrol a device as, by id."""
-    return list(
-        db.session.scalars(
-            select(Module).where(Module.tenant_id == tenant_id).order_by(Module.id).limit(limit)
-        )
-    )
+def modules_for_picker(
+    tenant_id: str, places: frozenset[str] | None, asked: str | None, limit: int = 500
+) -> list[Module]:
+    """The modules an approver may enrol a device as, by id: the tenant's, or those at
+    ``places`` for an approver at some locations only; the one the device ``asked`` for first
+    among them when it is one of those."""
+    query = select(Module).where(Module.tenant_id == tenant_id)
+    if places is not None:
+        query = query.where(Module.location_id.in_(sorted(places)))
+    found = list(db.session.scalars(query.order_by(Module.id).limit(limit)))
+    if asked is not None and all(m.id != asked for m in found):
+        extra = db.session.scalar(query.where(Module.id == asked))
+        if extra is not None:
+            found.insert(0, extra)
+    return found

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from authserver.config import Settings
 from authserver.ephemeral import EphemeralStore, StoreUnavailable
 from authserver.models import DeviceAuthorization, RefreshFamily, RefreshToken, Revocation
+from authserver.tokens import BLOCKED
 
 log = logging.getLogger("authserver.retention")
 BATCH = 5000
@@ -45,7 +46,12 @@ def purge_expired(engine: Engine, settings: Settings, now: int) -> dict[str, int
     """Delete expired state (see the module docstring); returns rows removed per table."""
     family_gone = or_(
         RefreshFamily.expires_at < now - settings.max_token_lifetime,
-        RefreshFamily.revoked_at < now - settings.max_token_lifetime,
+        # A family only a device block revoked is kept while the device is blocked: unblocking
+        # with restored sessions brings it back (until its own expiry).
+        and_(
+            RefreshFamily.revoked_at < now - settings.max_token_lifetime,
+            RefreshFamily.revoked_reason != BLOCKED,
+        ),
     )
     counts = {
         "device_authorizations": _delete_batches(

@@ -92,10 +92,13 @@ def deny(jti_hash: str) -> None:
     _write(_deny_key(jti_hash), "1")
 
 
-def mark(kind: str, ident: str) -> None:
-    """Revoke every token of ``kind`` ``ident`` issued until now (in the caller's transaction)."""
+def mark(kind: str, ident: str) -> str:
+    """Revoke every token of ``kind`` ``ident`` issued until now (in the caller's transaction);
+    the value written."""
     assert kind in KINDS, kind
-    _write(_mark_key(kind, ident), str(_now_ms()))
+    value = str(_now_ms())
+    _write(_mark_key(kind, ident), value)
+    return value
 
 
 def current_mark(kind: str, ident: str) -> str | None:
@@ -111,16 +114,22 @@ def current_mark(kind: str, ident: str) -> str | None:
 
 
 def restore_mark(kind: str, ident: str, value: str | None) -> None:
-    """Put a mark back to ``value`` (what it was before the change now undone; None: none) and
-    commit. A loosening write, so the reverse order of ``mark``: the database first, committed
-    with the caller's change, then Redis; a failure in between leaves the stricter mark."""
+    """Put a mark back to ``value`` (what it was before the change now undone; None: none), in
+    the caller's transaction: the durable copy (and, on the SQL store, the store itself). A
+    loosening write, so Redis comes after the commit (``restore_in_store``); a failure in between
+    leaves the stricter mark."""
     assert kind in KINDS, kind
-    key, restored = _mark_key(kind, ident), value or "0"  # "0" revokes nothing
-    write_entry(key, restored, _lifetime(), store_first=False)
-    db.session.commit()
+    write_entry(_mark_key(kind, ident), value or "0", _lifetime(), store_first=False)
+
+
+def restore_in_store(kind: str, ident: str, expected: str, value: str | None) -> bool:
+    """After the commit of ``restore_mark``: Redis gets ``value`` only if the mark is still
+    ``expected`` (the one the undone change wrote). A change made meanwhile (the device blocked
+    again) keeps its stricter mark. True when written (always, on the SQL store)."""
     store = get_state().store
-    if isinstance(store, RedisStore):
-        store.put(key, restored, _lifetime())
+    if not isinstance(store, RedisStore):
+        return True
+    return store.compare_and_put(_mark_key(kind, ident), expected, value or "0", _lifetime())
 
 
 def is_revoked(jti_hash: str, issued_ms: int, subjects: list[tuple[str, str]]) -> bool:

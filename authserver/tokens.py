@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 
 from authserver import audit, revocation
 from authserver.credentials import (
@@ -280,8 +280,9 @@ class AccessTokenView:
                 found.append((kind, ident))
         if self.module_id is not None:
             found.append(("module", module_key(self.tenant_id, self.module_id)))
-        if self.jkt is not None:
-            found.append(("jkt", self.jkt))  # the key's device can be unregistered
+        if self.jkt is not None and self.user_id is not None:
+            # The person's key: the device it lives on can be unregistered.
+            found.append(("jkt", key_subject(self.tenant_id, self.user_id, self.jkt)))
         return found
 
 
@@ -536,16 +537,22 @@ def revoke_family(family_id: str, reason: str) -> None:
     )
     db.session.execute(
         update(RefreshFamily)
-        .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
+        .where(RefreshFamily.id == family_id, _REVOCABLE)
         .values(revoked_at=t, revoked_reason=reason)
     )
     revocation.mark("family", family_id)
 
 
+# A family is revocable when live, and also when only a device block revoked it: its reason then
+# becomes the new one, so unblocking with restored sessions never revives it.
+BLOCKED = "device_blocked"
+_REVOCABLE = or_(RefreshFamily.revoked_at.is_(None), RefreshFamily.revoked_reason == BLOCKED)
+
+
 def _revoke_families(condition: Any, reason: str) -> None:
     db.session.execute(
         update(RefreshFamily)
-        .where(condition, RefreshFamily.revoked_at.is_(None))
+        .where(condition, _REVOCABLE)
         .values(revoked_at=now(), revoked_reason=reason)
     )
 
@@ -577,34 +584,53 @@ def revoke_module(tenant_id: str, module_id: str, reason: str) -> None:
     revocation.mark("module", module_key(tenant_id, module_id))
 
 
-def revoke_key(jkt: str, reason: str) -> None:
-    """Every token bound to a DPoP key (RFC 9449): its device is gone (a customer unregistered
-    the phone the key lives on). In the caller's transaction."""
-    _revoke_families(RefreshFamily.jkt == jkt, reason)
-    revocation.mark("jkt", jkt)
+def key_subject(tenant_id: str, user_id: str, jkt: str) -> str:
+    """What revocation marks a person's key by: the key with its tenant and user, so revoking it
+    reaches that person's tokens bound to it and nobody else's (another tenant's, a kiosk's own
+    on whose key a person signed in)."""
+    return f"{tenant_id}/{user_id}/{jkt}"
 
 
-def revoke_device(device_id: str, reason: str = "device_status") -> None:
+def revoke_key(tenant_id: str, user_id: str, jkt: str, reason: str) -> None:
+    """Every token of a person bound to a DPoP key (RFC 9449): the device the key lives on is
+    gone (a customer unregistered their phone). In the caller's transaction."""
+    _revoke_families(
+        (RefreshFamily.tenant_id == tenant_id)
+        & (RefreshFamily.user_id == user_id)
+        & (RefreshFamily.jkt == jkt),
+        reason,
+    )
+    revocation.mark("jkt", key_subject(tenant_id, user_id, jkt))
+
+
+def revoke_device(device_id: str, reason: str = "device_status") -> str:
     """Every access token and refresh family of a device, at once (DESIGN invariant 3); in the
-    caller's transaction, with the status change that causes it."""
+    caller's transaction, with the status change that causes it. The device's new mark."""
     _revoke_families(RefreshFamily.device_id == device_id, reason)
-    revocation.mark("device", device_id)
+    return revocation.mark("device", device_id)
 
 
-def restore_device(device_id: str, blocked_at: int, mark_before: str | None) -> None:
-    """Undo ``revoke_device(.., "device_blocked")`` of a block at ``blocked_at``: the families it
-    revoked are live again and the device's mark is what it was before (tokens revoked before
-    the block, or for any other reason, stay revoked). Commits."""
+def restore_device(device_id: str, mark_before: str | None) -> None:
+    """Undo the block of a device (in the caller's transaction, with the unblock): the families
+    only the block revoked are live again and the device's mark is what it was before the block.
+    Tokens revoked before the block, or for any other reason since, stay revoked (their family's
+    reason is another, or another mark covers them). The caller then calls
+    ``revocation.restore_in_store`` after its commit."""
     db.session.execute(
         update(RefreshFamily)
-        .where(
-            RefreshFamily.device_id == device_id,
-            RefreshFamily.revoked_reason == "device_blocked",
-            RefreshFamily.revoked_at >= blocked_at,
-        )
+        .where(RefreshFamily.device_id == device_id, RefreshFamily.revoked_reason == BLOCKED)
         .values(revoked_at=None, revoked_reason=None)
     )
     revocation.restore_mark("device", device_id, mark_before)
+
+
+def keep_blocked_sessions_dead(device_id: str) -> None:
+    """An unblock without restored sessions: what the block revoked stays revoked for good."""
+    db.session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.device_id == device_id, RefreshFamily.revoked_reason == BLOCKED)
+        .values(revoked_reason="device_status")
+    )
 
 
 # -- refresh rotation (RFC 6749 §6, RFC 9700 §4.14.2) ------------------------------------------------

@@ -519,3 +519,12 @@ def test_demo_kiosk_is_dpop_bound_and_the_service_manages_modules(cli, app):
         db.session.commit()
     again = {c["client_id"]: c for c in cli("demo")["clients"]}
     assert "modules:read" in again["cli_demo_service"]["scope"].split()
+
+
+def test_a_state_file_others_can_read_is_refused(cli, tmp_path):
+    state = tmp_path / "kiosk.json"
+    state.write_text('{"dpop_private_key_pem": "x"}')
+    os.chmod(state, 0o644)
+    refused = cli("device-call", "/api/v1/modules/me", "--state", str(state), ok=False)
+    assert refused.exit_code == 2
+    assert "readable by you only" in json.loads(refused.stdout)["error_description"]

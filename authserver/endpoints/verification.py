@@ -254,7 +254,11 @@ def _review(
         enrolment=enrolment,
         locations=locations,
         location_required=enrolment and places is not None,
-        modules=modules.modules_for_picker(user.tenant_id) if enrolment else [],
+        modules=(
+            modules.modules_for_picker(user.tenant_id, places, record.module_id)
+            if enrolment
+            else []
+        ),
     )
 
 

@@ -386,3 +386,19 @@ def test_customer_device_changes_are_audited(reg, t, office):
         "owned_device.registered",
     ]
     assert ours[-1][1] == ana_id and ours[0][1].startswith("cli_")
+
+
+def test_unregistering_revokes_the_owners_tokens_on_the_key_not_another_persons(reg, world, t):
+    """A shared screen: two people sign in with the same key. Ana unregisters the device she
+    registered with it: her tokens on that key go, Bob's stay."""
+    customer(reg, t, "ana")
+    customer(reg, t, "bob")
+    key = DPoPKey()
+    ana = bound_customer_token(reg, world, t, "ana", key)
+    bob = bound_customer_token(reg, world, t, "bob", key)
+    made = reg.call("POST", MINE, ana["access_token"], key=key, json=PHONE).get_json()["data"]
+    reg.now.advance(1)
+    gone = reg.call("POST", f"{MINE}/{made['id']}/unregister", ana["access_token"], key=key)
+    assert gone.status_code == 202
+    assert reg.call("GET", "/api/v1/users/me", ana["access_token"], key=key).status_code == 401
+    assert reg.call("GET", "/api/v1/users/me", bob["access_token"], key=key).status_code == 200

@@ -506,3 +506,57 @@ def test_the_module_claim_is_signed_and_cannot_be_added_by_the_device(reg, kiosk
     forged["module"] = "kiosk-1"
     raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
     assert reg.call("GET", f"{MODULES}/me", f"{header}.{raw}.{signature}").status_code == 401
+
+
+# -- found by review: re-enrolment is exact at any age; a location's approver; pending approvals ---
+
+
+def test_re_enrolment_logs_out_an_enrolment_of_any_age(reg, kiosk):
+    from authserver.models import DeviceAuthorization, db
+    from authserver.retention import purge_expired
+
+    kiosk.module("kiosk-1")
+    first = kiosk.enrol(module="kiosk-1")
+    # A day later, its device authorization record purged long ago, it has refreshed since.
+    reg.now.advance(86_400)
+    code_refresh = reg.http.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+        "client_id": kiosk.client.client_id}).get_json()  # fmt: skip
+    assert code_refresh.get("access_token"), code_refresh
+    with reg.app.app_context():
+        purge_expired(db.engine, reg.settings, int(reg.now()))
+        assert db.session.query(DeviceAuthorization).count() == 0
+    second = kiosk.enrol(module="kiosk-1")
+    assert reg.call("GET", f"{MODULES}/me", code_refresh["access_token"]).status_code == 401
+    refreshed = reg.http.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": code_refresh["refresh_token"],
+        "client_id": kiosk.client.client_id})  # fmt: skip
+    assert refreshed.status_code == 400
+    assert reg.call("GET", f"{MODULES}/me", second["access_token"]).status_code == 200
+
+
+def test_an_earlier_approval_not_yet_redeemed_is_ended_by_a_later_one(reg, kiosk):
+    kiosk.module("kiosk-1")
+    early = start(reg.http, kiosk.client.client_id, module="kiosk-1").get_json()
+    approve(reg.app, early["user_code"], "admin")
+    late = kiosk.enrol(module="kiosk-1")  # approved and redeemed before the first one polls
+    refused = poll(reg.http, kiosk.client.client_id, early["device_code"])
+    assert refused.status_code == 400 and refused.get_json()["error"] == "access_denied"
+    assert reg.call("GET", f"{MODULES}/me", late["access_token"]).status_code == 200
+
+
+def test_an_approver_at_one_location_enrols_only_as_that_locations_modules(reg, world, kiosk):
+    svc = kiosk.svc
+    here = reg.call("POST", "/api/v1/locations", svc, json={"name": "Here"}).get_json()["data"]
+    there = reg.call("POST", "/api/v1/locations", svc, json={"name": "There"}).get_json()["data"]
+    kiosk.module("ours", locationId=here["id"])
+    kiosk.module("theirs", locationId=there["id"])
+    kiosk.module("nowhere")
+    world.user(kiosk.tenant, login="local", roles=(f"DEVICE.MANAGER@{here['id']}",))
+    for module in ("theirs", "nowhere"):
+        body = start(reg.http, kiosk.client.client_id, module=module).get_json()
+        refused = approve(reg.app, body["user_code"], "local", "--location", here["id"])
+        assert refused["exit_code"] == 1 and "module" in refused["error"], refused
+    body = start(reg.http, kiosk.client.client_id, module="ours").get_json()
+    done = approve(reg.app, body["user_code"], "local", "--location", here["id"])
+    assert done["decision"] == "approved" and done["module_id"] == "ours"

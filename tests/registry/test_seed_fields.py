@@ -217,7 +217,7 @@ def refresh_status(reg, t, tokens, key) -> tuple[int, dict]:
     resp = reg.http.post("/oauth/token", data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
         "client_id": t.pos.client_id,
-    }, headers={"DPoP": key.proof("POST", reg.settings.issuer + "/oauth/token")})  # fmt: skip
+    }, headers={"DPoP": key.proof("POST", reg.settings.issuer + "/oauth/token", iat=reg.now())})  # fmt: skip
     return resp.status_code, resp.get_json()
 
 
@@ -360,3 +360,56 @@ def test_device_times_keep_milliseconds(reg, t, svc):
     updated = changed.get_json()["data"]["updatedAt"]
     assert (parse(updated) - parse(first["createdAt"])).total_seconds() == 0.375
     assert len(updated) == len("2026-11-30T12:00:00.000Z")
+
+
+# -- found by review: restoring never revives what was revoked for another reason ----------------------
+
+
+def test_restore_keeps_dead_what_was_revoked_for_another_reason_during_the_block(reg, t, svc):
+    device, tokens, key = reg.linked_device(t)
+    reg.now.advance(1)
+    patch_status(reg, svc, device, status="BLOCKED")
+    # During the block the terminal's refresh token is revoked on its own (RFC 7009).
+    revoked = reg.http.post("/oauth/revoke", data={"token": tokens["refresh_token"],
+                                                   "client_id": t.pos.client_id})  # fmt: skip
+    assert revoked.status_code == 200
+    reg.now.advance(1)
+    patch_status(reg, svc, device, status="ACTIVE", restoreSessions=True)
+    assert refresh_status(reg, t, tokens, key)[0] == 400
+    assert me_status(reg, tokens, key) == 401  # its family is revoked: so is its access token
+
+
+def test_restore_works_after_the_purge_window(reg, t, svc):
+    from authserver.models import db
+    from authserver.retention import purge_expired
+
+    device, tokens, key = reg.linked_device(t)
+    reg.now.advance(1)
+    patch_status(reg, svc, device, status="BLOCKED")
+    reg.now.advance(reg.settings.max_token_lifetime + 3600)  # an hour's block: purges ran
+    with reg.app.app_context():
+        purge_expired(db.engine, reg.settings, int(reg.now()))
+    svc = reg.service_token(t)  # the first one has expired meanwhile
+    patch_status(reg, svc, device, status="ACTIVE", restoreSessions=True)
+    code, body = refresh_status(reg, t, tokens, key)
+    assert code == 200, body  # the family was kept while the device was blocked
+    assert me_status(reg, body, key) == 200
+
+
+def test_restore_in_the_store_only_replaces_the_blocks_own_mark(reg, t, svc, app):
+    """The last step of a restore, alone: when the device was blocked again meanwhile, the store
+    keeps the newer, stricter mark (compare-and-set on Redis; one transaction on SQL)."""
+    from authserver import revocation
+    from authserver.ephemeral import RedisStore
+
+    if not isinstance(app.extensions["authserver"].store, RedisStore):
+        pytest.skip("needs REDIS_URL (CI's second run uses Redis)")
+    with app.app_context():
+        first = revocation.mark("device", "dev_cas")
+        from authserver.models import db
+
+        db.session.commit()
+        assert revocation.restore_in_store("device", "dev_cas", "12345", None) is False
+        assert revocation.current_mark("device", "dev_cas") == first
+        assert revocation.restore_in_store("device", "dev_cas", first, "777") is True
+        assert revocation.current_mark("device", "dev_cas") == "777"

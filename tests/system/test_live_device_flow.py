@@ -134,6 +134,7 @@ def test_kiosk_cli_runs_the_flow(server):
 
 
 def test_a_kiosk_keeps_its_key_and_tokens_reads_its_module_config_and_refreshes(server, tmp_path):
+    import json
     import os
     import stat
 
@@ -163,8 +164,12 @@ def test_a_kiosk_keeps_its_key_and_tokens_reads_its_module_config_and_refreshes(
     )  # fmt: skip
     assert status == 0, body
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
-    kept = state.read_text()
-    assert body["refresh_token"] in kept and "PRIVATE KEY" in kept
+    # What it prints says where the tokens are, not the tokens (the file is 0600, logs are not).
+    assert body == {"state": str(state), "token_type": "DPoP", "expires_in": 900,
+                    "scope": "devices:read", "refresh_token_kept": True}  # fmt: skip
+    kept = json.loads(state.read_text())
+    assert "PRIVATE KEY" in kept["dpop_private_key_pem"]
+    first_refresh = kept["refresh_token"]
 
     code, config = run_call(state, "/api/v1/modules/me/config")
     assert (code, config) == (0, {"status": 200, "data": {"menu": "am"}})
@@ -174,12 +179,12 @@ def test_a_kiosk_keeps_its_key_and_tokens_reads_its_module_config_and_refreshes(
     assert run_call(state, "/api/v1/modules/me/config")[1]["data"] == {"menu": "pm"}
 
     code, refreshed = run_refresh(state)
-    assert code == 0 and refreshed["refresh_token"] != body["refresh_token"]
-    assert refreshed["refresh_token"] in state.read_text()
+    assert code == 0 and refreshed["refresh_token_kept"] is True
+    assert json.loads(state.read_text())["refresh_token"] != first_refresh
     assert run_call(state, "/api/v1/modules/me")[1]["data"]["id"] == "kiosk-1"
     # The rotated-out refresh token is dead: reusing it revokes the grant (RFC 9700 §4.14.2).
     reused = requests.post(f"{server.url}/oauth/token", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+        "grant_type": "refresh_token", "refresh_token": first_refresh,
         "client_id": server.kiosk["client_id"]})  # fmt: skip
     assert reused.status_code == 400
     code, after = run_call(state, "/api/v1/modules/me")

@@ -21,10 +21,15 @@ def upgrade() -> None:
     with op.batch_alter_table("devices") as batch:
         batch.add_column(sa.Column("printer_uids", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("last_order_uid", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("blocked_at", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("block_mark", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("mark_before_block", sa.String(length=32), nullable=True))
     op.create_index(
-        "ix_devices_tenant_identifier", "devices", ["tenant_id", "identifier"], unique=False
+        "uq_devices_tenant_identifier",
+        "devices",
+        ["tenant_id", "identifier"],
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL AND identifier IS NOT NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL AND identifier IS NOT NULL"),
     )
     with op.batch_alter_table("device_authorizations") as batch:
         batch.add_column(sa.Column("device_identifier", sa.String(length=64), nullable=True))
@@ -33,9 +38,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("device_authorizations") as batch:
         batch.drop_column("device_identifier")
-    op.drop_index("ix_devices_tenant_identifier", table_name="devices")
+    op.drop_index("uq_devices_tenant_identifier", table_name="devices")
     with op.batch_alter_table("devices") as batch:
         batch.drop_column("mark_before_block")
-        batch.drop_column("blocked_at")
+        batch.drop_column("block_mark")
         batch.drop_column("last_order_uid")
         batch.drop_column("printer_uids")
