@@ -362,6 +362,11 @@ class RefreshFamily(Model):
     """One grant's chain of rotated refresh tokens; revoking it revokes everything issued from it."""
 
     __tablename__ = "refresh_families"
+    __table_args__ = (
+        # Revoking a module's enrolment, a person's tokens (on one key, or all) reads by these.
+        Index("ix_refresh_families_tenant_module", "tenant_id", "module_id"),
+        Index("ix_refresh_families_user_id", "user_id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     client_id: Mapped[str] = mapped_column(ID, index=True)
