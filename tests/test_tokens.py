@@ -78,6 +78,9 @@ def test_the_token_names_what_its_life_depends_on(app, world):
         ("family", "rtf_1"),
         ("device", "dev_1"),
         ("user", "usr_1"),
+        # A person's key, with its tenant and person: unregistering the phone it lives on
+        # revokes their tokens bound to it, nobody else's.
+        ("jkt", f"{creds.tenant_id}/usr_1/thumb"),
     ]
     plain = view(app, issue(app, creds))
     assert plain.subjects() == [
