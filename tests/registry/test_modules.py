@@ -560,3 +560,61 @@ def test_an_approver_at_one_location_enrols_only_as_that_locations_modules(reg, 
     body = start(reg.http, kiosk.client.client_id, module="ours").get_json()
     done = approve(reg.app, body["user_code"], "local", "--location", here["id"])
     assert done["decision"] == "approved" and done["module_id"] == "ours"
+
+
+# -- each check on its own (from a mutation run of authserver/modules.py) ----------------------------
+
+
+def test_list_by_user_and_a_replacement_may_repeat_its_id(reg, world, t, svc):
+    ana = world.user(t.id, login="ana")
+    new_module(reg, svc, id="m-ana", userId=ana)
+    new_module(reg, svc, id="m-none")
+    found = reg.call("GET", f"{MODULES}?userId={ana}", svc).get_json()["data"]
+    assert [m["id"] for m in found] == ["m-ana"]
+    same = reg.call("PUT", f"{MODULES}/m-none", svc, json={"id": "m-none", "type": "KDS"})
+    assert same.status_code == 200 and same.get_json()["data"]["type"] == "KDS"
+
+
+def test_a_change_checks_the_user_and_location_it_names_and_moves_updated_at(reg, world, t, svc):
+    made = new_module(reg, svc, id="kiosk-1")
+    other = reg.tenant()
+    theirs = world.user(other.id, login="theirs")
+    problem(reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"userId": theirs}), 400, "userId")
+    loc = reg.call("POST", "/api/v1/locations", svc, json={"name": "Main"}).get_json()["data"]
+    reg.now.advance(2)
+    moved = reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"locationId": loc["id"]})
+    assert moved.get_json()["data"]["locationId"] == loc["id"]
+    assert moved.get_json()["data"]["updatedAt"] > made["updatedAt"]
+
+
+def test_the_config_limit_is_exactly_12_kib_of_compact_json(reg, t, svc):
+    at_limit = {"x": "y" * (12_288 - len('{"x":""}'))}
+    assert (
+        reg.call("PUT", "/api/v1/module-types/KIOSK/config", svc, json=at_limit).status_code == 200
+    )
+    over = {"x": "y" * (12_289 - len('{"x":""}'))}
+    problem(reg.call("PUT", "/api/v1/module-types/KIOSK/config", svc, json=over), 400, "body")
+    problem(reg.call("POST", MODULES, svc, json={"id": "k", "type": "KIOSK", "config": over}),
+            400)  # fmt: skip
+
+
+def test_the_overlay_replaces_what_is_not_an_object_on_both_sides(reg, t, svc):
+    reg.call("PUT", "/api/v1/module-types/KIOSK/config", svc,
+             json={"theme": {"colour": "#0a5"}, "menu": "breakfast"})  # fmt: skip
+    new_module(reg, svc, id="k1", config={"theme": "dark", "menu": {"items": 3}})
+    new_module(reg, svc, id="k2", config=None)
+    assert reg.call("GET", f"{MODULES}/k1/config", svc).get_json()["data"] == {
+        "theme": "dark", "menu": {"items": 3}}  # fmt: skip
+    assert reg.call("GET", f"{MODULES}/k2", svc).get_json()["data"]["config"] == {}
+    assert reg.call("GET", f"{MODULES}/k2/config", svc).get_json()["data"] == {
+        "theme": {"colour": "#0a5"}, "menu": "breakfast"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "module, words", [("me", "module must be a module id"), ("x", "module must be a module id"),
+                      ("kiosk-9", "No such module")],
+)  # fmt: skip
+def test_why_a_module_cannot_be_enrolled_as(reg, kiosk, module, words):
+    kiosk.module("kiosk-1")
+    resp = start(reg.http, kiosk.client.client_id, module=module)
+    assert resp.status_code == 400 and words in resp.get_json()["error_description"]
