@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, tokens
@@ -252,8 +252,6 @@ def list_issued(user_id: str, status: str | None, after: After, limit: int) -> P
 
 def forget_user(user_id: str) -> None:
     """A deleted user's devices go with them (in the caller's transaction)."""
-    from sqlalchemy import delete
-
     issued = select(IssuedDevice.id).where(IssuedDevice.user_id == user_id)
     db.session.execute(
         delete(IssuedDeviceStatus).where(IssuedDeviceStatus.issued_device_id.in_(issued))

@@ -29,8 +29,12 @@ MAX_CONFIG_CHARS = 12_288  # under the default request limit (16 KiB), with room
 TYPES = tuple(str(t) for t in ModuleType)
 
 
+def _is_id(module_id: str) -> bool:
+    return MODULE_ID.fullmatch(module_id) is not None and module_id not in RESERVED
+
+
 def check_id(module_id: str) -> str:
-    if not MODULE_ID.fullmatch(module_id) or module_id in RESERVED:
+    if not _is_id(module_id):
         raise ValidationProblem(
             "A module id is 2-64 of A-Z a-z 0-9 _ - (and not 'me').", field="id"
         )
@@ -209,7 +213,7 @@ def effective_config(module: Module) -> dict[str, Any]:
 
 def enrolment_check(tenant_id: str, module_id: str) -> Module:
     """The module a device asks to enrol as, or a ValidationProblem naming the reason."""
-    if not MODULE_ID.fullmatch(module_id) or module_id in RESERVED:
+    if not _is_id(module_id):
         raise ValidationProblem("module must be a module id: 2-64 of A-Z a-z 0-9 _ -.")
     module = find(tenant_id, module_id)
     if module is None:

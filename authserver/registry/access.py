@@ -88,27 +88,34 @@ def require_customer_devices_token(write: bool = False) -> Callable[[F], F]:
     )
 
 
-def require_module_token() -> Callable[[F], F]:
-    """A device enrolled as a module: its own token (any scope), carrying the ``module`` claim
-    (seed 002: "it must be fetched in device code flow"). DPoP-bound tokens with their proof."""
+def _guarded(
+    scopes: tuple[str, ...], admit: Callable[[AccessTokenView], User | None]
+) -> Callable[[F], F]:
+    """A view behind a valid token with ``scopes`` (Bearer, or DPoP with its proof) that
+    ``admit`` lets in: it raises the refusal, or returns the request's user (``g.registry_user``)
+    or None."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             try:
-                token = authenticate_request((), dpop=False)
+                token = authenticate_request(scopes, dpop=False)
+                g.registry_user = admit(token)
             except ResourceAuthError as exc:
                 return exc.response()
-            if token_kind(token) != "device" or token.module_id is None:
-                raise ForbiddenProblem(
-                    "Only a device enrolled as a module (its token carries module) reads this."
-                )
-            g.registry_user = None
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def _active_user(token: AccessTokenView) -> User:
+    """The person a user token is about, active, of the token's tenant; else a 403."""
+    user = users.get_active(token.user_id) if token.user_id else None
+    if user is None or user.tenant_id != token.tenant_id:
+        raise ForbiddenProblem("The user is not active.")
+    return user
 
 
 def _query_client(client_id: str) -> Any:
@@ -117,58 +124,58 @@ def _query_client(client_id: str) -> Any:
     return query_client(client_id)
 
 
+def _own_device(token: AccessTokenView, refusal: str) -> None:
+    """A device's own token, DPoP-bound when its client says so: always for a client registered
+    as DPoP-bound (``dpop_bound_access_tokens``) and for link-code terminals; a device-flow
+    client not registered so may use Bearer tokens (RFC 9449 §7.1 lets a resource take both).
+    Any other token is a 403 (seed 001: a service token gets 403), not a 401."""
+    if token_kind(token) != "device":
+        raise ForbiddenProblem(refusal)
+    if token.jkt is None:
+        client = _query_client(token.client_id)
+        if client is None or client.dpop_bound or client.check_grant_type(LINK_CODE):
+            raise ResourceAuthError(401, "invalid_token", "A DPoP-bound token is required.", "DPoP")
+
+
+def require_module_token() -> Callable[[F], F]:
+    """A device enrolled as a module: its own token (any scope), carrying the ``module`` claim
+    (seed 002: "it must be fetched in device code flow"); DPoP as for any device endpoint."""
+
+    def admit(token: AccessTokenView) -> None:
+        refusal = "Only a device enrolled as a module (its token carries module) reads this."
+        _own_device(token, refusal)
+        if token.module_id is None:
+            raise ForbiddenProblem(refusal)
+
+    return _guarded((), admit)
+
+
 def require_device_token(scope: str) -> Callable[[F], F]:
     """The calling device's own endpoints (``/devices/me...``): a device's own token with
-    ``scope``; any other token is a 403 (seed 001: a service token gets 403), not a 401.
+    ``scope`` (``_own_device``)."""
 
-    Whether the token must be DPoP-bound is the client's: always for a client registered as
-    DPoP-bound (``dpop_bound_access_tokens``) and for link-code terminals; a device-flow
-    client not registered so may use Bearer tokens (RFC 9449 §7.1 lets a resource take both)."""
+    def admit(token: AccessTokenView) -> None:
+        _own_device(token, "Only a device's own token may call this endpoint.")
 
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            try:
-                token = authenticate_request((scope,), dpop=False)
-            except ResourceAuthError as exc:
-                return exc.response()
-            if token_kind(token) != "device":
-                raise ForbiddenProblem("Only a device's own token may call this endpoint.")
-            if token.jkt is None:
-                client = _query_client(token.client_id)
-                if client is None or client.dpop_bound or client.check_grant_type(LINK_CODE):
-                    return ResourceAuthError(
-                        401, "invalid_token", "A DPoP-bound token is required.", "DPoP"
-                    ).response()
-            g.registry_user = None
-            return view(*args, **kwargs)
-
-        return wrapped  # type: ignore[return-value]
-
-    return decorator
+    return _guarded((scope,), admit)
 
 
 def require_self_token() -> Callable[[F], F]:
     """Self-service: a user token (any scope) of an active user; ``g.registry_user`` is them."""
 
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            try:
-                token = authenticate_request((), dpop=False)
-            except ResourceAuthError as exc:
-                return exc.response()
-            if token_kind(token) != "user":
-                raise ForbiddenProblem("Only a user's own token reaches their account.")
-            user = users.get_active(token.user_id) if token.user_id else None
-            if user is None or user.tenant_id != token.tenant_id:
-                raise ForbiddenProblem("The user is not active.")
-            g.registry_user = user
-            return view(*args, **kwargs)
+    def admit(token: AccessTokenView) -> User:
+        if token_kind(token) != "user":
+            raise ForbiddenProblem("Only a user's own token reaches their account.")
+        return _active_user(token)
 
-        return wrapped  # type: ignore[return-value]
+    return _guarded((), admit)
 
-    return decorator
+
+def signed_in_user() -> User:
+    """The person a ``require_self_token`` view acts for."""
+    user = g.get("registry_user")
+    assert user is not None  # require_self_token set it
+    return user  # type: ignore[no-any-return]
 
 
 def actor_id() -> str:
@@ -178,27 +185,18 @@ def actor_id() -> str:
 
 
 def _tenant_token(scope: str, role_check: Callable[[User], bool], refusal: str) -> Callable[[F], F]:
+    """The tenant's back office: a service token with ``scope``, or a user token with it of an
+    active user ``role_check`` admits; never a device's."""
 
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            try:
-                token = authenticate_request((scope,), dpop=False)
-            except ResourceAuthError as exc:
-                return exc.response()
-            kind = token_kind(token)
-            if kind == "device":
-                raise ForbiddenProblem("Device tokens cannot manage the registry.")
-            g.registry_user = None
-            if kind == "user":
-                user = users.get_active(token.user_id) if token.user_id else None
-                if user is None or user.tenant_id != token.tenant_id:
-                    raise ForbiddenProblem("The user is not active.")
-                if not role_check(user):
-                    raise ForbiddenProblem(refusal)
-                g.registry_user = user
-            return view(*args, **kwargs)
+    def admit(token: AccessTokenView) -> User | None:
+        kind = token_kind(token)
+        if kind == "device":
+            raise ForbiddenProblem("Device tokens cannot manage the registry.")
+        if kind != "user":
+            return None
+        user = _active_user(token)
+        if not role_check(user):
+            raise ForbiddenProblem(refusal)
+        return user
 
-        return wrapped  # type: ignore[return-value]
-
-    return decorator
+    return _guarded((scope,), admit)

@@ -15,6 +15,7 @@ from authserver.registry.access import (
     actor_id,
     require_customer_devices_token,
     require_self_token,
+    signed_in_user,
     token_actor,
 )
 from authserver.registry.bodies import json_body
@@ -70,12 +71,6 @@ def _one(data: dict[str, Any], status: int = 200) -> Response:
     return resp
 
 
-def _me() -> User:
-    _, user = token_actor()
-    assert user is not None  # require_self_token set it
-    return user
-
-
 def _customer(user_id: str) -> User:
     token, _ = token_actor()
     return users.get_in_tenant(token.tenant_id, user_id)
@@ -117,39 +112,39 @@ def register() -> Response:
 @bp.get("/api/v1/users/me/owned-devices")
 @require_self_token()
 def my_owned() -> Response:
-    return _owned_page(_me().id)
+    return _owned_page(signed_in_user().id)
 
 
 @bp.get("/api/v1/users/me/owned-devices/<device_id>")
 @require_self_token()
 def my_owned_one(device_id: str) -> Response:
-    return _one(owned_json(cd.get_owned(_me(), device_id)))
+    return _one(owned_json(cd.get_owned(signed_in_user(), device_id)))
 
 
 @bp.patch("/api/v1/users/me/owned-devices/<device_id>")
 @require_self_token()
 def my_owned_patch(device_id: str) -> Response:
-    device = cd.get_owned(_me(), device_id)
+    device = cd.get_owned(signed_in_user(), device_id)
     return _one(owned_json(cd.update_owned(device, schema.OWNED_UPDATE.parse(json_body()))))
 
 
 @bp.post("/api/v1/users/me/owned-devices/<device_id>/unregister")
 @require_self_token()
 def my_owned_unregister(device_id: str) -> Response:
-    user = _me()
+    user = signed_in_user()
     return _one(owned_json(cd.unregister(cd.get_owned(user, device_id), user.id)), 202)
 
 
 @bp.get("/api/v1/users/me/issued-devices")
 @require_self_token()
 def my_issued() -> Response:
-    return _issued_page(_me().id)
+    return _issued_page(signed_in_user().id)
 
 
 @bp.get("/api/v1/users/me/issued-devices/<device_id>")
 @require_self_token()
 def my_issued_one(device_id: str) -> Response:
-    return _one(issued_json(cd.get_issued(_me(), device_id), history=True))
+    return _one(issued_json(cd.get_issued(signed_in_user(), device_id), history=True))
 
 
 # -- the back office ---------------------------------------------------------------------------------

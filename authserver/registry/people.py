@@ -21,6 +21,7 @@ from authserver.registry.access import (
     actor_id,
     require_people_token,
     require_self_token,
+    signed_in_user,
     token_actor,
 )
 from authserver.registry.bodies import json_body
@@ -34,13 +35,6 @@ from authserver.registry.serialize import (
 
 bp = Blueprint("people", __name__)
 _USER_ID = re.compile(schema.USER_ID_PATTERN)
-
-
-def _me() -> User:
-    """The person a ``require_self_token`` view acts for."""
-    _, user = token_actor()
-    assert user is not None  # require_self_token set it
-    return user
 
 
 def _one(user: User, status: int = 200) -> Response:
@@ -184,14 +178,14 @@ def by_strategy() -> Response:
 @bp.get("/api/v1/users/me")
 @require_self_token()
 def me() -> Response:
-    user = _me()
+    user = signed_in_user()
     return _one(user)
 
 
 @bp.patch("/api/v1/users/me")
 @require_self_token()
 def patch_me() -> Response:
-    user = _me()
+    user = signed_in_user()
     data = schema.SELF_UPDATE.parse(json_body())
     return _one(users.update_self(user, data))
 
@@ -199,7 +193,7 @@ def patch_me() -> Response:
 @bp.delete("/api/v1/users/me")
 @require_self_token()
 def delete_me() -> Response:
-    user = _me()
+    user = signed_in_user()
     confirm = schema.SELF_DELETE.parse(json_body())["login"]
     if confirm != user.login:
         raise ValidationProblem("Confirm by sending your own login.", field="login")
@@ -210,7 +204,7 @@ def delete_me() -> Response:
 @bp.post("/api/v1/users/me/consents")
 @require_self_token()
 def consents() -> Response:
-    user = _me()
+    user = signed_in_user()
     data = schema.CONSENTS.parse(json_body())
     return _one(users.change_consents(user, data.get("set", []), data.get("unset", [])))
 
@@ -219,7 +213,7 @@ def consents() -> Response:
 @require_self_token()
 def totp_secret() -> Response:
     """A new secret for an authenticator app, shown once; on only after ``PUT .../totp``."""
-    user = _me()
+    user = signed_in_user()
     issuer = users.tenant_name(user.tenant_id) or "authserver"
     new = totp.start(user, issuer)
     resp = jsonify(data={"secret": new.secret, "otpauthUri": new.uri, "qrCodeSvg": new.qr_svg,
@@ -232,7 +226,7 @@ def totp_secret() -> Response:
 @bp.put("/api/v1/users/me/totp")
 @require_self_token()
 def totp_configure() -> Response:
-    user = _me()
+    user = signed_in_user()
     data = schema.TOTP_CONFIGURE.parse(json_body())
     return _one(users.enable_totp(user, data["code"], data.get("secret")))
 
@@ -240,7 +234,7 @@ def totp_configure() -> Response:
 @bp.delete("/api/v1/users/me/totp")
 @require_self_token()
 def totp_remove_own() -> Response:
-    user = _me()
+    user = signed_in_user()
     code = schema.TOTP_REMOVE.parse(json_body())["code"]
     return _one(users.remove_totp(user, code, user, user.id))
 
