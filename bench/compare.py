@@ -177,6 +177,12 @@ def start_authserver(work: Path, pos_key: ProofKey) -> Target:
     demo = json.loads(
         subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True).stdout
     )
+    # The demo kiosk is DPoP-bound; the scenarios are the peer's plain device flow, so the bench
+    # has a kiosk client of its own that asks for no proof (the same work on both sides).
+    kiosk = json.loads(subprocess.run(
+        [*cli, "clients", "create", "--tenant", "ten_demo", "--name", "Bench kiosk", "--public",
+         "--grant-type", DEVICE_GRANT, "--grant-type", "refresh_token", "--scope", "devices:read"],
+        env=env, cwd=ROOT, check=True, capture_output=True).stdout)["client_id"]  # fmt: skip
     proc = _spawn([*cli, "serve", "--port", str(port)], env, work / "authserver.log")
     target = Target("authserver", base, proc, {
         "token": "/oauth/token", "device": "/oauth/device_authorization",
@@ -197,18 +203,18 @@ def start_authserver(work: Path, pos_key: ProofKey) -> Target:
     refresh = []
     for _ in range(REFRESH_TOKENS):
         status, flow = call(base, "POST", "/oauth/device_authorization",
-                            {"client_id": "cli_demo_kiosk"})  # fmt: skip
+                            {"client_id": kiosk})  # fmt: skip
         assert status == 200, flow
         status, body = call(base, "POST", f"/api/v1/device-authorizations/{flow['user_code']}",
                             {"decision": "approve"}, bearer, False)  # fmt: skip
         assert status == 200, body
         status, body = call(base, "POST", "/oauth/token", {
             "grant_type": DEVICE_GRANT, "device_code": flow["device_code"],
-            "client_id": "cli_demo_kiosk"})  # fmt: skip
+            "client_id": kiosk})  # fmt: skip
         assert status == 200, body
         refresh.append(body["refresh_token"])
     status, flow = call(base, "POST", "/oauth/device_authorization",
-                        {"client_id": "cli_demo_kiosk"})  # fmt: skip
+                        {"client_id": kiosk})  # fmt: skip
     status, device = call(base, "POST", "/api/v1/devices",
                           {"name": "POS", "status": "READY_TO_LINK", "appCode": "CLIENT"},
                           bearer, False)  # fmt: skip
@@ -224,7 +230,7 @@ def start_authserver(work: Path, pos_key: ProofKey) -> Target:
         "auth": auth,
         "access_token": token,
         "device_code": flow["device_code"],
-        "kiosk": "cli_demo_kiosk",
+        "kiosk": kiosk,
         "refresh": refresh,
         "pos": pos["access_token"],
     }
