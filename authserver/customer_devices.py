@@ -226,8 +226,7 @@ def change_status(
     audit.record("issued_device.status_changed", device.tenant_id, actor_id,
                  user_id=device.user_id, issued_device_id=device.id, previous=previous,
                  status=status)  # fmt: skip
-    db.session.commit()
-    db.session.refresh(device)
+    db.session.commit()  # expires ``device``: its next read loads the new status
     return device
 
 

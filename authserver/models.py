@@ -656,9 +656,13 @@ class IssuedDeviceStatus(Model):
     """One status of an issued device: what it became, who decided, when, why."""
 
     __tablename__ = "issued_device_statuses"
+    __table_args__ = (
+        # One device's history in order; two changes can never claim the same place in it.
+        Index("uq_issued_device_statuses_device_seq", "issued_device_id", "seq", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    issued_device_id: Mapped[str] = mapped_column(ForeignKey("issued_devices.id"), index=True)
+    issued_device_id: Mapped[str] = mapped_column(ForeignKey("issued_devices.id"))
     seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ...: the order of the changes
     status: Mapped[str] = mapped_column(String(16))
     changed_by: Mapped[str] = mapped_column(ID)

@@ -217,7 +217,7 @@ def enrolment_check(tenant_id: str, module_id: str) -> Module:
         raise ValidationProblem("module must be a module id: 2-64 of A-Z a-z 0-9 _ -.")
     module = find(tenant_id, module_id)
     if module is None:
-        raise ValidationProblem("No such module in this tenant.", field="module")
+        raise ValidationProblem("No such module in this tenant.")
     return module
 
 

@@ -15,6 +15,7 @@ from flask import Flask
 
 from authserver.audit import TYPES as AUDIT_TYPES
 from authserver.authorization import ROLES
+from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import APP_CODES, ORIGINS, SORT_KEYS, STATUSES
 from authserver.registry import schema
 from authserver.registry.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -988,7 +989,7 @@ _ISSUED = _path("device_id", "The issued device's id (isd_...).")
 _OWNED_STATUS = _query("status", "Only ACTIVE (registered) or UNREGISTERED ones.",
                        ("ACTIVE", "UNREGISTERED"))  # fmt: skip
 _ISSUED_STATUS = _query("status", "Only this status.",
-                        ("ORDERED", "ACTIVE", "BLOCKED", "LOST", "EXPIRED", "CLOSED"))  # fmt: skip
+                        ISSUED_STATUSES)  # fmt: skip
 OPERATIONS.update({
     ("customer_devices.register", "post"): {
         "tags": ["Your devices"],
@@ -1206,10 +1207,10 @@ _COMPONENTS: dict[str, Any] = {
         "properties": {
             "id": _STR,
             "customerId": _STR,
-            "kind": {"enum": ["PAYMENT_CARD", "HARDWARE_TOKEN", "OTHER"]},
+            "kind": {"enum": list(ISSUED_KINDS)},
             "maskedIdentifier": _STR,
             "label": {"type": ["string", "null"]},
-            "status": {"enum": ["ORDERED", "ACTIVE", "BLOCKED", "LOST", "EXPIRED", "CLOSED"]},
+            "status": {"enum": list(ISSUED_STATUSES)},
             "createdAt": _TIME,
             "createdBy": {"type": ["string", "null"]},
             "updatedAt": _TIME,
@@ -1243,7 +1244,9 @@ _COMPONENTS: dict[str, Any] = {
                 "description": "With effective=true: the config it runs with.",
             },
             "createdAt": _TIME,
+            "createdBy": {"type": ["string", "null"]},
             "updatedAt": _TIME,
+            "updatedBy": {"type": ["string", "null"]},
         },
         "required": ["id", "type", "production", "config"],
     },  # fmt: skip

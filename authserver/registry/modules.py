@@ -41,7 +41,9 @@ def module_json(module: Module, effective: bool = False) -> dict[str, Any]:
         "locationId": module.location_id,
         "config": module.config or {},
         "createdAt": iso(module.created_at),
+        "createdBy": module.created_by,
         "updatedAt": iso(module.updated_at),
+        "updatedBy": module.updated_by,
     }
     if effective:
         found["effectiveConfig"] = modules.effective_config(module)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authserver.authorization import LOCATION_ID_LENGTH, ROLES, is_known_role
+from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import LOCATION_KINDS
 from authserver.models import AppCode, DeviceStatus, ModuleType
 from authserver.problems import ValidationProblem
@@ -979,7 +980,7 @@ ISSUED_CREATE = Body(
     "IssuedDeviceCreation",
     "A device issued to the customer: a card or a hardware token, by a masked identifier only.",
     (
-        OneOf("kind", "What it is.", ("PAYMENT_CARD", "HARDWARE_TOKEN", "OTHER")),
+        OneOf("kind", "What it is.", ISSUED_KINDS),
         Chars(
             "maskedIdentifier",
             "Its identifier masked with *: at most 4 digits in clear (**** **** **** 1234).",
@@ -1012,7 +1013,7 @@ ISSUED_STATUS = Body(
         OneOf(
             "status",
             "The new status.",
-            ("ORDERED", "ACTIVE", "BLOCKED", "LOST", "EXPIRED", "CLOSED"),
+            ISSUED_STATUSES,
         ),
         Text("reason", "Why (kept with the status).", 200),
     ),  # fmt: skip

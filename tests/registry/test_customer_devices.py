@@ -4,6 +4,8 @@ customer A vs customer B, back office vs service vs device, tenant vs tenant."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.conftest import cc_token
@@ -402,3 +404,147 @@ def test_unregistering_revokes_the_owners_tokens_on_the_key_not_another_persons(
     assert gone.status_code == 202
     assert reg.call("GET", "/api/v1/users/me", ana["access_token"], key=key).status_code == 401
     assert reg.call("GET", "/api/v1/users/me", bob["access_token"], key=key).status_code == 200
+
+
+# -- each check on its own (from a mutation run of authserver/customer_devices.py) ------------------
+
+
+def test_an_unknown_phone_is_a_404_and_a_change_is_kept_with_its_time(reg, t):
+    _, token = customer(reg, t, "ana")
+    problem(reg.call("GET", f"{MINE}/own_nosuchdevice", token), 404)
+    problem(reg.call("PATCH", f"{MINE}/own_nosuchdevice", token, json={"nickname": "x"}), 404)
+    phone = reg.call("POST", MINE, token, json=PHONE).get_json()["data"]
+    reg.now.advance(2)
+    reg.call("PATCH", f"{MINE}/{phone['id']}", token, json={"nickname": "Work phone"})
+    read = reg.call("GET", f"{MINE}/{phone['id']}", token).get_json()["data"]
+    assert read["nickname"] == "Work phone" and read["updatedAt"] > phone["updatedAt"]
+    reg.now.advance(2)
+    gone = reg.call("POST", f"{MINE}/{phone['id']}/unregister", token).get_json()["data"]
+    assert gone["pushId"] is None and gone["pushExpiresAt"] is None
+    assert gone["updatedAt"] > read["updatedAt"]
+    assert reg.call("GET", f"{MINE}/{phone['id']}", token).get_json()["data"] == gone
+
+
+def test_a_push_id_stops_being_a_target_at_its_expiry(reg, t, office):
+    ana_id, ana = customer(reg, t, "ana")
+    ends = int(reg.now()) + 60
+    stamp = datetime.fromtimestamp(ends, UTC)
+    reg.call(
+        "POST", MINE, ana, json={**PHONE, "pushExpiresAt": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    )
+    path = f"/api/v1/users/{ana_id}/push-targets"
+    reg.now.t = ends - 1
+    assert len(reg.call("GET", path, office).get_json()["data"]) == 1
+    reg.now.t = ends
+    assert reg.call("GET", path, office).get_json()["data"] == []
+
+
+def test_unregistering_says_why_the_phones_sessions_ended(reg, world, t):
+    from sqlalchemy import select
+
+    from authserver.models import RefreshFamily, db
+
+    customer(reg, t, "ana")
+    key = DPoPKey()
+    tokens = bound_customer_token(reg, world, t, "ana", key)
+    phone = reg.call("POST", MINE, tokens["access_token"], key=key, json=PHONE).get_json()["data"]
+    reg.call("POST", f"{MINE}/{phone['id']}/unregister", tokens["access_token"], key=key)
+    with reg.app.app_context():
+        reasons = db.session.scalars(select(RefreshFamily.revoked_reason)).all()
+    assert reasons == ["device_unregistered"]
+
+
+def test_an_issued_device_may_start_active_with_the_reason_kept(reg, t, office):
+    ana_id, _ = customer(reg, t, "ana")
+    resp = reg.call("POST", f"/api/v1/users/{ana_id}/issued-devices", office,
+                    json={"kind": "HARDWARE_TOKEN", "maskedIdentifier": "TOKEN-****-7781",
+                          "status": "ACTIVE", "reason": "handed over at the branch"})  # fmt: skip
+    assert resp.status_code == 201, resp.get_json()
+    card = resp.get_json()["data"]
+    assert card["id"].startswith("isd_") and card["status"] == "ACTIVE"
+    read = reg.call("GET", f"/api/v1/users/{ana_id}/issued-devices/{card['id']}", office)
+    assert read.get_json()["data"]["statuses"] == [
+        {"status": "ACTIVE", "changedBy": card["createdBy"], "changedAt": card["createdAt"],
+         "reason": "handed over at the branch"}
+    ]  # fmt: skip
+    reg.now.advance(5)
+    moved = move(reg, office, ana_id, card["id"], "BLOCKED").get_json()["data"]
+    assert moved["updatedAt"] > card["updatedAt"]
+    assert [s["status"] for s in moved["statuses"]] == ["ACTIVE", "BLOCKED"]
+
+
+# The lifecycle as documented (docs/reference.md §4.12), written out here on purpose rather than
+# read from the module, so that a wrong table in the code fails this test.
+LIFECYCLE = {
+    "ORDERED": {"ACTIVE", "CLOSED"},
+    "ACTIVE": {"BLOCKED", "LOST", "EXPIRED", "CLOSED"},
+    "BLOCKED": {"ACTIVE", "LOST", "EXPIRED", "CLOSED"},
+    "LOST": {"CLOSED"},
+    "EXPIRED": {"CLOSED"},
+    "CLOSED": set(),
+}
+REACH = {"ORDERED": [], "ACTIVE": ["ACTIVE"], "BLOCKED": ["ACTIVE", "BLOCKED"],
+         "LOST": ["ACTIVE", "LOST"], "EXPIRED": ["ACTIVE", "EXPIRED"], "CLOSED": ["CLOSED"]}  # fmt: skip
+
+
+def test_every_move_of_the_lifecycle_is_allowed_or_refused_as_documented(reg, t, office):
+    ana_id, _ = customer(reg, t, "ana")
+    for origin, allowed in LIFECYCLE.items():
+        for target in LIFECYCLE:
+            card = issue(reg, office, ana_id)
+            for step in REACH[origin]:
+                assert move(reg, office, ana_id, card["id"], step).status_code == 200
+            resp = move(reg, office, ana_id, card["id"], target)
+            if target in allowed:
+                assert resp.status_code == 200, (origin, target, resp.get_json())
+                assert resp.get_json()["data"]["status"] == target
+            else:
+                body = problem(resp, 409)
+                assert body["code"] == "illegal_transition", (origin, target)
+                shown = ", ".join(sorted(allowed)) or "nothing (it is final)"
+                assert body["detail"].endswith(f"is {origin} can become {shown}."), body
+
+
+def test_of_two_changes_from_the_same_status_the_second_is_a_409(reg, t, office):
+    from sqlalchemy import update
+
+    from authserver import customer_devices as cd
+    from authserver.models import IssuedDevice, db
+
+    ana_id, _ = customer(reg, t, "ana")
+    card = issue(reg, office, ana_id)
+    with reg.app.app_context():
+        stale = db.session.get(IssuedDevice, card["id"])
+        assert stale.status == "ORDERED"
+        # Another request activates it meanwhile, behind this session's back.
+        with db.engine.begin() as conn:
+            conn.execute(update(IssuedDevice).where(IssuedDevice.id == card["id"])
+                         .values(status="ACTIVE"))  # fmt: skip
+        with pytest.raises(cd.IllegalTransition, match="changed meanwhile"):
+            cd.change_status(stale, "CLOSED", "usr_x", None)
+    read = reg.call("GET", f"/api/v1/users/{ana_id}/issued-devices/{card['id']}", office)
+    data = read.get_json()["data"]
+    assert data["status"] == "ACTIVE" and [s["status"] for s in data["statuses"]] == ["ORDERED"]
+
+
+def test_issued_devices_are_listed_by_status_and_an_unknown_one_is_a_404(reg, t, office):
+    ana_id, ana = customer(reg, t, "ana")
+    ordered = issue(reg, office, ana_id, label="Visa Debit")
+    assert ordered["label"] == "Visa Debit"
+    active = issue(reg, office, ana_id)
+    move(reg, office, ana_id, active["id"], "ACTIVE")
+    path = f"/api/v1/users/{ana_id}/issued-devices"
+    listed = reg.call("GET", f"{path}?status=ACTIVE", office).get_json()["data"]
+    assert [d["id"] for d in listed] == [active["id"]]
+    mine = reg.call("GET", f"{ISSUED_MINE}?status=ORDERED", ana).get_json()["data"]
+    assert [d["id"] for d in mine] == [ordered["id"]]
+    problem(reg.call("GET", f"{path}/isd_nosuchdevice", office), 404)
+    problem(reg.call("GET", f"{ISSUED_MINE}/isd_nosuchdevice", ana), 404)
+    problem(move(reg, office, ana_id, "isd_nosuchdevice", "ACTIVE"), 404)
+
+
+@pytest.mark.parametrize("masked, status", [("**** **** ***4 4242", 400), ("**** **** **** 4242", 201),
+                                            ("12*345", 400), ("12*34", 201)])  # fmt: skip
+def test_at_most_four_digits_of_a_masked_identifier_are_in_clear(reg, t, office, masked, status):
+    ana_id, _ = customer(reg, t, "ana")
+    issue(reg, office, ana_id, status=status, maskedIdentifier=masked)

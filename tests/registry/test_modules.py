@@ -618,3 +618,145 @@ def test_why_a_module_cannot_be_enrolled_as(reg, kiosk, module, words):
     kiosk.module("kiosk-1")
     resp = start(reg.http, kiosk.client.client_id, module=module)
     assert resp.status_code == 400 and words in resp.get_json()["error_description"]
+
+
+def test_a_patch_sets_the_user_and_a_replacement_without_one_clears_it(reg, world, t, svc):
+    ana = world.user(t.id, login="ana")
+    new_module(reg, svc, id="kiosk-1")
+    given = reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"userId": ana})
+    assert given.get_json()["data"]["userId"] == ana
+    assert reg.call("GET", f"{MODULES}/kiosk-1", svc).get_json()["data"]["userId"] == ana
+    cleared = reg.call("PUT", f"{MODULES}/kiosk-1", svc, json={"type": "KIOSK"})
+    assert cleared.get_json()["data"]["userId"] is None
+
+
+def test_a_change_of_config_is_held_to_the_same_limit_as_a_new_one(reg, t, svc):
+    new_module(reg, svc, id="kiosk-1", config={"menu": "breakfast"})
+    over = {"x": "y" * 12_289}
+    problem(reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"config": over}), 400, "config")
+    problem(reg.call("PUT", f"{MODULES}/kiosk-1", svc, json={"type": "KIOSK", "config": over}),
+            400, "config")  # fmt: skip
+    kept = reg.call("GET", f"{MODULES}/kiosk-1", svc).get_json()["data"]["config"]
+    assert kept == {"menu": "breakfast"}
+
+
+def test_the_config_limit_counts_compact_json_with_many_members(reg, t, svc):
+    # Two members: the compact form has one "," and two ":"; exactly 12 KiB is accepted.
+    filler = 12_288 - len('{"a":"","b":""}')
+    at_limit = {"a": "y" * (filler // 2), "b": "y" * (filler - filler // 2)}
+    assert len(json.dumps(at_limit, separators=(",", ":"))) == 12_288
+    assert reg.call("POST", MODULES, svc,
+                    json={"id": "k1", "type": "KIOSK", "config": at_limit}).status_code == 201  # fmt: skip
+    at_limit["b"] += "y"
+    problem(reg.call("POST", MODULES, svc, json={"id": "k2", "type": "KIOSK",
+                                                 "config": at_limit}), 400, "config")  # fmt: skip
+
+
+def test_a_null_config_is_stored_as_the_empty_object(reg, t, svc):
+    from authserver import modules
+    from authserver.models import Module, db
+
+    assert modules.check_config(None) == {}
+    new_module(reg, svc, id="kiosk-1", config={"menu": "breakfast"})
+    assert reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"config": None}).status_code == 200
+    with reg.app.app_context():
+        assert db.session.get(Module, (t.id, "kiosk-1")).config == {}
+
+
+def test_who_made_and_last_changed_a_module_and_a_common_config(reg, world, t):
+    from authserver.models import ModuleTypeConfig, db
+
+    first, second = (world.client(t.id, scope=SCOPES) for _ in range(2))
+    a = cc_token(reg.http, first).get_json()["access_token"]
+    b = cc_token(reg.http, second).get_json()["access_token"]
+    made = new_module(reg, a, id="kiosk-1")
+    assert made["createdBy"] == made["updatedBy"] == first.client_id
+    changed = reg.call("PATCH", f"{MODULES}/kiosk-1", b, json={"production": True})
+    data = changed.get_json()["data"]
+    assert (data["createdBy"], data["updatedBy"]) == (first.client_id, second.client_id)
+    # A change that changes nothing is no change: the last one to change it stays.
+    same = reg.call("PATCH", f"{MODULES}/kiosk-1", a, json={"production": True})
+    assert same.get_json()["data"]["updatedBy"] == second.client_id
+
+    reg.call("PUT", "/api/v1/module-types/KIOSK/config", a, json={"menu": "breakfast"})
+    reg.call("PUT", "/api/v1/module-types/KIOSK/config", b, json={"menu": "lunch"})
+    with reg.app.app_context():
+        found = db.session.get(ModuleTypeConfig, (t.id, "KIOSK"))
+        assert (found.config, found.updated_by) == ({"menu": "lunch"}, second.client_id)
+
+
+@pytest.mark.parametrize("how, reason", [("logout", "module_logout"), ("delete", "module_deleted")])
+def test_the_revoked_sessions_say_why(reg, kiosk, how, reason):
+    from sqlalchemy import select
+
+    from authserver.models import RefreshFamily, db
+
+    kiosk.module("kiosk-1")
+    kiosk.module("kiosk-2")
+    kiosk.enrol(module="kiosk-1")
+    kiosk.enrol(module="kiosk-2")
+    if how == "logout":
+        reg.call("POST", f"{MODULES}/kiosk-1/logout", kiosk.svc)
+    else:
+        reg.call("DELETE", f"{MODULES}/kiosk-1", kiosk.svc)
+    with reg.app.app_context():
+        rows = db.session.execute(
+            select(RefreshFamily.module_id, RefreshFamily.revoked_reason)
+            .where(RefreshFamily.tenant_id == kiosk.tenant)
+            .order_by(RefreshFamily.module_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [("kiosk-1", reason), ("kiosk-2", None)]
+
+
+# -- the /device page's module picker ---------------------------------------------------------------
+
+
+def test_the_picker_lists_the_tenants_modules_by_id_up_to_its_limit(reg, t):
+    from authserver import modules
+    from authserver.models import Module, db
+
+    with reg.app.app_context():
+        at = reg.now()
+        db.session.add_all(
+            Module(
+                tenant_id=t.id,
+                id=f"m{i:03d}",
+                type="KIOSK",
+                production=False,
+                config={},
+                created_at=at,
+                updated_at=at,
+            )  # fmt: skip
+            for i in range(501)
+        )
+        db.session.commit()
+        found = modules.modules_for_picker(t.id, None, None)
+        assert len(found) == 500 and found[0].id == "m000" and found[-1].id == "m499"
+        # The one the device asked for is added first when the limit left it out.
+        asked = modules.modules_for_picker(t.id, None, "m500")
+        assert [m.id for m in asked[:2]] == ["m500", "m000"] and len(asked) == 501
+
+
+def test_the_picker_adds_the_asked_module_once_and_only_one_the_approver_may_use(reg, t):
+    from authserver import modules
+    from authserver.models import Location, Module, db
+
+    with reg.app.app_context():
+        at = reg.now()
+        here, there = (Location(id=f"loc_{n}", tenant_id=t.id, name=n, created_at=at,
+                                updated_at=at) for n in ("here", "there"))  # fmt: skip
+        db.session.add_all([here, there])
+        for module_id, loc in (("a1", here), ("a2", here), ("a3", here), ("b1", there)):
+            db.session.add(Module(tenant_id=t.id, id=module_id, type="KIOSK", production=False,
+                                  config={}, location_id=loc.id, created_at=at, updated_at=at))  # fmt: skip
+        db.session.commit()
+
+        def ids(places, asked, limit=2):
+            return [m.id for m in modules.modules_for_picker(t.id, places, asked, limit)]
+
+        assert ids(None, None) == ["a1", "a2"]
+        assert ids(None, "a2") == ["a1", "a2"]  # among them already: not twice
+        assert ids(None, "a3") == ["a3", "a1", "a2"]
+        assert ids(None, "zz") == ["a1", "a2"]  # no such module
+        assert ids(frozenset({here.id}), "b1") == ["a1", "a2"]  # not one of the approver's
+        assert ids(frozenset({there.id}), None) == ["b1"]
