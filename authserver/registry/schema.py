@@ -901,7 +901,7 @@ MODULE_COMMON_CONFIG = Body(
     (),
     extra={"additionalProperties": True},
     example={"currency": "PLN", "theme": {"colour": "#0a5"}},
-    parser=lambda body: body,
+    parser=lambda body: JsonObject("body", "").parse({"body": body}),
 )
 
 

@@ -140,9 +140,14 @@ def test_no_scope_requested_grants_the_clients_scopes(http, world):
 
 def test_malformed_scope_is_invalid_scope(http, world):
     creds = world.client()
-    resp = cc_token(http, creds, scope='devices:read "x"')
-    assert resp.status_code == 400
-    assert resp.get_json()["error"] == "invalid_scope"
+    # RFC 6749 §3.3: one malformed scope-token among good ones (a quote; an empty token from a
+    # double space) is refused as malformed, not merely as a scope the client lacks.
+    for scope in ('devices:read "x"', "devices:read  devices:read"):
+        resp = cc_token(http, creds, scope=scope)
+        assert resp.status_code == 400
+        body = resp.get_json()
+        assert body["error"] == "invalid_scope"
+        assert body["error_description"] == "The scope parameter is malformed.", scope
 
 
 def test_unknown_grant_type_is_unsupported_grant_type(http, world):

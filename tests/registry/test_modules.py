@@ -656,7 +656,7 @@ def test_a_null_config_is_stored_as_the_empty_object(reg, t, svc):
     from authserver import modules
     from authserver.models import Module, db
 
-    assert modules.check_config(None) == {}
+    assert modules.check_config(None, "config") == {}
     new_module(reg, svc, id="kiosk-1", config={"menu": "breakfast"})
     assert reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"config": None}).status_code == 200
     with reg.app.app_context():
