@@ -439,6 +439,7 @@ def run_module(
         module_level = _ordered({t for ts in cover.values() for t in ts}, tests)
         cover = {line: _ordered(set(ts), tests) for line, ts in cover.items()}
         module_lines = _module_lines(source)
+        starts = _statement_starts(source)
 
         def one(args: tuple[int, Mutant]) -> Result:
             i, mutant = args
@@ -447,7 +448,9 @@ def run_module(
             mutated = apply(source, mutant)
             if mutated is None:
                 return Result(mutant.id, mutant.line, "invalid", 0.0)
-            selected = cover.get(mutant.line)
+            # A constant on a statement's continuation line: coverage may record only the
+            # statement's first line.
+            selected = cover.get(mutant.line) or cover.get(starts.get(mutant.line, 0))
             if not selected and mutant.line in module_lines:
                 # Module-level lines run at import, outside any test: every covering test.
                 selected = module_level
@@ -506,6 +509,21 @@ def _module_lines(source: str) -> set[int]:
             for sub in node.body:
                 inside.update(range(sub.lineno, (sub.end_lineno or sub.lineno) + 1))
     return set(range(1, len(source.splitlines()) + 1)) - inside
+
+
+def _statement_starts(source: str) -> dict[int, int]:
+    """Line -> the first line of the innermost statement that spans it."""
+    starts: dict[int, int] = {}
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.stmt):
+            for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+                starts[line] = node.lineno  # inner statements, visited later, take their lines
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source))
+    return starts
 
 
 def load_equivalents() -> set[str]:
