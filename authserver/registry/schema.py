@@ -97,7 +97,8 @@ class OneOf(Field):
         value = body.get(self.name, self.default)
         if value not in self.values:
             raise ValidationProblem(
-                self.message or f"{self.name} must be one of {', '.join(self.values)}."
+                self.message or f"{self.name} must be one of {', '.join(self.values)}.",
+                field=self.name,
             )
         return str(value)
 
@@ -116,7 +117,7 @@ class AnyText(Field):
     def parse(self, body: dict[str, Any]) -> str | None:
         value = body.get(self.name)
         if value is not None and not isinstance(value, str):
-            raise ValidationProblem(f"{self.name} must be a string.")
+            raise ValidationProblem(f"{self.name} must be a string.", field=self.name)
         return value
 
     def json_schema(self) -> dict[str, Any]:

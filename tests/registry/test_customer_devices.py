@@ -548,3 +548,11 @@ def test_issued_devices_are_listed_by_status_and_an_unknown_one_is_a_404(reg, t,
 def test_at_most_four_digits_of_a_masked_identifier_are_in_clear(reg, t, office, masked, status):
     ana_id, _ = customer(reg, t, "ana")
     issue(reg, office, ana_id, status=status, maskedIdentifier=masked)
+
+
+def test_an_issued_device_is_a_card_a_hardware_token_or_other(reg, t, office):
+    ana_id, _ = customer(reg, t, "ana")
+    for kind in ("PAYMENT_CARD", "HARDWARE_TOKEN", "OTHER"):
+        assert issue(reg, office, ana_id, kind=kind)["kind"] == kind
+    body = issue(reg, office, ana_id, status=400, kind="WATCH")
+    assert body["field"] == "kind"
