@@ -192,7 +192,7 @@ def check_rights(
     client: OAuthClient,
     record: DeviceAuthorization,
     location_id: str | None,
-    approve: bool = True,
+    approve: bool,
 ) -> None:
     """The one approval rule for every channel (``authserver.authorization``). Denying needs
     the right to approve somewhere, not at a given location."""

@@ -30,12 +30,16 @@ TARGETS: dict[str, list[str]] = {
         "tests/grants/test_client_credentials.py",
         "tests/registry/test_totp.py",
         "tests/registry/test_staff_sign_in.py",
+        "tests/registry/test_modules.py",
+        "tests/registry/test_customer_devices.py",
+        "tests/registry/test_seed_fields.py",
     ],
     "grants/refresh_token.py": [
         "tests/grants/test_refresh_token.py",
         "tests/oauth2/test_revocation.py",
         "tests/grants/test_dpop_binding.py",
         "tests/registry/test_link.py",
+        "tests/registry/test_modules.py",
     ],
     "authserver/device_flow.py": [
         "tests/test_device_flow.py",
@@ -43,11 +47,15 @@ TARGETS: dict[str, list[str]] = {
         "tests/endpoints/test_verification_page.py",
         "tests/endpoints/test_verification_security.py",
         "tests/registry/test_device_authorizations.py",
+        "tests/registry/test_modules.py",
+        "tests/registry/test_seed_fields.py",
     ],
     "grants/device_code.py": [
         "tests/grants/test_device_code.py",
         "tests/test_device_flow.py",
         "tests/test_retention.py",
+        "tests/registry/test_modules.py",
+        "tests/registry/test_seed_fields.py",
     ],
     "grants/link_code.py": [
         "tests/registry/test_link.py",
@@ -110,6 +118,9 @@ TARGETS: dict[str, list[str]] = {
         "tests/oauth2/test_revocation.py",
         "tests/registry/test_devices.py",
         "tests/test_cli.py",
+        "tests/registry/test_modules.py",
+        "tests/registry/test_customer_devices.py",
+        "tests/registry/test_seed_fields.py",
     ],
     "authserver/credentials.py": [
         "tests/test_credentials.py",
