@@ -49,6 +49,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/registry/test_device_authorizations.py",
         "tests/registry/test_modules.py",
         "tests/registry/test_seed_fields.py",
+        "tests/registry/test_totp.py",
     ],
     "grants/device_code.py": [
         "tests/grants/test_device_code.py",
