@@ -100,7 +100,7 @@ def test_pending_then_approved_then_single_redemption(http, world, app, clock):
 
     # Another kiosk of the same client and tenant, redeemed too: the bystander.
     other = start(http, client.client_id, device_name="Till 4").get_json()
-    approve(app, other["user_code"], "admin")
+    other_done = approve(app, other["user_code"], "admin")
     bystander = poll(http, client.client_id, other["device_code"]).get_json()
 
     # A second redemption fails and revokes what the first one got, and nothing else.
@@ -119,6 +119,13 @@ def test_pending_then_approved_then_single_redemption(http, world, app, clock):
         assert introspect(token) == {"active": False}
     for token in (bystander["access_token"], bystander["refresh_token"]):
         assert introspect(token)["active"] is True
+    # The revoked family says why (what an operator reads when a kiosk asks what happened).
+    from authserver.models import RefreshFamily
+
+    with app.app_context():
+        reasons = dict(db.session.execute(select(RefreshFamily.device_id,
+                                                 RefreshFamily.revoked_reason)).all())  # fmt: skip
+    assert reasons == {done["device_id"]: "device_code_reused", other_done["device_id"]: None}
 
 
 def test_enrolment_creates_the_registry_device(http, world, app, clock):
