@@ -347,7 +347,9 @@ def _end_earlier_enrolments(record: DeviceAuthorization) -> None:
         select(RefreshFamily.id).where(
             RefreshFamily.tenant_id == t,
             RefreshFamily.module_id == record.module_id,
-            RefreshFamily.revoked_at.is_(None),
+            # Live ones, and those only a device block revoked: revoked now for good, so that
+            # unblocking that device with its sessions restored never revives the enrolment.
+            tokens.REVOCABLE,
         )
     ).all()
     for family_id in families:

@@ -537,7 +537,7 @@ def revoke_family(family_id: str, reason: str) -> None:
     )
     db.session.execute(
         update(RefreshFamily)
-        .where(RefreshFamily.id == family_id, _REVOCABLE)
+        .where(RefreshFamily.id == family_id, REVOCABLE)
         .values(revoked_at=t, revoked_reason=reason)
     )
     revocation.mark("family", family_id)
@@ -546,13 +546,13 @@ def revoke_family(family_id: str, reason: str) -> None:
 # A family is revocable when live, and also when only a device block revoked it: its reason then
 # becomes the new one, so unblocking with restored sessions never revives it.
 BLOCKED = "device_blocked"
-_REVOCABLE = or_(RefreshFamily.revoked_at.is_(None), RefreshFamily.revoked_reason == BLOCKED)
+REVOCABLE = or_(RefreshFamily.revoked_at.is_(None), RefreshFamily.revoked_reason == BLOCKED)
 
 
 def _revoke_families(condition: Any, reason: str) -> None:
     db.session.execute(
         update(RefreshFamily)
-        .where(condition, _REVOCABLE)
+        .where(condition, REVOCABLE)
         .values(revoked_at=now(), revoked_reason=reason)
     )
 

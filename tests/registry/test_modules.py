@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import cc_token
-from tests.device_helpers import approve, kiosk_world, poll, start
+from tests.device_helpers import DEVICE_GRANT, approve, kiosk_world, poll, start
 from tests.dpop_client import DPoPKey
 
 MODULES = "/api/v1/modules"
@@ -760,3 +760,133 @@ def test_the_picker_adds_the_asked_module_once_and_only_one_the_approver_may_use
         assert ids(None, "zz") == ["a1", "a2"]  # no such module
         assert ids(frozenset({here.id}), "b1") == ["a1", "a2"]  # not one of the approver's
         assert ids(frozenset({there.id}), None) == ["b1"]
+
+
+# -- re-enrolment, each layer on its own (from a mutation run of authserver/device_flow.py) ---------
+
+
+def sub(token: str) -> str:
+    return claims(token)["sub"]
+
+
+def test_re_enrolment_ends_the_first_access_token_even_without_a_refresh_family(reg, world):
+    """A kiosk client without refresh tokens has no family to revoke: the first access token is
+    ended by its own deny entry alone. A kiosk of the same client without a module is a
+    bystander."""
+    kiosk = Kiosk(reg, world)
+    plain_client = world.client(kiosk.tenant, grant_types=(DEVICE_GRANT,), auth_method="none",
+                                scope="devices:read")  # fmt: skip
+    kiosk.client = plain_client
+    kiosk.module("kiosk-1")
+    first = kiosk.enrol(module="kiosk-1")
+    bystander = kiosk.enrol()
+    assert "refresh_token" not in first
+    reg.now.advance(1)
+    second = kiosk.enrol(module="kiosk-1")
+    assert reg.call("GET", f"{MODULES}/me", first["access_token"]).status_code == 401
+    assert reg.call("GET", f"{MODULES}/me", second["access_token"]).status_code == 200
+    assert reg.call("GET", "/api/v1/devices/me", bystander["access_token"]).status_code == 200
+
+
+def test_re_enrolment_ends_a_blocked_enrolment_for_good(reg, kiosk):
+    """The first device was blocked (its family revoked as blocked) when another one enrolled as
+    the module; unblocking it with its sessions restored must not bring the module's earlier
+    enrolment back."""
+    kiosk.module("kiosk-1")
+    first = kiosk.enrol(module="kiosk-1")
+    reg.now.advance(1)
+    rotated = reg.http.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+        "client_id": kiosk.client.client_id}).get_json()  # fmt: skip
+    device = sub(first["access_token"])
+    reg.now.advance(1)
+    blocked = reg.call("PATCH", f"/api/v1/devices/{device}", kiosk.svc, json={"status": "BLOCKED"})
+    assert blocked.status_code == 200, blocked.get_json()
+    reg.now.advance(1)
+    second = kiosk.enrol(module="kiosk-1")
+    reg.now.advance(1)
+    back = reg.call("PATCH", f"/api/v1/devices/{device}", kiosk.svc,
+                    json={"status": "ACTIVE", "restoreSessions": True})  # fmt: skip
+    assert back.status_code == 200, back.get_json()
+    assert reg.call("GET", f"{MODULES}/me", rotated["access_token"]).status_code == 401
+    assert refresh_status(reg, kiosk, rotated) == 400
+    assert reg.call("GET", f"{MODULES}/me", second["access_token"]).status_code == 200
+
+
+def test_re_enrolment_leaves_other_modules_requests_and_tenants_alone(reg, world, kiosk):
+    kiosk.module("kiosk-1")
+    kiosk.module("kiosk-2")
+    # Approved but not yet redeemed: one as another module, one as no module.
+    other_module = start(reg.http, kiosk.client.client_id, module="kiosk-2").get_json()
+    approve(reg.app, other_module["user_code"], "admin")
+    no_module = start(reg.http, kiosk.client.client_id).get_json()
+    approve(reg.app, no_module["user_code"], "admin")
+    # Still pending: a device asking to be this very module, not decided yet.
+    waiting = start(reg.http, kiosk.client.client_id, module="kiosk-1").get_json()
+    # The same module id in another tenant, enrolled there.
+    elsewhere = Kiosk(reg, world)
+    elsewhere.module("kiosk-1")
+    foreign = elsewhere.enrol(module="kiosk-1")
+    reg.now.advance(1)
+
+    kiosk.enrol(module="kiosk-1")
+
+    for flow in (other_module, no_module):
+        assert poll(reg.http, kiosk.client.client_id, flow["device_code"]).status_code == 200
+    decided = approve(reg.app, waiting["user_code"], "admin")
+    assert decided["decision"] == "approved", decided
+    assert reg.call("GET", f"{MODULES}/me", foreign["access_token"]).status_code == 200
+    assert refresh_status(reg, elsewhere, foreign) == 200
+
+
+def test_the_ended_enrolments_family_says_why(reg, kiosk):
+    from sqlalchemy import select
+
+    from authserver.models import RefreshFamily, db
+
+    kiosk.module("kiosk-1")
+    first = kiosk.enrol(module="kiosk-1")
+    reg.now.advance(1)
+    second = kiosk.enrol(module="kiosk-1")
+    with reg.app.app_context():
+        reasons = dict(db.session.execute(
+            select(RefreshFamily.device_id, RefreshFamily.revoked_reason)).all())  # fmt: skip
+    assert reasons == {sub(first["access_token"]): "module_reenrolled",
+                       sub(second["access_token"]): None}  # fmt: skip
+
+
+def test_a_request_naming_a_deleted_module_can_still_be_denied(reg, kiosk):
+    kiosk.module("kiosk-1")
+    body = start(reg.http, kiosk.client.client_id, module="kiosk-1").get_json()
+    assert reg.call("DELETE", f"{MODULES}/kiosk-1", kiosk.svc).status_code == 200
+    denied = approve(reg.app, body["user_code"], "admin", "--deny")
+    assert denied["decision"] == "denied", denied
+    refused = poll(reg.http, kiosk.client.client_id, body["device_code"])
+    assert refused.get_json()["error"] == "access_denied"
+
+
+def test_only_a_device_enrolment_can_be_given_a_module(reg, world):
+    tenant, signin = kiosk_world(world, device_subject="user")
+    creds = world.client(tenant, scope=SCOPES)
+    svc = cc_token(reg.http, creds).get_json()["access_token"]
+    reg.call("POST", MODULES, svc, json={"id": "kiosk-1", "type": "KIOSK"})
+    body = start(reg.http, signin.client_id).get_json()
+    refused = approve(reg.app, body["user_code"], "admin", "--module", "kiosk-1")
+    assert refused["exit_code"] == 1 and "device enrolment" in refused["error"], refused
+
+
+def test_the_same_kiosk_enrols_again_with_its_identifier(reg, kiosk):
+    key = DPoPKey()
+    http, issuer = reg.http, reg.settings.issuer
+    devices = []
+    for _ in range(2):
+        proof = key.proof("POST", issuer + "/oauth/device_authorization")
+        body = start(http, kiosk.client.client_id, proof=proof,
+                     device_identifier="KIOSK-0042").get_json()  # fmt: skip
+        decided = approve(reg.app, body["user_code"], "admin")
+        assert decided["decision"] == "approved", decided
+        devices.append(decided["device_id"])
+        reg.now.advance(1)
+    assert devices[0] == devices[1]
+    found = reg.call("GET", "/api/v1/devices?deviceIdentifier=KIOSK-0042", kiosk.svc)
+    assert [d["id"] for d in found.get_json()["data"]] == [devices[0]]
