@@ -381,19 +381,10 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
     if device is not None and device.status == DeviceStatus.BLOCKED:
         # A blocked kiosk cannot unblock itself by enrolling again with the same key.
         raise DeviceBlocked("This device is blocked; an administrator must unblock it.")
+    # The identifier a device gives itself is how the registry finds it (exact search): it
+    # stays unique among the tenant's live devices by a partial unique index, which refuses a
+    # taken one at the flush below (concurrent approvals included).
     wanted = record.device_identifier
-    if wanted is not None and (device is None or device.identifier != wanted):
-        # The identifier a device gives itself is how the registry finds it (exact search):
-        # it stays unique among the tenant's devices.
-        taken = db.session.scalar(
-            select(Device.id).where(
-                Device.tenant_id == record.tenant_id,
-                Device.identifier == wanted,
-                Device.deleted_at.is_(None),
-            )
-        )
-        if taken is not None:
-            raise IdentifierTaken("Another device of this organisation has this identifier.")
     if device is None:
         device = Device(
             id=new_id("dev"),
@@ -418,7 +409,7 @@ def _enrol_device(record: DeviceAuthorization, actor: str, user: User | None, t:
     device.updated_by = actor
     try:
         db.session.flush()
-    except IntegrityError as exc:  # the same identifier taken by a concurrent approval
+    except IntegrityError as exc:  # the identifier is another live device's of the tenant
         raise IdentifierTaken("Another device of this organisation has this identifier.") from exc
     set_device_locations(device.id, [record.location_id] if record.location_id else [])
     return device

@@ -413,3 +413,21 @@ def test_restore_in_the_store_only_replaces_the_blocks_own_mark(reg, t, svc, app
         assert revocation.current_mark("device", "dev_cas") == first
         assert revocation.restore_in_store("device", "dev_cas", first, "777") is True
         assert revocation.current_mark("device", "dev_cas") == "777"
+
+
+def test_an_identifier_is_unique_among_the_tenants_live_devices_only(reg, world):
+    tenant, kiosk = kiosk_world(world)
+    svc = cc_token(reg.http, world.client(tenant, scope="devices:read devices:write")).get_json()[
+        "access_token"
+    ]
+    # Another tenant's device with the identifier is no obstacle.
+    other, other_kiosk = kiosk_world(world)
+    theirs = start(reg.http, other_kiosk.client_id, device_identifier="SN-0042").get_json()
+    assert approve(reg.app, theirs["user_code"], "admin")["decision"] == "approved"
+    first = start(reg.http, kiosk.client_id, device_identifier="SN-0042").get_json()
+    done = approve(reg.app, first["user_code"], "admin")
+    assert done["decision"] == "approved", done
+    # A deleted device's identifier is free again.
+    assert reg.call("DELETE", f"{DEVICES}/{done['device_id']}", svc).status_code in (200, 204)
+    again = start(reg.http, kiosk.client_id, device_identifier="SN-0042").get_json()
+    assert approve(reg.app, again["user_code"], "admin")["decision"] == "approved"
