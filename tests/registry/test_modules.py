@@ -890,3 +890,12 @@ def test_the_same_kiosk_enrols_again_with_its_identifier(reg, kiosk):
     assert devices[0] == devices[1]
     found = reg.call("GET", "/api/v1/devices?deviceIdentifier=KIOSK-0042", kiosk.svc)
     assert [d["id"] for d in found.get_json()["data"]] == [devices[0]]
+    # Enrolling again with a new identifier changes it; without one, the identifier stays.
+    for given, kept in (("KIOSK-0043", "KIOSK-0043"), (None, "KIOSK-0043")):
+        proof = key.proof("POST", issuer + "/oauth/device_authorization")
+        form = {"device_identifier": given} if given else {}
+        body = start(http, kiosk.client.client_id, proof=proof, **form).get_json()
+        assert approve(reg.app, body["user_code"], "admin")["device_id"] == devices[0]
+        entry = reg.call("GET", f"/api/v1/devices/{devices[0]}", kiosk.svc).get_json()["data"]
+        assert entry["identifier"] == kept
+        reg.now.advance(1)
