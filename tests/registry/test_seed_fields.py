@@ -431,3 +431,22 @@ def test_an_identifier_is_unique_among_the_tenants_live_devices_only(reg, world)
     assert reg.call("DELETE", f"{DEVICES}/{done['device_id']}", svc).status_code in (200, 204)
     again = start(reg.http, kiosk.client_id, device_identifier="SN-0042").get_json()
     assert approve(reg.app, again["user_code"], "admin")["decision"] == "approved"
+
+
+def test_restoring_the_sessions_of_a_device_never_marked_before_its_block(reg, t, svc):
+    """A device of the API, never linked: no revocation mark before its block, so restoring
+    puts back "no mark" (kept as mark 0), and tokens issued since are untouched by it."""
+    from authserver import revocation
+
+    made = reg.call("POST", DEVICES, svc, json={"name": "Back-office screen"})
+    assert made.status_code == 201, made.get_json()
+    device = made.get_json()["data"]
+    with reg.app.app_context():
+        assert revocation.current_mark("device", device["id"]) is None
+    reg.now.advance(1)
+    patch_status(reg, svc, device, status="BLOCKED")
+    reg.now.advance(1)
+    back = patch_status(reg, svc, device, status="ACTIVE", restoreSessions=True)
+    assert back["status"] == "ACTIVE"
+    with reg.app.app_context():
+        assert revocation.current_mark("device", device["id"]) == "0"
