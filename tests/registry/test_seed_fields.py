@@ -450,3 +450,11 @@ def test_restoring_the_sessions_of_a_device_never_marked_before_its_block(reg, t
     assert back["status"] == "ACTIVE"
     with reg.app.app_context():
         assert revocation.current_mark("device", device["id"]) == "0"
+
+
+def test_both_spellings_of_the_identifier_are_accepted_when_they_agree(reg, world):
+    _, kiosk = kiosk_world(world)
+    same = start(reg.http, kiosk.client_id, device_identifier="SN-9", deviceIdentifier="SN-9")
+    assert same.status_code == 200, same.get_json()
+    differ = start(reg.http, kiosk.client_id, device_identifier="SN-9", deviceIdentifier="SN-8")
+    assert differ.status_code == 400 and "not both" in differ.get_json()["error_description"]
