@@ -90,8 +90,9 @@ class DeviceAuthorizationEndpoint(_Endpoint):
         info = form.get("system_information")
         if info is not None and len(info) > device_flow.MAX_SYSTEM_INFORMATION:
             raise InvalidRequestError("system_information is too long.")
-        # Shown to the approver too: line breaks allowed, nothing that disguises the text.
-        if info is not None and (problem := text_problem(info, single_line=False)):
+        # Shown to the approver too: nothing that disguises the text (no control character at
+        # all: the form layer refuses those in every parameter, line breaks included).
+        if info is not None and (problem := text_problem(info)):
             raise InvalidRequestError(f"system_information {problem}.")
         identifier = _device_identifier(form)
         module_id = form.get("module")

@@ -659,8 +659,10 @@ def test_a_null_config_is_stored_as_the_empty_object(reg, t, svc):
     assert modules.check_config(None, "config") == {}
     new_module(reg, svc, id="kiosk-1", config={"menu": "breakfast"})
     assert reg.call("PATCH", f"{MODULES}/kiosk-1", svc, json={"config": None}).status_code == 200
+    new_module(reg, svc, id="kiosk-2")  # no config at all
     with reg.app.app_context():
         assert db.session.get(Module, (t.id, "kiosk-1")).config == {}
+        assert db.session.get(Module, (t.id, "kiosk-2")).config == {}
 
 
 def test_who_made_and_last_changed_a_module_and_a_common_config(reg, world, t):

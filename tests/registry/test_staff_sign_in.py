@@ -232,8 +232,9 @@ def test_malformed_requests_and_guessing(shop, reg):
     wrong_type = shop.sign_in("4711", actor_token_type="urn:ietf:params:oauth:token-type:jwt")
     assert wrong_type.status_code == 400 and wrong_type.get_json()["error"] == "invalid_request"
     assert "actor_token_type" in wrong_type.get_json()["error_description"]
-    no_password = shop.sign_in("4711", password="")
+    no_password = shop.sign_in("4711", password="")  # RFC 6749 §3.1: empty is omitted
     assert no_password.get_json()["error"] == "invalid_request"
+    assert "actor_token and password" in no_password.get_json()["error_description"]
     no_actor = shop.reg.http.post("/oauth/token", data={
         "grant_type": STAFF, "client_id": shop.pos.client_id, "actor_token": "",
         "actor_token_type": ACCESS, "staff_code": "4711", "password": "correct horse"})  # fmt: skip
