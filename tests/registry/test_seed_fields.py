@@ -458,3 +458,44 @@ def test_both_spellings_of_the_identifier_are_accepted_when_they_agree(reg, worl
     assert same.status_code == 200, same.get_json()
     differ = start(reg.http, kiosk.client_id, device_identifier="SN-9", deviceIdentifier="SN-8")
     assert differ.status_code == 400 and "not both" in differ.get_json()["error_description"]
+
+
+def test_unblocking_one_device_touches_no_other_devices_sessions(reg, t, svc):
+    """Bystanders of restoring and of not restoring: each unblock decides for its own device's
+    sessions only, and only for those the block ended."""
+    from sqlalchemy import select
+
+    from authserver.models import RefreshFamily, db
+
+    def reasons(device) -> list:
+        with reg.app.app_context():
+            return list(db.session.scalars(select(RefreshFamily.revoked_reason)
+                                           .where(RefreshFamily.device_id == device["id"])))  # fmt: skip
+
+    a, a_tokens, a_key = reg.linked_device(t)
+    b, b_tokens, b_key = reg.linked_device(t)
+    c, c_tokens, c_key = reg.linked_device(t)
+    d, d_tokens, _ = reg.linked_device(t)
+    # D's session was ended before its block, for another reason (the terminal revoked it).
+    revoked = reg.http.post("/oauth/revoke", data={"token": d_tokens["refresh_token"],
+                                                   "client_id": t.pos.client_id})  # fmt: skip
+    assert revoked.status_code == 200
+    d_reason = reasons(d)
+    assert d_reason != [None] and d_reason != ["device_blocked"]
+    reg.now.advance(1)
+    for device in (a, b, c, d):
+        patch_status(reg, svc, device, status="BLOCKED")
+    reg.now.advance(1)
+
+    patch_status(reg, svc, a, status="ACTIVE", restoreSessions=True)
+    assert reasons(b) == reasons(c) == ["device_blocked"]  # not revived with A's
+    patch_status(reg, svc, b, status="ACTIVE")  # without its sessions
+    patch_status(reg, svc, d, status="ACTIVE")
+    assert reasons(b) == ["device_status"] and reasons(d) == d_reason
+    assert reasons(c) == ["device_blocked"]  # still C's own decision to make
+    patch_status(reg, svc, c, status="ACTIVE", restoreSessions=True)
+
+    assert me_status(reg, a_tokens, a_key) == 200 and me_status(reg, c_tokens, c_key) == 200
+    assert refresh_status(reg, t, c_tokens, c_key)[0] == 200
+    assert me_status(reg, b_tokens, b_key) == 401
+    assert refresh_status(reg, t, b_tokens, b_key)[0] == 400
