@@ -32,6 +32,32 @@ from authserver.config import Settings, load_settings
 from authserver.models import db
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """Under pytest-xdist (``-n``) each worker has a PostgreSQL database of its own beside the
+    configured one, created on first use, so workers never empty each other's tables. Redis
+    needs nothing: every test has its own key prefix (``make_env``)."""
+    from sqlalchemy import create_engine
+
+    base, name = url.rsplit("/", 1)
+    own = f"{name}_{worker}"
+    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
+                          isolation_level="AUTOCOMMIT")  # fmt: skip
+    try:
+        with admin.connect() as conn:
+            found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own})
+            if found.scalar() is None:
+                conn.execute(text(f'CREATE DATABASE "{own}"'))
+    finally:
+        admin.dispose()
+    return f"{base}/{own}"
+
+
+if os.environ.get("DATABASE_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["DATABASE_URL"] = _worker_database(
+        os.environ["DATABASE_URL"], os.environ["PYTEST_XDIST_WORKER"]
+    )
 DATABASE_URL = os.environ.get("DATABASE_URL")
 REDIS_URL = os.environ.get("REDIS_URL")
 BACKEND = ("postgresql" if DATABASE_URL else "sqlite") + ("+redis" if REDIS_URL else "")
