@@ -27,7 +27,7 @@ if CHROMIUM is None:
     pytest.skip("needs Debian's chromium (apt-get install chromium)", allow_module_level=True)
 
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
@@ -132,7 +132,9 @@ def test_enter_the_code_sign_in_and_approve(server, page, tmp_path):
     assert page.get_by_text("See this organisation's devices and locations").is_visible()
     requested = page.locator("time").first
     assert requested.get_attribute("datetime").endswith("Z")
-    assert "UTC" not in requested.inner_text() and requested.inner_text().strip()
+    # The script rewrites it after the page loads: wait for it (a busy machine is slow to).
+    expect(requested).not_to_contain_text("UTC")
+    assert requested.inner_text().strip()
     approve = page.get_by_role("button", name="Approve")
     assert approve.get_attribute("class") == "primary"
     assert approve.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(26, 94, 32)"
