@@ -82,11 +82,9 @@ def _apply(module: Module, data: dict[str, Any]) -> list[str]:
     changed = []
     for name, attr in (("type", "type"), ("production", "production"), ("userId", "user_id"),
                        ("locationId", "location_id"), ("config", "config")):  # fmt: skip
-        if name in data:
-            value = data[name]
-            if getattr(module, attr) != value:
-                setattr(module, attr, value)
-                changed.append(name)
+        if name in data and getattr(module, attr) != data[name]:
+            setattr(module, attr, data[name])
+            changed.append(name)
     return changed
 
 

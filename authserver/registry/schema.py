@@ -16,6 +16,7 @@ from authserver.authorization import LOCATION_ID_LENGTH, ROLES, is_known_role
 from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import LOCATION_KINDS
 from authserver.models import AppCode, DeviceStatus, ModuleType
+from authserver.modules import check_config
 from authserver.problems import ValidationProblem
 from authserver.registry.bodies import optional_str, required_name, string_list
 from authserver.text import text_problem
@@ -825,8 +826,6 @@ class JsonObject(Field):
     """A JSON object of at most 12 KiB (compact); null is the empty object."""
 
     def parse(self, body: dict[str, Any]) -> dict[str, Any]:
-        from authserver.modules import check_config
-
         return check_config(body.get(self.name), self.name)
 
     def json_schema(self) -> dict[str, Any]:
@@ -902,7 +901,7 @@ MODULE_COMMON_CONFIG = Body(
     (),
     extra={"additionalProperties": True},
     example={"currency": "PLN", "theme": {"colour": "#0a5"}},
-    parser=lambda body: JsonObject("body", "").parse({"body": body}),
+    parser=lambda body: check_config(body, "body"),
 )
 
 

@@ -49,6 +49,13 @@ def claims(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
+def refresh(reg, kiosk, tokens):
+    """The kiosk's refresh request (a public client: no authentication, no proof)."""
+    return reg.http.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        "client_id": kiosk.client.client_id})  # fmt: skip
+
+
 class Kiosk:
     """A tenant with a kiosk client, an admin ("admin") and a service with the modules scopes."""
 
@@ -428,9 +435,7 @@ def test_a_dpop_bound_module_token_reads_with_its_proof(reg, kiosk):
 def test_refreshed_tokens_keep_the_module(reg, kiosk):
     kiosk.module("kiosk-1")
     tokens = kiosk.enrol(module="kiosk-1")
-    resp = reg.http.post("/oauth/token", data={"grant_type": "refresh_token",
-                                               "refresh_token": tokens["refresh_token"],
-                                               "client_id": kiosk.client.client_id})  # fmt: skip
+    resp = refresh(reg, kiosk, tokens)
     assert resp.status_code == 200, resp.get_json()
     assert claims(resp.get_json()["access_token"])["module"] == "kiosk-1"
     assert reg.call("GET", f"{MODULES}/me", resp.get_json()["access_token"]).status_code == 200
@@ -440,14 +445,7 @@ def test_refreshed_tokens_keep_the_module(reg, kiosk):
 
 
 def refresh_status(reg, kiosk, tokens) -> int:
-    return reg.http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": kiosk.client.client_id,
-        },
-    ).status_code
+    return refresh(reg, kiosk, tokens).status_code
 
 
 @pytest.mark.parametrize("how", ["logout", "delete"])
@@ -519,18 +517,14 @@ def test_re_enrolment_logs_out_an_enrolment_of_any_age(reg, kiosk):
     first = kiosk.enrol(module="kiosk-1")
     # A day later, its device authorization record purged long ago, it has refreshed since.
     reg.now.advance(86_400)
-    code_refresh = reg.http.post("/oauth/token", data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-        "client_id": kiosk.client.client_id}).get_json()  # fmt: skip
+    code_refresh = refresh(reg, kiosk, first).get_json()
     assert code_refresh.get("access_token"), code_refresh
     with reg.app.app_context():
         purge_expired(db.engine, reg.settings, int(reg.now()))
         assert db.session.query(DeviceAuthorization).count() == 0
     second = kiosk.enrol(module="kiosk-1")
     assert reg.call("GET", f"{MODULES}/me", code_refresh["access_token"]).status_code == 401
-    refreshed = reg.http.post("/oauth/token", data={
-        "grant_type": "refresh_token", "refresh_token": code_refresh["refresh_token"],
-        "client_id": kiosk.client.client_id})  # fmt: skip
+    refreshed = refresh(reg, kiosk, code_refresh)
     assert refreshed.status_code == 400
     assert reg.call("GET", f"{MODULES}/me", second["access_token"]).status_code == 200
 
@@ -797,9 +791,7 @@ def test_re_enrolment_ends_a_blocked_enrolment_for_good(reg, kiosk):
     kiosk.module("kiosk-1")
     first = kiosk.enrol(module="kiosk-1")
     reg.now.advance(1)
-    rotated = reg.http.post("/oauth/token", data={
-        "grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-        "client_id": kiosk.client.client_id}).get_json()  # fmt: skip
+    rotated = refresh(reg, kiosk, first).get_json()
     device = sub(first["access_token"])
     reg.now.advance(1)
     blocked = reg.call("PATCH", f"/api/v1/devices/{device}", kiosk.svc, json={"status": "BLOCKED"})
