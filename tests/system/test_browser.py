@@ -29,6 +29,10 @@ if CHROMIUM is None:
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+# Every check waits for the page it expects (a sign-in hashes a password; a busy CI machine with
+# one test process per core is slow to answer): generous, since a pass returns as soon as it holds.
+expect.set_options(timeout=20_000)
+
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 800}},
     "phone": {
@@ -120,16 +124,16 @@ def test_enter_the_code_sign_in_and_approve(server, page, tmp_path):
     page.get_by_label("Code").fill(start["user_code"].lower().replace("-", " "))  # as typed
     page.get_by_role("button", name="Continue").click()
 
-    assert page.get_by_text(start["user_code"]).first.is_visible()  # the code, on every step
-    assert page.get_by_role("banner").inner_text() == "Connecting a device to Corner Shop"
+    expect(page.get_by_text(start["user_code"]).first).to_be_visible()  # the code, on every step
+    expect(page.get_by_role("banner")).to_have_text("Connecting a device to Corner Shop")
     accessible(page, tmp_path, "sign-in")
     sign_in(page)
 
-    assert page.get_by_role("heading", name="Allow this device?").is_visible()
-    assert page.get_by_text("Till 3").first.is_visible()  # what the device says about itself
-    assert page.get_by_role("banner").inner_text() == "Connecting a device to Corner Shop"
+    expect(page.get_by_role("heading", name="Allow this device?")).to_be_visible()
+    expect(page.get_by_text("Till 3").first).to_be_visible()  # what the device says about itself
+    expect(page.get_by_role("banner")).to_have_text("Connecting a device to Corner Shop")
     # The access in words, and the time in the viewer's zone (the script ran), not raw UTC.
-    assert page.get_by_text("See this organisation's devices and locations").is_visible()
+    expect(page.get_by_text("See this organisation's devices and locations")).to_be_visible()
     requested = page.locator("time").first
     assert requested.get_attribute("datetime").endswith("Z")
     # The script rewrites it after the page loads: wait for it (a busy machine is slow to).
@@ -141,7 +145,7 @@ def test_enter_the_code_sign_in_and_approve(server, page, tmp_path):
     accessible(page, tmp_path, "review")
     page.get_by_role("button", name="Approve").click()
 
-    assert page.get_by_role("heading", name="Device approved").is_visible()
+    expect(page.get_by_role("heading", name="Device approved")).to_be_visible()
     accessible(page, tmp_path, "approved")
     assert poll(server, start["device_code"])["token_type"] == "Bearer"
 
@@ -149,13 +153,13 @@ def test_enter_the_code_sign_in_and_approve(server, page, tmp_path):
 def test_arrive_from_the_complete_uri_confirm_and_deny(server, page, tmp_path):
     start = begin(server)
     page.goto(start["verification_uri_complete"])
-    assert page.get_by_role("heading", name="Is this the code on your device?").is_visible()
+    expect(page.get_by_role("heading", name="Is this the code on your device?")).to_be_visible()
     accessible(page, tmp_path, "confirm")
     page.get_by_role("button", name="Yes, the codes match").click()
     sign_in(page)
     page.get_by_role("button", name="Deny").click()
 
-    assert page.get_by_role("heading", name="Request denied").is_visible()
+    expect(page.get_by_role("heading", name="Request denied")).to_be_visible()
     assert poll(server, start["device_code"])["error"] == "access_denied"
 
 
@@ -164,9 +168,10 @@ def test_a_wrong_code_is_said_plainly_and_the_page_stays_usable(server, page, tm
     page.get_by_label("Code").fill("BBBBB-BBBBB")
     page.get_by_role("button", name="Continue").click()
     alert = page.get_by_role("alert")
-    assert alert.is_visible() and alert.inner_text().strip()
+    expect(alert).to_be_visible()
+    assert alert.inner_text().strip()
     accessible(page, tmp_path, "wrong-code")
-    assert page.get_by_label("Code").is_visible()  # another try, on the same page
+    expect(page.get_by_label("Code")).to_be_visible()  # another try, on the same page
 
 
 def test_a_polish_browser_gets_the_page_in_polish_and_can_switch(server, browser, tmp_path):
@@ -176,14 +181,14 @@ def test_a_polish_browser_gets_the_page_in_polish_and_can_switch(server, browser
         page.viewport_name = "phone-pl"
         start = begin(server)
         page.goto(f"{server.url}/device")
-        assert page.get_by_role("heading", name="Połącz urządzenie").is_visible()
+        expect(page.get_by_role("heading", name="Połącz urządzenie")).to_be_visible()
         accessible(page, tmp_path, "enter")
         page.get_by_label("Kod").fill(start["user_code"])
         page.get_by_role("button", name="Dalej").click()
-        assert page.get_by_role("heading", name="Zaloguj się").is_visible()
+        expect(page.get_by_role("heading", name="Zaloguj się")).to_be_visible()
         accessible(page, tmp_path, "sign-in")
         page.get_by_role("link", name="English").click()
-        assert page.get_by_role("heading", name="Sign in").is_visible()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         assert page.locator("html").get_attribute("lang") == "en"
     finally:
         context.close()
