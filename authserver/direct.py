@@ -41,6 +41,17 @@ class _Compiled:
         self.stmt, self.sql, self.names, self.defaults, self.row = stmt, sql, names, defaults, row
 
 
+def _processed(make: Any, processors: list[tuple[int, Any]]) -> Any:
+    def processed(values: Any) -> Any:
+        out = list(values)
+        for i, proc in processors:
+            if out[i] is not None:  # NULL is None for every type
+                out[i] = proc(out[i])
+        return make(out)
+
+    return processed
+
+
 class Direct:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -60,8 +71,19 @@ class Direct:
             if any(b.expanding for b in compiled.binds.values()):
                 raise ValueError("hot reads take no expanding (IN list) parameters")
             names = list(compiled.positiontup or []) if self._positional else None
-            columns = [c.key for c in getattr(stmt, "selected_columns", ())] or ["nothing"]
-            row = namedtuple("Row", columns)  # type: ignore[misc, arg-type]  # noqa: PYI024
+            selected = list(getattr(stmt, "selected_columns", ()))
+            columns = [c.key for c in selected] or ["nothing"]
+            row = namedtuple("Row", columns)._make  # type: ignore[misc, arg-type]  # noqa: PYI024
+            # Values the driver does not give as the column's type says (on SQLite: JSON as
+            # text, booleans as 0/1) go through SQLAlchemy's own result processors, so that a
+            # row reads as the ORM's object would; the other columns are taken as they come.
+            processors = [
+                (i, proc)
+                for i, col in enumerate(selected)
+                if (proc := col.type._cached_result_processor(self._dialect, None)) is not None
+            ]
+            if processors:
+                row = _processed(row, processors)
             defaults = {k: v for k, v in compiled.params.items() if v is not None}
             found = _Compiled(stmt, compiled.string, names, defaults, row)
             self._compiled[id(stmt)] = found
@@ -106,7 +128,8 @@ class Direct:
                         WriteGate.leave(held)
                 if not read:
                     return cur.rowcount
-                return [c.row(*r) for r in cur.fetchall()]
+                make = c.row
+                return [make(r) for r in cur.fetchall()]
             except self._unavailable as exc:
                 dropped = self._dialect.is_disconnect(exc, conn, None)  # type: ignore[arg-type]
                 if dropped:

@@ -184,6 +184,29 @@ def test_default_page_size_is_50(reg):
     assert len(body["data"]) == 50 and body["hasMore"] is True
 
 
+def test_a_device_reads_the_same_in_a_list_as_on_its_own(reg):
+    """Lists read rows with statements of their own (not the ORM): every field, including the
+    JSON ones (printers) and the set-by-the-device ones, comes back as the device's own page."""
+    t = reg.tenant()
+    token = reg.service_token(t)
+    loc = reg.call("POST", "/api/v1/locations", token, json={"name": "Main", "kind": "store"})
+    full = reg.create_device(t, name="Full", externalId="F-1", tillId="7",
+                             printerUids=["kitchen-1", "bar_2"],
+                             locationIds=[loc.get_json()["data"]["id"]])  # fmt: skip
+    bare = reg.create_device(t, name="Bare")
+    _, tokens, key = reg.linked_device(t)
+    reg.call("PATCH", "/api/v1/devices/me", tokens["access_token"], key=key,
+             json={"lastOrderUid": "ord-1"})  # fmt: skip
+    own = {d["id"]: reg.call("GET", f"/api/v1/devices/{d['id']}", token).get_json()["data"]
+           for d in reg.call("GET", "/api/v1/devices", token).get_json()["data"]}  # fmt: skip
+    assert own[full["id"]]["printerUids"] == ["kitchen-1", "bar_2"]
+    assert own[bare["id"]]["printerUids"] == []
+    assert any(d["lastOrderUid"] == "ord-1" and d["lastActivityAt"] for d in own.values())
+    for query in ("", "?sortBy=name", "?q=f", "?externalId=F-1", "?sortOrder=desc&limit=2"):
+        for listed in reg.call("GET", f"/api/v1/devices{query}", token).get_json()["data"]:
+            assert listed == own[listed["id"]], query
+
+
 def test_cursor_of_another_sort_is_refused(reg):
     t = reg.tenant()
     token = reg.service_token(t)
