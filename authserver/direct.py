@@ -73,7 +73,7 @@ class Direct:
             names = list(compiled.positiontup or []) if self._positional else None
             selected = list(getattr(stmt, "selected_columns", ()))
             columns = [c.key for c in selected] or ["nothing"]
-            row = namedtuple("Row", columns)._make  # type: ignore[misc, arg-type]  # noqa: PYI024
+            row = namedtuple("Row", columns)._make  # type: ignore[misc, arg-type, attr-defined]  # noqa: PYI024
             # Values the driver does not give as the column's type says (on SQLite: JSON as
             # text, booleans as 0/1) go through SQLAlchemy's own result processors, so that a
             # row reads as the ORM's object would; the other columns are taken as they come.
