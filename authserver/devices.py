@@ -215,8 +215,13 @@ SORT_KEYS = {
 }
 
 
-def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int) -> Page[Any]:
-    """One page of the tenant's devices, as rows with the model's attribute names."""
+def search_devices(
+    tenant_id: str, query: DeviceQuery, after: After, limit: int, rendered: Any = None
+) -> Page[Any]:
+    """One page of the tenant's devices, as rows with the model's attribute names; with
+    ``rendered`` (a module-level column expression, such as a device's JSON built by the
+    database: its id() names the statement), rows of ``id``, the sort column and ``rendered``
+    as ``item``."""
     params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
     if after is not None:
         params["after_key"], params["after_id"] = after
@@ -234,17 +239,27 @@ def search_devices(tenant_id: str, query: DeviceQuery, after: After, limit: int)
         params["name"] = containing(query.name.lower())
     if query.q is not None:
         params["q"] = containing(query.q.lower())
-    rows = direct().all(_search_statement(query, after is not None), params)
+    rows = direct().all(_search_statement(query, after is not None, rendered), params)
     return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
 
 
-# One statement per shape of search (sort, direction, which filters), built on first use with
-# bound parameters: later searches of that shape build nothing. At most 4 x 2 x 2 x 2^8 shapes.
+# What each sort's key (above) is read from, in a row of a rendered search.
+_SORT_COLUMNS = {
+    "name": Device.name,
+    "createdAt": Device.created_at,
+    "updatedAt": Device.updated_at,
+    "lastActivityAt": Device.last_activity_at,
+}
+
+# One statement per shape of search (what it selects, sort, direction, which filters), built on
+# first use with bound parameters: later searches of that shape build nothing. At most
+# 2 x 4 x 2 x 2 x 2^8 shapes.
 _SEARCHES: dict[tuple[Any, ...], Any] = {}
 
 
-def _search_statement(query: DeviceQuery, has_after: bool) -> Any:
+def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any:
     shape = (
+        id(rendered),
         query.sort_by,
         query.descending,
         has_after,
@@ -257,7 +272,10 @@ def _search_statement(query: DeviceQuery, has_after: bool) -> Any:
     stmt = _SEARCHES.get(shape)
     if stmt is not None:
         return stmt
-    stmt = select(*DEVICE_COLUMNS).where(
+    columns: Any = DEVICE_COLUMNS
+    if rendered is not None:
+        columns = (Device.id, _SORT_COLUMNS[query.sort_by], rendered.label("item"))
+    stmt = select(*columns).where(
         Device.tenant_id == bindparam("tenant_id"), Device.deleted_at.is_(None)
     )
     if query.location_id is not None:

@@ -3,8 +3,6 @@ endpoint, and the calling device's own endpoints (``/me``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, jsonify, request
 
@@ -34,7 +32,12 @@ from authserver.registry.access import require_device_token, require_registry_to
 from authserver.registry.bodies import (
     json_body,
 )
-from authserver.registry.serialize import deleted_response, device_json, device_user_json
+from authserver.registry.serialize import (
+    DEVICE_JSON_SQL,
+    deleted_response,
+    device_json,
+    device_user_json,
+)
 from authserver.resource import current_token
 from authserver.security import now
 from grants import LINK_CODE
@@ -55,11 +58,6 @@ def _one(device: Device, link_code: str | None = None, status: int = 200) -> Res
     if link_code is not None:
         resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-def _devices_json(devices: list[Device]) -> list[dict[str, Any]]:
-    locs = locations_of([d.id for d in devices])
-    return [device_json(d, locs[d.id]) for d in devices]
 
 
 LIST_PARAMS = ("limit", "pageSize", "cursor", "sortBy", "sortOrder", "sortDirection", "locationId",
@@ -112,8 +110,8 @@ def list_devices() -> Response:
     )
     context = f"devices:{sort_by}:{order}"
     after = pagination.after_or_400(pagination.query_arg("cursor"), context)
-    page = search_devices(tenant_id, query, after, limit)
-    return pagination.page_response(page, context, _devices_json)
+    page = search_devices(tenant_id, query, after, limit, DEVICE_JSON_SQL)
+    return pagination.rendered_page_response(page, context)
 
 
 @bp.post("/api/v1/devices")

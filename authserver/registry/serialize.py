@@ -7,7 +7,16 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from authserver.models import AuditEvent, AuthStrategy, Location, Tenant, User
+from authserver.models import (
+    AuditEvent,
+    AuthStrategy,
+    Device,
+    DeviceLocation,
+    Location,
+    Tenant,
+    User,
+)
+from authserver.sqljson import IsoMs, JsonIds, JsonList, JsonObject
 
 _ISO_CACHE: dict[int, str] = {}
 
@@ -75,6 +84,31 @@ def device_json(
         data["linkCode"] = link_code  # shown once; stored only as a hash
         data["linkCodeExpiresAt"] = iso(d.link_code_expires_at)
     return data
+
+
+# ``device_json`` built by the database, for lists (``authserver.sqljson``): the same keys in the
+# same order, the same values (a device reads the same in a list as on its own).
+DEVICE_JSON_SQL = JsonObject(
+    ("id", Device.id),
+    ("name", Device.name),
+    ("status", Device.status),
+    ("origin", Device.origin),
+    ("appCode", Device.app_code),
+    ("externalId", Device.external_id),
+    ("locationIds", JsonIds(DeviceLocation.location_id, DeviceLocation.device_id == Device.id)),
+    ("tillId", Device.till_id),
+    ("identifier", Device.identifier),
+    ("systemInformation", Device.system_information),
+    ("dpopJkt", Device.dpop_jkt),
+    ("lastActivityAt", IsoMs(Device.last_activity_at)),
+    ("lastTenantUserId", Device.last_tenant_user_id),
+    ("printerUids", JsonList(Device.printer_uids)),
+    ("lastOrderUid", Device.last_order_uid),
+    ("createdAt", IsoMs(Device.created_at)),
+    ("createdBy", Device.created_by),
+    ("updatedAt", IsoMs(Device.updated_at)),
+    ("updatedBy", Device.updated_by),
+)
 
 
 def role_json(role: str) -> dict[str, Any]:

@@ -189,10 +189,11 @@ def test_a_device_reads_the_same_in_a_list_as_on_its_own(reg):
     JSON ones (printers) and the set-by-the-device ones, comes back as the device's own page."""
     t = reg.tenant()
     token = reg.service_token(t)
-    loc = reg.call("POST", "/api/v1/locations", token, json={"name": "Main", "kind": "store"})
-    full = reg.create_device(t, name="Full", externalId="F-1", tillId="7",
+    locs = [reg.call("POST", "/api/v1/locations", token, json={"name": n, "kind": "store"})
+            .get_json()["data"]["id"] for n in ("Main", "Annex", "Depot")]  # fmt: skip
+    full = reg.create_device(t, name='Kasa "Zachód" \\ 2 ☕', externalId="F-1", tillId="7",
                              printerUids=["kitchen-1", "bar_2"],
-                             locationIds=[loc.get_json()["data"]["id"]])  # fmt: skip
+                             locationIds=list(reversed(locs)))  # fmt: skip
     bare = reg.create_device(t, name="Bare")
     _, tokens, key = reg.linked_device(t)
     reg.call("PATCH", "/api/v1/devices/me", tokens["access_token"], key=key,
@@ -200,9 +201,12 @@ def test_a_device_reads_the_same_in_a_list_as_on_its_own(reg):
     own = {d["id"]: reg.call("GET", f"/api/v1/devices/{d['id']}", token).get_json()["data"]
            for d in reg.call("GET", "/api/v1/devices", token).get_json()["data"]}  # fmt: skip
     assert own[full["id"]]["printerUids"] == ["kitchen-1", "bar_2"]
+    assert own[full["id"]]["locationIds"] == sorted(locs)
+    assert own[full["id"]]["name"] == 'Kasa "Zachód" \\ 2 ☕'
     assert own[bare["id"]]["printerUids"] == []
     assert any(d["lastOrderUid"] == "ord-1" and d["lastActivityAt"] for d in own.values())
-    for query in ("", "?sortBy=name", "?q=f", "?externalId=F-1", "?sortOrder=desc&limit=2"):
+    for query in ("", "?sortBy=name", "?q=f", "?externalId=F-1", "?sortOrder=desc&limit=2",
+                  "?sortBy=lastActivityAt&sortOrder=desc", f"?locationId={locs[1]}"):  # fmt: skip
         for listed in reg.call("GET", f"/api/v1/devices{query}", token).get_json()["data"]:
             assert listed == own[listed["id"]], query
 

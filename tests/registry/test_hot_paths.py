@@ -70,3 +70,34 @@ def test_a_warm_terminal_read_checks_replay_and_revocation_and_writes_nothing(
     # The proof's jti claimed once (RFC 9449 §11.1), then every revocation entry in one read.
     assert sorted(rec.store_calls) == ["claim_once", "get_many"]
     assert rec.writes() == []  # lastActivityAt was written by the first read, within the minute
+
+
+def test_a_page_of_devices_is_one_statement_that_renders_its_items(reg, app, monkeypatch):
+    """The list's items come out of the database as JSON text (authserver.sqljson): no
+    statement per item, none for their locations, nothing rebuilt in Python."""
+    t = reg.tenant()
+    token = reg.service_token(t)
+    loc = reg.call("POST", "/api/v1/locations", token, json={"name": "Main", "kind": "store"})
+    for i in range(5):
+        reg.create_device(t, name=f"Till {i}", locationIds=[loc.get_json()["data"]["id"]])
+    assert reg.call("GET", "/api/v1/devices?limit=3", token).status_code == 200  # warm
+    direct = app.extensions["authserver"].direct
+    reads: list[list] = []
+
+    def all_(stmt, params):
+        rows = type(direct).all(direct, stmt, params)
+        reads.append(rows)
+        return rows
+
+    monkeypatch.setattr(direct, "all", all_)
+    monkeypatch.setattr(direct, "write", lambda *a: (_ for _ in ()).throw(AssertionError(a)))
+    rec = Recorder(app, monkeypatch)
+    try:
+        body = reg.call("GET", "/api/v1/devices?limit=3", token).get_json()
+    finally:
+        rec.stop()
+    assert len(body["data"]) == 3 and body["hasMore"] is True
+    assert len(reads) == 1 and len(reads[0]) == 4  # the page and one more, in one statement
+    assert all(isinstance(row.item, str) for row in reads[0])  # rendered by the database
+    assert rec.statements == []  # nothing through the session either
+    assert rec.store_calls == ["get_many"]  # the token's revocation entries
