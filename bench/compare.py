@@ -173,6 +173,11 @@ def start_authserver(work: Path, pos_key: ProofKey) -> Target:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **BENCH_ENV, "AUTHSERVER_INSTANCE_PATH": str(work / "instance"),
            "AUTHSERVER_ISSUER": base, "PYTHONPATH": str(ROOT)}  # fmt: skip
+    for name in ("AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SECRET_KEY"):
+        if not env.get(name) and not env.get(f"{name}_FILE"):
+            # Shared by every node outside the embedded default: the bench's are made on first
+            # use (mode 0600) in its own work directory.
+            env[f"{name}_FILE"] = str(work / name.lower())
     cli = [sys.executable, "-m", "authserver.cli"]
     demo = json.loads(
         subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True).stdout
@@ -464,6 +469,8 @@ def row(scenario: str, runs: dict[str, list[dict[str, Any]]]) -> str:
 def hello_floor(work: Path, seconds: float) -> float:
     port = free_port()
     env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(work / "hello"), "PYTHONPATH": str(ROOT)}
+    for name in ("DATABASE_URL", "REDIS_URL"):  # a hello reads neither (and needs no shared keys)
+        env.pop(name, None)
     proc = _spawn([sys.executable, "-m", "authserver.serve", "--hello", "--port", str(port)],
                   env, work / "hello.log")  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -474,7 +481,8 @@ def hello_floor(work: Path, seconds: float) -> float:
         line = next(x for x in out.splitlines() if x.startswith("Requests/sec"))
         return float(line.split()[1])
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)
 
 
