@@ -8,10 +8,12 @@ UTF-8, control characters and oversized values are refused before anything is lo
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import Request
 from werkzeug.datastructures import MultiDict
 
@@ -81,6 +83,13 @@ class _FormPayload(OAuth2Payload):
         return {k: self._form.getlist(k) for k in self._form}
 
 
+@functools.lru_cache(maxsize=64)
+def _check_transport(url: str) -> None:
+    """Authlib's check that OAuth runs over TLS (plain http on loopback only); a URL that
+    passes is remembered (a failure raises, and is not)."""
+    InsecureTransportError.check(url)
+
+
 class FormRequest(OAuth2Request):
     """An Authlib request whose parameters are the strictly parsed body, at the public URL.
 
@@ -89,7 +98,22 @@ class FormRequest(OAuth2Request):
     """
 
     def __init__(self, request: Request, form: MultiDict[str, str], public_url: str) -> None:
-        super().__init__(request.method, public_url, headers=request.headers)
+        # Authlib's __init__ without two costs paid on every request: its transport check parses
+        # the URL, here always the issuer's plus a route (checked once per URL), and its
+        # ``headers or {}`` counts every header. The same attributes are set
+        # (tests/oauth2/test_requests.py compares them with Authlib's own).
+        _check_transport(public_url)
+        self.method = request.method
+        self.uri = public_url
+        self.headers = request.headers
+        self._body = None
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
         self._request = request
         self._form = form
         self.payload = _FormPayload(form)
