@@ -232,10 +232,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_request_bytes=_int(env, "AUTHSERVER_MAX_REQUEST_BYTES", 16384, 1024),
         client_auth_failure_limit=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_LIMIT", 20),
         client_auth_failure_window=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_WINDOW", 60),
-        # One process per core (granian workers share the socket), a few threads each for the
-        # time spent waiting on the database or Redis.
-        workers=_int(env, "AUTHSERVER_WORKERS", os.cpu_count() or 1),
-        threads=_int(env, "AUTHSERVER_THREADS", 4),
+        # PostgreSQL + Redis: one process per core (granian workers share the socket), a few
+        # threads each for the time spent waiting on the database or Redis. Embedded SQLite: two
+        # single-threaded processes per core. A hot-path write holds the file's write gate while
+        # SQLite commits; with threads, the holder then waits for its process's GIL before it
+        # can let go, and every writer queues behind it (bench/compare.py: device authorizations
+        # 0.30x -> 0.44x of the peer, refreshes 0.60x -> 0.69x). Two per core keep a core busy
+        # while the other process on it waits for the gate or a slow password hash.
+        workers=_int(env, "AUTHSERVER_WORKERS", (os.cpu_count() or 1) * (2 if embedded else 1)),
+        threads=_int(env, "AUTHSERVER_THREADS", 1 if embedded else 4),
         redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
         dpop_max_age=_int(env, "AUTHSERVER_DPOP_MAX_AGE", 60, 10),
         dpop_max_future=_int(env, "AUTHSERVER_DPOP_MAX_FUTURE", 10, 0),

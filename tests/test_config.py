@@ -75,3 +75,18 @@ def test_https_issuer_and_trailing_slash(tmp_path):
     )
     assert s.issuer == "https://auth.example.com"
     assert s.audience == "https://auth.example.com/api"
+
+
+def test_server_processes_and_threads_suit_the_backend(tmp_path, monkeypatch):
+    """Embedded SQLite: two single-threaded processes per core (a writer holding the file's write
+    gate never waits for its own process's GIL); PostgreSQL: one process per core, 4 threads."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    embedded = load_settings({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "a")})
+    assert (embedded.workers, embedded.threads) == (6, 1)
+    shared = {"AUTHSERVER_KEY_ENCRYPTION_KEY": "A" * 43, "AUTHSERVER_SECRET_KEY": "B" * 43,
+              "DATABASE_URL": "postgresql://x@127.0.0.1/db"}  # fmt: skip
+    distributed = load_settings({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "b"), **shared})
+    assert (distributed.workers, distributed.threads) == (3, 4)
+    chosen = load_settings({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "c"),
+                            "AUTHSERVER_WORKERS": "5", "AUTHSERVER_THREADS": "2"})  # fmt: skip
+    assert (chosen.workers, chosen.threads) == (5, 2)
