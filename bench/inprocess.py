@@ -329,6 +329,10 @@ def main() -> None:
     args = ap.parse_args()
     instance = tempfile.mkdtemp(prefix="authserver-bench-")
     os.environ.setdefault("AUTHSERVER_INSTANCE_PATH", instance)
+    for name in ("AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SECRET_KEY"):
+        if not os.environ.get(name) and not os.environ.get(f"{name}_FILE"):
+            # Outside the embedded default these are shared by every node: made here (0600).
+            os.environ[f"{name}_FILE"] = os.path.join(instance, name.lower())
     for k, v in BENCH_ENV.items():
         os.environ.setdefault(k, v)
     import logging
