@@ -236,9 +236,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # threads each for the time spent waiting on the database or Redis. Embedded SQLite: two
         # single-threaded processes per core. A hot-path write holds the file's write gate while
         # SQLite commits; with threads, the holder then waits for its process's GIL before it
-        # can let go, and every writer queues behind it (bench/compare.py: device authorizations
-        # 0.30x -> 0.44x of the peer, refreshes 0.60x -> 0.69x). Two per core keep a core busy
-        # while the other process on it waits for the gate or a slow password hash.
+        # can let go, and every writer queues behind it (bench/compare.py, 2 x 4 -> 4 x 1 on two
+        # cores: device authorizations 1,668 -> 2,226 req/s; README "Performance"). Two per core
+        # keep a core busy while the other process on it waits for the gate or a password hash.
         workers=_int(env, "AUTHSERVER_WORKERS", (os.cpu_count() or 1) * (2 if embedded else 1)),
         threads=_int(env, "AUTHSERVER_THREADS", 1 if embedded else 4),
         redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
