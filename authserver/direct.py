@@ -77,6 +77,8 @@ class Direct:
             # Values the driver does not give as the column's type says (on SQLite: JSON as
             # text, booleans as 0/1) go through SQLAlchemy's own result processors, so that a
             # row reads as the ORM's object would; the other columns are taken as they come.
+            # The processor is asked for without the driver's type code: right for the types
+            # hot reads select (text, integers, booleans, JSON); a Numeric column would need it.
             processors = [
                 (i, proc)
                 for i, col in enumerate(selected)

@@ -432,7 +432,7 @@ class RefreshTokenRecord:
     device_deleted_at: int | None = None
     device_origin: str | None = None
     device_jkt: str | None = None
-    user_active: bool | int | None = None
+    user_active: bool | None = None
     kind = "refresh_token"
 
     def check_client(self, client: OAuthClient) -> bool:
@@ -455,8 +455,7 @@ class RefreshTokenRecord:
             self.device_status != DeviceStatus.ACTIVE or self.device_deleted_at is not None
         ):
             return False
-        # Truthiness, not ``is True``: read without SQLAlchemy's type processing, SQLite gives
-        # the flag as 1 (PostgreSQL as true); a missing user (outer join) gives None.
+        # A missing user (outer join) gives None; a present one, the flag as a bool.
         return fam.user_id is None or bool(self.user_active)
 
 

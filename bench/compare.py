@@ -469,7 +469,12 @@ def row(scenario: str, runs: dict[str, list[dict[str, Any]]]) -> str:
 def hello_floor(work: Path, seconds: float) -> float:
     port = free_port()
     env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(work / "hello"), "PYTHONPATH": str(ROOT)}
-    for name in ("DATABASE_URL", "REDIS_URL"):  # a hello reads neither (and needs no shared keys)
+    if env.get("DATABASE_URL"):
+        # The target's processes and threads (authserver.config's defaults outside SQLite),
+        # though a hello reads no database and needs no shared keys: it starts without them.
+        env.setdefault("AUTHSERVER_WORKERS", str(os.cpu_count() or 1))
+        env.setdefault("AUTHSERVER_THREADS", "4")
+    for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
     proc = _spawn([sys.executable, "-m", "authserver.serve", "--hello", "--port", str(port)],
                   env, work / "hello.log")  # fmt: skip

@@ -40,7 +40,7 @@ def test_a_stored_list_reads_as_a_list(app, stored, shown):
 
 
 def test_text_is_escaped_and_keys_keep_their_order(app):
-    nasty = 'a "quoted" \\ back/slash ☕ Zażółć \u2028'
+    nasty = 'a "quoted" \\ back/slash ☕ Zażółć \u2028 \n\t\x01\x7f'
     with app.app_context():
         text = db.session.execute(
             select(JsonObject(("z", literal(nasty, Text)), ("a", literal(None, Text))))

@@ -101,7 +101,8 @@ class FormRequest(OAuth2Request):
         # Authlib's __init__ without two costs paid on every request: its transport check parses
         # the URL, here always the issuer's plus a route (checked once per URL), and its
         # ``headers or {}`` counts every header. The same attributes are set
-        # (tests/oauth2/test_requests.py compares them with Authlib's own).
+        # (tests/oauth2/test_requests.py compares them with Authlib's own, and setup.cfg keeps
+        # Authlib to the minor version that test ran against).
         _check_transport(public_url)
         self.method = request.method
         self.uri = public_url

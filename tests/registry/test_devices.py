@@ -200,6 +200,7 @@ def test_a_device_reads_the_same_in_a_list_as_on_its_own(reg):
              json={"lastOrderUid": "ord-1"})  # fmt: skip
     own = {d["id"]: reg.call("GET", f"/api/v1/devices/{d['id']}", token).get_json()["data"]
            for d in reg.call("GET", "/api/v1/devices", token).get_json()["data"]}  # fmt: skip
+    assert own[full["id"]] == full  # as the create answered (through the ORM)
     assert own[full["id"]]["printerUids"] == ["kitchen-1", "bar_2"]
     assert own[full["id"]]["locationIds"] == sorted(locs)
     assert own[full["id"]]["name"] == 'Kasa "Zachód" \\ 2 ☕'
