@@ -238,8 +238,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # SQLite commits; with threads, the holder then waits for its process's GIL before it
         # can let go, and every writer queues behind it (bench/compare.py, 2 x 4 -> 4 x 1 on two
         # cores: device authorizations 1,668 -> 2,226 req/s; README "Performance"). Two per core
-        # keep a core busy while the other process on it waits for the gate or a password hash.
-        workers=_int(env, "AUTHSERVER_WORKERS", (os.cpu_count() or 1) * (2 if embedded else 1)),
+        # keep a core busy while the other process on it waits for the gate or a password hash;
+        # at most 8 (each is a whole interpreter, and one SQLite file takes one writer at a time).
+        workers=_int(
+            env,
+            "AUTHSERVER_WORKERS",
+            min(8, (os.cpu_count() or 1) * 2) if embedded else os.cpu_count() or 1,
+        ),
         threads=_int(env, "AUTHSERVER_THREADS", 1 if embedded else 4),
         redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
         dpop_max_age=_int(env, "AUTHSERVER_DPOP_MAX_AGE", 60, 10),

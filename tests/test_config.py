@@ -90,3 +90,5 @@ def test_server_processes_and_threads_suit_the_backend(tmp_path, monkeypatch):
     chosen = load_settings({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "c"),
                             "AUTHSERVER_WORKERS": "5", "AUTHSERVER_THREADS": "2"})  # fmt: skip
     assert (chosen.workers, chosen.threads) == (5, 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)  # a big machine: at most 8 on one SQLite file
+    assert load_settings({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "d")}).workers == 8
