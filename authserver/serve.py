@@ -9,6 +9,7 @@ parent, then starts ``AUTHSERVER_WORKERS`` processes of ``AUTHSERVER_THREADS`` t
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def run(host: str, port: int, workers: int, threads: int, hello: bool = False) -
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
-    Granian(
+    server = Granian(
         "authserver.serve:hello_app" if hello else "authserver.serve:worker_app",
         factory=True,
         address=host,
@@ -63,7 +64,16 @@ def run(host: str, port: int, workers: int, threads: int, hello: bool = False) -
         workers_kill_timeout=10,
         log_level=LogLevels.warning,  # the app writes its own JSON request log
         log_access=False,
-    ).serve()
+    )
+    # Granian warns when there are more workers than cores; on SQLite that is our measured
+    # default (authserver.config), so an operator should not read it as a mistake on every start.
+    logging.getLogger("_granian").addFilter(_NotMoreWorkersThanCores())
+    server.serve()
+
+
+class _NotMoreWorkersThanCores(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configured number of workers appears")
 
 
 if __name__ == "__main__":  # python -m authserver.serve --hello --port N (bench/compare.py)
