@@ -194,6 +194,20 @@ def _check_issuer(issuer: str) -> str:
     return issuer.rstrip("/")
 
 
+def default_processes(embedded: bool) -> tuple[int, int]:
+    """The server's worker processes and threads per process when not configured."""
+    # PostgreSQL + Redis: one process per core (granian workers share the socket), a few
+    # threads each for the time spent waiting on the database or Redis. Embedded SQLite: two
+    # single-threaded processes per core. A hot-path write holds the file's write gate while
+    # SQLite commits; with threads, the holder then waits for its process's GIL before it
+    # can let go, and every writer queues behind it (bench/compare.py, 2 x 4 -> 4 x 1 on two
+    # cores: device authorizations 1,668 -> 2,226 req/s; README "Performance"). Two per core
+    # keep a core busy while the other process on it waits for the gate or a password hash;
+    # at most 8 (each is a whole interpreter, and one SQLite file takes one writer at a time).
+    cores = os.cpu_count() or 1
+    return (min(8, cores * 2), 1) if embedded else (cores, 4)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     instance = Path(env.get("AUTHSERVER_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
@@ -208,6 +222,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"(SQLite and PostgreSQL are supported), got {database_url.split(':', 1)[0]!r}"
         )
     embedded = database_url.startswith("sqlite")
+    workers, threads = default_processes(embedded)
     issuer = _check_issuer(env.get("AUTHSERVER_ISSUER") or "http://127.0.0.1:8000")
     alg = env.get("AUTHSERVER_SIGNING_ALG") or "ES256"
     if alg not in SIGNING_ALGS:
@@ -232,20 +247,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_request_bytes=_int(env, "AUTHSERVER_MAX_REQUEST_BYTES", 16384, 1024),
         client_auth_failure_limit=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_LIMIT", 20),
         client_auth_failure_window=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_WINDOW", 60),
-        # PostgreSQL + Redis: one process per core (granian workers share the socket), a few
-        # threads each for the time spent waiting on the database or Redis. Embedded SQLite: two
-        # single-threaded processes per core. A hot-path write holds the file's write gate while
-        # SQLite commits; with threads, the holder then waits for its process's GIL before it
-        # can let go, and every writer queues behind it (bench/compare.py, 2 x 4 -> 4 x 1 on two
-        # cores: device authorizations 1,668 -> 2,226 req/s; README "Performance"). Two per core
-        # keep a core busy while the other process on it waits for the gate or a password hash;
-        # at most 8 (each is a whole interpreter, and one SQLite file takes one writer at a time).
-        workers=_int(
-            env,
-            "AUTHSERVER_WORKERS",
-            min(8, (os.cpu_count() or 1) * 2) if embedded else os.cpu_count() or 1,
-        ),
-        threads=_int(env, "AUTHSERVER_THREADS", 1 if embedded else 4),
+        workers=_int(env, "AUTHSERVER_WORKERS", workers),
+        threads=_int(env, "AUTHSERVER_THREADS", threads),
         redis_prefix=env.get("AUTHSERVER_REDIS_PREFIX") or "authserver:",
         dpop_max_age=_int(env, "AUTHSERVER_DPOP_MAX_AGE", 60, 10),
         dpop_max_future=_int(env, "AUTHSERVER_DPOP_MAX_FUTURE", 10, 0),

@@ -49,12 +49,18 @@ def _object_postgresql(element: JsonObject, compiler: Any, **kw: Any) -> str:
     return f"json_build_object({args})::text"
 
 
-class IsoMs(ColumnElement[str]):
+class _OfColumn(ColumnElement[str]):
+    """A construct of one column; each dialect's text is its ``@compiles`` function's."""
+
     inherit_cache = False
-    type = String()
 
     def __init__(self, column: Any) -> None:
         self.column = column
+
+
+class IsoMs(_OfColumn):
+    inherit_cache = False  # SQLAlchemy asks each class for its own
+    type = String()
 
 
 @compiles(IsoMs, "sqlite")
@@ -74,12 +80,9 @@ def _iso_postgresql(element: IsoMs, compiler: Any, **kw: Any) -> str:
     )
 
 
-class JsonList(ColumnElement[str]):
+class JsonList(_OfColumn):
     inherit_cache = False
     type = Text()
-
-    def __init__(self, column: Any) -> None:
-        self.column = column
 
 
 @compiles(JsonList, "sqlite")

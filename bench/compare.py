@@ -47,6 +47,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from authserver.config import default_processes  # noqa: E402
 from bench.proofs import ProofKey  # noqa: E402
 
 PEER = ROOT / "bench" / "peer"
@@ -470,10 +471,11 @@ def hello_floor(work: Path, seconds: float) -> float:
     port = free_port()
     env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(work / "hello"), "PYTHONPATH": str(ROOT)}
     if env.get("DATABASE_URL"):
-        # The target's processes and threads (authserver.config's defaults outside SQLite),
-        # though a hello reads no database and needs no shared keys: it starts without them.
-        env.setdefault("AUTHSERVER_WORKERS", str(os.cpu_count() or 1))
-        env.setdefault("AUTHSERVER_THREADS", "4")
+        # The target's processes and threads, though a hello reads no database and needs no
+        # shared keys: it starts without them.
+        workers, threads = default_processes(embedded=False)
+        env.setdefault("AUTHSERVER_WORKERS", str(workers))
+        env.setdefault("AUTHSERVER_THREADS", str(threads))
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
     proc = _spawn([sys.executable, "-m", "authserver.serve", "--hello", "--port", str(port)],

@@ -127,19 +127,22 @@ def page_response(
     page: Page[Any], context: str, render: Callable[[list[Any]], list[Any]]
 ) -> Response:
     """``{"data": [...], "nextCursor": ..., "hasMore": ...}`` for a page of a list (DESIGN)."""
-    after = page.after()
-    next_cursor = encode(after[0], after[1], context) if after is not None else None
+    next_cursor = _next_cursor(page, context)
     return jsonify(data=render(page.items), nextCursor=next_cursor, hasMore=page.has_more)
 
 
 def rendered_page_response(page: Page[Any], context: str) -> Response:
     """The same document for a page whose rows carry each item as JSON text (``item``, built
     by the database): the texts joined, nothing parsed or encoded again."""
-    after = page.after()
-    next_cursor = encode(after[0], after[1], context) if after is not None else None
+    next_cursor = _next_cursor(page, context)
     body = b"".join((
         b'{"data":[', ",".join([row.item for row in page.items]).encode(),
         b'],"nextCursor":', orjson.dumps(next_cursor),
         b',"hasMore":', b"true" if page.has_more else b"false", b"}",
     ))  # fmt: skip
     return Response(body, mimetype="application/json")
+
+
+def _next_cursor(page: Page[Any], context: str) -> str | None:
+    after = page.after()
+    return encode(after[0], after[1], context) if after is not None else None
