@@ -10,10 +10,12 @@ closed), the app turns it into a 503 with ``Retry-After``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
 
 import redis
 from sqlalchemy import Table
@@ -27,7 +29,6 @@ from authserver.writegate import WriteGate
 _ENTRIES = cast(Table, EphemeralEntry.__table__)
 
 MAX_KEY_LENGTH = 200
-_T = TypeVar("_T")
 
 
 class StoreUnavailable(Exception):
@@ -92,15 +93,22 @@ redis.call('HDEL', KEYS[1], 'v', 'c')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
+# Count one event in each key's window: KEYS are the counters, ARGV[1] the time (ms), then per
+# key its window's end and the key's lifetime (ms). Returns count, ms left, for each key.
 _HIT = """
 local now = tonumber(ARGV[1])
-local e = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
-if e <= now then
-  redis.call('HSET', KEYS[1], 'c', 1, 'e', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {1, tonumber(ARGV[2]) - now}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local e = tonumber(redis.call('HGET', key, 'e') or '0')
+  if e <= now then
+    redis.call('HSET', key, 'c', 1, 'e', ARGV[2 * i])
+    redis.call('PEXPIRE', key, ARGV[2 * i + 1])
+    out[2 * i - 1], out[2 * i] = 1, tonumber(ARGV[2 * i]) - now
+  else
+    out[2 * i - 1], out[2 * i] = redis.call('HINCRBY', key, 'c', 1), e - now
+  end
 end
-return {redis.call('HINCRBY', KEYS[1], 'c', 1), e - now}
+return out
 """
 _GIVE_BACK = """
 local e = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
@@ -125,11 +133,26 @@ return 1
 """
 
 
+def _pack(args: tuple[str | int, ...]) -> bytes:
+    """One command in the Redis protocol (RESP): an array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        b = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
 class RedisStore:
     """Each operation is one Lua script or command: atomic across every process.
 
     Expiry is a timestamp from the app's clock kept in the entry, as in the SQL store, so both
     stores behave the same (and tests can move the clock); Redis TTLs only collect garbage.
+
+    Every operation is one round trip on this thread's own connection: redis-py's connection
+    (the URL's password, database, TLS and timeouts), used without the client's pool, pipeline
+    and retry layers, which cost more CPU than the round trip itself. Scripts are sent by their
+    SHA1 and loaded once when Redis does not know them. A read on a connection that failed is
+    tried once more on a fresh one; a write is not (it may have happened): StoreUnavailable.
     """
 
     def __init__(
@@ -143,13 +166,16 @@ class RedisStore:
             retry_on_timeout=False,
             decode_responses=True,
         )
+        pool = self._redis.connection_pool
+        self._new_connection = lambda: pool.connection_class(**pool.connection_kwargs)
+        self._local = threading.local()
         self._prefix = prefix
         self._clock = clock
-        self._claim = self._redis.register_script(_CLAIM)
-        self._claim_or_hold = self._redis.register_script(_CLAIM_OR_HOLD)
-        self._hit = self._redis.register_script(_HIT)
-        self._give_back = self._redis.register_script(_GIVE_BACK)
-        self._compare_and_put = self._redis.register_script(_COMPARE_AND_PUT)
+        self._claim = _Script(_CLAIM)
+        self._claim_or_hold = _Script(_CLAIM_OR_HOLD)
+        self._hit = _Script(_HIT)
+        self._give_back = _Script(_GIVE_BACK)
+        self._compare_and_put = _Script(_COMPARE_AND_PUT)
 
     def _k(self, key: str) -> str:
         return self._prefix + _check_key(key)
@@ -157,105 +183,171 @@ class RedisStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _call(self, fn: Callable[[], _T]) -> _T:
+    def _connection(self) -> Any:
+        """This thread's connection: made on first use, and again after a fork (a child never
+        shares its parent's socket) or when the server has closed it (a restart), which one poll
+        of the socket shows before anything is sent."""
+        line = getattr(self._local, "line", None)
+        pid = os.getpid()
+        if line is not None:
+            conn, owner = line
+            if owner == pid and not closed_by_server(conn._sock):
+                return conn
+            self._drop(conn if owner == pid else None)
+        conn = self._new_connection()
+        conn.connect()
+        self._local.line = (conn, pid)
+        return conn
+
+    def _drop(self, conn: Any) -> None:
+        self._local.line = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+
+    def _send(self, commands: list[tuple[str | int, ...]], *, read: bool) -> list[Any]:
+        """Send ``commands`` in one write and read their replies, in order. A reply that is an
+        error raises (``redis.ResponseError``) once all replies are read, so the connection
+        stays in step."""
+        packed = b"".join(_pack(c) for c in commands)
+        for attempt in (1, 2):
+            conn = None
+            try:
+                conn = self._connection()
+                conn.send_packed_command([packed], check_health=False)
+                replies, error = [], None
+                for _ in commands:
+                    try:
+                        replies.append(conn.read_response())
+                    except redis.ResponseError as exc:
+                        replies.append(None)
+                        error = error or exc
+                if error is not None:
+                    raise error
+                return replies
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._drop(conn)
+                if attempt == 2 or not read:
+                    raise StoreUnavailable("redis unreachable") from exc
+            except redis.ResponseError:
+                raise
+            except redis.RedisError as exc:  # pragma: no cover - e.g. an authentication error
+                self._drop(conn)
+                raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _one(self, command: tuple[str | int, ...], *, read: bool) -> Any:
         try:
-            return fn()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable("redis unreachable") from exc
-        except redis.RedisError as exc:  # e.g. LOADING, READONLY replica, OOM
+            return self._send([command], read=read)[0]
+        except redis.ResponseError as exc:  # e.g. LOADING, READONLY replica, OOM
+            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+
+    def _run_script(self, script: _Script, keys: list[str], args: Sequence[str | int]) -> Any:
+        """EVALSHA; when Redis does not have the script (a restart, a flush), it is loaded and
+        run again: a NOSCRIPT reply means it did not run at all."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return self._send([command], read=False)[0]
+        except redis.exceptions.NoScriptError:
+            self._one(("SCRIPT", "LOAD", script.text), read=False)
+            return self._one(command, read=False)
+        except redis.ResponseError as exc:
             raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
 
     def claim_once(self, key: str, ttl: float) -> bool:
         now = self._now_ms()
         ms = max(1, int(ttl * 1000))
-        args = [now, now + ms, ms + _GRACE_MS]
-        return bool(self._call(lambda: self._claim(keys=[self._k(key)], args=args)))
+        return bool(self._run_script(self._claim, [self._k(key)], [now, now + ms, ms + _GRACE_MS]))
 
     def claim_or_hold(self, key: str, ttl: float, hold_ttl: float) -> bool:
         now = self._now_ms()
         ms, hold_ms = max(1, int(ttl * 1000)), max(1, int(hold_ttl * 1000))
         args = [now, now + ms, now + hold_ms, ms + _GRACE_MS, hold_ms + _GRACE_MS]
-        return bool(self._call(lambda: self._claim_or_hold(keys=[self._k(key)], args=args)))
+        return bool(self._run_script(self._claim_or_hold, [self._k(key)], args))
 
     def hit(self, key: str, window: int) -> tuple[int, int]:
-        now = self._now_ms()
-        ms = window * 1000
-        args = [now, now + ms, ms + _GRACE_MS]
-        count, left = self._call(lambda: self._hit(keys=[self._k(key)], args=args))
-        return int(count), max(1, -(-int(left) // 1000))
+        return self.hit_many([(key, window)])[0]
 
     def hit_many(self, items: list[tuple[str, int]]) -> list[tuple[int, int]]:
         if len({key for key, _ in items}) != len(items):
             raise ValueError("hit_many needs distinct keys")
         now = self._now_ms()
-
-        def run() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for key, window in items:
-                ms = window * 1000
-                self._hit(keys=[self._k(key)], args=[now, now + ms, ms + _GRACE_MS], client=pipe)
-            return pipe.execute()
-
-        return [(int(c), max(1, -(-int(left) // 1000))) for c, left in self._call(run)]
+        keys: list[str] = []
+        args: list[str | int] = [now]
+        for key, window in items:
+            ms = window * 1000
+            keys.append(self._k(key))
+            args += [now + ms, ms + _GRACE_MS]
+        flat = self._run_script(self._hit, keys, args)  # one script: one round trip
+        return [
+            (int(flat[i]), max(1, -(-int(flat[i + 1]) // 1000))) for i in range(0, len(flat), 2)
+        ]
 
     def count(self, key: str) -> int:
-        c, e = self._call(lambda: self._redis.hmget(self._k(key), "c", "e"))
+        c, e = self._one(("HMGET", self._k(key), "c", "e"), read=True)
         if c is None or e is None or int(e) <= self._now_ms():
             return 0
         return int(c)
 
     def give_back(self, key: str) -> None:
-        args = [self._now_ms()]
-        self._call(lambda: self._give_back(keys=[self._k(key)], args=args))
+        self._run_script(self._give_back, [self._k(key)], [self._now_ms()])
 
     def put(self, key: str, value: str, ttl: float) -> None:
         now = self._now_ms()
         ms = max(1, int(ttl * 1000))
         k = self._k(key)
-
-        def run() -> object:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.delete(k)
-            pipe.hset(k, mapping={"v": value, "e": now + ms})
-            pipe.pexpire(k, ms + _GRACE_MS)
-            return pipe.execute()
-
-        self._call(run)
+        try:
+            self._send(
+                [
+                    ("MULTI",),
+                    ("DEL", k),
+                    ("HSET", k, "v", value, "e", now + ms),
+                    ("PEXPIRE", k, ms + _GRACE_MS),
+                    ("EXEC",),
+                ],
+                read=False,
+            )
+        except redis.ResponseError as exc:
+            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
 
     def compare_and_put(self, key: str, expected: str, value: str, ttl: float) -> bool:
         """``put`` only if the entry holds ``expected``, atomically; True when written."""
         now = self._now_ms()
         ms = max(1, int(ttl * 1000))
         args: list[str | int] = [expected, value, now, now + ms, ms + _GRACE_MS]
-        done = self._call(lambda: self._compare_and_put(keys=[self._k(key)], args=args))
-        return bool(done)
+        return bool(self._run_script(self._compare_and_put, [self._k(key)], args))
 
     def get(self, key: str) -> str | None:
-        v, e = self._call(lambda: self._redis.hmget(self._k(key), "v", "e"))
+        v, e = self._one(("HMGET", self._k(key), "v", "e"), read=True)
         if v is None or e is None or int(e) <= self._now_ms():
             return None
         return str(v)
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
         now = self._now_ms()
-
-        def run() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(self._k(key), "v", "e")
-            return pipe.execute()
-
+        try:
+            replies = self._send([("HMGET", self._k(key), "v", "e") for key in keys], read=True)
+        except redis.ResponseError as exc:
+            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
         found = {}
-        for key, (v, e) in zip(keys, self._call(run), strict=True):
+        for key, (v, e) in zip(keys, replies, strict=True):
             if v is not None and e is not None and int(e) > now:
                 found[key] = str(v)
         return found
 
     def delete(self, key: str) -> None:
-        self._call(lambda: self._redis.delete(self._k(key)))
+        self._one(("DEL", self._k(key)), read=False)
 
     def ping(self) -> None:
-        self._call(self._redis.ping)
+        self._one(("PING",), read=True)
+
+
+class _Script:
+    __slots__ = ("text", "sha")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
 
 
 def own_connection(engine: Engine, unavailable: tuple[type[Exception], ...]) -> Any:

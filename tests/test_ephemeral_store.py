@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from authserver.ephemeral import StoreUnavailable
-from tests.conftest import DATABASE_URL, ROOT, make_env
+from tests.conftest import DATABASE_URL, REDIS_URL, ROOT, make_env
 
 
 @pytest.fixture
@@ -302,3 +302,93 @@ def test_a_write_after_a_restart_goes_to_a_fresh_connection(app):
     finally:
         engine.dispose()
         killer.dispose()
+
+
+def _own_redis_store():
+    """A RedisStore on a connection of its own (a name Redis can list and close)."""
+    from authserver.ephemeral import RedisStore
+
+    store = RedisStore(REDIS_URL, prefix=f"lean-{uuid.uuid4().hex[:8]}:")
+    return store, store._redis
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+def test_redis_that_forgot_the_scripts_gets_them_again_and_runs_each_once():
+    """Scripts go by their SHA1: after a restart or SCRIPT FLUSH Redis answers NOSCRIPT (it ran
+    nothing), the store loads the script and runs it once more. A claim is still won once."""
+    store, admin = _own_redis_store()
+    assert store.claim_once("a", ttl=60) is True
+    admin.script_flush()
+    assert store.claim_once("a", ttl=60) is False
+    admin.script_flush()
+    assert store.hit_many([("n", 60), ("m", 60)]) == [(1, 60), (1, 60)]
+    admin.script_flush()
+    assert store.hit("n", window=60) == (2, 60)
+    assert store.claim_once("b", ttl=60) is True
+    assert store.claim_once("b", ttl=60) is False
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+def test_redis_closing_the_connection_costs_no_operation_an_error():
+    """A connection Redis closed (a restart, CLIENT KILL, an idle timeout) is seen on its socket
+    before anything is sent, so a write (never retried) goes to a fresh one too."""
+    store, admin = _own_redis_store()
+    store.put("v", "1", ttl=60)
+    for op in (
+        lambda: store.claim_once("c", ttl=60),  # a write
+        lambda: store.put("v", "2", ttl=60),  # a write in MULTI/EXEC
+        lambda: store.get("v"),  # a read
+    ):
+        host, port = store._local.line[0]._sock.getsockname()[:2]
+        assert admin.client_kill(f"{host}:{port}")  # this thread's connection, no other
+        time.sleep(0.1)  # the server has closed the socket
+        op()
+    assert store.get("v") == "2"
+    assert store.claim_once("c", ttl=60) is False
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+def test_an_error_reply_in_a_batch_leaves_the_connection_in_step():
+    """Several commands go in one write; when one of them is refused, every reply is still read,
+    so the next operation gets its own answer, not a leftover."""
+    store, admin = _own_redis_store()
+    store.put("good", "yes", ttl=60)
+    store.put("other", "no", ttl=60)
+    admin.set(store._prefix + "bad", "a string, not a hash")  # HMGET answers WRONGTYPE
+    connection = store._local.line[0]
+    with pytest.raises(StoreUnavailable):
+        store.get_many(["good", "bad", "other"])
+    assert store.get("good") == "yes"
+    assert store._local.line[0] is connection  # kept: nothing was left unread on it
+    assert store.get_many(["good", "none"]) == {"good": "yes"}
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_never_shares_its_parents_redis_connection():
+    """Server workers may be forked from a process that used the store: the child makes its own
+    connection (on a shared socket, replies would reach the wrong process), and the parent's
+    stays usable after the child is gone."""
+    store, _ = _own_redis_store()
+    taken = range(0, 200, 2)
+    assert all(store.claim_once(f"k{i}", ttl=60) for i in taken)
+    parents = store._local.line[0]._sock.getsockname()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: claims the taken keys again, reports what it won and its socket
+        try:
+            won = [i for i in taken if store.claim_once(f"k{i}", ttl=60)]
+            own = store._local.line[0]._sock.getsockname()
+            os.write(write, json.dumps({"won": won, "socket": list(own)}).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as f:
+        child = json.loads(f.read())
+    assert child["won"] == []
+    assert tuple(child["socket"]) != parents
+    assert [i for i in range(1, 200, 2) if store.claim_once(f"k{i}", ttl=60)] == list(
+        range(1, 200, 2)
+    )
+    assert store._local.line[0]._sock.getsockname() == parents
