@@ -666,26 +666,28 @@ def rotate_refresh_token(record: RefreshTokenRecord) -> tuple[Rotation, str | No
     settings = get_state().settings
     token, token_hash = new_refresh_token()
     t = now()
-    with direct().transaction() as tx:
-        if db.engine.dialect.name == "postgresql":
-            # The family row is locked first, so a revocation of the family either happens
-            # before (and the UPDATE below finds it revoked) or waits for this commit (and
-            # then also revokes the access token issued with it). SQLite serialises writers:
-            # the transaction took the database's write lock when it began.
-            tx.write(_LOCK_FAMILY, {"family_id": fam.id})
-        won = tx.write(
-            _ROTATE, {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": t}
-        )
-        if won == 1:
-            tx.write(
-                _INSERT_SUCCESSOR,
-                {
-                    "v_token_hash": token_hash,
-                    "v_family_id": fam.id,
-                    "v_issued_at": t,
-                    "v_expires_at": min(t + settings.refresh_token_idle_ttl, fam.expires_at),
-                },
-            )
+    rotate = {"b_token_hash": record.token_hash, "b_family_id": fam.id, "b_used_at": t}
+    successor = {
+        "v_token_hash": token_hash,
+        "v_family_id": fam.id,
+        "v_issued_at": t,
+        "v_expires_at": min(t + settings.refresh_token_idle_ttl, fam.expires_at),
+    }
+    if db.engine.dialect.name == "postgresql":
+        # One statement, so one round trip and its own transaction. The family row is locked
+        # first (FOR UPDATE), so a revocation of the family either happens before (and finds
+        # nothing to rotate: the row is read again after the wait) or waits for this commit
+        # (and then also revokes the access token issued with it). The successor is inserted
+        # only from the row the UPDATE changed: of two requests with one token, the second
+        # waits for the first's row lock, then finds the token used.
+        won = direct().write(_ROTATE_IN_ONE, {**rotate, **successor})
+    else:
+        # SQLite serialises writers: the transaction took the database's write lock when it
+        # began, so nothing can revoke the family between the UPDATE and the INSERT.
+        with direct().transaction() as tx:
+            won = tx.write(_ROTATE, rotate)
+            if won == 1:
+                tx.write(_INSERT_SUCCESSOR, successor)
     if won == 1:
         return Rotation.ROTATED, token
     revoked_at = db.session.scalar(
@@ -697,7 +699,6 @@ def rotate_refresh_token(record: RefreshTokenRecord) -> tuple[Rotation, str | No
     return Rotation.REUSED, None
 
 
-_LOCK_FAMILY = select(_RF.c.id).where(_RF.c.id == bindparam("family_id")).with_for_update()
 _ROTATE = (
     _RT.update()
     .where(
@@ -706,4 +707,31 @@ _ROTATE = (
         exists().where(_RF.c.id == bindparam("b_family_id"), _RF.c.revoked_at.is_(None)),
     )
     .values(used_at=bindparam("b_used_at"))
+)
+_LIVE_FAMILY = (
+    select(_RF.c.id)
+    .where(_RF.c.id == bindparam("b_family_id"), _RF.c.revoked_at.is_(None))
+    .with_for_update()
+    .cte("live_family")
+)
+_ROTATED = (
+    _RT.update()
+    .where(
+        _RT.c.token_hash == bindparam("b_token_hash"),
+        _RT.c.used_at.is_(None),
+        exists(select(_LIVE_FAMILY.c.id)),
+    )
+    .values(used_at=bindparam("b_used_at"))
+    .returning(_RT.c.family_id)
+    .cte("rotated")
+)
+# PostgreSQL: the rotation in one statement (its row count is 1 for the request that won).
+_ROTATE_IN_ONE = _RT.insert().from_select(
+    ["token_hash", "family_id", "issued_at", "expires_at"],
+    select(
+        bindparam("v_token_hash", type_=_RT.c.token_hash.type),
+        _ROTATED.c.family_id,
+        bindparam("v_issued_at", type_=_RT.c.issued_at.type),
+        bindparam("v_expires_at", type_=_RT.c.expires_at.type),
+    ),
 )

@@ -23,7 +23,7 @@ from authserver.tokens import (
     revoke_family,
     revoke_subject,
 )
-from tests.conftest import World, cc_token, table_counts
+from tests.conftest import DATABASE_URL, World, cc_token, table_counts
 from tests.oauth2.refresh_factory import make_refresh_token
 
 
@@ -639,35 +639,40 @@ def test_revoke_family_locks_the_familys_row_first(app, world):
     assert (live(app, access), live(app, other_access)) == (False, True)
 
 
-def test_on_postgresql_a_rotation_locks_its_familys_row_first(app, world, monkeypatch):
+@pytest.mark.skipif(not DATABASE_URL, reason="row locks: needs PostgreSQL (DATABASE_URL)")
+def test_on_postgresql_a_rotation_waits_for_a_revocation_in_flight_then_finds_it(app, world):
     """The rotation's side of the same race (SQLite serialises writers; PostgreSQL needs the
-    lock): with the dialect reported as PostgreSQL, the first statement of the rotation's
-    transaction is the lock of its own family's row."""
-    from authserver import direct as direct_module
+    lock): a rotation that starts while a revocation of its family is uncommitted waits for it,
+    then finds the family revoked. It rotates nothing and issues nothing."""
+    import threading
+
     from authserver.tokens import Rotation, rotate_refresh_token
 
     creds = world.client(grant_types=("client_credentials", "refresh_token"))
     token = make_refresh_token(app, creds)
-    written = []
-    real_write = direct_module._Transaction.write
-
-    def spy(self, statement, params):
-        written.append((statement, params))
-        return real_write(self, statement, params)
-
-    monkeypatch.setattr(direct_module._Transaction, "write", spy)
     with app.app_context():
         record = find_refresh_token(token)
-        monkeypatch.setattr(db.engine.dialect, "name", "postgresql")
-        outcome, successor = rotate_refresh_token(record)
-        monkeypatch.undo()
-        assert outcome == Rotation.ROTATED and successor
-    (lock, params), *_ = written
-    assert _as_postgresql(lock) == (
-        "SELECT refresh_families.id \nFROM refresh_families \n"
-        "WHERE refresh_families.id = %(family_id)s::VARCHAR FOR UPDATE"
-    )
-    assert params == {"family_id": record.family.id}
+    outcome = {}
+
+    def rotate() -> None:
+        with app.app_context():
+            outcome["rotation"] = rotate_refresh_token(record)
+
+    with app.app_context():
+        revoke_family(record.family.id, "revoked")  # holds the family's row lock, uncommitted
+        rotation = threading.Thread(target=rotate)
+        rotation.start()
+        rotation.join(1.0)
+        waited = rotation.is_alive()
+        db.session.commit()
+        rotation.join(10)
+    assert waited, "the rotation went ahead of an uncommitted revocation of its family"
+    assert outcome["rotation"] == (Rotation.REVOKED, None)
+    with app.app_context():
+        rows = db.session.scalars(
+            select(RefreshToken).where(RefreshToken.family_id == record.family.id)
+        ).all()
+    assert [(r.token_hash, r.used_at) for r in rows] == [(record.token_hash, None)]
 
 
 def test_an_id_token_is_about_a_user_subject_only(app, world, clock):
