@@ -19,7 +19,8 @@ in-process microbenchmarks (bench/inprocess.py).
 
 The peer stands in for our two resource reads with what it has: its userinfo endpoint with the
 same DPoP-bound token and proof for ``GET /api/v1/devices/me``, and a route that verifies the
-JWT access token (jose) and answers 50 devices from memory for ``GET /api/v1/devices?limit=50``.
+JWT access token (jose) and answers 50 devices from memory for ``GET /api/v1/devices?limit=50``:
+the same items as ours (every key, values of the same shape), so both send the same page.
 """
 
 from __future__ import annotations

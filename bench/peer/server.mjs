@@ -184,15 +184,32 @@ provider.on('server_error', (ctx, err) => {
 
 // --- GET /api/v1/devices: the registry read, protected by a JWT access token for the API -------
 
+// The same items our server lists for the bench's devices (authserver/registry/serialize.py,
+// device_json): every key, in the same order, values of the same shape and length, so both
+// servers encode and send the same page.
 const DEVICES = Array.from({ length: 60 }, (_, i) => {
   const n = String(i + 1).padStart(5, '0');
+  const at = new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString();
   return {
-    id: `dev_${n}`,
-    name: `Till ${i + 1}`,
+    id: `dev_1M8QW0HXN00XdG6QQyFhn${n}0`,
+    name: `Till ${i}`,
     status: 'ACTIVE',
-    appCode: 'CLIENT',
-    createdAt: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
-    locations: [],
+    origin: 'api',
+    appCode: 'UNKNOWN',
+    externalId: null,
+    locationIds: [],
+    tillId: null,
+    identifier: null,
+    systemInformation: null,
+    dpopJkt: null,
+    lastActivityAt: null,
+    lastTenantUserId: null,
+    printerUids: [],
+    lastOrderUid: null,
+    createdAt: at,
+    createdBy: 'cli_demo_service',
+    updatedAt: at,
+    updatedBy: 'cli_demo_service',
   };
 });
 
@@ -242,6 +259,7 @@ async function devicesPage(ctx) {
   ctx.body = {
     data,
     nextCursor: more ? Buffer.from(data[data.length - 1].id).toString('base64url') : null,
+    hasMore: more,
   };
   return undefined;
 }
