@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
@@ -30,9 +31,26 @@ def _has_control_chars(value: str) -> bool:
     return _CONTROL.search(value) is not None
 
 
+class Form(MultiDict[str, str]):
+    """The parsed parameters: one value per name (a repeated one is refused), so ``get`` is one
+    dictionary lookup. MultiDict's own ``get`` raises and catches a KeyError for every absent
+    parameter, and a request asks for several of those."""
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # noqa: A002
+        values = dict.get(self, key)
+        if values is None:
+            return default
+        if type is None:
+            return values[0]
+        try:
+            return type(values[0])
+        except (ValueError, TypeError):
+            return default
+
+
 def parse_form(request: Request, max_value_chars: int) -> MultiDict[str, str]:
     if not request.mimetype and not request.content_length and not request.get_data(cache=True):
-        return MultiDict()  # an empty body carries no parameters, whatever its (absent) type
+        return Form()  # an empty body carries no parameters, whatever its (absent) type
     if request.mimetype != FORM_TYPE:
         raise InvalidRequestBody(f"Content-Type must be {FORM_TYPE}.")
     charset = request.mimetype_params.get("charset")
@@ -50,7 +68,7 @@ def parse_form(request: Request, max_value_chars: int) -> MultiDict[str, str]:
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequestBody("The request body is not valid UTF-8 form encoding.") from exc
-    form: MultiDict[str, str] = MultiDict()
+    form = Form()
     for name, value in pairs:
         if not value:
             continue  # RFC 6749 §3.1: a parameter without a value is treated as omitted.

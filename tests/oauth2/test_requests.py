@@ -36,3 +36,19 @@ def test_plain_http_is_refused_except_on_loopback(app):
         with pytest.raises(InsecureTransportError):  # a refusal is not remembered as a pass
             FormRequest(request, MultiDict(), "http://as.example/oauth/token")
         FormRequest(request, MultiDict(), "http://127.0.0.1:8000/oauth/token")
+
+
+def test_the_parsed_form_answers_get_as_a_multidict_does():
+    """``Form.get`` is a plain lookup (no KeyError raised and caught per absent parameter), with
+    MultiDict's answers: the value, the default, and a conversion or the default when it fails."""
+    from authserver.oauth2.requests import Form
+
+    pairs = {"a": "1", "b": "x", "c": "2.5"}
+    ours, theirs = Form(pairs), MultiDict(pairs)
+    for key in ("a", "b", "c", "missing"):
+        assert ours.get(key) == theirs.get(key)
+        assert ours.get(key, "d") == theirs.get(key, "d")
+        assert ours.get(key, -1, type=int) == theirs.get(key, -1, type=int)
+        assert ours.get(key, type=float) == theirs.get(key, type=float)
+    assert ours.get("a", type=int) == 1 and ours.get("b", 7, type=int) == 7
+    assert ours["a"] == "1" and "missing" not in ours and ours.to_dict() == pairs
