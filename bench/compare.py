@@ -170,16 +170,22 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def shared_keys(env: dict[str, str], work: Path) -> dict[str, str]:
+    """Outside the embedded default every node shares these: unless the caller set them, the
+    bench's are made on first use (mode 0600) in its work directory, and the in-process run,
+    on the same database, reads the same ones."""
+    for name in ("AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SECRET_KEY"):
+        if not env.get(name) and not env.get(f"{name}_FILE"):
+            env[f"{name}_FILE"] = str(work / name.lower())
+    return env
+
+
 def start_authserver(work: Path, pos_key: ProofKey) -> Target:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **BENCH_ENV, "AUTHSERVER_INSTANCE_PATH": str(work / "instance"),
            "AUTHSERVER_ISSUER": base, "PYTHONPATH": str(ROOT)}  # fmt: skip
-    for name in ("AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SECRET_KEY"):
-        if not env.get(name) and not env.get(f"{name}_FILE"):
-            # Shared by every node outside the embedded default: the bench's are made on first
-            # use (mode 0600) in its own work directory.
-            env[f"{name}_FILE"] = str(work / name.lower())
+    shared_keys(env, work)
     cli = [sys.executable, "-m", "authserver.cli"]
     demo = json.loads(
         subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True).stdout
@@ -420,7 +426,8 @@ def main() -> None:
             print(f"| {SCENARIOS[scenario]} | {ours / floor:.2f} |")
         if not args.no_inprocess:
             print()
-            subprocess.run([sys.executable, str(ROOT / "bench" / "inprocess.py")], check=True)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "inprocess.py")],
+                           env=shared_keys({**os.environ}, work), check=True)  # fmt: skip
     finally:
         for t in targets:
             t.stop()
