@@ -13,7 +13,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from authserver import http_errors, metrics, observability, retention
+from authserver import http_errors, metrics, observability, retention, tokens
 from authserver.config import Settings, load_settings
 from authserver.direct import Direct
 from authserver.ephemeral import EphemeralStore, RedisStore, SqlStore
@@ -147,6 +147,7 @@ def create_app(
     app.register_blueprint(tenant_bp)
     app.register_blueprint(modules_bp)
     app.register_blueprint(customer_devices_bp)
+    app.before_request(tokens.note_request_time)
     app.after_request(add_dpop_nonce)
     retention.install(app, engine, settings, store, now)
     observability.configure_logging(settings.log_level)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from flask import g
 from sqlalchemy import bindparam, exists, or_, select, update
 
 from authserver import audit, revocation
@@ -72,6 +73,11 @@ class IssuedAccessToken:
     scope: str
 
 
+def note_request_time() -> None:
+    """Before every request: the time its tokens are issued as of (``issue_access_token``)."""
+    g.token_time = now_float()
+
+
 def issue_access_token(
     client: OAuthClient,
     *,
@@ -90,7 +96,11 @@ def issue_access_token(
     on (``sid``, ``did``, ``uid``, its client and tenant), and revocation marks those."""
     state = get_state()
     settings = state.settings
-    issued = now_float()
+    # Issued as of the moment the request began, before anything about its grant was checked
+    # or changed (a rotation, a redemption, a subject's liveness): a revocation mark made after
+    # any of that is then never earlier than the token, so a revocation that lands between the
+    # grant's checks and this signature still covers the token (``note_request_time``).
+    issued = g.get("token_time") or now_float()
     iat = int(issued)
     ttl = min(ttl, settings.access_token_ttl) if ttl else settings.access_token_ttl
     jti = new_jti(int(issued * 1000))

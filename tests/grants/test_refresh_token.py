@@ -484,3 +484,35 @@ def test_requesting_several_granted_scopes_keeps_them_all(http, world, app, cloc
     )
     assert both.status_code == 200, both.get_json()
     assert both.get_json()["scope"] == "devices:read devices:write"
+
+
+def test_a_revocation_between_the_rotation_and_the_signature_covers_the_new_token(
+    http, world, app, clock, monkeypatch
+):
+    """RFC 9700 §4.14.2: reuse detection that revokes the family a moment after another
+    request's rotation committed, and before that request signed its access token, must still
+    end that token. The token is issued as of its request's start, before the rotation, so the
+    family's revocation mark (made later) is not earlier than it."""
+    import grants.refresh_token as grant_module
+    from authserver.tokens import find_refresh_token, revoke_family, rotate_refresh_token
+
+    client, tokens, tenant, _ = enrol(http, world, app, clock)
+    with app.app_context():
+        fam_id = find_refresh_token(tokens["refresh_token"]).family.id
+
+    def rotated_then_revoked(record):
+        outcome = rotate_refresh_token(record)  # committed ...
+        clock.advance(1)  # ... then, a moment later, the family is revoked (reuse detected)
+        revoke_family(fam_id, "reuse_detected")
+        db.session.commit()
+        clock.advance(1)  # ... and only then is the access token signed
+        return outcome
+
+    monkeypatch.setattr(grant_module, "rotate_refresh_token", rotated_then_revoked)
+    resp = refresh(http, client.client_id, tokens["refresh_token"])
+    monkeypatch.undo()
+    assert resp.status_code == 200, resp.get_json()  # the rotation had won
+    token = resp.get_json()["access_token"]
+    assert not active(http, world, tenant, token)
+    api = http.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
