@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -137,7 +139,12 @@ def _pack(args: tuple[str | int, ...]) -> bytes:
     """One command in the Redis protocol (RESP): an array of bulk strings."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
-        b = arg.encode() if isinstance(arg, str) else b"%d" % arg
+        if isinstance(arg, str):
+            b = arg.encode()
+        elif type(arg) is int:  # not a bool, not a float (b"%d" would truncate one silently)
+            b = b"%d" % arg
+        else:
+            raise TypeError(f"a Redis argument is str or int, not {type(arg).__name__}")
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(out)
 
@@ -164,6 +171,10 @@ class RedisStore:
             socket_connect_timeout=2,
             health_check_interval=30,
             retry_on_timeout=False,
+            # No retries inside redis-py (its default retries a connect ten times): an
+            # unreachable Redis is a StoreUnavailable within the connect timeout, and this
+            # class decides what may be tried again (a read, once).
+            retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
         pool = self._redis.connection_pool

@@ -38,7 +38,7 @@ class Form(MultiDict[str, str]):
 
     def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # noqa: A002
         values = dict.get(self, key)
-        if values is None:
+        if not values:
             return default
         if type is None:
             return values[0]
