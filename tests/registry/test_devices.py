@@ -148,6 +148,34 @@ def test_sorting(reg, clock, sort_by, order):
     assert keys == sorted(keys, reverse=(order == "desc"))
 
 
+@pytest.mark.parametrize("sort_by", ["name", "createdAt", "updatedAt", "lastActivityAt"])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_pages_of_two_walk_the_same_list_as_one_page(reg, clock, sort_by, order):
+    """Each page is chosen first and then rendered (with its locations): walking pages of two,
+    ties in the sort key included, gives the whole list, in its order, each item whole."""
+    t = reg.tenant()
+    token = reg.service_token(t)
+    locs = [reg.call("POST", "/api/v1/locations", token, json={"name": n, "kind": "store"})
+            .get_json()["data"]["id"] for n in ("North", "South")]  # fmt: skip
+    for i, name in enumerate(("b", "a", "b", "c", "a", "d", "b")):
+        reg.create_device(t, name=name, locationIds=locs[: i % 3])
+        if i % 2:
+            clock.advance(1)  # pairs created in the same second: ties in the time keys
+    query = f"sortBy={sort_by}&sortOrder={order}"
+    whole = reg.call("GET", f"/api/v1/devices?{query}", token).get_json()["data"]
+    walked, cursor = [], None
+    while True:
+        more = f"&cursor={cursor}" if cursor else ""
+        body = reg.call("GET", f"/api/v1/devices?{query}&limit=2{more}", token).get_json()
+        walked += body["data"]
+        if not body["hasMore"]:
+            break
+        cursor = body["nextCursor"]
+    assert walked == whole and len(whole) == 7
+    assert sorted(len(d["locationIds"]) for d in whole) == [0, 0, 0, 1, 1, 2, 2]
+    assert all(d["locationIds"] == sorted(d["locationIds"]) for d in whole)
+
+
 def test_walking_pages_while_devices_come_and_go(reg, clock):
     """Keyset pagination: no duplicates, and nothing that existed throughout is skipped."""
     t = reg.tenant()
