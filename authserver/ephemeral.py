@@ -217,9 +217,9 @@ class RedisStore:
                 conn.disconnect()
 
     def _send(self, commands: list[tuple[str | int, ...]], *, read: bool) -> list[Any]:
-        """Send ``commands`` in one write and read their replies, in order. A reply that is an
-        error raises (``redis.ResponseError``) once all replies are read, so the connection
-        stays in step."""
+        """Send ``commands`` in one write and read their replies, in order. Every reply is read
+        before an error reply raises, so the connection stays in step: StoreUnavailable (LOADING,
+        READONLY replica, OOM, ...), or NoScriptError for ``_run_script`` to handle."""
         packed = b"".join(_pack(c) for c in commands)
         for attempt in (1, 2):
             conn = None
@@ -233,37 +233,36 @@ class RedisStore:
                     except redis.ResponseError as exc:
                         replies.append(None)
                         error = error or exc
-                if error is not None:
-                    raise error
-                return replies
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._drop(conn)
                 if attempt == 2 or not read:
                     raise StoreUnavailable("redis unreachable") from exc
-            except redis.ResponseError:
-                raise
+                continue
             except redis.RedisError as exc:  # pragma: no cover - e.g. an authentication error
                 self._drop(conn)
                 raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+            if error is None:
+                return replies
+            if isinstance(error, redis.exceptions.NoScriptError):
+                raise error
+            raise StoreUnavailable(f"redis error: {type(error).__name__}") from error
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _one(self, command: tuple[str | int, ...], *, read: bool) -> Any:
-        try:
-            return self._send([command], read=read)[0]
-        except redis.ResponseError as exc:  # e.g. LOADING, READONLY replica, OOM
-            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+        return self._send([command], read=read)[0]
 
     def _run_script(self, script: _Script, keys: list[str], args: Sequence[str | int]) -> Any:
         """EVALSHA; when Redis does not have the script (a restart, a flush), it is loaded and
         run again: a NOSCRIPT reply means it did not run at all."""
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            return self._send([command], read=False)[0]
+            return self._one(command, read=False)
         except redis.exceptions.NoScriptError:
             self._one(("SCRIPT", "LOAD", script.text), read=False)
-            return self._one(command, read=False)
-        except redis.ResponseError as exc:
-            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+            try:
+                return self._one(command, read=False)
+            except redis.exceptions.NoScriptError as exc:  # flushed again in between
+                raise StoreUnavailable("redis error: NoScriptError") from exc
 
     def claim_once(self, key: str, ttl: float) -> bool:
         now = self._now_ms()
@@ -307,19 +306,16 @@ class RedisStore:
         now = self._now_ms()
         ms = max(1, int(ttl * 1000))
         k = self._k(key)
-        try:
-            self._send(
-                [
-                    ("MULTI",),
-                    ("DEL", k),
-                    ("HSET", k, "v", value, "e", now + ms),
-                    ("PEXPIRE", k, ms + _GRACE_MS),
-                    ("EXEC",),
-                ],
-                read=False,
-            )
-        except redis.ResponseError as exc:
-            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+        self._send(
+            [
+                ("MULTI",),
+                ("DEL", k),
+                ("HSET", k, "v", value, "e", now + ms),
+                ("PEXPIRE", k, ms + _GRACE_MS),
+                ("EXEC",),
+            ],
+            read=False,
+        )
 
     def compare_and_put(self, key: str, expected: str, value: str, ttl: float) -> bool:
         """``put`` only if the entry holds ``expected``, atomically; True when written."""
@@ -336,10 +332,7 @@ class RedisStore:
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
         now = self._now_ms()
-        try:
-            replies = self._send([("HMGET", self._k(key), "v", "e") for key in keys], read=True)
-        except redis.ResponseError as exc:
-            raise StoreUnavailable(f"redis error: {type(exc).__name__}") from exc
+        replies = self._send([("HMGET", self._k(key), "v", "e") for key in keys], read=True)
         found = {}
         for key, (v, e) in zip(keys, replies, strict=True):
             if v is not None and e is not None and int(e) > now:
