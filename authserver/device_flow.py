@@ -29,6 +29,7 @@ from authserver.credentials import (
 )
 from authserver.devices import set_device_locations
 from authserver.direct import direct
+from authserver.ephemeral import RedisStore
 from authserver.limits import Charges, charge
 from authserver.models import (
     AppCode,
@@ -271,6 +272,7 @@ def decide(
             # Enrolling as a module logs its device out and hands over its config: a person
             # who approves at some locations only may do it for a module of theirs only.
             raise NotAllowed("You may not enrol a device as this module.")
+    _void_pending(record)
     t = now()
     result = db.session.execute(
         update(DeviceAuthorization)
@@ -422,14 +424,86 @@ def get(record_id: str) -> DeviceAuthorization | None:
     return db.session.get(DeviceAuthorization, record_id)
 
 
-def find_for_client(client: OAuthClient, device_code: str) -> Any | None:
-    """What a poll needs of the transaction of ``device_code`` (a row: id, client_id, status,
-    interval, expires_at, dpop_jkt), if it is this client's: another client's code is as
-    unknown as a made-up one. ``get(row.id)`` gives the whole record for redemption."""
-    row = direct().first(_BY_DEVICE_CODE, {"b_hash": credentials.device_code_hash(device_code)})
-    if row is None or row.client_id != client.client_id:
+# -- the pending poll, answered from the state store ---------------------------------------------
+# A pending transaction's poll reads its facts (id, client, expiry, key binding) from a store
+# entry fetched in the client authentication's round trip; the database is read when the entry
+# is missing or void. The entry is filled only over nothing (``add``), and a decision voids it
+# (``_DECIDED``) before its change commits (Redis) or in its transaction (the SQL store), so a
+# fill from a read made before the decision cannot outlive it: a poll never answers "pending"
+# for a decided transaction after the decision's request has returned. The interval, which a
+# too-early poll grows, has its own entry, written before the row; readers take the larger.
+PENDING_CACHE_SECONDS = 60
+_DECIDED = "decided"
+_PENDING = str(AuthorizationStatus.PENDING)
+
+
+@dataclass(frozen=True)
+class PollView:
+    """What a poll needs of a transaction; ``get(id)`` gives the whole record."""
+
+    id: str
+    client_id: str
+    status: str
+    interval: int
+    expires_at: int
+    dpop_jkt: str | None
+    code_hash: str
+
+
+def _pending_key(code_hash: str) -> str:
+    return f"dvp:{code_hash}"
+
+
+def _interval_key(code_hash: str) -> str:
+    return f"dvi:{code_hash}"
+
+
+def poll_keys(device_code: str) -> tuple[str, list[str]]:
+    """The keyed hash of ``device_code`` and the store keys a poll reads (``find_for_client``)."""
+    code_hash = credentials.device_code_hash(device_code)
+    return code_hash, [_pending_key(code_hash), _interval_key(code_hash)]
+
+
+def find_for_client(client: OAuthClient, code_hash: str, known: dict[str, str]) -> PollView | None:
+    """The transaction of a device code (by its keyed hash), if it is this client's: another
+    client's code is as unknown as a made-up one. ``known``: what the store held of
+    ``poll_keys`` (read with the client authentication)."""
+    grown = int(known.get(_interval_key(code_hash)) or 0)
+    cached = known.get(_pending_key(code_hash))
+    if cached is not None and cached != _DECIDED:
+        record_id, client_id, expires_at, interval, jkt = cached.split("|")
+        view = PollView(
+            record_id, client_id, _PENDING, max(int(interval), grown), int(expires_at),
+            jkt or None, code_hash,
+        )  # fmt: skip
+    else:
+        row = direct().first(_BY_DEVICE_CODE, {"b_hash": code_hash})
+        if row is None:
+            return None
+        view = PollView(
+            row.id, row.client_id, row.status, max(row.interval, grown), row.expires_at,
+            row.dpop_jkt, code_hash,
+        )  # fmt: skip
+        left = row.expires_at - now()
+        if cached is None and row.status == _PENDING and left > 0:
+            fields = (row.id, row.client_id, str(row.expires_at), str(row.interval), row.dpop_jkt)
+            get_state().store.add(
+                _pending_key(code_hash), "|".join(f or "" for f in fields),
+                min(PENDING_CACHE_SECONDS, left),
+            )  # fmt: skip
+    if view.client_id != client.client_id:
         return None
-    return row
+    return view
+
+
+def _void_pending(record: DeviceAuthorization) -> None:
+    """Before a decision changes the row: the pending poll's store entry says to read the row."""
+    key, ttl = _pending_key(record.device_code_hash), 2 * PENDING_CACHE_SECONDS
+    store = get_state().store
+    if isinstance(store, RedisStore):
+        store.put(key, _DECIDED, ttl)  # before the change: a refused write aborts it
+    else:
+        revocation.write_entry(key, _DECIDED, ttl)  # in the decision's own transaction
 
 
 _BY_DEVICE_CODE = select(
@@ -450,7 +524,7 @@ class Poll(StrEnum):
     SLOW_DOWN = "slow_down"
 
 
-def poll(record: Any) -> Poll:
+def poll(record: PollView) -> Poll:
     """RFC 8628 §3.5 for a pending transaction: ``SLOW_DOWN`` when polled faster than its
     interval, which then grows by 5 s for this and every later poll.
 
@@ -469,6 +543,9 @@ def poll(record: Any) -> Poll:
     ):
         return Poll.PENDING
     if interval != record.interval:  # at the cap already: nothing to write
+        left = record.expires_at - now()
+        if left > 0:  # the store first: a poll answered from it then sees the grown interval
+            state.store.put(_interval_key(record.code_hash), str(interval), left)
         direct().write(_GROW_INTERVAL, {"b_id": record.id, "b_interval": interval})
     return Poll.SLOW_DOWN
 

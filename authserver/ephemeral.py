@@ -59,6 +59,10 @@ class EphemeralStore(Protocol):
 
     def put(self, key: str, value: str, ttl: float) -> None: ...
 
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        """``put`` only when ``key`` holds no live entry (a cache fill that must not overwrite
+        what a change wrote meanwhile); True when written. One atomic operation."""
+
     def get(self, key: str) -> str | None: ...
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
@@ -123,6 +127,15 @@ return 1
 _GRACE_MS = 60_000
 
 
+# Put a value only if the key holds no live entry: ARGV value, now, expiry, key lifetime (ms).
+_ADD = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 # Put a value only if the entry still holds ``expected`` (and has not expired).
 _COMPARE_AND_PUT = """
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -187,6 +200,7 @@ class RedisStore:
         self._hit = _Script(_HIT)
         self._give_back = _Script(_GIVE_BACK)
         self._compare_and_put = _Script(_COMPARE_AND_PUT)
+        self._add = _Script(_ADD)
 
     def _k(self, key: str) -> str:
         return self._prefix + _check_key(key)
@@ -315,6 +329,13 @@ class RedisStore:
                 ("EXEC",),
             ],
             read=False,
+        )
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        now = self._now_ms()
+        ms = max(1, int(ttl * 1000))
+        return bool(
+            self._run_script(self._add, [self._k(key)], [value, now, now + ms, ms + _GRACE_MS])
         )
 
     def compare_and_put(self, key: str, expected: str, value: str, ttl: float) -> bool:
@@ -513,6 +534,13 @@ class SqlStore:
         exp = self._now_ms() + max(1, int(ttl * 1000))
         self._run(self._sql["put"], (_check_key(key), value, exp))
 
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        now = self._now_ms()
+        exp = now + max(1, int(ttl * 1000))
+        row = self._run(self._sql["add"], (_check_key(key), value, exp, now), "one")
+        self._maybe_sweep()
+        return row is not None
+
     def get(self, key: str) -> str | None:
         row = self._run(self._sql["get"], (_check_key(key), self._now_ms()), "one")
         return row[0] if row else None
@@ -568,6 +596,11 @@ _SQL = {
     "put": "INSERT INTO ephemeral_entries (key, value, counter, expires_at_ms) VALUES (?, ?, 0, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, counter = 0, "
     "expires_at_ms = excluded.expires_at_ms",
+    # Written only over nothing or an expired entry: of two concurrent callers one gets a row.
+    "add": "INSERT INTO ephemeral_entries (key, value, counter, expires_at_ms) VALUES (?, ?, 0, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, counter = 0, "
+    "expires_at_ms = excluded.expires_at_ms WHERE ephemeral_entries.expires_at_ms <= ? "
+    "RETURNING key",
     "get": "SELECT value FROM ephemeral_entries WHERE key = ? AND expires_at_ms > ?",
     "get_many": "SELECT key, value FROM ephemeral_entries WHERE key IN (IN) AND expires_at_ms > ?",
     "delete": "DELETE FROM ephemeral_entries WHERE key = ?",

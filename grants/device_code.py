@@ -141,13 +141,16 @@ class DeviceCodeGrant(_Grant):
         code = request.form.get("device_code")
         if not code:
             raise InvalidRequestError("Missing 'device_code' parameter.")
+        # The transaction's store entries are read with the client authentication (one round
+        # trip): a pending poll then needs no database read.
+        code_hash, request.prefetch = device_flow.poll_keys(code)
         client = self.authenticate_token_endpoint_client()
         if not client.check_grant_type(self.GRANT_TYPE):
             raise UnauthorizedClientError("The client is not registered for the device_code grant.")
         request.client = client
         proof = check_dpop(request, client)
 
-        found = device_flow.find_for_client(client, code)
+        found = device_flow.find_for_client(client, code_hash, request.prefetched)
         if found is None:
             raise InvalidGrantError("Unknown device_code.")
         if found.dpop_jkt and (proof is None or proof.jkt != found.dpop_jkt):

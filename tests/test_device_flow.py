@@ -9,7 +9,7 @@ from sqlalchemy import select
 from authserver import device_flow
 from authserver.limits import account_code_entry
 from authserver.models import Client, Device, DeviceAuthorization, User, db
-from tests.device_helpers import approve, kiosk_world, start
+from tests.device_helpers import DEVICE_GRANT, approve, kiosk_world, poll, start
 from tests.dpop_client import DPoPKey
 
 
@@ -601,8 +601,104 @@ def test_poll_answers_pending_then_slow_down_for_a_poll_too_soon(app, http, worl
     _, client = kiosk_world(world)
     body = pending(app, http, client.client_id)
     with app.app_context():
-        row = device_flow.find_for_client(
-            db.session.get(Client, client.client_id), body["device_code"]
-        )
+        code_hash, _ = device_flow.poll_keys(body["device_code"])
+        row = device_flow.find_for_client(db.session.get(Client, client.client_id), code_hash, {})
         assert device_flow.poll(row) is device_flow.Poll.PENDING
         assert device_flow.poll(row) is device_flow.Poll.SLOW_DOWN
+
+
+# -- the pending poll answered from the state store ------------------------------------------------
+
+
+def polled(http, client_id: str, device_code: str) -> tuple[int, str | None]:
+    r = poll(http, client_id, device_code)
+    return r.status_code, (r.get_json() or {}).get("error")
+
+
+def test_a_warm_pending_poll_reads_the_store_once_claims_its_slot_and_reads_no_row(
+    app, http, world, clock, monkeypatch
+):
+    from tests.registry.test_hot_paths import Recorder
+
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    assert polled(http, client.client_id, body["device_code"]) == (400, "authorization_pending")
+    clock.advance(5)
+    direct_reads: list[str] = []
+    hot = app.extensions["authserver"].direct
+    real_first = hot.first
+    monkeypatch.setattr(
+        hot, "first", lambda stmt, p: direct_reads.append(str(stmt)) or real_first(stmt, p)
+    )
+    rec = Recorder(app, monkeypatch)
+    try:
+        assert polled(http, client.client_id, body["device_code"]) == (400, "authorization_pending")
+    finally:
+        rec.stop()
+    assert rec.store_calls == ["get_many", "claim_or_hold"]
+    assert direct_reads == []
+    assert not [s for s in rec.statements if "device_authorizations" in s], rec.statements
+
+
+def test_a_decision_reaches_the_next_poll_though_the_pending_entry_was_stored(
+    app, http, world, clock
+):
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    assert polled(http, client.client_id, body["device_code"]) == (400, "authorization_pending")
+    approve(app, body["user_code"], "admin")
+    clock.advance(5)
+    r = poll(http, client.client_id, body["device_code"])
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["access_token"]
+
+
+def test_a_denial_reaches_the_next_poll_though_the_pending_entry_was_stored(
+    app, http, world, clock
+):
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    assert polled(http, client.client_id, body["device_code"]) == (400, "authorization_pending")
+    approve(app, body["user_code"], "admin", "--deny")
+    clock.advance(5)
+    assert polled(http, client.client_id, body["device_code"]) == (400, "access_denied")
+
+
+def test_a_fill_from_a_read_made_before_the_decision_cannot_outlive_it(app, http, world, clock):
+    """A poll that read the row while it was pending may try to store it after the decision:
+    the decision has voided the entry first, and a fill never overwrites."""
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    with app.app_context():
+        code_hash, (pending_key, _) = device_flow.poll_keys(body["device_code"])
+        row = device_flow.find_for_client(db.session.get(Client, client.client_id), code_hash, {})
+        assert row.status == "pending"
+    approve(app, body["user_code"], "admin")
+    store = app.extensions["authserver"].store
+    stale = "|".join([row.id, row.client_id, str(row.expires_at), str(row.interval), ""])
+    assert store.add(pending_key, stale, 60) is False
+    clock.advance(5)
+    assert poll(http, client.client_id, body["device_code"]).status_code == 200
+
+
+def test_a_grown_interval_holds_for_polls_answered_from_the_store(app, http, world, clock):
+    """RFC 8628 §3.5: after slow_down the interval is 5 s longer for every later poll, also
+    when the transaction's entry in the store was written with the old one."""
+    _, client = kiosk_world(world)
+    code = pending(app, http, client.client_id)["device_code"]
+    assert polled(http, client.client_id, code) == (400, "authorization_pending")  # stored: 5 s
+    assert polled(http, client.client_id, code) == (400, "slow_down")  # now 10 s
+    clock.advance(10)
+    assert polled(http, client.client_id, code) == (400, "authorization_pending")
+    clock.advance(6)  # enough for the old interval, not for the grown one
+    assert polled(http, client.client_id, code) == (400, "slow_down")
+
+
+def test_another_clients_poll_of_a_stored_transaction_is_an_unknown_code(app, http, world, clock):
+    tenant, client = kiosk_world(world)
+    other = world.client(tenant, grant_types=(DEVICE_GRANT,), auth_method="none")
+    code = pending(app, http, client.client_id)["device_code"]
+    assert polled(http, client.client_id, code) == (400, "authorization_pending")  # stored
+    clock.advance(5)
+    assert polled(http, other.client_id, code) == (400, "invalid_grant")
+    assert polled(http, client.client_id, code) == (400, "authorization_pending")

@@ -67,6 +67,22 @@ def test_values(store):
     assert store.get(key) is None
 
 
+def test_add_writes_only_over_nothing_or_an_expired_entry(store, clock):
+    key = f"add:{uuid.uuid4().hex}"
+    assert store.add(key, "first", ttl=1) is True
+    assert store.add(key, "second", ttl=60) is False
+    assert store.get(key) == "first"
+    store.put(key, "changed", ttl=1)  # a put is never refused, and an add never overwrites it
+    assert store.add(key, "stale", ttl=60) is False
+    assert store.get(key) == "changed"
+    clock.advance(2)
+    deadline = time.monotonic() + 5  # Redis expires in real time, the SQL store by the app clock
+    while not store.add(key, "after", ttl=60):
+        assert time.monotonic() < deadline, "entry never expired"
+        time.sleep(0.1)
+    assert store.get(key) == "after"
+
+
 def test_keys_are_bounded(store):
     with pytest.raises(ValueError):
         store.claim_once("x" * 201, ttl=1)
@@ -173,6 +189,9 @@ def test_sql_store_on_postgresql(app):
     assert store.claim_once(key, 60) is True
     assert store.claim_once(key, 60) is False
     assert [store.hit(key + "c", 60)[0] for _ in range(3)] == [1, 2, 3]
+    assert store.add(key + "a", "v", 60) is True
+    assert store.add(key + "a", "w", 60) is False
+    assert store.get(key + "a") == "v"
 
 
 def test_claim_or_hold_claims_a_free_key_and_extends_a_taken_one(store, clock):

@@ -136,6 +136,10 @@ class FormRequest(OAuth2Request):
         self._request = request
         self._form = form
         self.payload = _FormPayload(form)
+        # State-store keys a grant wants read with the client authentication's own round trip
+        # (``AuthServer.authenticate_client``), and what that read found of them.
+        self.prefetch: list[str] = []
+        self.prefetched: dict[str, str] = {}
 
     @property
     def args(self) -> MultiDict[str, str]:

@@ -139,10 +139,15 @@ class AuthServer(AuthorizationServer):
         )
         ident = f"{(basic[0] if basic else req.form.get('client_id')) or '-'}|{request.remote_addr}"
         try:
-            # One store round trip: this client's lockout, and the client configuration's
-            # version that tells whether this process's cached client is current.
+            # One store round trip: this client's lockout, the client configuration's version
+            # that tells whether this process's cached client is current, and whatever the
+            # grant asked to read with them (``FormRequest.prefetch``: reads only, so nothing
+            # is spent or changed before the client has authenticated).
             lock_key = lockout.key(ident)
-            found = state.store.get_many([lock_key, clients.VERSION_KEY])
+            prefetch = getattr(req, "prefetch", None)
+            found = state.store.get_many([lock_key, clients.VERSION_KEY, *(prefetch or ())])
+            if prefetch:
+                req.prefetched = {key: found[key] for key in prefetch if key in found}
             g.clients_version = found.get(clients.VERSION_KEY)
             lockout.refuse_while_locked(found.get(lock_key), now_float())
             try:
