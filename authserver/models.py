@@ -332,7 +332,7 @@ class DeviceAuthorization(Model):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     device_code_hash: Mapped[str] = mapped_column(HASH, unique=True)
     user_code_hash: Mapped[str] = mapped_column(HASH, unique=True)
-    client_id: Mapped[str] = mapped_column(ID, index=True)
+    client_id: Mapped[str] = mapped_column(ID)  # never read by client: no index (0014)
     tenant_id: Mapped[str] = mapped_column(ID)
     scope: Mapped[str] = mapped_column(Text, default="")
     device_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
