@@ -243,6 +243,10 @@ def _import_public_jwk(jwk: Any, alg: str) -> ECKey | RSAKey | OKPKey:
         raise InvalidDPoPProof("jwk key type does not match alg")
     if want_crv is not None and jwk.get("crv") != want_crv:
         raise InvalidDPoPProof("jwk curve does not match alg")
+    # RFC 7517 §4.2: a key declared for encryption ("use": "enc") is not a signing key, so a
+    # proof signed with it is refused (joserfc checks ``key_ops`` on its own, not ``use``).
+    if "use" in jwk and jwk["use"] != "sig":
+        raise InvalidDPoPProof("jwk use is not sig")
     try:
         key: ECKey | RSAKey | OKPKey
         if kty == "EC":

@@ -677,6 +677,18 @@ def test_6_a_jwk_whose_key_ops_exclude_verify_does_not_verify(key):
     fails("signature does not verify", key.proof("POST", URL, header={"jwk": jwk}))
 
 
+@pytest.mark.parametrize("use", ["enc", "", "SIG", 1, None])
+def test_7_a_jwk_not_declared_for_signatures_is_refused(key, use):
+    """RFC 7517 §4.2: "use": "enc" marks an encryption key; anything but "sig" is refused."""
+    jwk = {**key.public_jwk(), "use": use}
+    fails("jwk use is not sig", key.proof("POST", URL, header={"jwk": jwk}))
+
+
+def test_7_a_jwk_declared_for_signatures_is_accepted(key):
+    jwk = {**key.public_jwk(), "use": "sig"}
+    assert check(key.proof("POST", URL, header={"jwk": jwk})).jkt == key.jkt
+
+
 def test_7_a_jwk_with_non_string_members_is_verified_not_a_crash(key):
     """Members that are not strings (``key_ops`` is a list) are valid JWK; such a key is not
     cached (its members are not hashable), but it verifies like any other."""
