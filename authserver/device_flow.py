@@ -430,9 +430,13 @@ def get(record_id: str) -> DeviceAuthorization | None:
 # is missing or void. The entry is filled only over nothing (``add``), and a decision voids it
 # (``_DECIDED``) before its change commits (Redis) or in its transaction (the SQL store), so a
 # fill from a read made before the decision cannot outlive it: a poll never answers "pending"
-# for a decided transaction after the decision's request has returned. The interval, which a
-# too-early poll grows, has its own entry, written before the row; readers take the larger.
+# for a decided transaction after the decision's request has returned. The void lives until the
+# transaction has expired (plus a margin for clocks and stalls), so a fill that comes later than
+# that, however long its poll stalled between its read and the fill, holds an expired
+# transaction and answers ``expired_token``, as the row would. The interval, which a too-early
+# poll grows, has its own entry, written before the row; readers take the larger.
 PENDING_CACHE_SECONDS = 60
+VOID_MARGIN_SECONDS = 120
 _DECIDED = "decided"
 _PENDING = str(AuthorizationStatus.PENDING)
 
@@ -471,7 +475,8 @@ def find_for_client(client: OAuthClient, code_hash: str, known: dict[str, str]) 
     grown = int(known.get(_interval_key(code_hash)) or 0)
     cached = known.get(_pending_key(code_hash))
     if cached is not None and cached != _DECIDED:
-        record_id, client_id, expires_at, interval, jkt = cached.split("|")
+        # The client id last: the only field not of our own alphabet (a registered client id).
+        record_id, expires_at, interval, jkt, client_id = cached.split("|", 4)
         view = PollView(
             record_id, client_id, _PENDING, max(int(interval), grown), int(expires_at),
             jkt or None, code_hash,
@@ -486,7 +491,7 @@ def find_for_client(client: OAuthClient, code_hash: str, known: dict[str, str]) 
         )  # fmt: skip
         left = row.expires_at - now()
         if cached is None and row.status == _PENDING and left > 0:
-            fields = (row.id, row.client_id, str(row.expires_at), str(row.interval), row.dpop_jkt)
+            fields = (row.id, str(row.expires_at), str(row.interval), row.dpop_jkt, row.client_id)
             get_state().store.add(
                 _pending_key(code_hash), "|".join(f or "" for f in fields),
                 min(PENDING_CACHE_SECONDS, left),
@@ -498,7 +503,8 @@ def find_for_client(client: OAuthClient, code_hash: str, known: dict[str, str]) 
 
 def _void_pending(record: DeviceAuthorization) -> None:
     """Before a decision changes the row: the pending poll's store entry says to read the row."""
-    key, ttl = _pending_key(record.device_code_hash), 2 * PENDING_CACHE_SECONDS
+    key = _pending_key(record.device_code_hash)
+    ttl = max(record.expires_at - now(), 0) + VOID_MARGIN_SECONDS
     store = get_state().store
     if isinstance(store, RedisStore):
         store.put(key, _DECIDED, ttl)  # before the change: a refused write aborts it
@@ -515,7 +521,10 @@ _BY_DEVICE_CODE = select(
     _TABLE.c.dpop_jkt,
 ).where(_TABLE.c.device_code_hash == bindparam("b_hash"))
 _GROW_INTERVAL = (
-    _TABLE.update().where(_TABLE.c.id == bindparam("b_id")).values(interval=bindparam("b_interval"))
+    _TABLE.update()
+    # Only ever longer: a concurrent poll that computed a shorter interval does not undo it.
+    .where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.interval < bindparam("b_interval"))
+    .values(interval=bindparam("b_interval"))
 )
 
 

@@ -631,13 +631,17 @@ def test_a_warm_pending_poll_reads_the_store_once_claims_its_slot_and_reads_no_r
         hot, "first", lambda stmt, p: direct_reads.append(str(stmt)) or real_first(stmt, p)
     )
     rec = Recorder(app, monkeypatch)
+    store = app.extensions["authserver"].store
+    for name in ("add", "compare_and_put"):
+        if hasattr(store, name):
+            monkeypatch.setattr(store, name, rec._wrap(name, getattr(store, name)))
     try:
         assert polled(http, client.client_id, body["device_code"]) == (400, "authorization_pending")
     finally:
         rec.stop()
+    # Every store operation is recorded, and the direct statements (the row's reader) too.
     assert rec.store_calls == ["get_many", "claim_or_hold"]
     assert direct_reads == []
-    assert not [s for s in rec.statements if "device_authorizations" in s], rec.statements
 
 
 def test_a_decision_reaches_the_next_poll_though_the_pending_entry_was_stored(
@@ -664,21 +668,80 @@ def test_a_denial_reaches_the_next_poll_though_the_pending_entry_was_stored(
     assert polled(http, client.client_id, body["device_code"]) == (400, "access_denied")
 
 
-def test_a_fill_from_a_read_made_before_the_decision_cannot_outlive_it(app, http, world, clock):
-    """A poll that read the row while it was pending may try to store it after the decision:
-    the decision has voided the entry first, and a fill never overwrites."""
+def deciding_before_the_fill(app, monkeypatch, user_code: str, stall: float = 0, clock=None):
+    """The next fill of a pending entry first lets a decision through (and, with ``stall``,
+    waits that long): a poll that read the row while it was pending, then fills it late."""
+    store = app.extensions["authserver"].store
+    real_add = store.add
+    results: list[bool] = []
+
+    def add(key, value, ttl):
+        approve(app, user_code, "admin")
+        if stall:
+            clock.advance(stall)
+        results.append(real_add(key, value, ttl))
+        return results[-1]
+
+    monkeypatch.setattr(store, "add", add)
+    return results
+
+
+def test_a_fill_from_a_read_made_before_the_decision_cannot_outlive_it(
+    app, http, world, clock, monkeypatch
+):
     _, client = kiosk_world(world)
     body = pending(app, http, client.client_id)
-    with app.app_context():
-        code_hash, (pending_key, _) = device_flow.poll_keys(body["device_code"])
-        row = device_flow.find_for_client(db.session.get(Client, client.client_id), code_hash, {})
-        assert row.status == "pending"
-    approve(app, body["user_code"], "admin")
-    store = app.extensions["authserver"].store
-    stale = "|".join([row.id, row.client_id, str(row.expires_at), str(row.interval), ""])
-    assert store.add(pending_key, stale, 60) is False
+    fills = deciding_before_the_fill(app, monkeypatch, body["user_code"])
+    # This poll read the row before the decision: pending is its right answer.
+    assert polled(http, client.client_id, body["device_code"]) == (400, "authorization_pending")
+    assert fills == [False]
+    monkeypatch.undo()
     clock.advance(5)
     assert poll(http, client.client_id, body["device_code"]).status_code == 200
+
+
+def test_a_fill_that_stalled_for_minutes_still_cannot_outlive_the_decision(
+    app, http, world, clock, monkeypatch
+):
+    """The void lives as long as the transaction (plus a margin), not a fixed time."""
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    fills = deciding_before_the_fill(app, monkeypatch, body["user_code"], 300, clock)
+    polled(http, client.client_id, body["device_code"])
+    assert fills == [False]
+    monkeypatch.undo()
+    assert poll(http, client.client_id, body["device_code"]).status_code == 200
+
+
+def test_a_fill_later_than_the_void_holds_an_expired_transaction(
+    app, http, world, clock, monkeypatch, settings
+):
+    _, client = kiosk_world(world)
+    body = pending(app, http, client.client_id)
+    stall = settings.device_code_ttl + device_flow.VOID_MARGIN_SECONDS + 1
+    fills = deciding_before_the_fill(app, monkeypatch, body["user_code"], stall, clock)
+    assert polled(http, client.client_id, body["device_code"]) == (400, "expired_token")
+    assert fills == [True]  # the void was gone: the late fill went in...
+    monkeypatch.undo()
+    # ...and answers what the row answers for an expired transaction, never "pending".
+    assert polled(http, client.client_id, body["device_code"]) == (400, "expired_token")
+
+
+def test_a_stored_transaction_of_a_client_id_with_separators_reads_back_whole(
+    app, http, world, clock
+):
+    from authserver.admin import create_client
+    from authserver.models import Tenant
+
+    tenant = world.tenant()
+    with app.app_context():
+        client_id = create_client(
+            db.session.get(Tenant, tenant), "kiosk", [DEVICE_GRANT], "none", client_id="kiosk|a|b"
+        ).client.client_id
+    code = pending(app, http, client_id)["device_code"]
+    assert polled(http, client_id, code) == (400, "authorization_pending")  # stored
+    clock.advance(5)
+    assert polled(http, client_id, code) == (400, "authorization_pending")  # read back whole
 
 
 def test_a_grown_interval_holds_for_polls_answered_from_the_store(app, http, world, clock):
@@ -702,3 +765,16 @@ def test_another_clients_poll_of_a_stored_transaction_is_an_unknown_code(app, ht
     clock.advance(5)
     assert polled(http, other.client_id, code) == (400, "invalid_grant")
     assert polled(http, client.client_id, code) == (400, "authorization_pending")
+
+
+def test_a_poll_that_computed_a_shorter_interval_does_not_shorten_the_stored_one(app, http, world):
+    _, client = kiosk_world(world)
+    code = pending(app, http, client.client_id)["device_code"]
+    with app.app_context():
+        code_hash, _ = device_flow.poll_keys(code)
+        row = device_flow.find_for_client(db.session.get(Client, client.client_id), code_hash, {})
+        hot = app.extensions["authserver"].direct
+        hot.write(device_flow._GROW_INTERVAL, {"b_id": row.id, "b_interval": 15})
+        hot.write(device_flow._GROW_INTERVAL, {"b_id": row.id, "b_interval": 10})  # late, stale
+        db.session.expire_all()
+        assert db.session.get(DeviceAuthorization, row.id).interval == 15
