@@ -29,7 +29,6 @@ from authserver.credentials import (
 )
 from authserver.devices import set_device_locations
 from authserver.direct import direct
-from authserver.ephemeral import RedisStore
 from authserver.limits import Charges, charge
 from authserver.models import (
     AppCode,
@@ -502,14 +501,12 @@ def find_for_client(client: OAuthClient, code_hash: str, known: dict[str, str]) 
 
 
 def _void_pending(record: DeviceAuthorization) -> None:
-    """Before a decision changes the row: the pending poll's store entry says to read the row."""
-    key = _pending_key(record.device_code_hash)
+    """Before a decision changes the row: the pending poll's store entry says to read the row.
+    Written as revocation entries are: to Redis before the change (a refused write aborts it)
+    and with the decision's transaction (on the SQL store, the entry itself; with Redis, the
+    durable copy that a Redis which lost its data is reloaded from)."""
     ttl = max(record.expires_at - now(), 0) + VOID_MARGIN_SECONDS
-    store = get_state().store
-    if isinstance(store, RedisStore):
-        store.put(key, _DECIDED, ttl)  # before the change: a refused write aborts it
-    else:
-        revocation.write_entry(key, _DECIDED, ttl)  # in the decision's own transaction
+    revocation.write_entry(_pending_key(record.device_code_hash), _DECIDED, ttl)
 
 
 _BY_DEVICE_CODE = select(
