@@ -59,6 +59,11 @@ class ClientView(OAuthClient):
     dpop_binding: str
     device_subject: str
     active: bool
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    first_party: bool = False
+    require_par: bool = False
+    id_token_alg: str | None = None
 
 
 _COLUMNS = [Client.__table__.c[name] for name in ClientView.__dataclass_fields__]  # type: ignore[attr-defined]
@@ -75,7 +80,8 @@ def _load(client_id: str) -> ClientView | None:
     if row is None:
         return None
     data = row._asdict()
-    data["grant_types"] = tuple(data["grant_types"] or ())
+    for name in ("grant_types", "redirect_uris", "post_logout_redirect_uris"):
+        data[name] = tuple(data[name] or ())
     return ClientView(**data)
 
 

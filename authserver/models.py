@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import Engine
@@ -176,6 +177,11 @@ class OAuthClient:
     dpop_binding: str
     device_subject: str
     active: bool
+    redirect_uris: Any
+    post_logout_redirect_uris: Any
+    first_party: bool
+    require_par: bool
+    id_token_alg: str | None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -234,6 +240,20 @@ class Client(OAuthClient, Model):
     device_subject: Mapped[str] = mapped_column(String(8), default="device")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The authorization code flow (RFC 6749 §4.1): redirect URIs compared exactly (RFC 9700
+    # §2.1; a native app's loopback URI on any port, RFC 8252 §7.3), where RP-initiated logout
+    # may send the browser back to, whether the client is the tenant's own (no consent asked),
+    # and whether its authorization requests must be pushed first (RFC 9126 §5).
+    redirect_uris: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    require_par: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # OIDC Registration §2 id_token_signed_response_alg; unset: RS256, the default there.
+    id_token_alg: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 class Revocation(Model):
@@ -356,6 +376,45 @@ class DeviceAuthorization(Model):
     redeemed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     family_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     access_jti_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+
+
+class AuthorizationCode(Model):
+    """One authorization code (RFC 6749 §4.1.2): stored as a keyed hash, bound to its client,
+    redirect URI, PKCE challenge and DPoP key, redeemed once (a conditional UPDATE)."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(HASH, unique=True)
+    client_id: Mapped[str] = mapped_column(ID)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str] = mapped_column(ID)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    amr: Mapped[str] = mapped_column(String(32))  # "pwd" or "pwd otp"
+    session_id: Mapped[str | None] = mapped_column(HASH, nullable=True)  # the browser session
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    redeemed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    family_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    access_jti_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+
+
+class Consent(Model):
+    """The scopes a user let a third-party client have, remembered until they take them back."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID, index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class RefreshFamily(Model):
