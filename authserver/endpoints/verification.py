@@ -8,18 +8,15 @@ What keeps it safe:
   ``authserver.limits``): anonymous entries per address, per network and to a shared budget;
   entries by a signed-in person to their account and tenant, so staff can still connect devices
   while someone floods the anonymous budget (the page then asks them to sign in first);
-- sign-in is limited per address and network before any password is checked, and per account;
-- a sign-in is a session in the shared store: signing out ends it everywhere, and a replayed
-  cookie is worth nothing;
+- sign-in (``authserver.browser_session``, shared with ``/oauth/authorize``) is limited per
+  address and network before any password is checked, and per account; it is a session in the
+  shared store: signing out ends it everywhere, and a replayed cookie is worth nothing;
 - the code and a warning are shown on every step, and what the device says about itself is
   marked as such (§5.4, review F12); who may approve is ``authserver.authorization``'s rule.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,19 +33,26 @@ from flask import (
     url_for,
 )
 
-from authserver import authorization, credentials, device_flow, i18n, limits, modules, totp, users
+from authserver import (
+    authorization,
+    browser_session,
+    credentials,
+    device_flow,
+    i18n,
+    limits,
+    modules,
+    totp,
+    users,
+)
 from authserver.devices import locations_for_picker
 from authserver.models import AuthorizationStatus, DeviceAuthorization, Tenant, User
 from authserver.oauth2.server import query_client
 from authserver.problems import DecisionError
-from authserver.security import now, verify_password
+from authserver.security import now
 from authserver.state import get_state
 from authserver.text import is_clean
 
 bp = Blueprint("verify", __name__)
-
-MAX_LOGIN = 200
-MAX_PASSWORD = 1024
 
 
 @bp.after_request
@@ -79,13 +83,6 @@ def security_headers(resp: Response) -> Response:
     return resp
 
 
-def _csrf_token() -> str:
-    token = session.get("csrf")
-    if not token:
-        token = session["csrf"] = secrets.token_urlsafe(24)
-    return str(token)
-
-
 @bp.context_processor
 def _page_language() -> dict[str, Any]:
     """The page's language, its text (``_``) and the switcher's links (this page, another
@@ -114,7 +111,7 @@ def _render(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
             if tenant.logo_url:
                 logo = urlsplit(tenant.logo_url)
                 g.logo_origin = f"{logo.scheme}://{logo.netloc}"
-    return render_template(template, csrf=_csrf_token(), **ctx), status
+    return render_template(template, csrf=browser_session.csrf_token(), **ctx), status
 
 
 # What each scope lets the device do, in words for the person approving it; a scope an operator
@@ -140,50 +137,6 @@ def _throttled(template: str, message: str, retry_after: int, **ctx: Any) -> Any
     return html, status, {"Retry-After": str(retry_after)}
 
 
-# -- the signed-in session, kept in the shared store ---------------------------------------------
-
-
-def _session_key(sid: str) -> str:
-    return "vsess:" + hashlib.sha256(sid.encode()).hexdigest()
-
-
-def _start_session(user: User, amr: str) -> None:
-    sid = secrets.token_urlsafe(24)
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    get_state().store.put(_session_key(sid), user.id, ttl=lifetime)
-    session.permanent = True
-    # A new sign-in gets a new CSRF token (no fixation across the privilege change).
-    session["csrf"] = secrets.token_urlsafe(24)
-    session["sid"] = sid
-    session["uid"] = user.id
-    session["auth_time"] = now()
-    session["amr"] = amr  # how they signed in, for the tokens about them (RFC 8176)
-
-
-def _end_session() -> None:
-    sid = session.get("sid")
-    if isinstance(sid, str):
-        get_state().store.delete(_session_key(sid))
-    session.clear()
-
-
-def _signed_in() -> User | None:
-    """The signed-in user, if the session is still open in the store (F11: a signed-out or
-    replayed cookie is not)."""
-    uid, sid = session.get("uid"), session.get("sid")
-    if not uid or not isinstance(sid, str):
-        return None
-    if get_state().store.get(_session_key(sid)) != uid:
-        for key in ("uid", "sid", "auth_time", "amr"):
-            session.pop(key, None)
-        return None
-    user = users.get_active(uid)
-    if user is None:
-        _end_session()
-        return None
-    return user
-
-
 def _current() -> tuple[DeviceAuthorization | None, User | None]:
     record = None
     if session.get("dva"):
@@ -196,7 +149,7 @@ def _current() -> tuple[DeviceAuthorization | None, User | None]:
             session.pop("dva", None)
             session.pop("code", None)
             record = None
-    return record, _signed_in()
+    return record, browser_session.signed_in()
 
 
 def _forget_code() -> None:
@@ -205,30 +158,6 @@ def _forget_code() -> None:
 
 
 # -- requests ------------------------------------------------------------------------------------
-
-
-def _from_this_site() -> bool:
-    """CSRF (review F3): the session's own token, and no sign that another site sent the form."""
-    expected = session.get("csrf")
-    given = request.form.get("csrf", "")
-    if not isinstance(expected, str) or not expected:
-        return False  # no token in the session: nothing was ever handed out to this browser
-    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode()):
-        return False
-    # Fetch metadata, where the browser sends it, says where the form came from; otherwise the
-    # Origin header must be ours (a form posted from another site carries that site's origin).
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None:
-        return fetch_site in ("same-origin", "none")
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        issuer = urlsplit(get_state().settings.issuer)
-        return origin == f"{issuer.scheme}://{issuer.netloc}"
-    return True
-
-
-def _client_ip() -> str:
-    return request.remote_addr or "-"
 
 
 def _review(
@@ -306,7 +235,7 @@ def page() -> Any:
 
 @bp.post("/device")
 def act() -> Any:
-    if not _from_this_site():
+    if not browser_session.from_this_site():
         return _message(
             "Please try again",
             "The form expired or was sent from another page. Start again.",
@@ -322,7 +251,7 @@ def act() -> Any:
     if action in ("approve", "deny"):
         return _decide(action == "approve")
     if action == "logout":
-        _end_session()
+        browser_session.end()
         return redirect(url_for("verify.page"), 303)
     return _message("Unknown action", "Start again.", 400)
 
@@ -338,7 +267,7 @@ def _enter_code() -> Any:
     if user is not None:
         charges = limits.account_code_entry(s, user.tenant_id, user.id)
     else:
-        charges = limits.anonymous_code_entry(s, _client_ip())
+        charges = limits.anonymous_code_entry(s, browser_session.client_ip())
     try:
         record = device_flow.lookup(typed, charges, user.tenant_id if user else None)
     except limits.Throttled as exc:
@@ -409,9 +338,6 @@ def _find_tenant(ref: str) -> Tenant | None:
 
 def _login() -> Any:
     record, _ = _current()
-    s = get_state().settings
-    login = request.form.get("login", "")[:MAX_LOGIN]
-    password = request.form.get("password", "")[:MAX_PASSWORD]
     organisation = request.form.get("organisation", "").strip()[:200]
     tenant_id = record.tenant_id if record is not None else None
     if tenant_id is None:
@@ -421,60 +347,29 @@ def _login() -> Any:
     ctx: dict[str, Any] = {"record": record}
     if record is None:
         template, ctx = "device/enter.html", {"offer_sign_in": True}
-    try:
-        # Per address and network first, before any lookup or argon2 work (F5); per account as
-        # typed, from any address (F4).
-        attempt = limits.charge(
-            get_state().store,
-            limits.sign_in(s, "device", tenant_id or organisation, login, _client_ip()),
-        )
-    except limits.Throttled as exc:
+    outcome = browser_session.check_password("device", tenant_id, organisation, request.form)
+    if outcome.throttled is not None:
         return _throttled(
-            template, "Too many failed sign-ins. Wait a few minutes.", exc.retry_after, **ctx
+            template, "Too many failed sign-ins. Wait a few minutes.", outcome.throttled, **ctx
         )
-    user = None
-    if tenant_id is not None and is_clean(login):
-        user = users.find_by_login(tenant_id, login)
-    # Always one argon2 verification, so timing does not tell an unknown login from a wrong
-    # password.
-    password_ok = verify_password(password, user.password_hash if user else None)
-    if not (password_ok and user is not None and user.active):
+    if outcome.user is None:
         html, status = _render(
             template, 401, error="The organisation, login or password is wrong.", **ctx
         )
         return html, status
-    # The store write waits until here: nothing in this request's session holds the database.
-    attempt.succeeded()
-    if totp.enabled(user):
-        # A second factor: the password alone does not sign in. What the next step needs is
-        # held in the shared store under a one-time key, not in the cookie.
-        half = secrets.token_urlsafe(24)
-        get_state().store.put(_half_key(half), user.id, ttl=HALF_SIGNED_IN_SECONDS)
-        session["half"] = half
+    if outcome.needs_totp:
+        # A second factor: the password alone does not sign in.
         return _render("device/totp.html", 200, record=record)
-    return _signed_in_now(record, user, "pwd")
-
-
-HALF_SIGNED_IN_SECONDS = 300
-
-
-def _half_key(half: str) -> str:
-    return "vhalf:" + hashlib.sha256(half.encode()).hexdigest()
+    return _signed_in_now(record, outcome.user, "pwd")
 
 
 def _second_factor() -> Any:
     """The code from the authenticator app of someone whose password was right (RFC 6238)."""
     record, _ = _current()
-    half = session.get("half")
-    store = get_state().store
-    uid = store.get(_half_key(half)) if isinstance(half, str) else None
-    user = users.get_active(uid) if uid else None
-    if user is None or not totp.enabled(user):
-        session.pop("half", None)
-        return _message("Sign in again", "The sign-in took too long. Start again.", 400)
-    code = "".join(request.form.get("code", "")[:16].split())
     try:
-        totp.check_code(user, code, now())
+        user, amr = browser_session.check_second_factor(request.form)
+    except browser_session.SignInExpired:
+        return _message("Sign in again", "The sign-in took too long. Start again.", 400)
     except limits.Throttled as exc:
         return _throttled(
             "device/totp.html", "Too many wrong codes. Wait a few minutes.", exc.retry_after,
@@ -485,13 +380,11 @@ def _second_factor() -> Any:
             "device/totp.html", 401, error="The code is wrong or was used already.",
             record=record,
         )  # fmt: skip
-    store.delete(_half_key(half))  # type: ignore[arg-type]  # a str: the key was found
-    session.pop("half", None)
-    return _signed_in_now(record, user, "pwd otp")
+    return _signed_in_now(record, user, amr)
 
 
 def _signed_in_now(record: DeviceAuthorization | None, user: User, amr: str) -> Any:
-    _start_session(user, amr)
+    browser_session.start(user, amr)
     if record is not None:
         refused = _claim(record, user)
         if refused is not None:

@@ -295,7 +295,7 @@ def test_rotating_logins_does_not_escape_the_address_limit_nor_cost_argon2(
     app, world, settings, monkeypatch
 ):
     """F5: on main, a new login per attempt defeated the limit: 103 argon2 checks in 20 s."""
-    import authserver.endpoints.verification as page
+    import authserver.browser_session as page
 
     tenant, _ = kiosk_world(world)
     checks = []
