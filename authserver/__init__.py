@@ -24,6 +24,7 @@ from authserver.oauth2.server import AuthServer
 from authserver.resource import add_dpop_nonce
 from authserver.security import Hasher
 from authserver.state import AppState
+from grants.authorization_code import AuthorizationCodeGrant, PushedAuthorizationEndpoint
 from grants.client_credentials import ClientCredentialsGrant
 from grants.device_code import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from grants.dpop import DPoPVerifier, NonceIssuer
@@ -114,16 +115,19 @@ def create_app(
 
     server = AuthServer()
     server.init_app(app)
+    server.register_grant(AuthorizationCodeGrant)
     server.register_grant(ClientCredentialsGrant)
     server.register_grant(DeviceCodeGrant)
     server.register_grant(RefreshTokenGrant)
     server.register_grant(LinkCodeGrant)
     server.register_grant(StaffSignInGrant)
     server.register_endpoint(DeviceAuthorizationEndpoint)
+    server.register_endpoint(PushedAuthorizationEndpoint)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     state.server = server
 
+    from authserver.endpoints.authorize import bp as authorize_bp
     from authserver.endpoints.oauth import bp as oauth_bp
     from authserver.endpoints.ops import bp as ops_bp
     from authserver.endpoints.verification import bp as verify_bp
@@ -139,6 +143,7 @@ def create_app(
     app.register_blueprint(oauth_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(verify_bp)
+    app.register_blueprint(authorize_bp)
     app.register_blueprint(device_authorizations_bp)
     app.register_blueprint(devices_bp)
     app.register_blueprint(locations_bp)

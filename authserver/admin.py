@@ -12,11 +12,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, migrate, tokens, users
+from authserver.authorization_code import redirect_uri_problem
 from authserver.models import Client, Device, Location, Tenant, TenantProperty, User, db
 from authserver.security import hash_password, new_id, now
 from authserver.state import get_state
 from authserver.text import is_clean
-from grants import CLIENT_CREDENTIALS, KNOWN_GRANT_TYPES
+from grants import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, KNOWN_GRANT_TYPES
 from keys.encryption import KeyEncryptor
 from keys.rotation import ensure_keys
 
@@ -108,6 +109,10 @@ class CreatedClient:
             "dpop_bound_access_tokens": c.dpop_bound,
             "dpop_binding": c.dpop_binding,
             "device_subject": c.device_subject,
+            "redirect_uris": list(c.redirect_uris or []),
+            "post_logout_redirect_uris": list(c.post_logout_redirect_uris or []),
+            "first_party": bool(c.first_party),
+            "require_pushed_authorization_requests": bool(c.require_par),
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
@@ -125,6 +130,10 @@ def create_client(
     dpop_binding: str = "all",
     device_subject: str = "device",
     actor: str = "cli",
+    redirect_uris: list[str] | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    first_party: bool = False,
+    require_par: bool = False,
 ) -> CreatedClient:
     settings = get_state().settings
     if not 1 <= len(name) <= 200:
@@ -147,6 +156,7 @@ def create_client(
         raise AdminError("device subject must be device or user")
     if dpop_binding not in ("all", "refresh_only"):
         raise AdminError("DPoP binding must be all or refresh_only")
+    redirects = _redirect_uris(grant_types, redirect_uris or [], post_logout_redirect_uris or [])
     secret, secret_hash = (None, None) if auth_method == "none" else credentials.new_client_secret()
     client = Client(
         client_id=client_id or new_id("cli"),
@@ -161,6 +171,10 @@ def create_client(
         device_subject=device_subject,
         active=True,
         created_at=now(),
+        redirect_uris=redirects[0],
+        post_logout_redirect_uris=redirects[1],
+        first_party=first_party,
+        require_par=require_par,
     )
     db.session.add(client)
     audit.record(
@@ -427,6 +441,20 @@ def list_clients(tenant: Tenant) -> list[Client]:
     )
 
 
+def _redirect_uris(
+    grant_types: list[str], redirect_uris: list[str], post_logout: list[str]
+) -> tuple[list[str], list[str]]:
+    """Registered redirect and post-logout URIs, each checked (``authorization_code``); a client
+    of the code flow needs at least one redirect URI (RFC 6749 §3.1.2.2)."""
+    for uri in [*redirect_uris, *post_logout]:
+        problem = redirect_uri_problem(uri)
+        if problem:
+            raise AdminError(f"redirect URI {uri!r} {problem}")
+    if AUTHORIZATION_CODE in grant_types and not redirect_uris:
+        raise AdminError("a client of the authorization_code grant needs --redirect-uri")
+    return list(dict.fromkeys(redirect_uris)), list(dict.fromkeys(post_logout))
+
+
 def update_client(
     client: Client,
     *,
@@ -435,6 +463,10 @@ def update_client(
     grant_types: list[str] | None = None,
     dpop_bound: bool | None = None,
     actor: str = "cli",
+    redirect_uris: list[str] | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    first_party: bool | None = None,
+    require_par: bool | None = None,
 ) -> Client:
     settings = get_state().settings
     if name is not None:
@@ -457,6 +489,18 @@ def update_client(
         client.grant_types = list(dict.fromkeys(grant_types))
     if dpop_bound is not None:
         client.dpop_bound = dpop_bound
+    redirects = _redirect_uris(
+        list(client.grant_types),
+        list(client.redirect_uris or []) if redirect_uris is None else redirect_uris,
+        list(client.post_logout_redirect_uris or [])
+        if post_logout_redirect_uris is None
+        else post_logout_redirect_uris,
+    )
+    client.redirect_uris, client.post_logout_redirect_uris = redirects
+    if first_party is not None:
+        client.first_party = first_party
+    if require_par is not None:
+        client.require_par = require_par
     audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
     db.session.commit()
     return client

@@ -75,9 +75,13 @@ def from_this_site() -> bool:
 
 def start(user: User, amr: str) -> None:
     """Sign ``user`` in in this browser; ``amr``: how (RFC 8176: "pwd" or "pwd otp")."""
+    store = get_state().store
+    old = session.get("sid")
+    if isinstance(old, str):
+        store.delete(_session_key(old))  # whoever was signed in here before is signed out
     sid = secrets.token_urlsafe(24)
     lifetime = current_app.permanent_session_lifetime.total_seconds()
-    get_state().store.put(_session_key(sid), user.id, ttl=lifetime)
+    store.put(_session_key(sid), user.id, ttl=lifetime)
     session.permanent = True
     # A new sign-in gets a new CSRF token (no fixation across the privilege change).
     session["csrf"] = secrets.token_urlsafe(24)

@@ -557,6 +557,24 @@ def clients() -> None:
     show_default=True,
     help="device flow: the token's sub is the enrolled device or the approving user",
 )
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="authorization code flow: a redirect URI, compared exactly (loopback: any port); repeatable",
+)
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help="where RP-initiated logout may send the browser back to; repeatable",
+)
+@click.option("--first-party", is_flag=True, help="the tenant's own app: no consent page")
+@click.option(
+    "--require-par",
+    is_flag=True,
+    help="refuse authorization requests that were not pushed first (RFC 9126)",
+)
 @needs_database
 def clients_create(
     tenant_ref: str,
@@ -568,6 +586,10 @@ def clients_create(
     dpop_bound: bool,
     dpop_refresh_only: bool,
     device_subject: str,
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
+    first_party: bool,
+    require_par: bool,
 ) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     if public and auth_method not in (None, "none"):
@@ -582,6 +604,10 @@ def clients_create(
         dpop_bound=dpop_bound,
         dpop_binding="refresh_only" if dpop_refresh_only else "all",
         device_subject=device_subject,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        first_party=first_party,
+        require_par=require_par,
     )
     _emit(created.as_dict())
 
@@ -614,6 +640,20 @@ def clients_show(client_id: str) -> None:
     help="replaces the grant types; repeatable",
 )
 @click.option("--dpop-bound/--no-dpop-bound", default=None)
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="replaces the redirect URIs; repeatable",
+)
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_redirect_uris",
+    multiple=True,
+    help='replaces the post-logout redirect URIs; repeatable ("" clears them)',
+)
+@click.option("--first-party/--third-party", default=None)
+@click.option("--require-par/--no-require-par", default=None)
 @needs_database
 def clients_update(
     client_id: str,
@@ -621,14 +661,23 @@ def clients_update(
     scope: str | None,
     grant_types: tuple[str, ...],
     dpop_bound: bool | None,
+    redirect_uris: tuple[str, ...],
+    post_logout_redirect_uris: tuple[str, ...],
+    first_party: bool | None,
+    require_par: bool | None,
 ) -> None:
-    """Change a client's name, scope, grant types or DPoP requirement."""
+    """Change a client's name, scope, grant types, DPoP requirement or sign-in settings."""
+    post_logout = [u for u in post_logout_redirect_uris if u]
     client = admin.update_client(
         admin.find_client(client_id),
         name=name,
         scope=scope,
         grant_types=list(grant_types) if grant_types else None,
         dpop_bound=dpop_bound,
+        redirect_uris=list(redirect_uris) if redirect_uris else None,
+        post_logout_redirect_uris=post_logout if post_logout_redirect_uris else None,
+        first_party=first_party,
+        require_par=require_par,
     )
     _emit(admin.client_json(client))
 

@@ -21,7 +21,7 @@ from authserver.credentials import CODE_ALPHABET, USER_CODE_LENGTH
 
 SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
 DEFAULT_SCOPES = (
-    "openid offline_access devices:read devices:write users:read users:write tenant:read "
+    "openid profile phone offline_access devices:read devices:write users:read users:write tenant:read "
     "tenant:write modules:read modules:write customer-devices:read customer-devices:write"
 )
 

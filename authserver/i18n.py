@@ -216,6 +216,60 @@ PL: dict[str, str] = {
         for what, (pl, _limit) in _LABELS.items()
         for problem, pl_problem in _PROBLEMS.items()
     },
+    # the authorization endpoint's pages (authserver/endpoints/authorize.py)
+    "Signing in to": "Logowanie do organizacji",
+    "Sign in with your account to continue to the application.": (
+        "Zaloguj się swoim kontem, aby przejść do aplikacji."
+    ),
+    "Cancel": "Anuluj",
+    "Allow access?": "Zezwolić na dostęp?",
+    "The application asks to:": "Aplikacja prosi o:",
+    "Allow it only if you trust this application. You can take this back later.": (
+        "Zezwól tylko wtedy, gdy ufasz tej aplikacji. Możesz to później cofnąć."
+    ),
+    "Allow": "Zezwól",
+    "Sign out?": "Wylogować się?",
+    "Signing out here signs you out of every application of this organisation in this browser.": (
+        "Wylogowanie tutaj wylogowuje ze wszystkich aplikacji tej organizacji w tej przeglądarce."
+    ),
+    "Signed out": "Wylogowano",
+    "You are signed out.": "Wylogowano cię.",
+    "Sign-out failed": "Nie udało się wylogować",
+    "A parameter is repeated.": "Parametr powtarza się.",
+    "The id_token_hint is not one this server issued.": (
+        "Parametr id_token_hint nie pochodzi z tego serwera."
+    ),
+    "client_id differs from the ID token's.": "client_id różni się od podanego w tokenie ID.",
+    "The post_logout_redirect_uri is not registered for this application.": (
+        "Adres post_logout_redirect_uri nie jest zarejestrowany dla tej aplikacji."
+    ),
+    "This sign-in link cannot be used": "Tego linku logowania nie można użyć",
+    "The request needs one client_id and one request_uri.": (
+        "Żądanie wymaga jednego client_id i jednego request_uri."
+    ),
+    "The application is not known here.": "Ta aplikacja nie jest tu znana.",
+    "The request has no client_id, or more than one.": (
+        "Żądanie nie ma client_id albo ma ich więcej niż jeden."
+    ),
+    "The request's redirect_uri is not one registered for this application.": (
+        "Adres redirect_uri żądania nie jest zarejestrowany dla tej aplikacji."
+    ),
+    "The request_uri is not one this server issued.": (
+        "Parametr request_uri nie pochodzi z tego serwera."
+    ),
+    "The request_uri has expired or was used already.": (
+        "Parametr request_uri wygasł albo został już użyty."
+    ),
+    "The request_uri belongs to another application.": (
+        "Parametr request_uri należy do innej aplikacji."
+    ),
+    "This sign-in has expired or was continued in another tab. Go back to the application "
+    "and start again.": (
+        "To logowanie wygasło albo było kontynuowane w innej karcie. Wróć do aplikacji i zacznij "
+        "od nowa."
+    ),
+    "Unknown action. Start again.": "Nieznana czynność. Zacznij od nowa.",
+    "The login or password is wrong.": "Login lub hasło są nieprawidłowe.",
 }
 CATALOGUES = {"en": {}, "pl": PL}
 

@@ -254,6 +254,115 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "403": {"description": "Not a person's token, or no openid scope."},
         },
     },  # fmt: skip
+    ("authorize.authorize", "get"): {
+        "tags": ["Sign-in for apps"],
+        "summary": "Authorization request: code flow with PKCE S256 (RFC 6749 §4.1, RFC 7636, "
+        "OIDC Core §3.1.2)",
+        "parameters": [
+            _query("response_type", "code.", ("code",)),
+            _query("client_id", "The client."),
+            _query("redirect_uri", "One of the client's, exactly (loopback: any port)."),
+            _query("scope", "Space-separated; openid for an ID token."),
+            _query("state", "Returned unchanged."),
+            _query("nonce", "Copied into the ID token."),
+            _query("code_challenge", "BASE64URL(SHA-256(code_verifier)), 43 characters."),
+            _query("code_challenge_method", "S256 only.", ("S256",)),
+            _query("prompt", "none, login or consent."),
+            _query("max_age", "Seconds since the last sign-in at most.", kind="integer"),
+            _query("login_hint", "Pre-fills the login."),
+            _query("dpop_jkt", "Binds the code to this DPoP key (RFC 9449 §10)."),
+            _query("request_uri", "From the pushed authorization request endpoint (RFC 9126)."),
+            _query("lang", "en or pl.", ("en", "pl")),
+        ],
+        "responses": {
+            "200": {
+                "description": "HTML: sign in, a second factor, or consent.",
+                "content": {"text/html": {}},
+            },
+            "303": {
+                "description": "To the redirect URI with code, state and iss (RFC 9207), "
+                "or with error, error_description, state and iss."
+            },
+            "400": {
+                "description": "HTML: no client or redirect URI that can be trusted; "
+                "never redirected.",
+                "content": {"text/html": {}},
+            },
+        },
+    },  # fmt: skip
+    ("authorize.proceed", "post"): {
+        "tags": ["Sign-in for apps"],
+        "summary": "The sign-in page's forms (password, TOTP code, consent, cancel)",
+        "responses": {
+            "200": {"description": "HTML: the next step.", "content": {"text/html": {}}},
+            "303": {"description": "To the redirect URI with a code or an error."},
+            "400": {"description": "HTML: a refused or expired form."},
+            "401": {"description": "HTML: a wrong password or code."},
+            "429": {"description": "HTML: wait; Retry-After."},
+        },
+    },  # fmt: skip
+    ("authorize.par", "post"): {
+        "tags": ["Sign-in for apps"],
+        "summary": "Pushed authorization request (RFC 9126)",
+        "security": [*_CLIENT, {}],
+        "requestBody": _form(
+            {
+                "client_id": _STR,
+                "response_type": _STR,
+                "redirect_uri": _STR,
+                "scope": _STR,
+                "state": _STR,
+                "nonce": _STR,
+                "code_challenge": _STR,
+                "code_challenge_method": {"enum": ["S256"]},
+                "prompt": _STR,
+                "max_age": _STR,
+                "login_hint": _STR,
+                "dpop_jkt": _STR,
+            },
+            [],
+            "The authorization request's parameters; the client authenticates as at the token "
+            "endpoint. A DPoP proof binds the code to its key (RFC 9449 §10.1).",
+        ),
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "request_uri": {"type": "string"},
+                        "expires_in": {"type": "integer"},
+                    },
+                },
+                "request_uri for the authorization endpoint, usable once.",
+            ),
+            "400": _oauth_error(
+                "invalid_request, invalid_scope, unauthorized_client, invalid_dpop_proof, ..."
+            ),
+            "401": _oauth_error("invalid_client."),
+            "429": _oauth_error("Too many failed attempts; Retry-After."),
+        },
+    },  # fmt: skip
+    ("authorize.logout", "get"): {
+        "tags": ["Sign-in for apps"],
+        "summary": "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)",
+        "parameters": [
+            _query("id_token_hint", "An ID token this server issued (expired ones too)."),
+            _query("client_id", "The client, when there is no id_token_hint."),
+            _query("post_logout_redirect_uri", "One the client registered, exactly."),
+            _query("state", "Returned to the post-logout redirect URI."),
+        ],
+        "responses": {
+            "200": {
+                "description": "HTML: asks to confirm, or says the person is signed out.",
+                "content": {"text/html": {}},
+            },
+            "303": {"description": "To the post-logout redirect URI, with state."},
+            "400": {
+                "description": "HTML: a hint or URI that cannot be used; never redirected.",
+                "content": {"text/html": {}},
+            },
+        },
+    },  # fmt: skip
     ("verify.page", "get"): {
         "tags": ["Verification page"],
         "summary": "The page where people enter a user code (RFC 8628 §3.3)",
@@ -1431,6 +1540,9 @@ def _openapi_path(rule: str) -> str:
     return "".join(out)
 
 
+_SAME_BY_POST = ("oauth.userinfo", "authorize.authorize", "authorize.logout")
+
+
 def document(app: Flask) -> dict[str, Any]:
     """The document for the routes ``app`` serves (static files aside)."""
     issuer = app.extensions["authserver"].settings.issuer
@@ -1440,8 +1552,10 @@ def document(app: Flask) -> dict[str, Any]:
             continue
         for method in sorted(m.lower() for m in rule.methods or () if m not in ("HEAD", "OPTIONS")):
             op = OPERATIONS.get((rule.endpoint, method))
-            if op is None and method == "post" and rule.endpoint == "oauth.userinfo":
-                op = OPERATIONS[("oauth.userinfo", "get")]  # the same, by POST (OIDC §5.3.1)
+            if op is None and method == "post" and rule.endpoint in _SAME_BY_POST:
+                # The same request in a form body (OIDC Core §3.1.2.1, §5.3.1; RP-Initiated
+                # Logout §2).
+                op = OPERATIONS[(rule.endpoint, "get")]
             if op is None:
                 raise KeyError(f"undocumented operation: {method.upper()} {rule.rule}")
             path = _openapi_path(rule.rule)

@@ -24,7 +24,13 @@ from sqlalchemy.exc import OperationalError
 
 from authserver.config import Settings
 from authserver.ephemeral import EphemeralStore, StoreUnavailable
-from authserver.models import DeviceAuthorization, RefreshFamily, RefreshToken, Revocation
+from authserver.models import (
+    AuthorizationCode,
+    DeviceAuthorization,
+    RefreshFamily,
+    RefreshToken,
+    Revocation,
+)
 from authserver.tokens import BLOCKED
 
 log = logging.getLogger("authserver.retention")
@@ -61,6 +67,14 @@ def purge_expired(engine: Engine, settings: Settings, now: int) -> dict[str, int
             # Kept while the access token its redemption issued may live: a module's next
             # enrolment revokes that token by the hash kept here (authserver.device_flow).
             DeviceAuthorization.expires_at
+            < now - max(settings.purge_grace, settings.access_token_ttl),
+        ),
+        # The same for codes: a used code presented again revokes what it gave while that lives.
+        "authorization_codes": _delete_batches(
+            engine,
+            AuthorizationCode,
+            AuthorizationCode.id,
+            AuthorizationCode.expires_at
             < now - max(settings.purge_grace, settings.access_token_ttl),
         ),
         "revocations": _delete_batches(

@@ -135,7 +135,7 @@ def issue_access_token(
 
 
 def issue_id_token(
-    client: OAuthClient, who: TokenSubject, access_token: str, scope: str
+    client: OAuthClient, who: TokenSubject, access_token: str, scope: str, nonce: str | None = None
 ) -> str | None:
     """OIDC Core §2 / §3.1.3.6: an ID token when ``openid`` was granted and the subject is a user."""
     if "openid" not in scope.split() or who.user_id is None or who.subject != who.user_id:
@@ -157,6 +157,8 @@ def issue_id_token(
         "auth_time": who.auth_time or iat,
         "at_hash": at_hash,
     }
+    if nonce is not None:
+        claims["nonce"] = nonce  # OIDC Core §3.1.3.6: the authorization request's, unchanged
     amr = who.user_amr()
     if amr:
         claims["amr"] = amr
@@ -199,6 +201,8 @@ def issue_token_set(
     family: RefreshFamily | FamilyView | None = None,
     on_issue: Callable[[IssuedAccessToken], None] | None = None,
     refresh_token: str | None = None,
+    nonce: str | None = None,
+    with_refresh: bool = True,
 ) -> dict[str, Any]:
     """Issue an access token (bound to ``access_jkt``), a refresh token of ``family`` if given
     (or hand out ``refresh_token``, a rotation's successor already stored) and an ID token
@@ -224,9 +228,9 @@ def issue_token_set(
         body["scope"] = scope
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
-    elif family is not None:
+    elif family is not None and with_refresh:
         body["refresh_token"] = issue_refresh_token(family)
-    id_token = issue_id_token(client, who, issued.token, scope)
+    id_token = issue_id_token(client, who, issued.token, scope, nonce)
     if id_token:
         body["id_token"] = id_token
     if on_issue is not None:
@@ -582,6 +586,18 @@ def revoke_subject(
         revocation.mark("tenant", tenant_id)
     else:  # pragma: no cover - a programming error
         raise ValueError("revoke_subject needs a user, a client or a tenant")
+
+
+def revoke_user_client(user_id: str, client_id: str, reason: str) -> None:
+    """Every token one client got for one user (the user withdrew their consent): each of its
+    refresh families, and with them their access tokens. In the caller's transaction."""
+    family_ids = db.session.scalars(
+        select(RefreshFamily.id).where(
+            RefreshFamily.user_id == user_id, RefreshFamily.client_id == client_id, REVOCABLE
+        )
+    ).all()
+    for family_id in family_ids:
+        revoke_family(family_id, reason)
 
 
 def revoke_module(tenant_id: str, module_id: str, reason: str) -> None:

@@ -7,10 +7,18 @@ grants decide; ``authserver.tokens``, ``authserver.device_flow`` and ``authserve
 work. Grant-type identifiers live here so that the CLI, discovery and the grants agree on them.
 """
 
+AUTHORIZATION_CODE = "authorization_code"
 CLIENT_CREDENTIALS = "client_credentials"
 REFRESH_TOKEN = "refresh_token"
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 LINK_CODE = "urn:authserver:params:oauth:grant-type:link-code"
 STAFF_SIGN_IN = "urn:authserver:params:oauth:grant-type:staff-sign-in"
 
-KNOWN_GRANT_TYPES = (CLIENT_CREDENTIALS, DEVICE_CODE, REFRESH_TOKEN, LINK_CODE, STAFF_SIGN_IN)
+KNOWN_GRANT_TYPES = (
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    DEVICE_CODE,
+    REFRESH_TOKEN,
+    LINK_CODE,
+    STAFF_SIGN_IN,
+)

@@ -125,6 +125,8 @@ def token_response(
     family: RefreshFamily | FamilyView | None = None,
     on_issue: Callable[[IssuedAccessToken], None] | None = None,
     refresh_token: str | None = None,
+    nonce: str | None = None,
+    with_refresh: bool = True,
 ) -> dict[str, Any]:
     """Issue the token set, record it, commit, and build the RFC 6749 §5.1 response body.
 
@@ -140,6 +142,8 @@ def token_response(
         family=family,
         on_issue=on_issue,
         refresh_token=refresh_token,
+        nonce=nonce,
+        with_refresh=with_refresh,
     )
     metrics.TOKENS.labels(grant_label()).inc()
     return body

@@ -96,6 +96,7 @@ def test_expired_tokens_and_families_are_purged_and_live_ones_kept(
     assert (intro(old_access), intro(live)) == (False, True)
     assert cli(app, "db", "purge")["purged"] == {
         "device_authorizations": 0,
+        "authorization_codes": 0,
         "revocations": 0,
         "refresh_tokens": 0,
         "refresh_families": 0,

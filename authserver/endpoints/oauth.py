@@ -87,6 +87,24 @@ def userinfo() -> Response:
         return ResourceAuthError(
             401, "invalid_token", "The user is no longer active.", token.token_type
         ).response()
-    resp = jsonify(sub=user.id, preferred_username=user.login, tenant=user.tenant_id)
+    claims: dict[str, object] = {
+        "sub": user.id,
+        "preferred_username": user.login,
+        "tenant": user.tenant_id,
+    }
+    # OIDC Core §5.4: the claims each scope asks for, when the user has them.
+    scopes = token.scope.split()
+    if "profile" in scopes:
+        names = [n for n in (user.first_name, user.last_name) if n]
+        profile = {
+            "name": " ".join(names) or None,
+            "given_name": user.first_name,
+            "family_name": user.last_name,
+            "updated_at": user.updated_at,
+        }
+        claims.update({k: v for k, v in profile.items() if v is not None})
+    if "phone" in scopes and user.phone:
+        claims["phone_number"] = user.phone
+    resp = jsonify(claims)
     resp.headers["Cache-Control"] = "no-store"
     return resp

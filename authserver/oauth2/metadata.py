@@ -25,8 +25,22 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
         "introspection_endpoint": f"{iss}/oauth/introspect",
         "revocation_endpoint": f"{iss}/oauth/revoke",
         "scopes_supported": list(s.scopes),
-        # No authorization endpoint: no response type is supported (RFC 8414 §2 REQUIRED member).
-        "response_types_supported": [],
+        "authorization_endpoint": f"{iss}/oauth/authorize",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        # RFC 7636 / RFC 9700 §2.1.1: PKCE for every client, S256 only.
+        "code_challenge_methods_supported": ["S256"],
+        # RFC 9207 §3: iss is in every authorization response.
+        "authorization_response_iss_parameter_supported": True,
+        # RFC 9126 §5: pushed requests are accepted from every client, required of some.
+        "pushed_authorization_request_endpoint": f"{iss}/oauth/par",
+        "require_pushed_authorization_requests": False,
+        # OpenID Connect RP-Initiated Logout 1.0 §2.1.
+        "end_session_endpoint": f"{iss}/oauth/logout",
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         "grant_types_supported": [g.GRANT_TYPE for g in grant_classes],
         "token_endpoint_auth_methods_supported": token_methods,
         "introspection_endpoint_auth_methods_supported": secret_methods,
@@ -44,7 +58,12 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
             "auth_time",
             "amr",
             "at_hash",
+            "nonce",
             "tenant",
             "preferred_username",
+            "name",
+            "given_name",
+            "family_name",
+            "phone_number",
         ],
     }

@@ -16,6 +16,8 @@ from tests.endpoints.test_verification_page import decide, enter, login
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "authserver" / "templates" / "device"
+# The sign-in pages of the authorization endpoint speak the same languages.
+AUTHORIZE_TEMPLATES = ROOT / "authserver" / "templates" / "authorize"
 
 
 def page(http, **headers) -> str:
@@ -100,7 +102,7 @@ def test_a_refusal_from_the_decision_is_shown_in_polish(app, http, world):
 
 def _template_texts() -> set[str]:
     found = set()
-    for path in TEMPLATES.glob("*.html"):
+    for path in [*TEMPLATES.glob("*.html"), *AUTHORIZE_TEMPLATES.glob("*.html")]:
         found |= set(re.findall(r'_\("((?:[^"\\]|\\.)*)"', path.read_text()))
     return found
 
@@ -117,7 +119,11 @@ def _code_texts() -> set[str]:
             return None
         return None
 
-    for rel in ("authserver/endpoints/verification.py", "authserver/http_errors.py"):
+    for rel in (
+        "authserver/endpoints/verification.py",
+        "authserver/endpoints/authorize.py",
+        "authserver/http_errors.py",
+    ):
         tree = ast.parse((ROOT / rel).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and any(
@@ -136,7 +142,13 @@ def _code_texts() -> set[str]:
                     found.add(t)
     refusals = {"WrongTenant", "ClientGone", "UserRequired", "NotAllowed", "InvalidLocation",
                 "CodeClaimed", "CodeExpired", "CodeDecided", "DeviceBlocked"}  # fmt: skip
-    for rel in ("authserver/device_flow.py", "authserver/authorization.py"):
+    refusals.add("NoRedirect")  # an authorization request that cannot go back: shown on the page
+    for rel in (
+        "authserver/device_flow.py",
+        "authserver/authorization.py",
+        "authserver/authorization_code.py",
+        "authserver/endpoints/authorize.py",
+    ):
         for node in ast.walk(ast.parse((ROOT / rel).read_text())):
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
                 if getattr(node.exc.func, "id", None) in refusals and node.exc.args:

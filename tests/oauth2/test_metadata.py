@@ -21,10 +21,14 @@ def test_metadata_lists_what_is_served(http, settings, path):
         "revocation_endpoint": "/oauth/revoke",
         "device_authorization_endpoint": "/oauth/device_authorization",
         "userinfo_endpoint": "/oauth/userinfo",
+        "authorization_endpoint": "/oauth/authorize",
+        "pushed_authorization_request_endpoint": "/oauth/par",
+        "end_session_endpoint": "/oauth/logout",
     }
     for name, suffix in endpoints.items():
         assert doc[name] == iss + suffix
     assert doc["grant_types_supported"] == [
+        "authorization_code",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:device_code",
         "refresh_token",
@@ -38,8 +42,11 @@ def test_metadata_lists_what_is_served(http, settings, path):
     ]
     assert doc["scopes_supported"] == list(settings.scopes)
     assert {"openid", "offline_access"} <= set(doc["scopes_supported"])
-    assert doc["response_types_supported"] == []
-    assert "authorization_endpoint" not in doc
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["response_modes_supported"] == ["query"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]  # RFC 9700 §2.1.1: no plain
+    assert doc["authorization_response_iss_parameter_supported"] is True  # RFC 9207 §3
+    assert doc["prompt_values_supported"] == ["none", "login", "consent"]
     # OIDC Discovery §3 REQUIRED members for an OP that issues ID tokens.
     assert doc["subject_types_supported"] == ["public"]
     assert doc["id_token_signing_alg_values_supported"] == ["ES256"]
@@ -57,3 +64,8 @@ def test_every_advertised_endpoint_answers(http, settings):
         assert http.post(path, data={}).status_code in (400, 401)
     assert http.get(doc["jwks_uri"][len(settings.issuer) :]).status_code == 200
     assert http.get(doc["userinfo_endpoint"][len(settings.issuer) :]).status_code == 401
+    assert http.post(doc["pushed_authorization_request_endpoint"][len(settings.issuer) :],
+                     data={}).status_code in (400, 401)  # fmt: skip
+    # Without a client and redirect URI the request is answered on the page (never redirected).
+    assert http.get(doc["authorization_endpoint"][len(settings.issuer) :]).status_code == 400
+    assert http.get(doc["end_session_endpoint"][len(settings.issuer) :]).status_code == 200
