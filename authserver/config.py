@@ -77,6 +77,9 @@ class Settings:
     device_authorizations_per_client: int = 300
     device_authorizations_per_ip: int = 30
     device_authorization_window: int = 60
+    sign_in_pages_per_ip: int = 60
+    sign_in_pages_per_network: int = 300
+    sign_in_page_window: int = 60
     link_code_ttl: int = 7 * 86400
     link_failures_per_code: int = 5
     link_failures_per_ip: int = 10
@@ -278,6 +281,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         device_authorizations_per_ip=_int(env, "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_IP", 30),
         device_authorization_window=_int(env, "AUTHSERVER_DEVICE_AUTHORIZATION_WINDOW", 60),
+        sign_in_pages_per_ip=_int(env, "AUTHSERVER_SIGN_IN_PAGES_PER_IP", 60),
+        sign_in_pages_per_network=_int(env, "AUTHSERVER_SIGN_IN_PAGES_PER_NETWORK", 300),
+        sign_in_page_window=_int(env, "AUTHSERVER_SIGN_IN_PAGE_WINDOW", 60),
         link_code_ttl=_int(env, "AUTHSERVER_LINK_CODE_TTL", 7 * 86400, 60),
         link_failures_per_code=_int(env, "AUTHSERVER_LINK_FAILURES_PER_CODE", 5),
         link_failures_per_ip=_int(env, "AUTHSERVER_LINK_FAILURES_PER_IP", 10),

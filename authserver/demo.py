@@ -24,7 +24,14 @@ from authserver.credentials import staff_code_hash
 from authserver.models import Client, Tenant, User, db
 from authserver.security import hash_password
 from authserver.state import get_state
-from grants import CLIENT_CREDENTIALS, DEVICE_CODE, LINK_CODE, REFRESH_TOKEN, STAFF_SIGN_IN
+from grants import (
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    DEVICE_CODE,
+    LINK_CODE,
+    REFRESH_TOKEN,
+    STAFF_SIGN_IN,
+)
 
 TENANT_ID = "ten_demo"
 ADMIN_ID = "usr_demo_admin"
@@ -65,6 +72,27 @@ CLIENTS: list[dict[str, Any]] = [
         "scope": "openid",
         "device_subject": "user",
         "dpop_bound": True,
+    },
+    {
+        "client_id": "cli_demo_web",
+        "name": "Demo back-office web app",
+        "grant_types": [AUTHORIZATION_CODE, REFRESH_TOKEN],
+        "auth_method": "client_secret_basic",
+        # The tenant's own app: people sign in, no consent page. A loopback redirect URI takes
+        # any port (RFC 8252 §7.3), so it runs wherever you start it on this machine.
+        "scope": "openid profile devices:read devices:write",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "post_logout_redirect_uris": ["http://127.0.0.1/"],
+        "first_party": True,
+    },
+    {
+        "client_id": "cli_demo_native",
+        "name": "Demo native app",
+        "grant_types": [AUTHORIZATION_CODE, REFRESH_TOKEN],
+        "auth_method": "none",
+        # A third party's app: the person is asked to consent once.
+        "scope": "openid profile",
+        "redirect_uris": ["http://127.0.0.1/callback", "com.example.demo:/callback"],
     },
 ]
 
@@ -121,6 +149,8 @@ def run_demo() -> dict[str, Any]:
             "grant_types": client.grant_types,
             "scope": client.scope,
         }
+        if client.redirect_uris:
+            entry["redirect_uris"] = list(client.redirect_uris)
         if client.client_id in secrets_by_id:
             entry["client_secret"] = secrets_by_id[client.client_id]
         out_clients.append(entry)

@@ -269,6 +269,10 @@ PL: dict[str, str] = {
         "od nowa."
     ),
     "Unknown action. Start again.": "Nieznana czynność. Zacznij od nowa.",
+    "Please wait": "Proszę czekać",
+    "Too many sign-ins were started from here. Wait a minute.": (
+        "Stąd rozpoczęto zbyt wiele logowań. Odczekaj minutę."
+    ),
     "The login or password is wrong.": "Login lub hasło są nieprawidłowe.",
 }
 CATALOGUES = {"en": {}, "pl": PL}

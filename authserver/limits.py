@@ -193,6 +193,17 @@ def sign_in(
     ]
 
 
+def sign_in_page(s: Settings, ip: str) -> Charges:
+    """An authorization request that shows a sign-in or consent page keeps its state in the
+    store while the person decides: limited per address and network (never per client, which
+    would let one actor close an app's sign-in for everyone)."""
+    w = s.sign_in_page_window
+    return [
+        (Limit("azx-ip", s.sign_in_pages_per_ip, w, "address"), ip),
+        (Limit("azx-net", s.sign_in_pages_per_network, w, "network"), network_of(ip)),
+    ]
+
+
 def device_authorization(s: Settings, client_id: str, ip: str) -> Charges:
     """RFC 8628 §3.1 requests: each creates state, so they are limited per client and address."""
     w = s.device_authorization_window

@@ -288,6 +288,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                 "never redirected.",
                 "content": {"text/html": {}},
             },
+            "429": {
+                "description": "HTML: too many sign-in pages opened from this address or "
+                "network; Retry-After.",
+                "content": {"text/html": {}},
+            },
         },
     },  # fmt: skip
     ("authorize.proceed", "post"): {

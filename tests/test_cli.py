@@ -166,9 +166,39 @@ def test_demo_is_idempotent_and_prints_working_credentials(cli, http, settings):
         "cli_demo_kiosk",
         "cli_demo_pos",
         "cli_demo_app",
+        "cli_demo_web",
+        "cli_demo_native",
     }
+    web = next(c for c in first["clients"] if c["client_id"] == "cli_demo_web")
+    assert web["redirect_uris"] == ["http://127.0.0.1/callback"] and web["client_secret"]
     saved = settings.instance_path / "demo-credentials.json"
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+
+
+def test_clients_for_the_code_flow_are_registered_with_their_redirect_uris(cli):
+    tenant = cli("tenants", "create", "Shop")["id"]
+    made = cli("clients", "create", "--tenant", tenant, "--name", "Shop web",
+               "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+               "--scope", "openid profile", "--redirect-uri", "https://shop.example/cb",
+               "--redirect-uri", "http://127.0.0.1/cb", "--first-party",
+               "--post-logout-redirect-uri", "https://shop.example/")  # fmt: skip
+    assert made["redirect_uris"] == ["https://shop.example/cb", "http://127.0.0.1/cb"]
+    assert made["post_logout_redirect_uris"] == ["https://shop.example/"]
+    assert made["first_party"] is True
+    assert made["require_pushed_authorization_requests"] is False
+    updated = cli("clients", "update", made["client_id"], "--require-par", "--third-party",
+                  "--redirect-uri", "com.example.shop:/cb")  # fmt: skip
+    assert updated["redirect_uris"] == ["com.example.shop:/cb"]
+    assert updated["require_pushed_authorization_requests"] is True
+    assert updated["first_party"] is False
+    assert cli("clients", "show", made["client_id"]) == updated
+    # Refused: a code-flow client with no redirect URI, an unsafe URI.
+    refused = cli("clients", "create", "--tenant", tenant, "--name", "x",
+                  "--grant-type", "authorization_code", ok=False)  # fmt: skip
+    assert refused.exit_code == 1 and "redirect-uri" in refused.stderr
+    refused = cli("clients", "update", made["client_id"], "--redirect-uri",
+                  "http://shop.example/cb", ok=False)  # fmt: skip
+    assert refused.exit_code == 1 and "must be https" in refused.stderr
 
 
 def test_demo_reissues_secrets_when_its_file_is_lost(cli, http, settings):

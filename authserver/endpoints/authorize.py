@@ -136,10 +136,13 @@ def _proceed(client: OAuthClient, req: AuthorizationRequest, done: dict[str, boo
             return _redirect_error(
                 req.redirect_uri, req.state, "login_required", "Sign-in required."
             )
+        try:
+            handle = _stash(req, done)
+        except limits.Throttled as exc:
+            return _too_many(client, exc)
         return _render(
-            "authorize/sign_in.html", client, interaction=_stash(req, done),
-            login_hint=req.login_hint,
-        )  # fmt: skip
+            "authorize/sign_in.html", client, interaction=handle, login_hint=req.login_hint
+        )
     assert user is not None
     wants_consent = "consent" in req.prompt and not client.first_party and not done.get("consented")
     if not done.get("consented") and (
@@ -157,10 +160,20 @@ def _consent_page(
     client: OAuthClient, req: AuthorizationRequest, user: User, done: dict[str, bool]
 ) -> Any:
     words = [SCOPE_WORDS.get(s, s) for s in req.scope.split()]
+    try:
+        handle = _stash(req, done)
+    except limits.Throttled as exc:
+        return _too_many(client, exc)
     return _render(
-        "authorize/consent.html", client, interaction=_stash(req, done), user=user,
-        scope_words=words,
-    )  # fmt: skip
+        "authorize/consent.html", client, interaction=handle, user=user, scope_words=words
+    )
+
+
+def _too_many(client: OAuthClient, exc: limits.Throttled) -> Any:
+    html, status = _message(
+        "Please wait", "Too many sign-ins were started from here. Wait a minute.", 429, client
+    )
+    return html, status, {"Retry-After": str(exc.retry_after)}
 
 
 def _issue(req: AuthorizationRequest, user: User) -> Any:
@@ -183,12 +196,18 @@ def _interaction_key(handle: str) -> str:
 
 
 def _stash(req: AuthorizationRequest, done: dict[str, bool]) -> str:
-    handle = secrets.token_urlsafe(24)
-    value = json.dumps({"request": req.dumps(), "done": done})
-    get_state().store.put(_interaction_key(handle), value, ttl=codes.INTERACTION_TTL)
+    """Keep the request while the person signs in or consents; ``limits.Throttled`` when this
+    address or network has opened too many such pages."""
+    store = get_state().store
     old = session.get(_INTERACTION)
     if isinstance(old, str):
-        get_state().store.delete(_interaction_key(old))
+        store.delete(_interaction_key(old))
+    else:
+        # Only a browser without one counts: each new interaction is state kept for minutes.
+        limits.charge(store, limits.sign_in_page(get_state().settings, browser_session.client_ip()))
+    handle = secrets.token_urlsafe(24)
+    value = json.dumps({"request": req.dumps(), "done": done})
+    store.put(_interaction_key(handle), value, ttl=codes.INTERACTION_TTL)
     session[_INTERACTION] = handle
     return handle
 

@@ -213,6 +213,22 @@ def test_a_user_with_totp_gives_the_code_from_the_app(flow, clock):
     assert jwt_claims(body["id_token"])["amr"] == ["pwd", "otp"]
 
 
+@pytest.mark.parametrize("overrides", [{"sign_in_pages_per_ip": 3}])
+def test_sign_in_pages_are_limited_per_address_not_per_app(flow, app):
+    """Each sign-in page keeps the request in the store for minutes: one address cannot fill it,
+    and the limit is the address's, so others still sign in to the same app."""
+    url = flow.authorize(flow.first_party).request.full_path  # one page, this browser's
+    for _ in range(2):
+        assert app.test_client().get(url).status_code == 200  # new browsers, same address
+    over = app.test_client().get(url)
+    assert over.status_code == 429 and "Location" not in over.headers
+    assert int(over.headers["Retry-After"]) > 0
+    # A browser that already has a sign-in going is not charged again.
+    assert flow.http.get(url).status_code == 200
+    elsewhere = app.test_client().get(url, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert elsewhere.status_code == 200
+
+
 def test_a_wrong_password_stays_on_the_page(flow):
     page = flow.authorize(flow.first_party)
     wrong = flow.sign_in(page, password="wrong")
