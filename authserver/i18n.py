@@ -270,6 +270,9 @@ PL: dict[str, str] = {
     ),
     "Unknown action. Start again.": "Nieznana czynność. Zacznij od nowa.",
     "Please wait": "Proszę czekać",
+    "Know who you are": "Wiedzieć, kim jesteś",
+    "See your name": "Widzieć twoje imię i nazwisko",
+    "See your phone number": "Widzieć twój numer telefonu",
     "Too many sign-ins were started from here. Wait a minute.": (
         "Stąd rozpoczęto zbyt wiele logowań. Odczekaj minutę."
     ),

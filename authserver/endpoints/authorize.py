@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session
+from flask import Blueprint, g, redirect, render_template, request, session
 
 from authserver import authorization_code as codes
 from authserver import browser_session, i18n, limits, totp, users
@@ -52,6 +53,13 @@ def _page_language() -> dict[str, Any]:
 
 
 _INTERACTION = "azx"
+# What each scope lets an app do, in words for the person asked to consent.
+APP_SCOPE_WORDS = {
+    **SCOPE_WORDS,
+    "openid": "Know who you are",
+    "profile": "See your name",
+    "phone": "See your phone number",
+}
 
 
 def _render(template: str, client: OAuthClient | None, status: int = 200, **ctx: Any) -> Any:
@@ -64,6 +72,19 @@ def _render(template: str, client: OAuthClient | None, status: int = 200, **ctx:
             ctx["organisation"] = tenant.name
             ctx["accent"] = tenant.accent_colour
     return render_template(template, csrf=browser_session.csrf_token(), **ctx), status
+
+
+_CSP_SOURCE = re.compile(r"[a-z][a-z0-9+.\-]*:(//[A-Za-z0-9.\-\[\]:]+)?")
+
+
+def _allow_form_target(uri: str) -> None:
+    """The page's forms may be answered with a redirect to ``uri``'s origin (a registered
+    redirect URI): its CSP source, scheme and host and port, or the scheme alone for a
+    private-use scheme (RFC 8252 §7.1)."""
+    parts = urlsplit(uri)
+    source = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+    if _CSP_SOURCE.fullmatch(source):
+        g.form_target = source
 
 
 def _message(title: str, message: str, status: int, client: OAuthClient | None = None) -> Any:
@@ -159,7 +180,7 @@ def _proceed(client: OAuthClient, req: AuthorizationRequest, done: dict[str, boo
 def _consent_page(
     client: OAuthClient, req: AuthorizationRequest, user: User, done: dict[str, bool]
 ) -> Any:
-    words = [SCOPE_WORDS.get(s, s) for s in req.scope.split()]
+    words = [APP_SCOPE_WORDS.get(s, s) for s in req.scope.split()]
     try:
         handle = _stash(req, done)
     except limits.Throttled as exc:
@@ -206,6 +227,7 @@ def _stash(req: AuthorizationRequest, done: dict[str, bool]) -> str:
         # Only a browser without one counts: each new interaction is state kept for minutes.
         limits.charge(store, limits.sign_in_page(get_state().settings, browser_session.client_ip()))
     handle = secrets.token_urlsafe(24)
+    _allow_form_target(req.redirect_uri)
     value = json.dumps({"request": req.dumps(), "done": done})
     store.put(_interaction_key(handle), value, ttl=codes.INTERACTION_TTL)
     session[_INTERACTION] = handle
@@ -245,6 +267,7 @@ def proceed() -> Any:
             400,
         )
     req, done = resumed
+    _allow_form_target(req.redirect_uri)  # this answer's page may post and be sent back there
     client = query_client(req.client_id)
     if client is None or not client.check_grant_type(codes.AUTHORIZATION_CODE):
         _forget_interaction()
@@ -396,6 +419,8 @@ def logout() -> Any:
         return _after_logout(target)
     handle = secrets.token_urlsafe(24)
     get_state().store.put(_logout_key(handle), json.dumps({"target": target}), ttl=600)
+    if target is not None:
+        _allow_form_target(target)
     return _render("authorize/logout.html", None, user=user, logout=handle)
 
 

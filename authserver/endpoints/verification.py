@@ -60,9 +60,12 @@ def security_headers(resp: Response) -> Response:
     resp.headers["X-Frame-Options"] = "DENY"
     # Images only from the tenant's logo origin, when the page shows one.
     images = f"; img-src {g.logo_origin}" if g.get("logo_origin") else ""
+    # A sign-in form for an app answers with a redirect to the app: form-action covers where a
+    # form's answer redirects to (CSP 3), so that one origin is allowed too.
+    forms = " ".join(["'self'", *([g.form_target] if g.get("form_target") else [])])
     resp.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'" + images
+        f"form-action {forms}; frame-ancestors 'none'; base-uri 'none'" + images
     )
     resp.headers["Cache-Control"] = "no-store"
     # The URL may carry a user code: no Referer to other sites. Not "no-referrer", under which

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from authserver import i18n
+from authserver.endpoints.authorize import APP_SCOPE_WORDS
 from authserver.endpoints.verification import SCOPE_WORDS
 from tests.device_helpers import approve, kiosk_world, poll, start
 from tests.endpoints.test_verification_page import decide, enter, login
@@ -159,7 +160,12 @@ def _code_texts() -> set[str]:
 
 
 def test_every_text_the_page_can_show_is_translated_to_polish():
-    texts = _template_texts() | _code_texts() | set(SCOPE_WORDS.values())
+    texts = (
+        _template_texts()
+        | _code_texts()
+        | set(SCOPE_WORDS.values())
+        | set(APP_SCOPE_WORDS.values())
+    )
     assert len(texts) > 60  # the scan found the page's texts, not nothing
     missing = sorted(t for t in texts if t not in i18n.PL)
     assert not missing, missing

@@ -192,3 +192,76 @@ def test_a_polish_browser_gets_the_page_in_polish_and_can_switch(server, browser
         assert page.locator("html").get_attribute("lang") == "en"
     finally:
         context.close()
+
+
+def test_an_app_signs_a_person_in_with_consent_then_single_sign_on(server, page, tmp_path):
+    """The authorization code flow as a person sees it: the app's sign-in page, consent for a
+    third party's app, back in the app with a code; the next app request needs no sign-in."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    tenant = server.cli("tenants", "list")[0]["id"]
+    app = server.cli("clients", "create", "--tenant", tenant, "--name", "Loyalty app",
+                     "--public", "--grant-type", "authorization_code", "--scope", "openid profile",
+                     "--redirect-uri", "http://127.0.0.1/callback")  # fmt: skip
+    back_in_app: list[str] = []
+
+    class TheApp(BaseHTTPRequestHandler):  # the app's own page, where the browser comes back
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path.startswith("/callback"):  # not the browser's /favicon.ico
+                back_in_app.append(self.path)
+            body = b"<!doctype html><html lang=en><title>App</title><p>Back in the app"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), TheApp)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        _sign_in_to_the_app(server, page, tmp_path, app, web, back_in_app)
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
+def _sign_in_to_the_app(server, page, tmp_path, app, web, back_in_app) -> None:
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    redirect = f"http://127.0.0.1:{web.server_address[1]}/callback"
+    verifier = "browser-" + "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    query = {"response_type": "code", "client_id": app["client_id"], "redirect_uri": redirect,
+             "scope": "openid profile", "state": "s1", "code_challenge_method": "S256",
+             "code_challenge": challenge.rstrip(b"=").decode(), "nonce": "n1"}  # fmt: skip
+    page.goto(f"{server.url}/oauth/authorize?{urlencode(query)}")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("banner")).to_have_text("Signing in to Corner Shop")
+    expect(page.get_by_text("Loyalty app")).to_be_visible()
+    accessible(page, tmp_path, "app-sign-in")
+    sign_in(page)
+
+    expect(page.get_by_role("heading", name="Allow access?")).to_be_visible()
+    expect(page.get_by_text("Know who you are")).to_be_visible()  # the scopes, in words
+    expect(page.get_by_text("See your name")).to_be_visible()
+    accessible(page, tmp_path, "app-consent")
+    page.get_by_role("button", name="Allow").click()
+
+    expect(page.get_by_text("Back in the app")).to_be_visible()
+    answer = {k: v[0] for k, v in parse_qs(urlsplit(back_in_app[-1]).query).items()}
+    assert answer["state"] == "s1" and answer["iss"] == server.url
+    token = requests.post(f"{server.url}/oauth/token", timeout=10, data={
+        "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": redirect,
+        "code_verifier": verifier, "client_id": app["client_id"]})  # fmt: skip
+    assert token.status_code == 200 and "id_token" in token.json()
+
+    # Single sign-on: the same browser, the app asks again, and is answered at once.
+    page.goto(f"{server.url}/oauth/authorize?{urlencode({**query, 'state': 's2'})}")
+    expect(page.get_by_text("Back in the app")).to_be_visible()
+    assert "state=s2" in back_in_app[-1] and "code=" in back_in_app[-1]

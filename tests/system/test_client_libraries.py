@@ -38,6 +38,7 @@ def server(tmp_path_factory):
         tenant = srv.cli("tenants", "create", "Libraries")
         srv.cli("users", "create", "--tenant", tenant["id"], "--login", "admin",
                 "--password", "correct horse", "--role", "TENANT.ADMIN")  # fmt: skip
+        srv.tenant = tenant
         srv.service = srv.cli("clients", "create", "--tenant", tenant["id"], "--name", "svc",
                               "--grant-type", "client_credentials",
                               "--scope", "devices:read devices:write")  # fmt: skip
@@ -174,3 +175,93 @@ def test_the_kiosk_cli_with_dpop_follows_the_nonce_dance(server):
     assert status == 0, body
     assert body["token_type"] == "DPoP"
     assert introspect(server, body["access_token"])["active"] is True
+
+
+# -- sign-in for apps: the authorization code flow -------------------------------------------------
+
+
+def _browser_signs_in(server, authorization_url: str) -> str:
+    """What a person's browser does: open the URL, sign in on the page; returns where the
+    server sent the browser back to (the app's redirect URI with the code)."""
+    import re
+
+    browser = requests.Session()
+    page = browser.get(authorization_url, allow_redirects=False)
+    assert page.status_code == 200, page.text
+    field = {n: re.search(rf'name="{n}" value="([^"]+)"', page.text).group(1)
+             for n in ("csrf", "interaction")}  # fmt: skip
+    back = browser.post(f"{server.url}/oauth/authorize/continue", allow_redirects=False,
+                        data={**field, "action": "login", "login": "admin",
+                              "password": "correct horse"})  # fmt: skip
+    assert back.status_code == 303, back.text
+    return back.headers["Location"]
+
+
+def test_authlib_oauth2session_code_flow_with_pkce_oidc_and_refresh(server):
+    """Authlib's OAuth2Session as a web app uses it: PKCE S256, state, the code at the token
+    endpoint, the ID token checked with Authlib's CodeIDToken against the published keys,
+    userinfo, then a refresh."""
+    from authlib.common.security import generate_token
+    from authlib.oidc.core import CodeIDToken
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    web = server.cli("clients", "create", "--tenant", server.tenant["id"], "--name", "Web",
+                     "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+                     "--scope", "openid profile", "--first-party",
+                     "--redirect-uri", "http://127.0.0.1/callback")  # fmt: skip
+    session = AuthlibSession(
+        web["client_id"], web["client_secret"], scope="openid profile",
+        redirect_uri="http://127.0.0.1:8765/callback", code_challenge_method="S256",
+    )  # fmt: skip
+    verifier, nonce = generate_token(48), generate_token(20)
+    url, _ = session.create_authorization_url(
+        f"{server.url}/oauth/authorize", code_verifier=verifier, nonce=nonce
+    )
+    location = _browser_signs_in(server, url)
+    assert location.startswith("http://127.0.0.1:8765/callback?")
+    assert f"iss={requests.utils.quote(server.url, safe='')}" in location  # RFC 9207
+    token = session.fetch_token(
+        f"{server.url}/oauth/token", authorization_response=location, code_verifier=verifier
+    )
+    keys = KeySet.import_key_set(requests.get(f"{server.url}/oauth/jwks").json())
+    decoded = jwt.decode(token["id_token"], keys)
+    claims = CodeIDToken(
+        decoded.claims, decoded.header,
+        options={"iss": {"essential": True, "value": server.url},
+                 "aud": {"essential": True, "value": web["client_id"]}},
+        params={"nonce": nonce, "client_id": web["client_id"],
+                "access_token": token["access_token"]},
+    )  # fmt: skip
+    claims.validate()  # signature above; iss, aud, exp, iat, nonce, at_hash here
+    assert claims["amr"] == ["pwd"]
+    info = session.get(f"{server.url}/oauth/userinfo")
+    assert info.status_code == 200 and info.json()["sub"] == claims["sub"]
+    refreshed = session.refresh_token(f"{server.url}/oauth/token")
+    assert refreshed["access_token"] != token["access_token"]
+    assert refreshed["refresh_token"] != token["refresh_token"]
+    # The code again (a replayed callback): refused, and what it gave is revoked.
+    with pytest.raises(Exception, match="invalid_grant"):
+        session.fetch_token(f"{server.url}/oauth/token", authorization_response=location,
+                            code_verifier=verifier)  # fmt: skip
+    assert introspect(server, refreshed["access_token"]) == {"active": False}
+
+
+def test_a_native_app_signs_in_with_a_loopback_redirect_on_any_port(server):
+    """RFC 8252: a public client, PKCE, a loopback redirect on the port the app opened."""
+    from authlib.common.security import generate_token
+
+    app = server.cli("clients", "create", "--tenant", server.tenant["id"], "--name", "Phone",
+                     "--public", "--grant-type", "authorization_code", "--scope", "openid",
+                     "--first-party", "--redirect-uri", "http://127.0.0.1/cb")  # fmt: skip
+    session = AuthlibSession(app["client_id"], scope="openid", code_challenge_method="S256",
+                             redirect_uri="http://127.0.0.1:49152/cb",
+                             token_endpoint_auth_method="none")  # fmt: skip
+    verifier = generate_token(64)
+    url, _ = session.create_authorization_url(f"{server.url}/oauth/authorize",
+                                              code_verifier=verifier)  # fmt: skip
+    location = _browser_signs_in(server, url)
+    token = session.fetch_token(f"{server.url}/oauth/token", authorization_response=location,
+                                code_verifier=verifier)  # fmt: skip
+    assert token["token_type"] == "Bearer" and "refresh_token" not in token
+    assert session.get(f"{server.url}/oauth/userinfo").status_code == 200
