@@ -71,6 +71,18 @@ def _global_roles(user: User) -> set[str]:
     return {r for r in _roles(user) if "@" not in r}
 
 
+def is_third_party_app(client: OAuthClient) -> bool:
+    """A sign-in app (authorization code flow) the tenant did not mark as its own: it gets what
+    the person consented to, and never their account's own settings (password-free changes,
+    TOTP, deleting the account, their consents to other apps)."""
+    return "authorization_code" in client.grant_types and not client.first_party
+
+
+def reaches_own_account(client: OAuthClient | None) -> bool:
+    """May a user's token from ``client`` reach ``/api/v1/users/me`` and its self-service?"""
+    return client is not None and not is_third_party_app(client)
+
+
 def manages_registry(user: User) -> bool:
     """A tenant-wide device role: list, create, change and delete the tenant's devices."""
     return user.active and bool(DEVICE_ROLES & _global_roles(user))

@@ -799,6 +799,46 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": _body(schema.CONSENTS),
         "responses": {"200": _json(_one("User"), "You."), **_API_ERRORS},
     },
+    ("people.app_consents", "get"): {
+        "tags": ["Your account"],
+        "summary": "The apps you let sign you in, with the scopes you consented to",
+        "security": _ANY_USER,
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "data": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "clientId": {"type": "string"},
+                                    "clientName": {"type": ["string", "null"]},
+                                    "scope": {"type": "array", "items": {"type": "string"}},
+                                    "createdAt": {"type": "string"},
+                                    "updatedAt": {"type": "string"},
+                                },
+                            },
+                        }
+                    },
+                },
+                "Your consents; a third-party app's token is refused (403).",
+            ),
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
+    ("people.withdraw_app_consent", "delete"): {
+        "tags": ["Your account"],
+        "summary": "Take an app's consent back: it asks again, its tokens for you end",
+        "security": _ANY_USER,
+        "parameters": [_path("client_id", "The app's client id.")],
+        "responses": {
+            "200": _json({"type": "object"}, "Withdrawn."),
+            "404": _problem("No consent for that app."),
+            **_API_ERRORS,
+        },
+    },
     ("people.totp_secret", "post"): {
         "tags": ["Your account"],
         "summary": "Generate a TOTP secret (RFC 6238) for an authenticator app, shown once",

@@ -11,8 +11,13 @@ from typing import Any, TypeVar
 
 from flask import g
 
-from authserver import users
-from authserver.authorization import manages_people, manages_registry, manages_tenant
+from authserver import clients, users
+from authserver.authorization import (
+    manages_people,
+    manages_registry,
+    manages_tenant,
+    reaches_own_account,
+)
 from authserver.models import User
 from authserver.problems import ForbiddenProblem
 from authserver.resource import ResourceAuthError, authenticate_request, current_token
@@ -166,6 +171,8 @@ def require_self_token() -> Callable[[F], F]:
     def admit(token: AccessTokenView) -> User:
         if token_kind(token) != "user":
             raise ForbiddenProblem("Only a user's own token reaches their account.")
+        if not reaches_own_account(clients.find(token.client_id)):
+            raise ForbiddenProblem("A third-party app's token does not reach the account.")
         return _active_user(token)
 
     return _guarded((), admit)

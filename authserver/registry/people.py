@@ -12,10 +12,12 @@ import re
 
 from flask import Blueprint, Response, jsonify
 
+from authserver import authorization_code as codes
 from authserver import totp, users
 from authserver.authorization import ROLES
 from authserver.models import User
-from authserver.problems import ValidationProblem
+from authserver.oauth2.server import query_client
+from authserver.problems import NotFoundProblem, ValidationProblem
 from authserver.registry import pagination, schema
 from authserver.registry.access import (
     actor_id,
@@ -28,6 +30,7 @@ from authserver.registry.bodies import json_body
 from authserver.registry.serialize import (
     contact_json,
     deleted_response,
+    iso,
     strategy_json,
     tenant_catalog_json,
     user_json,
@@ -207,6 +210,33 @@ def consents() -> Response:
     user = signed_in_user()
     data = schema.CONSENTS.parse(json_body())
     return _one(users.change_consents(user, data.get("set", []), data.get("unset", [])))
+
+
+@bp.get("/api/v1/users/me/app-consents")
+@require_self_token()
+def app_consents() -> Response:
+    """The apps the person let sign them in, and with which scopes (OIDC consent)."""
+    user = signed_in_user()
+    items = []
+    for given in codes.consents_of(user):
+        client = query_client(given.client_id)
+        items.append({
+            "clientId": given.client_id,
+            "clientName": client.name if client is not None else None,
+            "scope": given.scope.split(),
+            "createdAt": iso(given.created_at),
+            "updatedAt": iso(given.updated_at),
+        })  # fmt: skip
+    return jsonify(data=items)
+
+
+@bp.delete("/api/v1/users/me/app-consents/<client_id>")
+@require_self_token()
+def withdraw_app_consent(client_id: str) -> Response:
+    """Take an app's consent back: it asks again next time, and its tokens for the person end."""
+    if not codes.withdraw_consent(signed_in_user(), client_id):
+        raise NotFoundProblem("No consent for that app.")
+    return deleted_response(clientId=client_id)
 
 
 @bp.post("/api/v1/users/me/totp/secret")

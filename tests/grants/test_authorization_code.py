@@ -418,6 +418,43 @@ def test_a_third_party_app_asks_for_consent_once(flow):
     assert more.status_code == 200  # a scope not consented to yet
 
 
+def test_a_person_sees_and_withdraws_an_apps_consent_and_its_tokens_end(flow):
+    third = flow.token(flow.third_party, flow.code(flow.third_party)).get_json()
+    own = flow.token(flow.first_party, flow.code()).get_json()
+    mine = {"Authorization": f"Bearer {own['access_token']}"}
+    listed = flow.http.get("/api/v1/users/me/app-consents", headers=mine)
+    assert listed.status_code == 200
+    [given] = listed.get_json()["data"]
+    assert given["clientId"] == flow.third_party.client_id
+    assert given["scope"] == ["openid", "profile"]
+    gone = flow.http.delete(f"/api/v1/users/me/app-consents/{flow.third_party.client_id}",
+                            headers=mine)  # fmt: skip
+    assert gone.status_code == 200
+    assert flow.http.get("/api/v1/users/me/app-consents", headers=mine).get_json()["data"] == []
+    # The app's tokens for the person end at once, and it asks again.
+    bearer = {"Authorization": f"Bearer {third['access_token']}"}
+    assert flow.http.get("/oauth/userinfo", headers=bearer).status_code == 401
+    refresh = flow.http.post("/oauth/token", data={"grant_type": "refresh_token",
+        "refresh_token": third["refresh_token"], "client_id": flow.third_party.client_id})  # fmt: skip
+    assert refresh.get_json()["error"] == "invalid_grant"
+    assert flow.authorize(flow.third_party).status_code == 200  # the consent page again
+    again = flow.http.delete(f"/api/v1/users/me/app-consents/{flow.third_party.client_id}",
+                             headers=mine)  # fmt: skip
+    assert again.status_code == 404
+
+
+def test_a_third_party_apps_token_does_not_reach_the_persons_account(flow):
+    """Consent covers the scopes an app asked for, never the account's own settings."""
+    third = flow.token(flow.third_party, flow.code(flow.third_party)).get_json()
+    bearer = {"Authorization": f"Bearer {third['access_token']}"}
+    for method, path in (("GET", "/api/v1/users/me"), ("GET", "/api/v1/users/me/app-consents"),
+                         ("POST", "/api/v1/users/me/totp/secret")):  # fmt: skip
+        assert flow.http.open(path, method=method, headers=bearer).status_code == 403, path
+    own = flow.token(flow.first_party, flow.code()).get_json()
+    mine = {"Authorization": f"Bearer {own['access_token']}"}
+    assert flow.http.get("/api/v1/users/me", headers=mine).status_code == 200
+
+
 def test_prompt_none_when_consent_is_needed_is_consent_required(flow):
     flow.code()  # signed in through the first-party app
     got = query_of(flow.authorize(flow.third_party, prompt="none"))
