@@ -108,7 +108,11 @@ def create_app(
         on_reject=lambda check: metrics.DPOP_REJECTIONS.labels(check).inc(),
     )
     state.keyring = KeyRing(
-        engine, KeyEncryptor(settings.key_encryption_key), settings.key_cache_seconds, now
+        engine,
+        KeyEncryptor(settings.key_encryption_key),
+        settings.key_cache_seconds,
+        now,
+        alg=settings.signing_alg,
     )
     state.direct = Direct(engine)
     app.extensions["authserver"] = state

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, migrate, tokens, users
 from authserver.authorization_code import redirect_uri_problem
+from authserver.config import ID_TOKEN_DEFAULT_ALG
 from authserver.models import Client, Device, Location, Tenant, TenantProperty, User, db
 from authserver.security import hash_password, new_id, now
 from authserver.state import get_state
@@ -113,6 +114,8 @@ class CreatedClient:
             "post_logout_redirect_uris": list(c.post_logout_redirect_uris or []),
             "first_party": bool(c.first_party),
             "require_pushed_authorization_requests": bool(c.require_par),
+            # OIDC Registration §2; RS256 when the client named none.
+            "id_token_signed_response_alg": c.id_token_alg or ID_TOKEN_DEFAULT_ALG,
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
@@ -134,6 +137,7 @@ def create_client(
     post_logout_redirect_uris: list[str] | None = None,
     first_party: bool = False,
     require_par: bool = False,
+    id_token_alg: str | None = None,
 ) -> CreatedClient:
     settings = get_state().settings
     if not 1 <= len(name) <= 200:
@@ -157,6 +161,7 @@ def create_client(
     if dpop_binding not in ("all", "refresh_only"):
         raise AdminError("DPoP binding must be all or refresh_only")
     redirects = _redirect_uris(grant_types, redirect_uris or [], post_logout_redirect_uris or [])
+    _check_id_token_alg(id_token_alg)
     secret, secret_hash = (None, None) if auth_method == "none" else credentials.new_client_secret()
     client = Client(
         client_id=client_id or new_id("cli"),
@@ -175,6 +180,7 @@ def create_client(
         post_logout_redirect_uris=redirects[1],
         first_party=first_party,
         require_par=require_par,
+        id_token_alg=id_token_alg,
     )
     db.session.add(client)
     audit.record(
@@ -455,6 +461,14 @@ def _redirect_uris(
     return list(dict.fromkeys(redirect_uris)), list(dict.fromkeys(post_logout))
 
 
+def _check_id_token_alg(alg: str | None) -> None:
+    algs = get_state().settings.signing_algs
+    if alg is not None and alg not in algs:
+        raise AdminError(
+            f"the ID-token algorithm must be one the server signs with: {', '.join(algs)}"
+        )
+
+
 def update_client(
     client: Client,
     *,
@@ -467,6 +481,7 @@ def update_client(
     post_logout_redirect_uris: list[str] | None = None,
     first_party: bool | None = None,
     require_par: bool | None = None,
+    id_token_alg: str | None = None,
 ) -> Client:
     settings = get_state().settings
     if name is not None:
@@ -501,6 +516,9 @@ def update_client(
         client.first_party = first_party
     if require_par is not None:
         client.require_par = require_par
+    if id_token_alg is not None:
+        _check_id_token_alg(id_token_alg)
+        client.id_token_alg = id_token_alg
     audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
     db.session.commit()
     return client

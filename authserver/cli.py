@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from authserver import admin, authorization, create_app
 from authserver import users as users_service
 from authserver.admin import AUTH_METHODS, AdminError
-from authserver.config import ConfigError, load_settings
+from authserver.config import SIGNING_ALGS, ConfigError, load_settings
 from authserver.ephemeral import StoreUnavailable
 from authserver.models import AppCode, DeviceStatus, Tenant, db
 from authserver.problems import Problem
@@ -31,7 +31,7 @@ from authserver.security import now
 from authserver.state import get_state
 from grants import KNOWN_GRANT_TYPES
 from keys.encryption import KeyDecryptionError, KeyEncryptor
-from keys.rotation import RotationTooEarly, list_keys, rotate
+from keys.rotation import NoKeysForAlgorithm, RotationTooEarly, list_keys, rotate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -575,6 +575,12 @@ def clients() -> None:
     is_flag=True,
     help="refuse authorization requests that were not pushed first (RFC 9126)",
 )
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(SIGNING_ALGS),
+    default=None,
+    help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
+)
 @needs_database
 def clients_create(
     tenant_ref: str,
@@ -590,6 +596,7 @@ def clients_create(
     post_logout_redirect_uris: tuple[str, ...],
     first_party: bool,
     require_par: bool,
+    id_token_alg: str | None,
 ) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     if public and auth_method not in (None, "none"):
@@ -608,6 +615,7 @@ def clients_create(
         post_logout_redirect_uris=list(post_logout_redirect_uris),
         first_party=first_party,
         require_par=require_par,
+        id_token_alg=id_token_alg,
     )
     _emit(created.as_dict())
 
@@ -654,6 +662,12 @@ def clients_show(client_id: str) -> None:
 )
 @click.option("--first-party/--third-party", default=None)
 @click.option("--require-par/--no-require-par", default=None)
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(SIGNING_ALGS),
+    default=None,
+    help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
+)
 @needs_database
 def clients_update(
     client_id: str,
@@ -665,6 +679,7 @@ def clients_update(
     post_logout_redirect_uris: tuple[str, ...],
     first_party: bool | None,
     require_par: bool | None,
+    id_token_alg: str | None,
 ) -> None:
     """Change a client's name, scope, grant types, DPoP requirement or sign-in settings."""
     post_logout = [u for u in post_logout_redirect_uris if u]
@@ -678,6 +693,7 @@ def clients_update(
         post_logout_redirect_uris=post_logout if post_logout_redirect_uris else None,
         first_party=first_party,
         require_par=require_par,
+        id_token_alg=id_token_alg,
     )
     _emit(admin.client_json(client))
 
@@ -974,22 +990,32 @@ def keys_show(kid: str) -> None:
     help="promote the next key even if it has been published for less than "
     "AUTHSERVER_KEY_PREPUBLISH_SECONDS",
 )
+@click.option(
+    "--alg",
+    type=click.Choice(SIGNING_ALGS),
+    default=None,
+    help="rotate only this algorithm's keys (default: every algorithm the server signs with)",
+)
 @needs_database
-def keys_rotate(force: bool) -> None:
-    """next -> current, current -> retired, and a new next key."""
-    settings = get_state().settings
-    try:
-        result = rotate(
-            db.session, settings, KeyEncryptor(settings.key_encryption_key), now(), force
-        )
-    except RotationTooEarly as exc:
-        _fail(str(exc))
+def keys_rotate(force: bool, alg: str | None) -> None:
+    """next -> current, current -> retired, and a new next key, for each signing algorithm."""
     from authserver import audit
 
-    audit.record("key.rotated", None, "cli", **result)
+    settings = get_state().settings
+    try:
+        rotated = rotate(
+            db.session, settings, KeyEncryptor(settings.key_encryption_key), now(), force, alg
+        )
+    except (RotationTooEarly, NoKeysForAlgorithm) as exc:
+        _fail(str(exc))
+    for one in rotated:
+        audit.record("key.rotated", None, "cli", **one)
     db.session.commit()
     current_app.extensions["authserver"].keyring.invalidate()
-    _emit({**result, "keys": [k.as_dict() for k in list_keys(db.session, now())]})
+    # "retired" and "current": the first rotated algorithm's (the access tokens' by default).
+    first = {k: v for k, v in rotated[0].items() if k != "alg"}
+    keys = [k.as_dict() for k in list_keys(db.session, now())]
+    _emit({**first, "rotated": rotated, "keys": keys})
 
 
 # -- the device flow, for operators and as a kiosk ------------------------------------------------

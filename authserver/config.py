@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 from authserver.credentials import CODE_ALPHABET, USER_CODE_LENGTH
 
 SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
+# OIDC Core §15.1: RS256 MUST be supported for ID tokens; OIDC Registration §2: it is the
+# default when a client names no id_token_signed_response_alg.
+ID_TOKEN_DEFAULT_ALG = "RS256"
 DEFAULT_SCOPES = (
     "openid profile phone offline_access devices:read devices:write users:read users:write tenant:read "
     "tenant:write modules:read modules:write customer-devices:read customer-devices:write"
@@ -118,6 +121,12 @@ class Settings:
         """
         budget = 2 * (self.user_code_failures_global + self.user_code_failures_per_tenant)
         return budget / len(CODE_ALPHABET) ** USER_CODE_LENGTH
+
+    @property
+    def signing_algs(self) -> tuple[str, ...]:
+        """Every algorithm the server keeps keys for: the access tokens' (``signing_alg``)
+        first, and RS256 for ID tokens."""
+        return tuple(dict.fromkeys((self.signing_alg, ID_TOKEN_DEFAULT_ALG)))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -459,10 +459,11 @@ class SigningKey(Model):
 
     __tablename__ = "signing_keys"
     __table_args__ = (
-        # At most one current and one next key, enforced by the database so that two processes
-        # starting (or rotating) at once cannot both create one.
+        # At most one current and one next key per algorithm, enforced by the database so that
+        # two processes starting (or rotating) at once cannot both create one.
         Index(
             "uq_signing_keys_current",
+            "alg",
             "state",
             unique=True,
             sqlite_where=text("state = 'current'"),
@@ -470,6 +471,7 @@ class SigningKey(Model):
         ),
         Index(
             "uq_signing_keys_next",
+            "alg",
             "state",
             unique=True,
             sqlite_where=text("state = 'next'"),

@@ -21,6 +21,7 @@ from flask import g
 from sqlalchemy import bindparam, exists, or_, select, update
 
 from authserver import audit, revocation
+from authserver.config import ID_TOKEN_DEFAULT_ALG
 from authserver.credentials import (
     jti_hash,
     jti_issued_ms,
@@ -134,6 +135,24 @@ def issue_access_token(
     return IssuedAccessToken(token, jti, token_type, ttl, scope)
 
 
+def id_token_alg(client: OAuthClient) -> str:
+    """The client's id_token_signed_response_alg when the server has keys for it, else RS256
+    (OIDC Registration §2's default, which the server always signs with)."""
+    wanted = getattr(client, "id_token_alg", None) or ID_TOKEN_DEFAULT_ALG
+    return wanted if wanted in get_state().settings.signing_algs else ID_TOKEN_DEFAULT_ALG
+
+
+# OIDC Core §2 acr: the authentication context class the sign-in satisfied. The values are this
+# server's (published as acr_values_supported): a password alone, or a password and a TOTP code.
+ACR_PASSWORD = "urn:authserver:acr:pwd"
+ACR_TWO_FACTORS = "urn:authserver:acr:mfa"
+ACR_VALUES = (ACR_PASSWORD, ACR_TWO_FACTORS)
+
+
+def acr_of(amr: list[str]) -> str:
+    return ACR_TWO_FACTORS if "otp" in amr else ACR_PASSWORD
+
+
 def issue_id_token(
     client: OAuthClient, who: TokenSubject, access_token: str, scope: str, nonce: str | None = None
 ) -> str | None:
@@ -141,8 +160,9 @@ def issue_id_token(
     if "openid" not in scope.split() or who.user_id is None or who.subject != who.user_id:
         return None
     state = get_state()
-    alg = state.keyring.signing_alg
-    # at_hash: left half of the hash of the access token, with the hash of the signing alg.
+    alg = id_token_alg(client)
+    # OIDC Core §3.1.3.6 at_hash: the left half of the hash of the access token, with the hash
+    # function of the ID token's alg (SHA-256 for RS256 and ES256, SHA-512 for Ed25519).
     digest = (hashlib.sha512 if alg == "Ed25519" else hashlib.sha256)(
         access_token.encode()
     ).digest()
@@ -162,7 +182,8 @@ def issue_id_token(
     amr = who.user_amr()
     if amr:
         claims["amr"] = amr
-    return state.keyring.sign(claims, "JWT")
+        claims["acr"] = acr_of(amr)
+    return state.keyring.sign(claims, "JWT", alg)
 
 
 def start_family(

@@ -41,9 +41,12 @@ class InvalidSignedToken(Exception):
 @dataclass(frozen=True)
 class _Snapshot:
     loaded_at: float
+    # The access tokens' algorithm and its current key.
     signing_kid: str
     signing_alg: str
     signer: jws.Signer
+    # alg -> the signer of that algorithm's current key (ID tokens may use another algorithm).
+    signers: dict[str, jws.Signer]
     published: tuple[dict[str, Any], ...]
     # kid -> (alg, the public key as a ``cryptography`` object)
     verify_keys: dict[str, tuple[str, Any]]
@@ -56,7 +59,10 @@ class KeyRing:
         encryptor: KeyEncryptor,
         cache_seconds: int,
         clock: Callable[[], float] = time.time,
+        alg: str = "ES256",
     ) -> None:
+        """``alg``: the algorithm access tokens are signed with (``sign`` without an ``alg``)."""
+        self._alg = alg
         self._engine = engine
         self._encryptor = encryptor
         self._cache_seconds = cache_seconds
@@ -77,23 +83,25 @@ class KeyRing:
                     )
                 )
             ).all()
-        current = [r for r in rows if r.state == KeyState.CURRENT]
-        if not current:
-            raise NoSigningKey("no current signing key")
-        cur = current[0]
-        pem = self._encryptor.decrypt(cur.kid, cur.private_key_enc)
-        signer = jws.Signer(
-            cur.alg, algorithms.import_private(cur.alg, pem, cur.kid).private_key, cur.kid
-        )
+        signers = {}
+        for cur in rows:
+            if cur.state == KeyState.CURRENT:
+                pem = self._encryptor.decrypt(cur.kid, cur.private_key_enc)
+                private = algorithms.import_private(cur.alg, pem, cur.kid).private_key
+                signers[cur.alg] = jws.Signer(cur.alg, private, cur.kid)
+        signer = signers.get(self._alg)
+        if signer is None:
+            raise NoSigningKey(f"no current {self._alg} signing key")
         verify = {}
         published = []
         order = {KeyState.CURRENT: 0, KeyState.NEXT: 1, KeyState.RETIRED: 2}
-        for r in sorted(rows, key=lambda r: (order[r.state], -r.created_at)):
+        # Current, next, retired; within each, the access tokens' algorithm first.
+        for r in sorted(rows, key=lambda r: (order[r.state], r.alg != self._alg, -r.created_at)):
             published.append(dict(r.public_jwk))
             public = algorithms.import_public(r.alg, r.public_jwk).public_key
             jws.check_key(r.alg, public, private=False)
             verify[r.kid] = (r.alg, public)
-        return _Snapshot(now, cur.kid, cur.alg, signer, tuple(published), verify)
+        return _Snapshot(now, signer.kid, signer.alg, signer, signers, tuple(published), verify)
 
     def snapshot(self, force: bool = False) -> _Snapshot:
         snap = self._snapshot
@@ -113,12 +121,25 @@ class KeyRing:
     def signing_alg(self) -> str:
         return self.snapshot().signing_alg
 
+    @property
+    def signing_algs(self) -> tuple[str, ...]:
+        """Every algorithm with a current key, the access tokens' first."""
+        signers = self.snapshot().signers
+        return (self._alg, *sorted(a for a in signers if a != self._alg))
+
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return {"keys": list(self.snapshot().published)}
 
-    def sign(self, claims: dict[str, Any], typ: str) -> str:
-        """A JWT of ``claims`` with header ``{"alg", "typ", "kid"}``, signed by the current key."""
-        return self.snapshot().signer.sign(claims, typ)
+    def sign(self, claims: dict[str, Any], typ: str, alg: str | None = None) -> str:
+        """A JWT of ``claims`` with header ``{"alg", "typ", "kid"}``, signed by the current key
+        of ``alg`` (by default the access tokens' algorithm)."""
+        snap = self.snapshot()
+        if alg is None:
+            return snap.signer.sign(claims, typ)
+        signer = snap.signers.get(alg)
+        if signer is None:
+            raise NoSigningKey(f"no current {alg} signing key")
+        return signer.sign(claims, typ)
 
     def has_key(self, kid: str) -> bool:
         """Whether ``kid`` is still a key of the ring (published, not removed)."""

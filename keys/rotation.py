@@ -7,8 +7,9 @@
   the longest token lifetime, plus the time a worker may keep signing with a cached key, plus skew.
 - ``removed`` keys are no longer published; their private material is wiped.
 
-The database enforces one current and one next key (partial unique indexes), so processes that
-start or rotate at the same moment cannot create two.
+Each algorithm the server signs with (``Settings.signing_algs``: the access tokens' and RS256 for
+ID tokens) has its own lifecycle. The database enforces one current and one next key per algorithm
+(partial unique indexes), so processes that start or rotate at the same moment cannot create two.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class RotationTooEarly(Exception):
         self.seconds_left = seconds_left
 
 
+class NoKeysForAlgorithm(ValueError):
+    """Rotation asked for an algorithm the server does not sign with."""
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     kid: str
@@ -56,15 +61,15 @@ class KeyInfo:
         return dict(self.__dict__)
 
 
-def _new_key(settings: Settings, encryptor: KeyEncryptor, state: str, now: int) -> SigningKey:
-    key = algorithms.generate(settings.signing_alg)
+def _new_key(alg: str, encryptor: KeyEncryptor, state: str, now: int) -> SigningKey:
+    key = algorithms.generate(alg)
     kid = key.thumbprint()  # RFC 7638 thumbprint: stable, unique, derived from the public key
     pem = key.as_pem(private=True)
     return SigningKey(
         kid=kid,
-        alg=settings.signing_alg,
+        alg=alg,
         state=state,
-        public_jwk=algorithms.public_jwk(key, kid, settings.signing_alg),
+        public_jwk=algorithms.public_jwk(key, kid, alg),
         private_key_enc=encryptor.encrypt(kid, pem),
         created_at=now,
         activated_at=now if state == KeyState.CURRENT else None,
@@ -76,48 +81,73 @@ def retention_seconds(settings: Settings) -> int:
     return settings.max_token_lifetime + settings.key_cache_seconds + CLOCK_SKEW
 
 
+def _key(session: SessionLike, alg: str, state: str, lock: bool = False) -> SigningKey | None:
+    query = select(SigningKey).where(SigningKey.alg == alg, SigningKey.state == state)
+    return session.scalars(query.with_for_update() if lock else query).one_or_none()
+
+
 def ensure_keys(
     session: SessionLike, settings: Settings, encryptor: KeyEncryptor, now: int
 ) -> bool:
-    """Create the current and next keys when missing. Returns True when it created one."""
+    """Create each algorithm's current and next keys when missing. True when it created one."""
     created = False
-    for state in (KeyState.CURRENT, KeyState.NEXT):
-        if session.scalar(select(SigningKey.kid).where(SigningKey.state == state)):
-            continue
-        session.add(_new_key(settings, encryptor, state, now))
-        try:
-            session.commit()
-            created = True
-        except IntegrityError:
-            # Another process created it first; theirs stands.
-            session.rollback()
+    for alg in settings.signing_algs:
+        for state in (KeyState.CURRENT, KeyState.NEXT):
+            if _key(session, alg, state) is not None:
+                continue
+            session.add(_new_key(alg, encryptor, state, now))
+            try:
+                session.commit()
+                created = True
+            except IntegrityError:
+                # Another process created it first; theirs stands.
+                session.rollback()
     return created
 
 
 def rotate(
-    session: SessionLike, settings: Settings, encryptor: KeyEncryptor, now: int, force: bool = False
-) -> dict[str, str | None]:
-    """Promote next to current, retire current, create a new next; one transaction."""
+    session: SessionLike,
+    settings: Settings,
+    encryptor: KeyEncryptor,
+    now: int,
+    force: bool = False,
+    alg: str | None = None,
+) -> list[dict[str, str]]:
+    """For ``alg`` (or every signing algorithm): promote next to current, retire current and
+    create a new next key, all in one transaction. Nothing rotates when one algorithm's next
+    key has not been published long enough (unless ``force``)."""
     ensure_keys(session, settings, encryptor, now)
-    nxt = session.scalars(
-        select(SigningKey).where(SigningKey.state == KeyState.NEXT).with_for_update()
-    ).one()
-    age = now - nxt.created_at
-    if age < settings.key_prepublish_seconds and not force:
-        session.rollback()
-        raise RotationTooEarly(nxt.kid, settings.key_prepublish_seconds - age)
-    current = session.scalars(select(SigningKey).where(SigningKey.state == KeyState.CURRENT)).one()
-    current.state = KeyState.RETIRED
-    current.retired_at = now
-    current.remove_after = now + retention_seconds(settings)
-    session.flush()
-    nxt.state = KeyState.CURRENT
-    nxt.activated_at = now
-    session.flush()
-    session.add(_new_key(settings, encryptor, KeyState.NEXT, now))
+    algs = (alg,) if alg is not None else settings.signing_algs
+    pairs = []
+    for name in algs:
+        nxt, current = (
+            _key(session, name, KeyState.NEXT, True),
+            _key(session, name, KeyState.CURRENT),
+        )
+        if nxt is None or current is None:
+            session.rollback()
+            raise NoKeysForAlgorithm(
+                f"no {name} keys: the server signs with {', '.join(settings.signing_algs)}"
+            )
+        age = now - nxt.created_at
+        if age < settings.key_prepublish_seconds and not force:
+            session.rollback()
+            raise RotationTooEarly(nxt.kid, settings.key_prepublish_seconds - age)
+        pairs.append((name, nxt, current))
+    rotated = []
+    for name, nxt, current in pairs:
+        current.state = KeyState.RETIRED
+        current.retired_at = now
+        current.remove_after = now + retention_seconds(settings)
+        session.flush()
+        nxt.state = KeyState.CURRENT
+        nxt.activated_at = now
+        session.flush()
+        session.add(_new_key(name, encryptor, KeyState.NEXT, now))
+        rotated.append({"alg": name, "retired": current.kid, "current": nxt.kid})
     purge_removed(session, now)
     session.commit()
-    return {"retired": current.kid, "current": nxt.kid}
+    return rotated
 
 
 def purge_removed(session: SessionLike, now: int) -> None:
@@ -153,4 +183,4 @@ def list_keys(session: SessionLike, now: int) -> list[KeyInfo]:
                 remove_after=row.remove_after,
             )
         )
-    return sorted(infos, key=lambda k: (order[k.state], -k.created_at))
+    return sorted(infos, key=lambda k: (order[k.state], k.alg, -k.created_at))

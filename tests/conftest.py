@@ -67,6 +67,31 @@ def pytest_report_header(config: Any) -> str:
     return f"authserver backends: {BACKEND}"
 
 
+_RSA_POOL: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _pooled_rsa_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app makes an RS256 current and next key (ID tokens), and a 2048-bit RSA key takes
+    ~50 ms to generate: in-process tests draw them from a pool made once per worker, in order
+    from its start in every test, so the keys of one test's database are still all distinct.
+    Real generation runs in every live server the suite starts (tests/system)."""
+    from keys import algorithms
+
+    real = algorithms.generate
+    drawn = iter(range(1 << 30))
+
+    def generate(alg: str) -> algorithms.AsymmetricKey:
+        if alg != "RS256":
+            return real(alg)
+        i = next(drawn)
+        while len(_RSA_POOL) <= i:
+            _RSA_POOL.append(real(alg))
+        return _RSA_POOL[i]
+
+    monkeypatch.setattr(algorithms, "generate", generate)
+
+
 class Clock:
     """A controllable clock: starts at the wall clock, moves only when a test says so."""
 

@@ -64,17 +64,20 @@ def kiosk_world(
     refresh: bool = True,
     scope: str = "devices:read",
     roles: tuple[str, ...] = ("TENANT.ADMIN",),
+    id_token_alg: str | None = None,
 ):
     """A tenant with an admin user (login "admin") and a public device-flow client."""
     tenant = world.tenant()
     world.user(tenant, login="admin", password="correct horse", roles=roles)
     grants = (DEVICE_GRANT, "refresh_token") if refresh else (DEVICE_GRANT,)
     client = world.client(tenant, grant_types=grants, auth_method="none", scope=scope)
-    if device_subject != "device":
+    if device_subject != "device" or id_token_alg:
         from authserver.models import Client, db
 
         with world.app.app_context():
-            db.session.get(Client, client.client_id).device_subject = device_subject
+            row = db.session.get(Client, client.client_id)
+            row.device_subject = device_subject
+            row.id_token_alg = id_token_alg
             db.session.commit()
     return tenant, client
 

@@ -138,16 +138,30 @@ def test_errors_are_json_and_nonzero(cli):
 
 def test_keys_list_and_rotate(cli, clock, settings):
     keys = cli("keys", "list")
-    assert sorted(k["state"] for k in keys) == ["current", "next"]
+    assert sorted((k["state"], k["alg"]) for k in keys) == [
+        ("current", "ES256"), ("current", "RS256"), ("next", "ES256"), ("next", "RS256"),
+    ]  # fmt: skip
     too_early = cli("keys", "rotate", ok=False)
     assert too_early.exit_code != 0
     assert "pre-publication" in json.loads(too_early.stderr)["error"]
     clock.advance(settings.key_prepublish_seconds)
-    rotated = cli("keys", "rotate")
+    rotated = cli("keys", "rotate")  # every algorithm
     states = {k["kid"]: k["state"] for k in rotated["keys"]}
     assert states[rotated["retired"]] == "retired"
     assert states[rotated["current"]] == "current"
-    assert sorted(states.values()) == ["current", "next", "retired"]
+    assert [r["alg"] for r in rotated["rotated"]] == ["ES256", "RS256"]
+    assert sorted(states.values()) == ["current"] * 2 + ["next"] * 2 + ["retired"] * 2
+    clock.advance(settings.key_prepublish_seconds)
+    one = cli("keys", "rotate", "--alg", "RS256")  # only the ID tokens' keys
+    assert [r["alg"] for r in one["rotated"]] == ["RS256"]
+    assert one["retired"] == rotated["rotated"][1]["current"]
+    after = {k["kid"]: k for k in one["keys"]}
+    assert after[one["retired"]]["state"] == "retired"
+    assert after[one["current"]]["state"] == "current"
+    # The ES256 keys were left alone: the same current key before and after.
+    assert after[rotated["rotated"][0]["current"]]["state"] == "current"
+    unknown = cli("keys", "rotate", "--alg", "Ed25519", "--force", ok=False)
+    assert "no Ed25519 keys" in json.loads(unknown.stderr)["error"]
 
 
 def test_demo_is_idempotent_and_prints_working_credentials(cli, http, settings):
@@ -186,6 +200,12 @@ def test_clients_for_the_code_flow_are_registered_with_their_redirect_uris(cli):
     assert made["post_logout_redirect_uris"] == ["https://shop.example/"]
     assert made["first_party"] is True
     assert made["require_pushed_authorization_requests"] is False
+    assert made["id_token_signed_response_alg"] == "RS256"  # OIDC's default
+    es = cli("clients", "update", made["client_id"], "--id-token-alg", "ES256")
+    assert es["id_token_signed_response_alg"] == "ES256"
+    # Only an algorithm the server holds keys for: Ed25519 is not one of them by default.
+    refused = cli("clients", "update", made["client_id"], "--id-token-alg", "Ed25519", ok=False)
+    assert refused.exit_code == 1 and "ES256, RS256" in refused.stderr
     updated = cli("clients", "update", made["client_id"], "--require-par", "--third-party",
                   "--redirect-uri", "com.example.shop:/cb")  # fmt: skip
     assert updated["redirect_uris"] == ["com.example.shop:/cb"]

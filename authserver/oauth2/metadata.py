@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.state import AppState
+from authserver.tokens import ACR_VALUES
 from grants.dpop import SUPPORTED_ALGS
 
 
@@ -48,7 +49,9 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
         "dpop_signing_alg_values_supported": list(SUPPORTED_ALGS),
         # OIDC Discovery §3 (REQUIRED members): ID tokens for users signing in on shared screens.
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [state.keyring.signing_alg],
+        # OIDC Core §15.1 / Discovery §3: RS256 is among them; a client picks one at registration.
+        "id_token_signing_alg_values_supported": list(state.settings.signing_algs),
+        "acr_values_supported": list(ACR_VALUES),
         "claims_supported": [
             "iss",
             "sub",
@@ -57,6 +60,7 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
             "iat",
             "auth_time",
             "amr",
+            "acr",
             "at_hash",
             "nonce",
             "tenant",

@@ -157,6 +157,7 @@ def test_a_person_signs_in_and_the_app_gets_tokens_and_an_id_token(flow, setting
     claims = jwt_claims(body["id_token"])
     assert claims["nonce"] == "n-1" and claims["aud"] == flow.first_party.client_id
     assert claims["iss"] == settings.issuer and claims["amr"] == ["pwd"]
+    assert claims["acr"] == "urn:authserver:acr:pwd"  # OIDC Core §2: one of acr_values_supported
     assert isinstance(claims["auth_time"], int) and claims["at_hash"]
     info = flow.http.get(
         "/oauth/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
@@ -211,6 +212,7 @@ def test_a_user_with_totp_gives_the_code_from_the_app(flow, clock):
     code = query_of(flow.cont(wrong, action="totp", code=pyotp.TOTP(secret).at(clock())))["code"]
     body = flow.token(flow.first_party, code).get_json()
     assert jwt_claims(body["id_token"])["amr"] == ["pwd", "otp"]
+    assert jwt_claims(body["id_token"])["acr"] == "urn:authserver:acr:mfa"
 
 
 @pytest.mark.parametrize("overrides", [{"sign_in_pages_per_ip": 3}])

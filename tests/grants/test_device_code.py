@@ -277,7 +277,8 @@ def test_sign_in_client_yields_user_subject_id_token_and_userinfo(
     assert access["sub"] == done["user_id"]
     id_token = jwt.decode(tokens["id_token"], jwks)
     c = id_token.claims
-    assert id_token.header["kid"] and id_token.header["alg"] == "ES256"
+    # OIDC Core §15.1 / Discovery §3: RS256 is the ID token's default, for every relying party.
+    assert id_token.header["kid"] and id_token.header["alg"] == "RS256"
     assert c["iss"] == settings.issuer and c["aud"] == client.client_id
     assert c["sub"] == done["user_id"]
     assert c["exp"] - c["iat"] == settings.id_token_ttl
@@ -337,7 +338,9 @@ def test_at_hash_follows_the_signing_algorithm(http, world, app, clock):
     import base64
     import hashlib
 
-    _, client = kiosk_world(world, device_subject="user", scope="openid devices:read")
+    _, client = kiosk_world(
+        world, device_subject="user", scope="openid devices:read", id_token_alg="Ed25519"
+    )
     body = start(http, client.client_id, scope="openid devices:read").get_json()
     approve(app, body["user_code"], "admin")
     clock.advance(7)
@@ -351,6 +354,21 @@ def test_at_hash_follows_the_signing_algorithm(http, world, app, clock):
     assert claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     # auth_time is when the person approved, not when the device redeemed.
     assert claims["iat"] - claims["auth_time"] == 7
+
+
+def test_a_client_registered_for_es256_gets_es256_id_tokens(http, world, app):
+    """OIDC Dynamic Client Registration §2 id_token_signed_response_alg, set by the operator."""
+    _, client = kiosk_world(
+        world, device_subject="user", scope="openid devices:read", id_token_alg="ES256"
+    )
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    approve(app, body["user_code"], "admin")
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    jwks = KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+    token = jwt.decode(tokens["id_token"], jwks, algorithms=["ES256"])
+    assert token.header["alg"] == "ES256"
+    # Approved by an operator at the CLI: nobody typed a password, so neither amr nor acr.
+    assert "amr" not in token.claims and "acr" not in token.claims
 
 
 def test_an_id_token_needs_openid_and_a_user_subject_both(http, world, app):

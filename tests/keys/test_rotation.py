@@ -39,7 +39,7 @@ def do_rotate(app, force=False):
             force,
         )
         state.keyring.invalidate()
-        return result
+        return result[0]  # the access tokens' algorithm rotates first
 
 
 def kid_of(token):
@@ -47,9 +47,19 @@ def kid_of(token):
     return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
 
 
+def algs_by_state(app):
+    with app.app_context():
+        found: dict[str, list[str]] = {}
+        for k in list_keys(db.session, now()):
+            found.setdefault(k.state, []).append(k.alg)
+        return {state: sorted(algs) for state, algs in found.items()}
+
+
 def test_first_start_creates_current_and_next_both_published(http, app):
+    """One current and one next key per algorithm: the access tokens' (ES256 by default) and
+    RS256, which OIDC Core §15.1 requires for ID tokens."""
     st = states(app)
-    assert sorted(st.values()) == ["current", "next"]
+    assert algs_by_state(app) == {"current": ["ES256", "RS256"], "next": ["ES256", "RS256"]}
     published = {k["kid"] for k in jwks(http)}
     assert published == set(st)
 
@@ -151,7 +161,7 @@ def test_ensure_keys_is_idempotent(app, settings):
     with app.app_context():
         enc = KeyEncryptor(settings.key_encryption_key)
         assert ensure_keys(db.session, settings, enc, now()) is False
-        assert sorted(states(app).values()) == ["current", "next"]
+    assert algs_by_state(app) == {"current": ["ES256", "RS256"], "next": ["ES256", "RS256"]}
 
 
 @pytest.mark.parametrize("overrides", [{"signing_alg": "RS256"}, {"signing_alg": "Ed25519"}])
@@ -159,7 +169,7 @@ def test_other_signing_algorithms(http, world, overrides):
     creds = world.client()
     token = cc_token(http, creds).get_json()["access_token"]
     keys = jwks(http)
-    assert {k["alg"] for k in keys} == {overrides["signing_alg"]}
+    assert {k["alg"] for k in keys} == {overrides["signing_alg"], "RS256"}
     tok = jwt.decode(
         token, KeySet.import_key_set({"keys": keys}), algorithms=[overrides["signing_alg"]]
     )

@@ -49,7 +49,21 @@ def test_metadata_lists_what_is_served(http, settings, path):
     assert doc["prompt_values_supported"] == ["none", "login", "consent"]
     # OIDC Discovery §3 REQUIRED members for an OP that issues ID tokens.
     assert doc["subject_types_supported"] == ["public"]
-    assert doc["id_token_signing_alg_values_supported"] == ["ES256"]
+    # OIDC Discovery §3: RS256 MUST be included; the access tokens' algorithm comes first.
+    assert doc["id_token_signing_alg_values_supported"] == [settings.signing_alg, "RS256"]
+    assert doc["acr_values_supported"] == ["urn:authserver:acr:pwd", "urn:authserver:acr:mfa"]
+    assert {"acr", "amr", "auth_time", "nonce", "at_hash"} <= set(doc["claims_supported"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_metadata_passes_authlibs_validators(http, path):
+    """A client library's own checks accept both documents (RFC 8414 §2, OIDC Discovery §3)."""
+    from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+    from authlib.oidc.discovery import OpenIDProviderMetadata
+
+    doc = http.get(path).get_json()
+    AuthorizationServerMetadata(doc).validate()
+    OpenIDProviderMetadata(doc).validate()
 
 
 def test_every_advertised_endpoint_answers(http, settings):
