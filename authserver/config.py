@@ -24,7 +24,7 @@ SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
 # default when a client names no id_token_signed_response_alg.
 ID_TOKEN_DEFAULT_ALG = "RS256"
 DEFAULT_SCOPES = (
-    "openid profile phone offline_access devices:read devices:write users:read users:write tenant:read "
+    "openid profile email phone offline_access devices:read devices:write users:read users:write tenant:read "
     "tenant:write modules:read modules:write customer-devices:read customer-devices:write"
 )
 

@@ -272,6 +272,7 @@ PL: dict[str, str] = {
     "Please wait": "Proszę czekać",
     "Know who you are": "Wiedzieć, kim jesteś",
     "See your name": "Widzieć twoje imię i nazwisko",
+    "See your email address": "Widzieć twój adres e-mail",
     "See your phone number": "Widzieć twój numer telefonu",
     "Too many sign-ins were started from here. Wait a minute.": (
         "Stąd rozpoczęto zbyt wiele logowań. Odczekaj minutę."

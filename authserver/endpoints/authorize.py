@@ -58,6 +58,7 @@ APP_SCOPE_WORDS = {
     **SCOPE_WORDS,
     "openid": "Know who you are",
     "profile": "See your name",
+    "email": "See your email address",
     "phone": "See your phone number",
 }
 

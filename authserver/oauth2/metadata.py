@@ -68,6 +68,9 @@ def server_metadata(state: AppState, grant_classes: list[Any]) -> dict[str, Any]
             "name",
             "given_name",
             "family_name",
+            "updated_at",
+            "email",
+            "email_verified",
             "phone_number",
         ],
     }

@@ -115,7 +115,7 @@ def _client(world, tenant: str, *, public: bool, first_party: bool, **extra: Any
         created = create_client(
             db.session.get(Tenant, tenant), "Shop app",
             ["authorization_code", "refresh_token"], "none" if public else "client_secret_basic",
-            "openid profile phone devices:read", redirect_uris=[APP, NATIVE],
+            "openid profile email phone devices:read", redirect_uris=[APP, NATIVE],
             post_logout_redirect_uris=["https://app.example.com/bye"], first_party=first_party,
             **extra,
         )  # fmt: skip
@@ -164,6 +164,38 @@ def test_a_person_signs_in_and_the_app_gets_tokens_and_an_id_token(flow, setting
     )
     assert info.status_code == 200 and info.get_json()["sub"] == claims["sub"]
     assert info.get_json()["preferred_username"] == "alice"
+
+
+def test_userinfo_answers_with_the_claims_of_the_granted_scopes(flow, world):
+    """OIDC Core §5.4: profile, email and phone each release their claims; openid alone, none."""
+    from authserver.models import User, db
+
+    world.user(flow.tenant, login="bo@example.com", password="correct horse")
+    with flow.app.app_context():
+        bo = db.session.query(User).filter_by(tenant_id=flow.tenant, login="bo@example.com").one()
+        bo.first_name, bo.last_name, bo.phone = "Bo", "Berg", "+48123456789"
+        bo.updated_at = 1_800_000_000
+        db.session.commit()
+    got = {}
+    for scope in ("openid", "openid profile email phone"):
+        page = flow.authorize(flow.first_party, scope=scope, prompt="login")
+        code = query_of(flow.sign_in(page, login="bo@example.com"))["code"]
+        token = flow.token(flow.first_party, code).get_json()["access_token"]
+        info = flow.http.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+        got[scope] = info.get_json()
+    assert set(got["openid"]) == {"sub", "preferred_username", "tenant"}
+    full = got["openid profile email phone"]
+    assert (
+        full["name"] == "Bo Berg" and full["given_name"] == "Bo" and full["family_name"] == "Berg"
+    )
+    assert full["updated_at"] == 1_800_000_000
+    assert full["email"] == "bo@example.com" and full["email_verified"] is False
+    assert full["phone_number"] == "+48123456789"
+    # alice's login is no address: no email claim for her.
+    token = flow.token(flow.first_party, flow.code(scope="openid email", prompt="login")).get_json()
+    info = flow.http.get("/oauth/userinfo",
+                         headers={"Authorization": f"Bearer {token['access_token']}"})  # fmt: skip
+    assert "email" not in info.get_json()
 
 
 def test_a_signed_in_person_is_not_asked_again_single_sign_on(flow):
