@@ -67,6 +67,7 @@ def create_user(
     staff_code: str | None = None,
     roles: list[str] | None = None,
     user_id: str | None = None,
+    kind: str = authorization.STAFF_KIND,
 ) -> User:
     if not 1 <= len(login) <= 200:
         raise AdminError("login must be 1-200 characters")
@@ -83,7 +84,9 @@ def create_user(
         roles=check_roles(roles or []),
         active=True,
         created_at=now(),
+        kind=kind,
     )
+    _check_kind(user)
     db.session.add(user)
     try:
         db.session.commit()
@@ -116,6 +119,8 @@ class CreatedClient:
             "require_pushed_authorization_requests": bool(c.require_par),
             # OIDC Registration §2; RS256 when the client named none.
             "id_token_signed_response_alg": c.id_token_alg or ID_TOKEN_DEFAULT_ALG,
+            # Who may sign in to it (authserver.authorization): staff, customer, or any.
+            "user_kind": c.user_kind or "any",
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
@@ -138,6 +143,7 @@ def create_client(
     first_party: bool = False,
     require_par: bool = False,
     id_token_alg: str | None = None,
+    user_kind: str = "any",
 ) -> CreatedClient:
     settings = get_state().settings
     if not 1 <= len(name) <= 200:
@@ -162,6 +168,7 @@ def create_client(
         raise AdminError("DPoP binding must be all or refresh_only")
     redirects = _redirect_uris(grant_types, redirect_uris or [], post_logout_redirect_uris or [])
     _check_id_token_alg(id_token_alg)
+    _check_user_kind(user_kind)
     secret, secret_hash = (None, None) if auth_method == "none" else credentials.new_client_secret()
     client = Client(
         client_id=client_id or new_id("cli"),
@@ -181,6 +188,7 @@ def create_client(
         first_party=first_party,
         require_par=require_par,
         id_token_alg=id_token_alg,
+        user_kind=None if user_kind == "any" else user_kind,
     )
     db.session.add(client)
     audit.record(
@@ -338,6 +346,7 @@ def user_json(u: User) -> dict[str, Any]:
         "id": u.id,
         "tenant_id": u.tenant_id,
         "login": u.login,
+        "kind": u.kind or authorization.STAFF_KIND,
         "roles": u.roles,
         "active": u.active,
         "staff_code_set": u.staff_code_hash is not None,
@@ -379,9 +388,11 @@ def update_user(
     roles: list[str] | None = None,
     staff_code: str | None = None,
     password: str | None = None,
+    kind: str | None = None,
     actor: str = "cli",
 ) -> User:
     changed = []
+    roles_before = set(user.roles or [])
     if login is not None:
         if not 1 <= len(login) <= 200 or not is_clean(login):
             raise AdminError("login must be 1-200 characters of plain text")
@@ -400,6 +411,14 @@ def update_user(
             raise AdminError("password must be at least 8 characters")
         user.password_hash = hash_password(password)
         changed.append("password")
+    if kind is not None and kind != user.kind:
+        user.kind = kind
+        changed.append("kind")
+    _check_kind(user)
+    if {"password", "kind"} & set(changed) or roles_before - set(user.roles or []):
+        # As the API does (authserver.users): a new password, kind or a role taken away ends
+        # the tokens the old ones got.
+        tokens.revoke_subject(user_id=user.id)
     audit.record("user.updated", user.tenant_id, actor, user_id=user.id, changed=changed)
     try:
         db.session.commit()
@@ -407,6 +426,12 @@ def update_user(
         db.session.rollback()
         raise AdminError("login or staff code already taken in this tenant") from exc
     return user
+
+
+def _check_kind(user: User) -> None:
+    if not authorization.kind_fits(user):
+        db.session.rollback()
+        raise AdminError("a customer holds no roles and no staff code: make them staff first")
 
 
 def set_user_active(user: User, active: bool, actor: str = "cli") -> User:
@@ -469,6 +494,14 @@ def _check_id_token_alg(alg: str | None) -> None:
         )
 
 
+USER_KINDS = ("any", *authorization.USER_KINDS)
+
+
+def _check_user_kind(kind: str) -> None:
+    if kind not in USER_KINDS:
+        raise AdminError(f"the user kind must be one of {', '.join(USER_KINDS)}")
+
+
 def update_client(
     client: Client,
     *,
@@ -482,6 +515,7 @@ def update_client(
     first_party: bool | None = None,
     require_par: bool | None = None,
     id_token_alg: str | None = None,
+    user_kind: str | None = None,
 ) -> Client:
     settings = get_state().settings
     if name is not None:
@@ -519,6 +553,14 @@ def update_client(
     if id_token_alg is not None:
         _check_id_token_alg(id_token_alg)
         client.id_token_alg = id_token_alg
+    if user_kind is not None:
+        _check_user_kind(user_kind)
+        wanted = None if user_kind == "any" else user_kind
+        if wanted != client.user_kind:
+            client.user_kind = wanted
+            # Whoever the app no longer admits must not keep its tokens (nor refresh them): all
+            # of its tokens end, and its people sign in again.
+            tokens.revoke_subject(client_id=client.client_id)
     audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
     db.session.commit()
     return client

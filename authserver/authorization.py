@@ -12,6 +12,10 @@ staff); nobody gives a role they could not give, or changes a user holding one (
 manager cannot take over an administrator's account by resetting the password). SU, the seeds'
 super user, is granted by the CLI only. A service token with ``users:write`` acts as a
 TENANT.ADMIN of its tenant.
+
+People are of one of two kinds. Staff hold roles and staff codes and run the back office;
+customers (seed 003's end users) hold neither, never get a scope that manages the tenant, and
+sign in only to the apps made for them. A client may admit one kind only (``user_kind``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ _ASSIGNS = {
 }
 SERVICE_ASSIGNS = _ASSIGNS[TENANT_ADMIN]  # a service token with users:write
 LOCATION_ID_LENGTH = 48
+STAFF_KIND = "staff"
+CUSTOMER_KIND = "customer"
+USER_KINDS = (STAFF_KIND, CUSTOMER_KIND)
+# The scopes that manage the tenant (its registry, people, settings, modules, customers'
+# devices): a customer's token never carries one, whatever the client may ask for.
+_STAFF_SCOPE_PREFIXES = ("devices:", "users:", "tenant:", "modules:", "customer-devices:")
 
 
 def is_known_role(role: str) -> bool:
@@ -81,6 +91,36 @@ def is_third_party_app(client: OAuthClient) -> bool:
 def reaches_own_account(client: OAuthClient | None) -> bool:
     """May a user's token from ``client`` reach ``/api/v1/users/me`` and its self-service?"""
     return client is not None and not is_third_party_app(client)
+
+
+def is_customer(user: User) -> bool:
+    return user.kind == CUSTOMER_KIND
+
+
+def admits(client: OAuthClient, user: User) -> bool:
+    """May ``user`` sign in to ``client`` at all: the client's kind of user, or any kind."""
+    wanted = client.user_kind
+    return wanted is None or wanted == (user.kind or STAFF_KIND)
+
+
+def not_for_you(client: OAuthClient) -> str:
+    """Why ``admits`` said no, in words for the person."""
+    if client.user_kind == CUSTOMER_KIND:
+        return "This app is for customers; sign in with a customer account."
+    return "This app is for staff; sign in with a staff account."
+
+
+def scope_for(user: User, scope: str) -> str:
+    """The part of ``scope`` a token about ``user`` may carry: a customer's, never a scope that
+    manages the tenant (RFC 6749 §3.3: the server may issue less than was asked for)."""
+    if not is_customer(user):
+        return scope
+    return " ".join(s for s in scope.split() if not s.startswith(_STAFF_SCOPE_PREFIXES))
+
+
+def kind_fits(user: User) -> bool:
+    """A customer holds no role and no staff code (both are for staff at the tenant's places)."""
+    return not is_customer(user) or not (user.roles or user.staff_code_hash is not None)
 
 
 def manages_registry(user: User) -> bool:
@@ -157,7 +197,7 @@ def may_sign_in_on(user: User, device_location_ids: set[str] | frozenset[str]) -
     """Whether ``user`` may sign in on a device at those locations (seed 000 "device users"):
     an active user with a role for the whole tenant, or a role at one of the device's
     locations."""
-    if not user.active:
+    if not user.active or is_customer(user):
         return False
     return any("@" not in r or r.split("@", 1)[1] in device_location_ids for r in _roles(user))
 
@@ -174,7 +214,9 @@ def check_approval(
     if not user.active or user.tenant_id != tenant_id:
         raise WrongTenant("This code belongs to another organisation.")
     if client.device_subject == "user":
-        return  # signing oneself in on a shared screen
+        if not admits(client, user):  # signing oneself in on a shared screen: to this app?
+            raise NotAllowed(not_for_you(client))
+        return
     places = enrolment_locations(user)
     if places is None:
         return

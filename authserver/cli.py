@@ -367,6 +367,7 @@ def tenants_delete(tenant_ref: str) -> None:
 # -- users -----------------------------------------------------------------------------------------
 
 ROLE_HELP = "; ".join(f"{r}: {what}" for r, what in authorization.ROLES.items())
+USER_KINDS = list(authorization.USER_KINDS)
 
 
 @main.group()
@@ -394,6 +395,8 @@ def _tenant_option(fn: F) -> F:
     help="the short code staff type on a terminal, 4-32 letters or digits",
 )
 @click.option("--role", "roles", multiple=True, help=f"repeatable. {ROLE_HELP}")
+@click.option("--kind", type=click.Choice(USER_KINDS), default="staff", show_default=True,
+              help="customer: no roles, no staff code, never a tenant-management scope")  # fmt: skip
 @needs_database
 def users_create(
     tenant_ref: str,
@@ -401,11 +404,14 @@ def users_create(
     password: str | None,
     staff_code: str | None,
     roles: tuple[str, ...],
+    kind: str,
 ) -> None:
     """A new user; the password is stored as an argon2 hash, the staff code as a keyed hash."""
     tenant = _tenant(tenant_ref)
     secret = _secret_input("Password", password)
-    _emit(admin.user_json(admin.create_user(tenant, login, secret, staff_code, list(roles))))
+    _emit(admin.user_json(
+        admin.create_user(tenant, login, secret, staff_code, list(roles), kind=kind)
+    ))  # fmt: skip
 
 
 @users.command("list")
@@ -433,6 +439,7 @@ def users_show(tenant_ref: str, user_ref: str) -> None:
 @click.option("--no-roles", is_flag=True, help="remove every role")
 @click.option("--staff-code", default=None, help="a new staff code")
 @click.option("--set-password", is_flag=True, help="prompt for (or read from stdin) a new password")
+@click.option("--kind", type=click.Choice(USER_KINDS), default=None, help="staff or customer")
 @needs_database
 def users_update(
     tenant_ref: str,
@@ -442,13 +449,14 @@ def users_update(
     no_roles: bool,
     staff_code: str | None,
     set_password: bool,
+    kind: str | None,
 ) -> None:
-    """Change a user's login, roles, staff code or password."""
+    """Change a user's login, roles, staff code, password or kind."""
     user = admin.find_user(_tenant(tenant_ref), user_ref)
     new_roles = [] if no_roles else (list(roles) if roles else None)
     password = _secret_input("New password", None) if set_password else None
     updated = admin.update_user(
-        user, login=login, roles=new_roles, staff_code=staff_code, password=password
+        user, login=login, roles=new_roles, staff_code=staff_code, password=password, kind=kind
     )
     _emit(admin.user_json(updated))
 
@@ -581,6 +589,13 @@ def clients() -> None:
     default=None,
     help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
 )
+@click.option(
+    "--user-kind",
+    type=click.Choice(["any", *USER_KINDS]),
+    default="any",
+    show_default=True,
+    help="who may sign in to it: staff only (a back office), customers only, or any",
+)
 @needs_database
 def clients_create(
     tenant_ref: str,
@@ -597,6 +612,7 @@ def clients_create(
     first_party: bool,
     require_par: bool,
     id_token_alg: str | None,
+    user_kind: str,
 ) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     if public and auth_method not in (None, "none"):
@@ -616,6 +632,7 @@ def clients_create(
         first_party=first_party,
         require_par=require_par,
         id_token_alg=id_token_alg,
+        user_kind=user_kind,
     )
     _emit(created.as_dict())
 
@@ -668,6 +685,12 @@ def clients_show(client_id: str) -> None:
     default=None,
     help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
 )
+@click.option(
+    "--user-kind",
+    type=click.Choice(["any", *USER_KINDS]),
+    default=None,
+    help="who may sign in to it; a change ends every token of the client",
+)
 @needs_database
 def clients_update(
     client_id: str,
@@ -680,6 +703,7 @@ def clients_update(
     first_party: bool | None,
     require_par: bool | None,
     id_token_alg: str | None,
+    user_kind: str | None,
 ) -> None:
     """Change a client's name, scope, grant types, DPoP requirement or sign-in settings."""
     post_logout = [u for u in post_logout_redirect_uris if u]
@@ -694,6 +718,7 @@ def clients_update(
         first_party=first_party,
         require_par=require_par,
         id_token_alg=id_token_alg,
+        user_kind=user_kind,
     )
     _emit(admin.client_json(client))
 

@@ -64,6 +64,7 @@ class ClientView(OAuthClient):
     first_party: bool = False
     require_par: bool = False
     id_token_alg: str | None = None
+    user_kind: str | None = None
 
 
 _COLUMNS = [Client.__table__.c[name] for name in ClientView.__dataclass_fields__]  # type: ignore[attr-defined]

@@ -72,6 +72,7 @@ CLIENTS: list[dict[str, Any]] = [
         "scope": "openid",
         "device_subject": "user",
         "dpop_bound": True,
+        "user_kind": "customer",  # the tenant's customers' app: staff accounts are refused
     },
     {
         "client_id": "cli_demo_web",
@@ -84,6 +85,7 @@ CLIENTS: list[dict[str, Any]] = [
         "redirect_uris": ["http://127.0.0.1/callback"],
         "post_logout_redirect_uris": ["http://127.0.0.1/"],
         "first_party": True,
+        "user_kind": "staff",  # a back office: customers are refused
     },
     {
         "client_id": "cli_demo_native",
@@ -140,6 +142,8 @@ def run_demo() -> dict[str, Any]:
             dpop_bound = spec.get("dpop_bound", False)
             if client.scope != spec["scope"] or client.dpop_bound != dpop_bound:
                 update_client(client, scope=spec["scope"], dpop_bound=dpop_bound, actor="demo")
+            if (client.user_kind or "any") != spec.get("user_kind", "any"):
+                update_client(client, user_kind=spec.get("user_kind", "any"), actor="demo")
             if client.auth_method != "none" and client.client_id not in secrets_by_id:
                 secrets_by_id[client.client_id] = reset_client_secret(client)
         entry = {

@@ -271,6 +271,11 @@ def decide(
             # Enrolling as a module logs its device out and hands over its config: a person
             # who approves at some locations only may do it for a module of theirs only.
             raise NotAllowed("You may not enrol a device as this module.")
+    scope = record.scope
+    if user is not None and approve and client.device_subject == "user":
+        scope = authorization.scope_for(user, record.scope)  # a customer's: no staff scopes
+        if record.scope and not scope:
+            raise NotAllowed("This app asks for nothing a customer may have.")
     _void_pending(record)
     t = now()
     result = db.session.execute(
@@ -292,6 +297,7 @@ def decide(
             till_id=till_id,
             device_name=name or record.device_name,
             module_id=module_id if approve else record.module_id,
+            scope=scope,
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

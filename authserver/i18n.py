@@ -179,6 +179,15 @@ PL: dict[str, str] = {
     "This code has already been used.": "Ten kod został już użyty.",
     "The client is no longer registered.": "Aplikacja nie jest już zarejestrowana.",
     "You are not allowed to decide device requests.": ("Nie możesz rozstrzygać próśb urządzeń."),
+    "This app is for customers; sign in with a customer account.": (
+        "Ta aplikacja jest dla klientów; zaloguj się kontem klienta."
+    ),
+    "This app is for staff; sign in with a staff account.": (
+        "Ta aplikacja jest dla personelu; zaloguj się kontem pracownika."
+    ),
+    "This app asks for nothing a customer may have.": (
+        "Ta aplikacja prosi tylko o dostęp, którego klient nie może mieć."
+    ),
     "You are not allowed to add devices. Ask an administrator (TENANT.ADMIN or DEVICE.MANAGER) "
     "to approve it.": (
         "Nie możesz dodawać urządzeń. Poproś administratora (TENANT.ADMIN lub DEVICE.MANAGER) "

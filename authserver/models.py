@@ -124,6 +124,9 @@ class User(Model):
     # identifies, the password authenticates. Keyed hash so it can be looked up without being
     # readable (authserver.credentials).
     staff_code_hash: Mapped[str | None] = mapped_column(HASH, nullable=True)
+    # "staff" (roles, staff codes, the back office) or "customer" (seed 003's end users: no
+    # roles, never a tenant-management scope); a client may admit one kind only.
+    kind: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
@@ -182,6 +185,7 @@ class OAuthClient:
     first_party: bool
     require_par: bool
     id_token_alg: str | None
+    user_kind: str | None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -254,6 +258,8 @@ class Client(OAuthClient, Model):
     require_par: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # OIDC Registration §2 id_token_signed_response_alg; unset: RS256, the default there.
     id_token_alg: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
+    # Who may sign in to it: "staff", "customer", or None for both (authserver.authorization).
+    user_kind: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 class Revocation(Model):

@@ -628,6 +628,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _query("role", "Holds this role, tenant-wide or at a location.", tuple(ROLES)),
             _query("locationId", "Holds a role at this location."),
             _query("active", "Only active (true) or inactive (false) users.", ("true", "false")),
+            _query("kind", "Only staff or only customers.", ("staff", "customer")),
         ],
         "responses": {"200": _json(_page("User"), "A page of users."), **_API_ERRORS},
     },
@@ -1422,6 +1423,7 @@ _COMPONENTS: dict[str, Any] = {
         "properties": {
             "id": _STR,
             "login": _STR,
+            "kind": {"type": "string", "enum": ["staff", "customer"]},
             "firstName": {"type": ["string", "null"]},
             "lastName": {"type": ["string", "null"]},
             "phone": {"type": ["string", "null"]},

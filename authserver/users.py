@@ -125,6 +125,14 @@ def _apply(user: User, data: dict[str, Any], actor: authorization.Actor) -> list
         _check_locations(user.tenant_id, sorted(after))
         user.roles = sorted(after)
         changed.append("roles")
+    if "kind" in data and data["kind"] != user.kind:
+        user.kind = data["kind"]
+        changed.append("kind")
+    if not authorization.kind_fits(user):
+        raise ValidationProblem(
+            "A customer holds no roles and no staff code: make them staff first, or send "
+            "kind staff.", field="kind",
+        )  # fmt: skip
     if "active" in data and data["active"] != user.active:
         user.active = data["active"]
         changed.append("active")
@@ -146,10 +154,11 @@ def _after_update(user: User, changed: list[str], roles_taken: bool, actor_id: s
             tokens.revoke_subject(user_id=user.id)  # deactivated: every token ends at once
         audit.record("user.enabled" if user.active else "user.disabled", user.tenant_id,
                      actor_id, user_id=user.id)  # fmt: skip
-    if "password" in changed or roles_taken:
+    if "password" in changed or roles_taken or "kind" in changed:
         # A new password ends the sessions the old one opened (RFC 9700 §4.14: refresh tokens
         # of a compromised account must not outlive its credential change); a role taken away
-        # ends the sign-ins it allowed (a staff member's on a terminal of that store).
+        # ends the sign-ins it allowed (a staff member's on a terminal of that store); a new
+        # kind ends the tokens the old one got (a staff app's scopes for a new customer).
         tokens.revoke_subject(user_id=user.id)
     rest = [c for c in changed if c != "active"]
     if rest:
@@ -169,7 +178,8 @@ def create(
     t = now()
     user = User(
         id=user_id or new_id("usr"), tenant_id=tenant_id, login=data["login"], password_hash="",
-        roles=[], active=True, created_at=t, updated_at=t, **_CLEARED,
+        roles=[], active=True, created_at=t, updated_at=t, kind=authorization.STAFF_KIND,
+        **_CLEARED,
     )  # fmt: skip
     db.session.add(user)
     with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
@@ -188,7 +198,7 @@ def update(user: User, data: dict[str, Any], actor: authorization.Actor, actor_i
 def update_self(user: User, data: dict[str, Any]) -> User:
     """A person changes their own profile (a parsed ``SelfUpdate`` body: no roles, login,
     password or status in it, so no right is needed beyond being them)."""
-    assert not {"roles", "login", "password", "active", "trusted", "staffCode"} & set(data)
+    assert not {"roles", "login", "password", "active", "trusted", "staffCode", "kind"} & set(data)
     return _update(user, data, None, user.id)
 
 
@@ -211,7 +221,7 @@ def replace(user: User, data: dict[str, Any], actor: authorization.Actor, actor_
     full["trusted"] = data.get("trusted", False)
     full["roles"] = data.get("roles", [])
     full["active"] = data.get("active", True)
-    for name in ("login", "password", "staffCode"):
+    for name in ("login", "password", "staffCode", "kind"):
         if name in data:
             full[name] = data[name]
     return update(user, full, actor, actor_id)
@@ -230,7 +240,7 @@ def delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
     db.session.commit()
 
 
-USER_FILTERS = ("login", "name", "role", "locationId", "active")
+USER_FILTERS = ("login", "name", "role", "locationId", "active", "kind")
 
 
 def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int) -> Page[User]:
@@ -259,6 +269,8 @@ def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int
         query = query.where(roles_text.like(f'%@{loc}"%', "\\"))
     if "active" in filters:
         query = query.where(User.active.is_(filters["active"] == "true"))
+    if "kind" in filters:
+        query = query.where(User.kind == filters["kind"])
     return keyset_page(query, User.login, User.id, after, limit, lambda u: u.login)
 
 

@@ -233,13 +233,15 @@ class World:
         password: str = "correct horse",
         staff_code: str | None = None,
         roles: tuple[str, ...] = (),
+        kind: str = "staff",
     ) -> str:
         with self.app.app_context():
             from authserver.models import Tenant
 
             return create_user(
-                db.session.get(Tenant, tenant_id), login, password, staff_code, list(roles)
-            ).id
+                db.session.get(Tenant, tenant_id), login, password, staff_code, list(roles),
+                kind=kind,
+            ).id  # fmt: skip
 
 
 @pytest.fixture

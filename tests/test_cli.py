@@ -185,6 +185,9 @@ def test_demo_is_idempotent_and_prints_working_credentials(cli, http, settings):
     }
     web = next(c for c in first["clients"] if c["client_id"] == "cli_demo_web")
     assert web["redirect_uris"] == ["http://127.0.0.1/callback"] and web["client_secret"]
+    kinds = {c["client_id"]: c["user_kind"] for c in cli("clients", "list", "--tenant", "ten_demo")}
+    assert kinds["cli_demo_web"] == "staff" and kinds["cli_demo_app"] == "customer"
+    assert kinds["cli_demo_native"] == "any"
     saved = settings.instance_path / "demo-credentials.json"
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
 
@@ -219,6 +222,33 @@ def test_clients_for_the_code_flow_are_registered_with_their_redirect_uris(cli):
     refused = cli("clients", "update", made["client_id"], "--redirect-uri",
                   "http://shop.example/cb", ok=False)  # fmt: skip
     assert refused.exit_code == 1 and "must be https" in refused.stderr
+
+
+def test_people_are_staff_or_customers_and_apps_admit_one_kind(cli):
+    tenant = cli("tenants", "create", "Shop")["id"]
+    cara = cli("users", "create", "--tenant", tenant, "--login", "cara@example.com",
+               "--password", "correct horse b", "--kind", "customer")  # fmt: skip
+    assert cara["kind"] == "customer"
+    staff = cli("users", "create", "--tenant", tenant, "--login", "bo", "--password",
+                "correct horse b")  # fmt: skip
+    assert staff["kind"] == "staff"
+    refused = cli("users", "create", "--tenant", tenant, "--login", "dy", "--password",
+                  "correct horse b", "--kind", "customer", "--role", "STAFF", ok=False)  # fmt: skip
+    assert refused.exit_code == 1 and "no roles" in refused.stderr
+    assert "dy" not in {u["login"] for u in cli("users", "list", "--tenant", tenant)}
+    refused = cli("users", "update", "--tenant", tenant, "cara@example.com", "--role", "STAFF",
+                  ok=False)  # fmt: skip
+    assert refused.exit_code == 1 and "no roles" in refused.stderr
+    assert cli("users", "update", "--tenant", tenant, "cara@example.com", "--kind", "staff",
+               "--role", "STAFF")["kind"] == "staff"  # fmt: skip
+    app = cli("clients", "create", "--tenant", tenant, "--name", "Back office",
+              "--grant-type", "authorization_code", "--redirect-uri", "https://bo.example/cb",
+              "--user-kind", "staff")  # fmt: skip
+    assert app["user_kind"] == "staff"
+    changed = cli("clients", "update", app["client_id"], "--user-kind", "any")
+    assert changed["user_kind"] == "any"
+    refused = cli("clients", "update", app["client_id"], "--user-kind", "robots", ok=False)
+    assert refused.exit_code == 2
 
 
 def test_demo_reissues_secrets_when_its_file_is_lost(cli, http, settings):

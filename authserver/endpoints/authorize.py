@@ -14,6 +14,7 @@ another browser's interaction is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -24,8 +25,8 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, g, redirect, render_template, request, session
 
+from authserver import authorization, browser_session, i18n, limits, totp, users
 from authserver import authorization_code as codes
-from authserver import browser_session, i18n, limits, totp, users
 from authserver.authorization_code import AuthorizationRequest, NoRedirect, RedirectError
 from authserver.endpoints.verification import SCOPE_WORDS, security_headers
 from authserver.models import OAuthClient, User
@@ -143,6 +144,10 @@ def _proceed(client: OAuthClient, req: AuthorizationRequest, done: dict[str, boo
     user = browser_session.signed_in()
     if user is not None and user.tenant_id != client.tenant_id:
         user = None  # signed in for another organisation: not an account of this app's
+    refusal = None
+    if user is not None and not authorization.admits(client, user):
+        # Signed in as a customer at a staff app (or the other way round): another account.
+        user, refusal = None, authorization.not_for_you(client)
     auth_time = browser_session.auth_time()
     must_sign_in = user is None or auth_time is None
     if not done.get("signed_in") and not must_sign_in:
@@ -163,9 +168,16 @@ def _proceed(client: OAuthClient, req: AuthorizationRequest, done: dict[str, boo
         except limits.Throttled as exc:
             return _too_many(client, exc)
         return _render(
-            "authorize/sign_in.html", client, interaction=handle, login_hint=req.login_hint
-        )
+            "authorize/sign_in.html", client, interaction=handle, login_hint=req.login_hint,
+            error=refusal,
+        )  # fmt: skip
     assert user is not None
+    scope = authorization.scope_for(user, req.scope)  # a customer's: no staff scopes
+    if not scope:
+        _forget_interaction()
+        return _redirect_error(req.redirect_uri, req.state, "access_denied",
+                               "This app asks for nothing a customer may have.")  # fmt: skip
+    req = dataclasses.replace(req, scope=scope)
     wants_consent = "consent" in req.prompt and not client.first_party and not done.get("consented")
     if not done.get("consented") and (
         wants_consent or codes.needs_consent(client, user, req.scope)
@@ -313,6 +325,10 @@ def _login(client: OAuthClient, req: AuthorizationRequest, done: dict[str, bool]
         return _render(
             "authorize/sign_in.html", client, 401, error="The login or password is wrong.", **ctx
         )
+    if not authorization.admits(client, outcome.user):
+        # The right password, for an account this app is not for: not signed in here.
+        return _render("authorize/sign_in.html", client, 403,
+                       error=authorization.not_for_you(client), **ctx)  # fmt: skip
     if outcome.needs_totp:
         return _render("authorize/totp.html", client, interaction=handle)
     return _signed_in(client, req, done, outcome.user, "pwd")

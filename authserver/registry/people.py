@@ -54,7 +54,8 @@ def list_all() -> Response:
     limit = pagination.limit_or_400(pagination.query_arg("limit"))
     filters = {}
     for name in users.USER_FILTERS:
-        allowed = {"active": ("true", "false"), "role": tuple(ROLES)}.get(name)
+        allowed = {"active": ("true", "false"), "role": tuple(ROLES),
+                   "kind": ("staff", "customer")}.get(name)  # fmt: skip
         value = pagination.query_arg(name, allowed)
         if value is not None:
             filters[name] = value

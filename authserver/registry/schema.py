@@ -602,7 +602,10 @@ _ROLES = Roles("roles", "Roles for the whole tenant (no locationId) or at one lo
 _STAFF_CODE = Chars("staffCode", "The short code the person types on a terminal (4-32 letters "
                     "or digits, unique in the tenant); stored as a keyed hash, never returned.",
                     4, 32, "[A-Za-z0-9]+", _code_char, secret=True)  # fmt: skip
-_USER_FIELDS = (_LOGIN, _PASSWORD, _FIRST_NAME, _LAST_NAME, _PHONE, _PUSH_ID, _CONSENTS,
+_KIND = OneOf("kind", "staff (roles, staff codes, the back office) or customer (the tenant's "
+              "end users: no roles, never a scope that manages the tenant, only the apps made for "
+              "customers); staff when a new user is made.", values=("staff", "customer"))  # fmt: skip
+_USER_FIELDS = (_LOGIN, _PASSWORD, _KIND, _FIRST_NAME, _LAST_NAME, _PHONE, _PUSH_ID, _CONSENTS,
                 _PROPERTIES, _TRUSTED, _ACTIVE, _ROLES, _STAFF_CODE)  # fmt: skip
 _USER_EXAMPLE = {
     "login": "anna@example.com",

@@ -693,3 +693,64 @@ def test_the_state_and_nonce_pass_through_unchanged(flow):
     assert got["state"] == state
     body = flow.token(flow.first_party, got["code"]).get_json()
     assert jwt_claims(body["id_token"])["nonce"] == nonce
+
+
+# -- kinds of people: staff apps and customer apps ------------------------------------------------
+
+
+def test_an_app_admits_only_its_kind_of_person(flow, world):
+    """A back office for staff refuses a customer's sign-in (and the other way round), on the
+    page, without a code; a signed-in customer opening the staff app is asked for another
+    account, and with prompt=none the app hears login_required."""
+    world.user(flow.tenant, login="cara@example.com", password="correct horse", kind="customer")
+    staff_app = _client(world, flow.tenant, public=True, first_party=True, user_kind="staff")
+    shop_app = _client(world, flow.tenant, public=True, first_party=True, user_kind="customer")
+    refused = flow.sign_in(flow.authorize(staff_app), login="cara@example.com")
+    assert refused.status_code == 403 and "Location" not in refused.headers
+    assert "This app is for staff" in refused.get_data(as_text=True)
+    # The same page lets a staff member sign in instead.
+    assert "code" in query_of(flow.sign_in(refused, login="alice"))
+    refused = flow.sign_in(flow.authorize(shop_app), login="alice")
+    assert refused.status_code == 403
+    assert "This app is for customers" in refused.get_data(as_text=True)
+    assert "code" in query_of(flow.sign_in(refused, login="cara@example.com"))
+    # Cara is signed in now (SSO): the staff app does not take her session.
+    page = flow.authorize(staff_app)
+    assert page.status_code == 200 and "This app is for staff" in page.get_data(as_text=True)
+    assert query_of(flow.authorize(staff_app, prompt="none"))["error"] == "login_required"
+    assert "code" in query_of(flow.authorize(shop_app, prompt="none"))
+
+
+def test_a_customers_token_never_carries_a_scope_that_manages_the_tenant(flow, world):
+    """RFC 6749 §3.3: the server issues less than asked; the token response says what it gave."""
+    world.user(flow.tenant, login="cara@example.com", password="correct horse", kind="customer")
+    both = _client(world, flow.tenant, public=True, first_party=True)  # any kind
+    page = flow.authorize(both, scope="openid profile devices:read")
+    code = query_of(flow.sign_in(page, login="cara@example.com"))["code"]
+    body = flow.token(both, code).get_json()
+    assert body["scope"] == "openid profile"
+    assert jwt_claims(body["access_token"])["scope"] == "openid profile"
+    # Staff get what they asked for from the same app.
+    page = flow.authorize(both, scope="openid profile devices:read", prompt="login")
+    code = query_of(flow.sign_in(page))["code"]
+    assert flow.token(both, code).get_json()["scope"] == "openid profile devices:read"
+    # Nothing left for a customer: the app hears access_denied.
+    page = flow.authorize(both, scope="devices:read", prompt="login")
+    got = query_of(flow.sign_in(page, login="cara@example.com"))
+    assert got["error"] == "access_denied" and "code" not in got
+
+
+def test_a_client_that_changes_whom_it_admits_ends_its_tokens(flow, world, app):
+    from authserver.admin import find_client, update_client
+
+    body = flow.token(flow.first_party, flow.code()).get_json()
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert flow.http.get("/oauth/userinfo", headers=bearer).status_code == 200
+    with app.app_context():
+        update_client(find_client(flow.first_party.client_id), user_kind="customer")
+    assert flow.http.get("/oauth/userinfo", headers=bearer).status_code == 401
+    refreshed = flow.http.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+        "client_id": flow.first_party.client_id,
+    })  # fmt: skip
+    assert refreshed.status_code == 400 and refreshed.get_json()["error"] == "invalid_grant"

@@ -562,3 +562,36 @@ def test_a_code_purged_between_its_two_reads_is_unknown(http, world, app, monkey
     monkeypatch.setattr(device_flow, "get", purged_first)
     resp = poll(http, client.client_id, body["device_code"])
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
+
+
+def test_a_customer_signs_in_on_a_shared_screen_only_to_a_customer_app(http, world, app):
+    """The kind of person decides which sign-in apps admit them, and a customer's token never
+    carries a scope that manages the tenant (authserver.authorization)."""
+    from authserver.admin import find_client, update_client
+
+    tenant, client = kiosk_world(world, device_subject="user", scope="openid devices:read")
+    world.user(tenant, login="cara@example.com", password="correct horse b", kind="customer")
+    with app.app_context():
+        update_client(find_client(client.client_id), user_kind="staff")
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    refused = approve(app, body["user_code"], "cara@example.com")
+    assert refused["exit_code"] == 1 and "This app is for staff" in refused["error"]
+    assert poll(http, client.client_id, body["device_code"]).get_json()["error"] == (
+        "authorization_pending"
+    )
+    with app.app_context():
+        update_client(find_client(client.client_id), user_kind="any")
+    body = start(http, client.client_id, scope="openid devices:read").get_json()
+    approve(app, body["user_code"], "cara@example.com")
+    tokens = poll(http, client.client_id, body["device_code"]).get_json()
+    assert tokens["scope"] == "openid"  # devices:read is not a customer's
+    assert (
+        jwt.decode(
+            tokens["access_token"], KeySet.import_key_set(http.get("/oauth/jwks").get_json())
+        ).claims["scope"]
+        == "openid"
+    )
+    # A sign-in that asks only for what customers never get cannot be approved by one.
+    body = start(http, client.client_id, scope="devices:read").get_json()
+    refused = approve(app, body["user_code"], "cara@example.com")
+    assert refused["exit_code"] == 1 and "nothing a customer may have" in refused["error"]

@@ -533,3 +533,44 @@ def test_contact_and_tenant_views_for_services(reg, t, svc):
     assert tenant["id"] == t.id and tenant["active"] is True
     staff = reg.user_token(t, "nosy", ("STAFF",))
     assert reg.call("GET", f"{USERS}/{anna['id']}/contact", staff).status_code == 403
+
+
+# -- kinds: staff and customers ---------------------------------------------------------------------
+
+
+def test_a_customer_is_made_listed_and_holds_no_roles_or_staff_code(reg, t, svc):
+    anna = new_user(reg, svc, login="anna@example.com", kind="customer")
+    assert anna["kind"] == "customer"
+    assert new_user(reg, svc, login="bo@example.com")["kind"] == "staff"  # the default
+    customers = reg.call("GET", f"{USERS}?kind=customer", svc).get_json()["data"]
+    assert [u["login"] for u in customers] == ["anna@example.com"]
+    staff = reg.call("GET", f"{USERS}?kind=staff", svc).get_json()["data"]
+    assert "anna@example.com" not in {u["login"] for u in staff} and len(staff) == 2  # + admin
+    problem(reg.call("GET", f"{USERS}?kind=robot", svc), 400)
+    # A customer with a role or a staff code: refused, and nothing is made.
+    body = problem(reg.call("POST", USERS, svc, json={
+        "login": "cy@example.com", "kind": "customer", "roles": [{"role": "STAFF"}],
+    }), 400, field="kind")  # fmt: skip
+    assert "no roles" in body["detail"]
+    problem(reg.call("POST", USERS, svc, json={
+        "login": "cy@example.com", "kind": "customer", "staffCode": "4711",
+    }), 400, field="kind")  # fmt: skip
+    assert reg.call("GET", f"{USERS}?login=cy", svc).get_json()["data"] == []
+    problem(reg.call("PATCH", f"{USERS}/{anna['id']}", svc, json={"roles": [{"role": "STAFF"}]}),
+            400, field="kind")  # fmt: skip
+    problem(reg.call("POST", USERS, svc, json={"login": "dy@example.com", "kind": None}), 400,
+            field="kind")  # fmt: skip
+    # Staff again: then a role may be given.
+    made_staff = reg.call("PATCH", f"{USERS}/{anna['id']}", svc,
+                          json={"kind": "staff", "roles": [{"role": "STAFF"}]})  # fmt: skip
+    assert made_staff.status_code == 200, made_staff.get_json()
+    assert made_staff.get_json()["data"]["kind"] == "staff"
+
+
+def test_a_new_kind_ends_the_persons_tokens(reg, t, svc):
+    token = reg.user_token(t, "eve@example.com", scope="openid devices:read")
+    assert signs_in(reg, token) == 200
+    user_id = reg.call("GET", f"{USERS}?login=eve", svc).get_json()["data"][0]["id"]
+    changed = reg.call("PATCH", f"{USERS}/{user_id}", svc, json={"kind": "customer"})
+    assert changed.status_code == 200 and changed.get_json()["data"]["kind"] == "customer"
+    assert signs_in(reg, token) == 401
