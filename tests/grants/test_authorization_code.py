@@ -198,6 +198,15 @@ def test_userinfo_answers_with_the_claims_of_the_granted_scopes(flow, world):
     assert "email" not in info.get_json()
 
 
+def test_the_device_page_knows_the_person_an_app_signed_in(flow):
+    """One browser session for the server's pages: signed in at an app, /device says who."""
+    before = flow.http.get("/device").get_data(as_text=True)
+    assert "Signed in as" not in before
+    flow.code()
+    after = flow.http.get("/device").get_data(as_text=True)
+    assert "Signed in as <strong>alice</strong>" in after and 'value="logout"' in after
+
+
 def test_a_signed_in_person_is_not_asked_again_single_sign_on(flow):
     flow.code()
     again = flow.authorize(flow.confidential)
