@@ -346,7 +346,7 @@ def user_json(u: User) -> dict[str, Any]:
         "id": u.id,
         "tenant_id": u.tenant_id,
         "login": u.login,
-        "kind": u.kind or authorization.STAFF_KIND,
+        "kind": u.kind,
         "roles": u.roles,
         "active": u.active,
         "staff_code_set": u.staff_code_hash is not None,
@@ -415,9 +415,7 @@ def update_user(
         user.kind = kind
         changed.append("kind")
     _check_kind(user)
-    if {"password", "kind"} & set(changed) or roles_before - set(user.roles or []):
-        # As the API does (authserver.users): a new password, kind or a role taken away ends
-        # the tokens the old ones got.
+    if users.ends_tokens(changed, bool(roles_before - set(user.roles or []))):
         tokens.revoke_subject(user_id=user.id)
     audit.record("user.updated", user.tenant_id, actor, user_id=user.id, changed=changed)
     try:

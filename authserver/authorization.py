@@ -100,7 +100,7 @@ def is_customer(user: User) -> bool:
 def admits(client: OAuthClient, user: User) -> bool:
     """May ``user`` sign in to ``client`` at all: the client's kind of user, or any kind."""
     wanted = client.user_kind
-    return wanted is None or wanted == (user.kind or STAFF_KIND)
+    return wanted is None or wanted == user.kind
 
 
 def not_for_you(client: OAuthClient) -> str:
@@ -112,10 +112,14 @@ def not_for_you(client: OAuthClient) -> str:
 
 def scope_for(user: User, scope: str) -> str:
     """The part of ``scope`` a token about ``user`` may carry: a customer's, never a scope that
-    manages the tenant (RFC 6749 §3.3: the server may issue less than was asked for)."""
+    manages the tenant (RFC 6749 §3.3: the server may issue less than was asked for).
+    ``NotAllowed`` when a customer would get nothing of what was asked."""
     if not is_customer(user):
         return scope
-    return " ".join(s for s in scope.split() if not s.startswith(_STAFF_SCOPE_PREFIXES))
+    kept = " ".join(s for s in scope.split() if not s.startswith(_STAFF_SCOPE_PREFIXES))
+    if scope and not kept:
+        raise NotAllowed("This app asks for nothing a customer may have.")
+    return kept
 
 
 def kind_fits(user: User) -> bool:

@@ -535,6 +535,14 @@ def clients() -> None:
     """OAuth clients: back-end services, kiosks, POS terminals."""
 
 
+_id_token_alg_option = click.option(
+    "--id-token-alg",
+    type=click.Choice(SIGNING_ALGS),
+    default=None,
+    help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
+)
+
+
 @clients.command("create")
 @_tenant_option
 @click.option("--name", required=True)
@@ -583,12 +591,7 @@ def clients() -> None:
     is_flag=True,
     help="refuse authorization requests that were not pushed first (RFC 9126)",
 )
-@click.option(
-    "--id-token-alg",
-    type=click.Choice(SIGNING_ALGS),
-    default=None,
-    help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
-)
+@_id_token_alg_option
 @click.option(
     "--user-kind",
     type=click.Choice(["any", *USER_KINDS]),
@@ -679,12 +682,7 @@ def clients_show(client_id: str) -> None:
 )
 @click.option("--first-party/--third-party", default=None)
 @click.option("--require-par/--no-require-par", default=None)
-@click.option(
-    "--id-token-alg",
-    type=click.Choice(SIGNING_ALGS),
-    default=None,
-    help="id_token_signed_response_alg (OIDC Registration §2); RS256 when not given",
-)
+@_id_token_alg_option
 @click.option(
     "--user-kind",
     type=click.Choice(["any", *USER_KINDS]),

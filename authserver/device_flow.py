@@ -274,8 +274,6 @@ def decide(
     scope = record.scope
     if user is not None and approve and client.device_subject == "user":
         scope = authorization.scope_for(user, record.scope)  # a customer's: no staff scopes
-        if record.scope and not scope:
-            raise NotAllowed("This app asks for nothing a customer may have.")
     _void_pending(record)
     t = now()
     result = db.session.execute(

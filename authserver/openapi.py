@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 from authserver.audit import TYPES as AUDIT_TYPES
-from authserver.authorization import ROLES
+from authserver.authorization import ROLES, USER_KINDS
 from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import APP_CODES, ORIGINS, SORT_KEYS, STATUSES
 from authserver.registry import schema
@@ -628,7 +628,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _query("role", "Holds this role, tenant-wide or at a location.", tuple(ROLES)),
             _query("locationId", "Holds a role at this location."),
             _query("active", "Only active (true) or inactive (false) users.", ("true", "false")),
-            _query("kind", "Only staff or only customers.", ("staff", "customer")),
+            _query("kind", "Only staff or only customers.", USER_KINDS),
         ],
         "responses": {"200": _json(_page("User"), "A page of users."), **_API_ERRORS},
     },
@@ -1423,7 +1423,7 @@ _COMPONENTS: dict[str, Any] = {
         "properties": {
             "id": _STR,
             "login": _STR,
-            "kind": {"type": "string", "enum": ["staff", "customer"]},
+            "kind": {"type": "string", "enum": list(USER_KINDS)},
             "firstName": {"type": ["string", "null"]},
             "lastName": {"type": ["string", "null"]},
             "phone": {"type": ["string", "null"]},

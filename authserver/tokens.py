@@ -138,7 +138,7 @@ def issue_access_token(
 def id_token_alg(client: OAuthClient) -> str:
     """The client's id_token_signed_response_alg when the server has keys for it, else RS256
     (OIDC Registration §2's default, which the server always signs with)."""
-    wanted = getattr(client, "id_token_alg", None) or ID_TOKEN_DEFAULT_ALG
+    wanted = client.id_token_alg or ID_TOKEN_DEFAULT_ALG
     return wanted if wanted in get_state().settings.signing_algs else ID_TOKEN_DEFAULT_ALG
 
 

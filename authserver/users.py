@@ -147,6 +147,14 @@ def _commit_unique() -> None:
         raise ConflictProblem("The login or staff code is taken in this tenant.") from exc
 
 
+def ends_tokens(changed: list[str], roles_taken: bool) -> bool:
+    """A new password ends the sessions the old one opened (RFC 9700 §4.14: refresh tokens of a
+    compromised account must not outlive its credential change); a role taken away ends the
+    sign-ins it allowed (a staff member's on a terminal of that store); a new kind ends the
+    tokens the old one got (a staff app's scopes for a new customer). For the API and the CLI."""
+    return roles_taken or "password" in changed or "kind" in changed
+
+
 def _after_update(user: User, changed: list[str], roles_taken: bool, actor_id: str) -> None:
     """Revocations and audit events of a change to an existing user, in its transaction."""
     if "active" in changed:
@@ -154,11 +162,7 @@ def _after_update(user: User, changed: list[str], roles_taken: bool, actor_id: s
             tokens.revoke_subject(user_id=user.id)  # deactivated: every token ends at once
         audit.record("user.enabled" if user.active else "user.disabled", user.tenant_id,
                      actor_id, user_id=user.id)  # fmt: skip
-    if "password" in changed or roles_taken or "kind" in changed:
-        # A new password ends the sessions the old one opened (RFC 9700 §4.14: refresh tokens
-        # of a compromised account must not outlive its credential change); a role taken away
-        # ends the sign-ins it allowed (a staff member's on a terminal of that store); a new
-        # kind ends the tokens the old one got (a staff app's scopes for a new customer).
+    if ends_tokens(changed, roles_taken):
         tokens.revoke_subject(user_id=user.id)
     rest = [c for c in changed if c != "active"]
     if rest:

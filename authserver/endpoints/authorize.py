@@ -172,11 +172,11 @@ def _proceed(client: OAuthClient, req: AuthorizationRequest, done: dict[str, boo
             error=refusal,
         )  # fmt: skip
     assert user is not None
-    scope = authorization.scope_for(user, req.scope)  # a customer's: no staff scopes
-    if not scope:
+    try:
+        scope = authorization.scope_for(user, req.scope)  # a customer's: no staff scopes
+    except authorization.NotAllowed as exc:
         _forget_interaction()
-        return _redirect_error(req.redirect_uri, req.state, "access_denied",
-                               "This app asks for nothing a customer may have.")  # fmt: skip
+        return _redirect_error(req.redirect_uri, req.state, "access_denied", exc.detail)
     req = dataclasses.replace(req, scope=scope)
     wants_consent = "consent" in req.prompt and not client.first_party and not done.get("consented")
     if not done.get("consented") and (

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify
 
 from authserver import authorization_code as codes
 from authserver import totp, users
-from authserver.authorization import ROLES
+from authserver.authorization import ROLES, USER_KINDS
 from authserver.models import User
 from authserver.oauth2.server import query_client
 from authserver.problems import NotFoundProblem, ValidationProblem
@@ -55,7 +55,7 @@ def list_all() -> Response:
     filters = {}
     for name in users.USER_FILTERS:
         allowed = {"active": ("true", "false"), "role": tuple(ROLES),
-                   "kind": ("staff", "customer")}.get(name)  # fmt: skip
+                   "kind": USER_KINDS}.get(name)  # fmt: skip
         value = pagination.query_arg(name, allowed)
         if value is not None:
             filters[name] = value

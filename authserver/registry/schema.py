@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from authserver.authorization import LOCATION_ID_LENGTH, ROLES, is_known_role
+from authserver.authorization import LOCATION_ID_LENGTH, ROLES, USER_KINDS, is_known_role
 from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import LOCATION_KINDS
 from authserver.models import AppCode, DeviceStatus, ModuleType
@@ -604,7 +604,7 @@ _STAFF_CODE = Chars("staffCode", "The short code the person types on a terminal 
                     4, 32, "[A-Za-z0-9]+", _code_char, secret=True)  # fmt: skip
 _KIND = OneOf("kind", "staff (roles, staff codes, the back office) or customer (the tenant's "
               "end users: no roles, never a scope that manages the tenant, only the apps made for "
-              "customers); staff when a new user is made.", values=("staff", "customer"))  # fmt: skip
+              "customers); staff when a new user is made.", values=USER_KINDS)  # fmt: skip
 _USER_FIELDS = (_LOGIN, _PASSWORD, _KIND, _FIRST_NAME, _LAST_NAME, _PHONE, _PUSH_ID, _CONSENTS,
                 _PROPERTIES, _TRUSTED, _ACTIVE, _ROLES, _STAFF_CODE)  # fmt: skip
 _USER_EXAMPLE = {

@@ -121,7 +121,7 @@ def user_json(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
         "login": user.login,
-        "kind": user.kind or "staff",
+        "kind": user.kind,
         "firstName": user.first_name,
         "lastName": user.last_name,
         "phone": user.phone,
