@@ -136,6 +136,7 @@ def create_app(
     from authserver.endpoints.ops import bp as ops_bp
     from authserver.endpoints.verification import bp as verify_bp
     from authserver.registry.audit_events import bp as audit_bp
+    from authserver.registry.clients import bp as clients_bp
     from authserver.registry.customer_devices import bp as customer_devices_bp
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
     from authserver.registry.devices import bp as devices_bp
@@ -156,6 +157,7 @@ def create_app(
     app.register_blueprint(tenant_bp)
     app.register_blueprint(modules_bp)
     app.register_blueprint(customer_devices_bp)
+    app.register_blueprint(clients_bp)
     app.before_request(tokens.note_request_time)
     app.after_request(add_dpop_nonce)
     retention.install(app, engine, settings, store, now)

@@ -23,6 +23,8 @@ from keys.encryption import KeyEncryptor
 from keys.rotation import ensure_keys
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+DPOP_BINDINGS = ("all", "refresh_only")
+DEVICE_SUBJECTS = ("device", "user")
 
 
 class AdminError(ValueError):
@@ -162,9 +164,9 @@ def create_client(
         raise AdminError(
             f"unknown scope(s) {' '.join(bad)}; supported: {' '.join(settings.scopes)}"
         )
-    if device_subject not in ("device", "user"):
+    if device_subject not in DEVICE_SUBJECTS:
         raise AdminError("device subject must be device or user")
-    if dpop_binding not in ("all", "refresh_only"):
+    if dpop_binding not in DPOP_BINDINGS:
         raise AdminError("DPoP binding must be all or refresh_only")
     redirects = _redirect_uris(grant_types, redirect_uris or [], post_logout_redirect_uris or [])
     _check_id_token_alg(id_token_alg)
@@ -514,7 +516,10 @@ def update_client(
     require_par: bool | None = None,
     id_token_alg: str | None = None,
     user_kind: str | None = None,
+    active: bool | None = None,
 ) -> Client:
+    """Change what is given (None: unchanged), all in one transaction. A narrower scope needs
+    nothing more: refreshing never gives a scope the client no longer has (``grants``)."""
     settings = get_state().settings
     if name is not None:
         if not 1 <= len(name) <= 200 or not is_clean(name):
@@ -560,19 +565,25 @@ def update_client(
             # of its tokens end, and its people sign in again.
             tokens.revoke_subject(client_id=client.client_id)
     audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
+    if active is not None and active != client.active:
+        _set_active(client, active, actor)
     db.session.commit()
     return client
 
 
 def set_client_active(client: Client, active: bool, actor: str = "cli") -> Client:
     """A disabled client cannot authenticate, and its tokens stop at once."""
+    _set_active(client, active, actor)
+    db.session.commit()
+    return client
+
+
+def _set_active(client: Client, active: bool, actor: str) -> None:
     client.active = active
     if not active:
         tokens.revoke_subject(client_id=client.client_id)
     event = "client.enabled" if active else "client.disabled"
     audit.record(event, client.tenant_id, actor, client_id=client.client_id)
-    db.session.commit()
-    return client
 
 
 def delete_client(client: Client, actor: str = "cli") -> None:

@@ -54,8 +54,10 @@ STAFF_KIND = "staff"
 CUSTOMER_KIND = "customer"
 USER_KINDS = (STAFF_KIND, CUSTOMER_KIND)
 # The scopes that manage the tenant (its registry, people, settings, modules, customers'
-# devices): a customer's token never carries one, whatever the client may ask for.
-_STAFF_SCOPE_PREFIXES = ("devices:", "users:", "tenant:", "modules:", "customer-devices:")
+# devices, clients): a customer's token never carries one, whatever the client may ask for.
+_STAFF_SCOPE_PREFIXES = (
+    "devices:", "users:", "tenant:", "modules:", "customer-devices:", "clients:",
+)  # fmt: skip
 
 
 def is_known_role(role: str) -> bool:
@@ -116,7 +118,7 @@ def scope_for(user: User, scope: str) -> str:
     ``NotAllowed`` when a customer would get nothing of what was asked."""
     if not is_customer(user):
         return scope
-    kept = " ".join(s for s in scope.split() if not s.startswith(_STAFF_SCOPE_PREFIXES))
+    kept = " ".join(s for s in scope.split() if not manages_scope(s))
     if scope and not kept:
         raise NotAllowed("This app asks for nothing a customer may have.")
     return kept
@@ -140,6 +142,21 @@ def reads_audit_events(user: User) -> bool:
 def manages_tenant(user: User) -> bool:
     """The tenant's own settings (its properties) are for its administrators."""
     return user.active and bool({SU, TENANT_ADMIN} & _global_roles(user))
+
+
+def manages_scope(scope: str) -> bool:
+    """A scope that manages the tenant (``devices:write``, ``clients:read``...), as opposed to
+    one about a person (``openid``, ``profile``, ``offline_access``...)."""
+    return scope.startswith(_STAFF_SCOPE_PREFIXES)
+
+
+def beyond(holder_scope: str, scopes: str) -> list[str]:
+    """The scopes of ``scopes`` that manage the tenant and ``holder_scope`` lacks. A token may
+    register or change a client only when this is empty for the client's scopes, old and new:
+    a new client, a new redirect URI or a new secret would otherwise hand the caller powers
+    its own token does not have."""
+    held = set(holder_scope.split())
+    return [s for s in dict.fromkeys(scopes.split()) if manages_scope(s) and s not in held]
 
 
 def manages_people(user: User) -> bool:

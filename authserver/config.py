@@ -25,7 +25,8 @@ SIGNING_ALGS = ("ES256", "RS256", "Ed25519")
 ID_TOKEN_DEFAULT_ALG = "RS256"
 DEFAULT_SCOPES = (
     "openid profile email phone offline_access devices:read devices:write users:read users:write tenant:read "
-    "tenant:write modules:read modules:write customer-devices:read customer-devices:write"
+    "tenant:write modules:read modules:write customer-devices:read customer-devices:write "
+    "clients:read clients:write"
 )
 
 

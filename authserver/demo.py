@@ -42,7 +42,8 @@ CLIENTS: list[dict[str, Any]] = [
         "grant_types": [CLIENT_CREDENTIALS],
         "auth_method": "client_secret_basic",
         "scope": "devices:read devices:write users:read users:write tenant:read tenant:write "
-        "modules:read modules:write customer-devices:read customer-devices:write",
+        "modules:read modules:write customer-devices:read customer-devices:write clients:read "
+        "clients:write",
     },
     {
         "client_id": "cli_demo_kiosk",

@@ -128,6 +128,12 @@ PL: dict[str, str] = {
     ),
     "See this organisation's settings": "Widzieć ustawienia tej organizacji",
     "Change this organisation's settings": "Zmieniać ustawienia tej organizacji",
+    "See the apps and services registered for this organisation": (
+        "Widzieć aplikacje i usługi zarejestrowane dla tej organizacji"
+    ),
+    "Register, change and remove apps and services, and reset their secrets": (
+        "Rejestrować, zmieniać i usuwać aplikacje oraz usługi i odnawiać ich sekrety"
+    ),
     # message.html and the page's answers
     "Connect another device": "Połącz inne urządzenie",
     "Device approved": "Urządzenie zatwierdzone",

@@ -261,6 +261,11 @@ class Client(OAuthClient, Model):
     # Who may sign in to it: "staff", "customer", or None for both (authserver.authorization).
     user_kind: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
+    @property
+    def id(self) -> str:
+        """The client id: what a page of clients continues after."""
+        return self.client_id
+
 
 class Revocation(Model):
     """The durable copy of a revocation entry when the state store is Redis

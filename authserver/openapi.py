@@ -76,6 +76,8 @@ _TENANT_READ = [{"bearer": ["tenant:read"]}, {"dpop": ["tenant:read"]}]
 _TENANT_WRITE = [{"bearer": ["tenant:write"]}, {"dpop": ["tenant:write"]}]
 _MODULES_READ = [{"bearer": ["modules:read"]}, {"dpop": ["modules:read"]}]
 _MODULES_WRITE = [{"bearer": ["modules:write"]}, {"dpop": ["modules:write"]}]
+_CLIENTS_READ = [{"bearer": ["clients:read"]}, {"dpop": ["clients:read"]}]
+_CLIENTS_WRITE = [{"bearer": ["clients:write"]}, {"dpop": ["clients:write"]}]
 _MODULE_DEVICE: list[dict[str, list[str]]] = [{"bearer": []}, {"dpop": []}]
 _CLIENT: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {"clientSecretPost": []}]
 
@@ -1244,6 +1246,60 @@ OPERATIONS.update({
     },
 })  # fmt: skip
 
+_CLIENT_ID = _path("client_id", "The client's id.")
+_BEYOND = _problem(
+    "Not allowed for this token or user, or the client has (or would get) a scope that manages "
+    "the tenant which the calling token does not hold (forbidden)."
+)
+OPERATIONS.update({
+    ("clients.list_all", "get"): {
+        "tags": ["Clients"], "summary": "The tenant's clients, by name (never their secrets)",
+        "security": _CLIENTS_READ, "parameters": _PAGING,
+        "responses": {"200": _json(_page("Client"), "A page."), **_API_ERRORS},
+    },
+    ("clients.create", "post"): {
+        "tags": ["Clients"],
+        "summary": "Register a client; a confidential client's secret is in this answer, once",
+        "security": _CLIENTS_WRITE, "requestBody": _body(schema.CLIENT_CREATE),
+        "responses": {"201": _json(_one("Client"), "Registered (Cache-Control: no-store)."),
+                      **_API_ERRORS, "403": _BEYOND},
+    },
+    ("clients.get_one", "get"): {
+        "tags": ["Clients"], "summary": "A client", "security": _CLIENTS_READ,
+        "parameters": [_CLIENT_ID],
+        "responses": {"200": _json(_one("Client"), "The client."),
+                      "404": _problem("No such client in this tenant."), **_API_ERRORS},
+    },
+    ("clients.patch", "patch"): {
+        "tags": ["Clients"],
+        "summary": "Change a client; disabling it (active false) ends its tokens",
+        "security": _CLIENTS_WRITE, "parameters": [_CLIENT_ID],
+        "requestBody": _body(schema.CLIENT_UPDATE),
+        "responses": {"200": _json(_one("Client"), "The client."),
+                      "404": _problem("No such client in this tenant."), **_API_ERRORS,
+                      "403": _BEYOND},
+    },
+    ("clients.delete_one", "delete"): {
+        "tags": ["Clients"], "summary": "Delete a client; its tokens end at once",
+        "security": _CLIENTS_WRITE, "parameters": [_CLIENT_ID],
+        "responses": {"200": _json({"type": "object"}, "Deleted."),
+                      "204": {"description": "Deleted (Prefer: return=minimal)."},
+                      "404": _problem("No such client in this tenant."), **_API_ERRORS,
+                      "403": _BEYOND},
+    },
+    ("clients.new_secret", "post"): {
+        "tags": ["Clients"],
+        "summary": "A new secret for a confidential client (the old one stops at once); once",
+        "security": _CLIENTS_WRITE, "parameters": [_CLIENT_ID],
+        "responses": {"200": _json({"type": "object", "properties": {"data": {
+            "type": "object", "properties": {"clientId": _STR, "clientSecret": _STR},
+            "required": ["clientId", "clientSecret"]}}}, "The new secret (no-store)."),
+            "400": _problem("A public client has no secret (validation-error)."),
+            "404": _problem("No such client in this tenant."),
+            **{k: v for k, v in _API_ERRORS.items() if k != "400"}, "403": _BEYOND},
+    },
+})  # fmt: skip
+
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _COMPONENTS: dict[str, Any] = {
     "Problem": {
@@ -1404,6 +1460,38 @@ _COMPONENTS: dict[str, Any] = {
             "updatedBy": {"type": ["string", "null"]},
         },
         "required": ["id", "type", "production", "config"],
+    },  # fmt: skip
+    "Client": {
+        "type": "object",
+        "description": "An OAuth client of the tenant: an app, a device's software or a service "
+        "(names as in RFC 7591 §2 and OIDC Registration §2, in camelCase).",
+        "properties": {
+            "clientId": _STR,
+            "name": _STR,
+            "tokenEndpointAuthMethod": {"enum": list(schema.AUTH_METHODS)},
+            "grantTypes": {"type": "array", "items": {"type": "string"}},
+            "scope": {"type": "string"},
+            "dpopBoundAccessTokens": {"type": "boolean"},
+            "dpopBinding": {"enum": list(schema.DPOP_BINDINGS)},
+            "deviceSubject": {"enum": list(schema.DEVICE_SUBJECTS)},
+            "redirectUris": {"type": "array", "items": {"type": "string"}},
+            "postLogoutRedirectUris": {"type": "array", "items": {"type": "string"}},
+            "firstParty": {"type": "boolean"},
+            "requirePushedAuthorizationRequests": {"type": "boolean"},
+            "idTokenSignedResponseAlg": _STR,
+            "userKind": {"enum": list(schema.CLIENT_USER_KINDS)},
+            "active": {"type": "boolean"},
+            "createdAt": _TIME,
+            "clientSecret": {"type": "string", "description": "Only in the answer that made it."},
+        },
+        "required": [
+            "clientId",
+            "name",
+            "tokenEndpointAuthMethod",
+            "grantTypes",
+            "scope",
+            "active",
+        ],
     },  # fmt: skip
     "Config": {"type": "object", "description": "A JSON object."},
     "Location": {

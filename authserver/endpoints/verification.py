@@ -128,6 +128,8 @@ SCOPE_WORDS = {
     "users:write": "Add, change and remove people and give or take their roles",
     "tenant:read": "See this organisation's settings",
     "tenant:write": "Change this organisation's settings",
+    "clients:read": "See the apps and services registered for this organisation",
+    "clients:write": "Register, change and remove apps and services, and reset their secrets",
 }
 
 

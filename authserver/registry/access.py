@@ -72,6 +72,18 @@ def require_tenant_admin_token(write: bool = False) -> Callable[[F], F]:
     )
 
 
+def require_clients_token(write: bool = False) -> Callable[[F], F]:
+    """The tenant's OAuth clients: ``clients:read`` (``clients:write`` to change) for service
+    tokens; the same scope plus role TENANT.ADMIN (or SU) for user tokens; never device tokens.
+    What a write may touch is limited further by the token's own scopes
+    (``authorization.beyond``)."""
+    return _tenant_token(
+        "clients:write" if write else "clients:read",
+        manages_tenant,
+        "The role TENANT.ADMIN is required.",
+    )
+
+
 def require_modules_token(write: bool = False) -> Callable[[F], F]:
     """Modules: ``modules:read`` (``modules:write`` to change) for service tokens; the same scope
     plus role TENANT.ADMIN or DEVICE.MANAGER for user tokens; never device tokens."""

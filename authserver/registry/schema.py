@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from authserver.admin import AUTH_METHODS, DEVICE_SUBJECTS, DPOP_BINDINGS
+from authserver.admin import USER_KINDS as CLIENT_USER_KINDS
 from authserver.authorization import LOCATION_ID_LENGTH, ROLES, USER_KINDS, is_known_role
+from authserver.authorization_code import MAX_REDIRECT_URI
 from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import LOCATION_KINDS
 from authserver.models import AppCode, DeviceStatus, ModuleType
@@ -20,6 +23,7 @@ from authserver.modules import check_config
 from authserver.problems import ValidationProblem
 from authserver.registry.bodies import optional_str, required_name, string_list
 from authserver.text import text_problem
+from grants import KNOWN_GRANT_TYPES
 
 ID_CHARS = 48  # the longest id a list of ids may hold
 MODULE_TYPES = tuple(str(t) for t in ModuleType)
@@ -1024,9 +1028,191 @@ ISSUED_STATUS = Body(
     example={"status": "BLOCKED", "reason": "Customer reported suspicious payments."},
 )
 
+# -- OAuth clients (the tenant's apps and services) -------------------------------------------------
+
+MAX_CLIENT_URIS = 20
+MAX_SCOPE_CHARS = 2000
+SCOPE_TOKEN = r"[!#-\[\]-~]+"  # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+
+
+@dataclass(frozen=True)
+class Choices(Field):
+    """A non-empty list of distinct values, each one of ``values``."""
+
+    values: tuple[str, ...] = ()
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if (
+            not isinstance(value, list)
+            or not 1 <= len(value) <= len(self.values)
+            or not all(isinstance(v, str) and v in self.values for v in value)
+        ):
+            raise ValidationProblem(
+                f"{self.name} must be a list of one or more of {', '.join(self.values)}.",
+                field=self.name,
+            )
+        return list(dict.fromkeys(value))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "minItems": 1, "uniqueItems": True,
+                "items": {"type": "string", "enum": list(self.values)},
+                "description": self.description}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Uris(Field):
+    """A list of at most ``MAX_CLIENT_URIS`` URIs (each checked further by the service)."""
+
+    def parse(self, body: dict[str, Any]) -> list[str]:
+        value = body.get(self.name)
+        if value is None:
+            return []
+        if (
+            not isinstance(value, list)
+            or len(value) > MAX_CLIENT_URIS
+            or not all(isinstance(v, str) and 1 <= len(v) <= MAX_REDIRECT_URI for v in value)
+        ):
+            raise ValidationProblem(
+                f"{self.name} must be a list of at most {MAX_CLIENT_URIS} URIs of at most "
+                f"{MAX_REDIRECT_URI} characters.",
+                field=self.name,
+            )
+        return list(dict.fromkeys(value))
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["array", "null"], "maxItems": MAX_CLIENT_URIS,
+                "items": {"type": "string", "format": "uri", "minLength": 1,
+                          "maxLength": MAX_REDIRECT_URI},
+                "description": self.description}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scope(Field):
+    """Space-separated scope tokens (RFC 6749 §3.3), or null/"" for none; which scopes exist is
+    the server's configuration, checked by the service."""
+
+    def parse(self, body: dict[str, Any]) -> str:
+        value = body.get(self.name)
+        if value is None or value == "":
+            return ""
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_SCOPE_CHARS
+            or re.fullmatch(f"{SCOPE_TOKEN}( {SCOPE_TOKEN})*", value) is None
+        ):
+            raise ValidationProblem(
+                f"{self.name} must be scope names separated by single spaces "
+                f"(at most {MAX_SCOPE_CHARS} characters).",
+                field=self.name,
+            )
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": ["string", "null"], "maxLength": MAX_SCOPE_CHARS,
+                "pattern": f"^({SCOPE_TOKEN}( {SCOPE_TOKEN})*)?$",
+                "description": self.description}  # fmt: skip
+
+
+_CLIENT_CHANGEABLE = (
+    Name("name", "The client's name, as people see it (on the sign-in and consent pages).", 200),
+    Scope(
+        "scope",
+        "The scopes it may be given, space-separated. Scopes that manage the tenant "
+        "(devices:, users:, tenant:, modules:, customer-devices:, clients:) only if your own "
+        "token holds them.",
+    ),
+    Choices("grantTypes", "The grants it may use.", KNOWN_GRANT_TYPES),
+    Flag(
+        "dpopBoundAccessTokens",
+        "RFC 9449 §5.2 dpop_bound_access_tokens: every token request must carry a DPoP "
+        "proof (default false).",
+    ),  # fmt: skip
+    Uris(
+        "redirectUris",
+        "Where the authorization code flow may send the browser back to, compared exactly "
+        "(https; http on 127.0.0.1 or [::1] on any port, or a private-use scheme, for a native "
+        "app, RFC 8252). Needed with the authorization_code grant.",
+    ),  # fmt: skip
+    Uris("postLogoutRedirectUris", "Where RP-initiated logout may send the browser back to."),
+    Flag(
+        "firstParty",
+        "The tenant's own app: no consent page, and its user tokens reach the person's "
+        "account (/users/me). Default false.",
+    ),  # fmt: skip
+    Flag(
+        "requirePushedAuthorizationRequests",
+        "RFC 9126 §5: its authorization requests must be pushed first (default false).",
+    ),
+    Chars(
+        "idTokenSignedResponseAlg",
+        "OIDC Registration §2: the ID tokens' algorithm, one the server signs with; null: RS256.",
+        2,
+        16,
+        "[A-Za-z0-9]+",
+    ),  # fmt: skip
+    OneOf(
+        "userKind",
+        "Who may sign in to it: staff, customer, or any (default).",
+        CLIENT_USER_KINDS,
+        default="any",
+    ),  # fmt: skip
+)
+_CLIENT_EXAMPLE = {
+    "name": "Back-office web app",
+    "grantTypes": ["authorization_code", "refresh_token"],
+    "tokenEndpointAuthMethod": "client_secret_basic",
+    "scope": "openid profile offline_access devices:read",
+    "redirectUris": ["https://backoffice.example/callback"],
+    "postLogoutRedirectUris": ["https://backoffice.example/"],
+    "firstParty": True,
+    "userKind": "staff",
+}
+CLIENT_CREATE = Body(
+    "ClientCreate",
+    "A new client of the tenant; its id is made by the server, and a confidential client's "
+    "secret is in the answer, once.",
+    (
+        *_CLIENT_CHANGEABLE,
+        OneOf(
+            "tokenEndpointAuthMethod",
+            "How it authenticates: client_secret_basic (default), client_secret_post, or "
+            "none for a public client (an app on a phone or a device).",
+            AUTH_METHODS,
+            default="client_secret_basic",
+        ),  # fmt: skip
+        OneOf(
+            "dpopBinding",
+            "all (default): a DPoP proof binds access and refresh tokens; refresh_only: "
+            "access tokens stay Bearer.",
+            DPOP_BINDINGS,
+            default="all",
+        ),  # fmt: skip
+        OneOf(
+            "deviceSubject",
+            "Whose token a device-flow approval gives: the device's (default) or the "
+            "approving user's.",
+            DEVICE_SUBJECTS,
+            default="device",
+        ),  # fmt: skip
+    ),
+    required=("name", "grantTypes"),
+    example=_CLIENT_EXAMPLE,
+)
+CLIENT_UPDATE = Body(
+    "ClientUpdate",
+    "The fields to change. active false disables it and ends its tokens at once; a new user "
+    "kind ends its tokens too.",
+    (*_CLIENT_CHANGEABLE,
+     Flag("active", "false: it cannot authenticate and its tokens end; true: enabled again.")),
+    defaults_apply=False,
+    example={"redirectUris": ["https://backoffice.example/callback",
+                              "https://backoffice.example/callback2"]},
+)  # fmt: skip
+
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
           DEVICE_SELF_UPDATE, CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
           TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,
           MODULE_COMMON_CONFIG, OWNED_REGISTER, OWNED_UPDATE, ISSUED_CREATE,
-          ISSUED_STATUS)  # fmt: skip
+          ISSUED_STATUS, CLIENT_CREATE, CLIENT_UPDATE)  # fmt: skip

@@ -42,7 +42,9 @@ def demo_server(tmp_path: Path):
         stop_server(server)
 
 
-@pytest.mark.parametrize("name", ["dpop", "pos", "dpop-helper", "people", "customer-devices"])
+@pytest.mark.parametrize(
+    "name", ["dpop", "pos", "dpop-helper", "people", "customer-devices", "register-app"]
+)
 def test_readme_example_runs(demo_server, name):
     server, cwd = demo_server
     code = snippet(name).replace("http://127.0.0.1:8000", server.url)
@@ -79,6 +81,8 @@ def test_readme_example_runs(demo_server, name):
             "202 []",
             "401",
         ]
+    elif name == "register-app":
+        assert result.stdout.splitlines() == ["201 True True", "200", "401"]
     elif name == "dpop-helper":
         assert result.stdout.strip() == "DPoP 200"
     else:
