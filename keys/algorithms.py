@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
 
 AsymmetricKey = ECKey | RSAKey | OKPKey
@@ -20,11 +22,18 @@ def generate(alg: str) -> AsymmetricKey:
 
 
 def import_private(alg: str, pem: bytes, kid: str) -> AsymmetricKey:
+    """One of our own private keys, as ``keys.encryption`` decrypted it: AES-GCM authenticated
+    it under the key-encryption key, so it is a key this server generated, unaltered."""
     params: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
     if alg == "ES256":
         return ECKey.import_key(pem, parameters=params)
     if alg == "RS256":
-        return RSAKey.import_key(pem, parameters=params)
+        # OpenSSL's RSA consistency checks cost ~15 ms a key (every keyring reload of every
+        # process); they guard against a malformed key from elsewhere, which this cannot be.
+        raw = load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+        if not isinstance(raw, RSAPrivateKey):
+            raise ValueError("an RS256 key must be an RSA private key")
+        return RSAKey.import_key(raw, parameters=params)
     return OKPKey.import_key(pem, parameters=params)
 
 

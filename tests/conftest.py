@@ -7,8 +7,10 @@ The suite runs on the embedded default (SQLite file per test, SQL ephemeral stor
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +26,8 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import ProgrammingError
 
 from authserver import create_app, migrate
 from authserver.admin import create_client, create_tenant, create_user, prepare_database
@@ -67,6 +70,29 @@ def pytest_report_header(config: Any) -> str:
     return f"authserver backends: {BACKEND}"
 
 
+def _compile_url_builders_once() -> None:
+    """Werkzeug compiles a Python function per URL rule of every app it routes (about 60 ms an
+    app here, most of an in-process test's set-up); the suite makes an app per test from the
+    same rules. The function depends only on the rule's text and whether it appends unknown
+    arguments (converters are looked up on the rule when it runs), so each is compiled once.
+    Rules with defaults, whose values a converter resolves at compile time, are left alone."""
+    from werkzeug.routing.rules import Rule
+
+    original = Rule._compile_builder
+    built: dict[tuple[str, tuple[Any, ...], bool], Any] = {}
+
+    def compile_builder(self: Rule, append_unknown: bool = True) -> Any:
+        if self.defaults:
+            return original(self, append_unknown)
+        key = (self.rule, tuple(self._trace), append_unknown)
+        if key not in built:
+            built[key] = original(self, append_unknown)
+        return built[key]
+
+    Rule._compile_builder = compile_builder  # type: ignore[method-assign]
+
+
+_compile_url_builders_once()
 _RSA_POOL: list[Any] = []
 
 
@@ -129,21 +155,71 @@ _schema_fresh = False
 
 
 def reset_database(app: Flask) -> None:
-    """PostgreSQL is shared by the whole run: the schema is rebuilt once (a database left by an
-    older checkout may lack columns), then every table is emptied before each test."""
+    """PostgreSQL is shared by the whole run: the schema is rebuilt once per worker (a database
+    left by an older checkout may lack columns), then every table is emptied before each test.
+    A test that dropped tables (tests/system/test_migrations.py) makes the next one rebuild."""
     global _schema_fresh
     with app.app_context():
-        if db.engine.dialect.name == "postgresql" and not _schema_fresh:
-            db.drop_all()
+        if db.engine.dialect.name != "postgresql":
+            return
+        if not _schema_fresh:
+            _rebuild_schema()
             _schema_fresh = True
-        if db.engine.dialect.name == "postgresql":
-            # Built once from the models and stamped; the migrations themselves are checked
-            # against the models in tests/test_migrations.py and run by every live server.
-            db.create_all()
-            migrate.stamp("head")
-            names = ", ".join(t.name for t in reversed(db.metadata.sorted_tables))
+        names = ", ".join(t.name for t in reversed(db.metadata.sorted_tables))
+        try:
             with db.engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {names} CASCADE"))
+                stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except ProgrammingError:  # a table is missing
+            stamped = None
+        if stamped != _head_revision():  # build the schema again
+            _rebuild_schema()
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+
+
+def _rebuild_schema() -> None:
+    """Built from the models and stamped; the migrations themselves are checked against the
+    models in tests/system/test_migrations.py and run by every live server."""
+    db.drop_all()
+    db.create_all()
+    migrate.stamp("head")
+
+
+_sqlite_template: Path | None = None
+
+
+def _copy_migrated_sqlite(settings: Settings) -> None:
+    """Start a test's SQLite file from a copy of one migrated to head once per worker: running
+    the seventeen migrations took most of every in-process test's set-up. The copy is the same
+    schema the migrations make (alembic finds it at head and does nothing); the migrations
+    themselves run in tests/test_migrations.py and in every live server."""
+    global _sqlite_template
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    target = Path(url.database)
+    if target.exists():
+        return
+    if _sqlite_template is None:
+        where = Path(tempfile.mkdtemp(prefix="authserver-template-"))
+        template_settings = load_settings(make_env(where / "instance"))
+        template_app = create_app(template_settings, clock=Clock())
+        with template_app.app_context():
+            migrate.upgrade()
+            with db.engine.begin() as conn:
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            db.engine.dispose()
+        _sqlite_template = Path(make_url(template_settings.database_url).database or "")
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the app makes it
+    shutil.copyfile(_sqlite_template, target)
 
 
 @pytest.fixture
@@ -169,7 +245,9 @@ def overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def app(settings: Settings, clock: Clock, overrides: dict[str, Any]) -> Iterator[Flask]:
-    app = create_app(settings.with_overrides(**overrides), clock=clock)
+    settings = settings.with_overrides(**overrides)
+    _copy_migrated_sqlite(settings)
+    app = create_app(settings, clock=clock)
     app.testing = True
     reset_database(app)
     with app.app_context():
