@@ -206,20 +206,29 @@ def _copy_migrated_sqlite(settings: Settings) -> None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return
     target = Path(url.database)
-    if target.exists():
+    if target.exists() or _sqlite_template is None:
         return
-    if _sqlite_template is None:
-        where = Path(tempfile.mkdtemp(prefix="authserver-template-"))
-        template_settings = load_settings(make_env(where / "instance"))
-        template_app = create_app(template_settings, clock=Clock())
-        with template_app.app_context():
-            migrate.upgrade()
-            with db.engine.begin() as conn:
-                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-            db.engine.dispose()
-        _sqlite_template = Path(make_url(template_settings.database_url).database or "")
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the app makes it
     shutil.copyfile(_sqlite_template, target)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_sqlite_template() -> None:
+    """The file ``_copy_migrated_sqlite`` copies, made before any test's clock starts: the
+    migrations write a revocation mark for every older token (0005) at the time they run, and
+    a test's tokens must not be older than it."""
+    global _sqlite_template
+    if DATABASE_URL:
+        return
+    where = Path(tempfile.mkdtemp(prefix="authserver-template-"))
+    template_settings = load_settings(make_env(where / "instance"))
+    template_app = create_app(template_settings, clock=Clock())
+    with template_app.app_context():
+        migrate.upgrade()
+        with db.engine.begin() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        db.engine.dispose()
+    _sqlite_template = Path(make_url(template_settings.database_url).database or "")
 
 
 @pytest.fixture
