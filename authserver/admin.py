@@ -482,7 +482,10 @@ def _redirect_uris(
         if problem:
             raise AdminError(f"redirect URI {uri!r} {problem}")
     if AUTHORIZATION_CODE in grant_types and not redirect_uris:
-        raise AdminError("a client of the authorization_code grant needs --redirect-uri")
+        raise AdminError(
+            "a client of the authorization_code grant needs a redirect URI (--redirect-uri; "
+            "redirectUris over the API)"
+        )
     return list(dict.fromkeys(redirect_uris)), list(dict.fromkeys(post_logout))
 
 
@@ -517,6 +520,7 @@ def update_client(
     id_token_alg: str | None = None,
     user_kind: str | None = None,
     active: bool | None = None,
+    reset_id_token_alg: bool = False,
 ) -> Client:
     """Change what is given (None: unchanged), all in one transaction. A narrower scope needs
     nothing more: refreshing never gives a scope the client no longer has (``grants``)."""
@@ -556,6 +560,8 @@ def update_client(
     if id_token_alg is not None:
         _check_id_token_alg(id_token_alg)
         client.id_token_alg = id_token_alg
+    elif reset_id_token_alg:
+        client.id_token_alg = None  # the default, RS256
     if user_kind is not None:
         _check_user_kind(user_kind)
         wanted = None if user_kind == "any" else user_kind
@@ -564,7 +570,10 @@ def update_client(
             # Whoever the app no longer admits must not keep its tokens (nor refresh them): all
             # of its tokens end, and its people sign in again.
             tokens.revoke_subject(client_id=client.client_id)
-    audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
+    changed = [name, scope, grant_types, dpop_bound, redirect_uris, post_logout_redirect_uris,
+               first_party, require_par, id_token_alg, user_kind]  # fmt: skip
+    if reset_id_token_alg or any(value is not None for value in changed):
+        audit.record("client.updated", client.tenant_id, actor, client_id=client.client_id)
     if active is not None and active != client.active:
         _set_active(client, active, actor)
     db.session.commit()

@@ -1464,7 +1464,7 @@ _COMPONENTS: dict[str, Any] = {
     "Client": {
         "type": "object",
         "description": "An OAuth client of the tenant: an app, a device's software or a service "
-        "(names as in RFC 7591 §2 and OIDC Registration §2, in camelCase).",
+        "(most names are RFC 7591 §2's and OIDC Registration §2's metadata, in camelCase).",
         "properties": {
             "clientId": _STR,
             "name": _STR,

@@ -28,7 +28,13 @@ from authserver.models import AuthorizationCode
 from authserver.security import now
 from authserver.tokens import TokenSubject
 from grants import AUTHORIZATION_CODE, REFRESH_TOKEN
-from grants.common import bound_family, check_dpop, response_headers, token_response
+from grants.common import (
+    bound_family,
+    check_dpop,
+    response_headers,
+    still_allowed,
+    token_response,
+)
 from grants.dpop import InvalidDPoPProof
 
 
@@ -136,6 +142,7 @@ class AuthorizationCodeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         request = self.request
         client = request.client
         record: AuthorizationCode = request.credential
+        scope = still_allowed(client, record.scope)  # narrowed since the sign-in?
         if not codes.redeem(record):
             raise InvalidGrantError("The code has already been used.")
         user = users.get_active(record.user_id)
@@ -148,11 +155,11 @@ class AuthorizationCodeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         # Every code grant has a family, so that revoking it (reuse, a withdrawn consent, sign
         # out) reaches its access tokens by their sid; a refresh token only for clients that
         # are registered for the refresh grant.
-        family = bound_family(client, who, record.scope, proof)
+        family = bound_family(client, who, scope, proof)
         body = token_response(
             client,
             who,
-            record.scope,
+            scope,
             proof,
             family=family,
             on_issue=lambda issued: codes.remember_issued(record, family.id, issued.jti),

@@ -52,6 +52,18 @@ def resolve_scope(client: OAuthClient, requested: str | None) -> str:
     return " ".join(s for s in allowed if s in wanted)
 
 
+def still_allowed(client: OAuthClient, scope: str) -> str:
+    """``scope`` of a grant made earlier (a code, an approved device code, a refresh family),
+    less what the client may no longer have: an administrator may have narrowed its scope
+    since. RFC 6749 §3.3 lets the server issue less; the response says what it issued (§5.1).
+    ``invalid_scope`` when nothing is left."""
+    allowed = set(client.scope.split())
+    kept = " ".join(s for s in scope.split() if s in allowed)
+    if scope and not kept:
+        raise InvalidScopeError("The client may no longer have any scope of this grant.")
+    return kept
+
+
 def second_factor(user: User, code: str | None, attempt: Attempt) -> str:
     """After a right password, the user's TOTP code when they have one (RFC 6238); the sign-in's
     ``amr``. No code: ``totp_required``, and the password's charge is given back (asking is no

@@ -43,6 +43,7 @@ from grants.common import (
     check_dpop,
     resolve_scope,
     response_headers,
+    still_allowed,
     token_response,
 )
 from grants.dpop import InvalidDPoPProof
@@ -183,6 +184,7 @@ class DeviceCodeGrant(_Grant):
         request = self.request
         client = request.client
         record: DeviceAuthorization = request.credential
+        scope = still_allowed(client, record.scope)  # narrowed since the request?
         if not device_flow.redeem(record):
             raise InvalidGrantError("The device_code has already been used.")
         who = device_flow.token_subject(record, client)
@@ -191,11 +193,11 @@ class DeviceCodeGrant(_Grant):
         proof = request.dpop
         family = None
         if client.check_grant_type(REFRESH_TOKEN):
-            family = bound_family(client, who, record.scope, proof)
+            family = bound_family(client, who, scope, proof)
         body = token_response(
             client,
             who,
-            record.scope,
+            scope,
             proof,
             family=family,
             on_issue=lambda issued: device_flow.remember_issued(

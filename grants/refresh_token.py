@@ -29,7 +29,7 @@ from authserver.tokens import (
     reuse_detected,
     rotate_refresh_token,
 )
-from grants.common import check_dpop, response_headers, token_response
+from grants.common import check_dpop, response_headers, still_allowed, token_response
 from grants.dpop import InvalidDPoPProof
 
 
@@ -85,14 +85,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             scope = " ".join(s for s in granted if s in requested.split(" "))
         else:
             scope = fam.scope
-        # A client's scope may have narrowed since the grant (an administrator took a scope
-        # away): the new access token carries only what the client may still have (RFC 6749
-        # §3.3, the server's policy; the response names the scope issued, §5.1).
-        allowed = set(client.scope.split())
-        narrowed = " ".join(s for s in scope.split() if s in allowed)
-        if scope and not narrowed:
-            raise InvalidScopeError("The client may no longer have any scope of this grant.")
-        scope = narrowed
+        scope = still_allowed(client, scope)  # the client's scope may have narrowed since
         request.refresh_token = record
         request.scope = scope
         request.dpop = proof

@@ -7,9 +7,10 @@ made it (creation, or ``POST .../secret``), and is stored only as a keyed hash.
 
 No escalation through a client: a token may create, change, disable, delete or reset the secret
 of a client only when it holds every scope that manages the tenant which the client has or would
-get (``authorization.beyond``). Otherwise a ``clients:write`` token could make itself a client
-with ``users:write``, or take over a more powerful client by adding a redirect URI or resetting
-its secret.
+get (``authorization.beyond``), and ``users:write`` for a first-party client. Otherwise a
+``clients:write`` token could make itself a client with ``users:write``, take over a more
+powerful client by adding a redirect URI or resetting its secret, or make a first-party app that
+signs people in without asking and reaches their accounts.
 """
 
 from __future__ import annotations
@@ -74,10 +75,18 @@ def _client_of_tenant(client_id: str) -> Client:
     return client
 
 
-def _within_reach(*scopes: str) -> None:
-    """A 403 unless the request's token holds every managing scope of ``scopes``."""
+# A first-party app gets no consent page and its user tokens reach the person's account
+# (/users/me: their password, second factor, the account itself): power over people, so only a
+# token that manages people may make one, or change or re-secret one.
+FIRST_PARTY_NEEDS = "users:write"
+
+
+def _within_reach(*scopes: str, first_party: bool = False) -> None:
+    """A 403 unless the request's token holds every managing scope of ``scopes`` (and, for a
+    first-party client, ``FIRST_PARTY_NEEDS``)."""
     token, _ = token_actor()
-    missing = authorization.beyond(token.scope, " ".join(scopes))
+    wanted = [*scopes, FIRST_PARTY_NEEDS] if first_party else list(scopes)
+    missing = authorization.beyond(token.scope, " ".join(wanted))
     if missing:
         raise ForbiddenProblem(
             f"Your token does not hold {' '.join(missing)}, which this client has or would get."
@@ -107,7 +116,7 @@ def list_all() -> Response:
 def create() -> Response:
     token, _ = token_actor()
     data = schema.CLIENT_CREATE.parse(json_body())
-    _within_reach(data.get("scope", ""))
+    _within_reach(data.get("scope", ""), first_party=data.get("firstParty", False))
     tenant = get_tenant(token.tenant_id)
     assert tenant is not None  # the token's tenant is active (authenticate_request)
     try:
@@ -144,10 +153,9 @@ def get_one(client_id: str) -> Response:
 def patch(client_id: str) -> Response:
     client = _client_of_tenant(client_id)
     data = schema.CLIENT_UPDATE.parse(json_body())
-    _within_reach(client.scope, data.get("scope") or "")
+    first_party = bool(client.first_party) or data.get("firstParty", False)
+    _within_reach(client.scope, data.get("scope") or "", first_party=first_party)
     alg = data.get("idTokenSignedResponseAlg")
-    if "idTokenSignedResponseAlg" in data and alg is None:
-        alg = ID_TOKEN_DEFAULT_ALG  # null: back to the default
     try:
         admin.update_client(
             client,
@@ -161,6 +169,7 @@ def patch(client_id: str) -> Response:
             first_party=data.get("firstParty"),
             require_par=data.get("requirePushedAuthorizationRequests"),
             id_token_alg=alg,
+            reset_id_token_alg="idTokenSignedResponseAlg" in data and alg is None,
             user_kind=data.get("userKind"),
             active=data.get("active"),
         )
@@ -174,7 +183,7 @@ def patch(client_id: str) -> Response:
 @require_clients_token(write=True)
 def delete_one(client_id: str) -> Response:
     client = _client_of_tenant(client_id)
-    _within_reach(client.scope)
+    _within_reach(client.scope, first_party=bool(client.first_party))
     admin.delete_client(client, actor_id())
     return deleted_response(clientId=client_id)
 
@@ -184,7 +193,7 @@ def delete_one(client_id: str) -> Response:
 def new_secret(client_id: str) -> Response:
     """A new secret for a confidential client; the old one stops working at once."""
     client = _client_of_tenant(client_id)
-    _within_reach(client.scope)
+    _within_reach(client.scope, first_party=bool(client.first_party))
     try:
         secret = admin.rotate_client_secret(client, actor_id())
     except admin.AdminError as exc:

@@ -1043,6 +1043,8 @@ class Choices(Field):
 
     def parse(self, body: dict[str, Any]) -> list[str]:
         value = body.get(self.name)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = list(dict.fromkeys(value))  # a repeated value is the same choice
         if (
             not isinstance(value, list)
             or not 1 <= len(value) <= len(self.values)

@@ -33,8 +33,8 @@ def manager(reg, world, t, scope: str = MANAGE) -> str:
 
 @pytest.fixture
 def admin(reg, world, t):
-    """A service token that manages clients and holds the registry scopes too."""
-    return manager(reg, world, t, f"{MANAGE} devices:read devices:write")
+    """A service token that manages clients and holds the registry and people scopes too."""
+    return manager(reg, world, t, f"{MANAGE} devices:read devices:write users:write")
 
 
 def create(reg, token, status=201, **body):
@@ -153,8 +153,14 @@ def test_no_token_gains_through_a_client_what_it_does_not_hold(reg, world, t, ad
         json={"name": "Escalate", "grantTypes": ["client_credentials"], "scope": "users:write"},
     )
     assert refused.status_code == 403 and "users:write" in refused.get_json()["detail"]
-    app_ = create(reg, narrow, **{**WEB_APP, "scope": "openid profile offline_access"})
+    person_scopes = {**WEB_APP, "scope": "openid profile offline_access"}
+    # A first-party app skips consent and reaches people's accounts: it needs users:write.
+    first = reg.call("POST", CLIENTS, narrow, json=person_scopes)
+    assert first.status_code == 403 and "users:write" in first.get_json()["detail"]
+    app_ = create(reg, narrow, **{**person_scopes, "firstParty": False})
     own = app_.get_json()["data"]["clientId"]
+    to_first = reg.call("PATCH", f"{CLIENTS}/{own}", narrow, json={"firstParty": True})
+    assert to_first.status_code == 403
     widen = reg.call("PATCH", f"{CLIENTS}/{own}", narrow, json={"scope": "openid devices:read"})
     assert widen.status_code == 403
     # A client made by a stronger token is out of the narrow token's reach entirely.
@@ -162,6 +168,7 @@ def test_no_token_gains_through_a_client_what_it_does_not_hold(reg, world, t, ad
     for method, path, body in [
         ("PATCH", f"{CLIENTS}/{strong}", {"redirectUris": ["https://evil.example/cb"]}),
         ("PATCH", f"{CLIENTS}/{strong}", {"name": "Renamed"}),
+        ("PATCH", f"{CLIENTS}/{strong}", {"active": False}),
         ("POST", f"{CLIENTS}/{strong}/secret", None),
         ("DELETE", f"{CLIENTS}/{strong}", None),
     ]:
@@ -169,8 +176,9 @@ def test_no_token_gains_through_a_client_what_it_does_not_hold(reg, world, t, ad
         assert resp.status_code == 403, (method, path, resp.get_json())
     got = reg.call("GET", f"{CLIENTS}/{strong}", narrow).get_json()["data"]
     assert got["redirectUris"] == [APP] and got["name"] == WEB_APP["name"]
-    # Taking the managing scope away brings it within reach.
-    narrowed = reg.call("PATCH", f"{CLIENTS}/{strong}", admin, json={"scope": "openid"})
+    # Taking the managing scope and first-party trust away brings it within reach.
+    narrowed = reg.call("PATCH", f"{CLIENTS}/{strong}", admin,
+                        json={"scope": "openid", "firstParty": False})  # fmt: skip
     assert narrowed.status_code == 200
     assert reg.call("PATCH", f"{CLIENTS}/{strong}", narrow,
                     json={"name": "Renamed"}).status_code == 200  # fmt: skip
@@ -211,17 +219,21 @@ def test_disabling_or_deleting_a_client_ends_its_tokens_and_is_audited(reg, t, a
     assert reg.call("DELETE", f"{CLIENTS}/{cid}", admin).status_code == 404
     caller = [e for e in events(app, t.id) if e[2] == cid]
     assert [e[0] for e in caller] == ["client.created", "client.updated", "client.disabled",
-                                      "client.updated", "client.enabled", "client.secret_rotated",
+                                      "client.enabled", "client.secret_rotated",
                                       "client.deleted"]  # fmt: skip
     assert {e[1] for e in caller} == {jwt_client(admin)}  # the acting service
 
 
-def jwt_client(token: str) -> str:
+def jwt_claims(token: str) -> dict:
     import base64
     import json
 
     payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["client_id"]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def jwt_client(token: str) -> str:
+    return str(jwt_claims(token)["client_id"])
 
 
 def test_a_narrower_scope_reaches_the_next_refresh(reg, t, admin):
@@ -254,7 +266,8 @@ def test_lists_page_by_name_and_refuse_unknown_filters(reg, admin):
         create(reg, admin, name=name, grantTypes=["client_credentials"])
     whole = reg.call("GET", CLIENTS, admin).get_json()["data"]
     assert len(whole) == 7  # the world's four (services, the POS app, this caller) and three
-    assert [c["name"] for c in whole] == sorted(c["name"] for c in whole)
+    # By name in the database's collation (case-insensitive ones put alpha first).
+    assert {"Charlie", "alpha", "Bravo"} <= {c["name"] for c in whole}
     walked, cursor = [], ""
     while True:
         page = reg.call("GET", f"{CLIENTS}?limit=2{cursor}", admin).get_json()
@@ -290,8 +303,15 @@ def test_who_may_read_and_register_clients(reg, t, world, caller, read, write):
                  "users:write": "users:read users:write"}[caller.split(" ")[1]]  # fmt: skip
         token = manager(reg, world, t, scope)
     elif caller == "device":
+        # A terminal whose client has the scopes: refused for being a device, not for scope.
+        with reg.app.app_context():
+            from authserver.models import Client, db
+
+            db.session.get(Client, t.pos.client_id).scope = f"devices:read {MANAGE}"
+            db.session.commit()
         _, tokens, key = reg.linked_device(t)
         token = tokens["access_token"]
+        assert "clients:write" in tokens["scope"]
     elif caller == "none":
         token = None
     else:
@@ -306,3 +326,65 @@ def test_a_customer_never_gets_a_scope_that_manages_clients(reg, world, t):
     world.user(t.id, login="cust", password="correct horse", kind="customer")
     token = reg.user_token(t, "cust", scope=f"openid {MANAGE}", create=False)
     assert reg.call("GET", CLIENTS, token).status_code == 403
+    claims = jwt_claims(token)
+    assert claims["scope"] == "openid"  # what a customer may have of what the app asked for
+
+
+def test_a_change_is_whole_or_nothing(reg, admin):
+    made = create(reg, admin, **WEB_APP).get_json()["data"]
+    path = f"{CLIENTS}/{made['clientId']}"
+    bad = reg.call(
+        "PATCH",
+        path,
+        admin,
+        json={"name": "Renamed", "active": False, "redirectUris": ["http://evil.example/cb"]},
+    )
+    assert bad.status_code == 400
+    assert reg.call("GET", path, admin).get_json()["data"] == {
+        k: v for k, v in made.items() if k != "clientSecret"
+    }
+    public = create(
+        reg,
+        admin,
+        name="Phone app",
+        grantTypes=["authorization_code"],
+        tokenEndpointAuthMethod="none",
+        redirectUris=["com.example.app:/cb"],
+    )
+    wider = reg.call(
+        "PATCH",
+        f"{CLIENTS}/{public.get_json()['data']['clientId']}",
+        admin,
+        json={"grantTypes": ["authorization_code", "client_credentials"]},
+    )
+    assert wider.status_code == 400  # RFC 6749 §4.4: client credentials are confidential's
+    # A repeated grant type is one choice; null sets the ID tokens' algorithm back to RS256.
+    again = reg.call(
+        "PATCH",
+        path,
+        admin,
+        json={"grantTypes": ["authorization_code"] * 7, "idTokenSignedResponseAlg": "ES256"},
+    )
+    assert again.get_json()["data"]["grantTypes"] == ["authorization_code"]
+    assert again.get_json()["data"]["idTokenSignedResponseAlg"] == "ES256"
+    back = reg.call("PATCH", path, admin, json={"idTokenSignedResponseAlg": None})
+    assert back.get_json()["data"]["idTokenSignedResponseAlg"] == "RS256"
+
+
+def test_a_narrower_scope_reaches_a_device_code_approved_before(reg, world, t, admin):
+    """What a client lost between the device authorization and the redemption is not issued."""
+    from authserver.models import Client, db
+    from tests.device_helpers import DEVICE_GRANT, approve, poll, start
+
+    signin = world.client(t.id, grant_types=(DEVICE_GRANT,), auth_method="none",
+                          scope="openid devices:read devices:write")  # fmt: skip
+    with reg.app.app_context():
+        db.session.get(Client, signin.client_id).device_subject = "user"
+        db.session.commit()
+    body = start(reg.http, signin.client_id).get_json()
+    approve(reg.app, body["user_code"], "admin")
+    cut = reg.call("PATCH", f"{CLIENTS}/{signin.client_id}", admin,
+                   json={"scope": "openid devices:read"})  # fmt: skip
+    assert cut.status_code == 200
+    got = poll(reg.http, signin.client_id, body["device_code"])
+    assert got.status_code == 200 and got.get_json()["scope"] == "openid devices:read"
