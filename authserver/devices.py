@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, revocation, tokens
@@ -204,14 +204,14 @@ class DeviceQuery:
     q: str | None = None
 
 
+# Never active sorts as 0 (first, ascending). Spelt with a literal 0, as the index
+# ix_devices_tenant_activity is: a bound parameter there would not match the index.
+ACTIVITY_KEY = func.coalesce(Device.last_activity_at, literal_column("0"))
 SORT_KEYS = {
     "name": (Device.name, lambda d: d.name),
     "createdAt": (Device.created_at, lambda d: d.created_at),
     "updatedAt": (Device.updated_at, lambda d: d.updated_at),
-    "lastActivityAt": (
-        func.coalesce(Device.last_activity_at, 0),
-        lambda d: d.last_activity_at or 0,
-    ),
+    "lastActivityAt": (ACTIVITY_KEY, lambda d: d.last_activity_at or 0),
 }
 
 

@@ -295,6 +295,15 @@ class Device(Model):
     __tablename__ = "devices"
     __table_args__ = (
         Index("ix_devices_tenant_created", "tenant_id", "created_at", "id"),
+        # One per sortBy (issue 16): a page in any order, at any depth, is an index seek.
+        Index("ix_devices_tenant_name", "tenant_id", "name", "id"),
+        Index("ix_devices_tenant_updated", "tenant_id", "updated_at", "id"),
+        Index(
+            "ix_devices_tenant_activity",
+            "tenant_id",
+            text("coalesce(last_activity_at, 0)"),  # devices.ACTIVITY_KEY, as the sort says it
+            "id",
+        ),
         # The identifier finds a device (exact search): unique among the tenant's live devices.
         Index(
             "uq_devices_tenant_identifier",
