@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BindParameter, Select, bindparam, literal, tuple_
+from sqlalchemy import BindParameter, Column, Select, bindparam, literal, tuple_
 
 from authserver.models import db
 
@@ -56,6 +56,11 @@ def keyset(
         position = tuple_(key, id_column)
         bound = tuple_(_typed(value, key), _typed(last_id, id_column))
         query = query.where(position < bound if descending else position > bound)
+        if not isinstance(getattr(key, "expression", key), Column):
+            # Implied by the row value, but SQLite seeks on an indexed expression only with a
+            # plain comparison (rows of the cursor's own key are then read from its first).
+            at = _typed(value, key)
+            query = query.where(key <= at if descending else key >= at)
     if descending:
         return query.order_by(key.desc(), id_column.desc())
     return query.order_by(key.asc(), id_column.asc())

@@ -26,3 +26,16 @@ def test_every_in_process_scenario_runs_and_gets_its_answers(tmp_path):
         "GET /devices/me (DPoP)", "GET /devices?limit=50",
     }  # fmt: skip
     assert all(r["ms"] > 0 and r["calls"] > 0 for r in results)
+
+
+def test_the_scale_bench_runs_and_every_read_gets_its_page(tmp_path):
+    """bench/scale.py at its smallest size: each read answers (a whole page where it must)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["AUTHSERVER_INSTANCE_PATH"] = str(tmp_path / "instance")
+    done = subprocess.run(
+        [sys.executable, "bench/scale.py", "--max", "1000"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1,000 |")]
+    assert len(rows) == 1 and len(rows[0].split("|")) == 12, done.stdout

@@ -1,0 +1,170 @@
+"""The device list as one tenant grows: latency of each read at 1,000 → N devices (issue 16).
+
+    .venv/bin/python bench/scale.py                        # embedded SQLite, up to 100,000
+    .venv/bin/python bench/scale.py --max 1000000          # up to a million (minutes to load)
+    DATABASE_URL=postgresql://... .venv/bin/python bench/scale.py
+
+Loads devices straight into the database (two tenants of the same size: the second proves that
+another tenant's rows cost nothing), then times each request through the app in process (the
+WSGI app called directly, a service token with devices:read), the median of 7, in milliseconds:
+the first page of each sort, a page deep in each sort (its cursor points at the middle of the
+tenant), and each search. Prints one table; figures move from machine to machine, the growth
+from row to row is what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
+REPEAT = 7
+CHUNK = 20_000
+
+
+def columns() -> list[tuple[str, str]]:
+    """(label, query) of each read, the deep ones with ``{cursor:SORT}`` filled in later."""
+    return [
+        ("list (createdAt)", "limit=50"),
+        ("deep page (createdAt)", "limit=50&cursor={createdAt}"),
+        ("sortBy=name", "limit=50&sortBy=name"),
+        ("deep page (name)", "limit=50&sortBy=name&cursor={name}"),
+        ("deep page (updatedAt, desc)", "limit=50&sortBy=updatedAt&sortOrder=desc&cursor={updatedAt}"),
+        ("deep page (lastActivityAt)", "limit=50&sortBy=lastActivityAt&cursor={lastActivityAt}"),
+        ("name substring", "limit=50&name=ill {middle}"),
+        ("q search", "limit=50&q=xt-{middle}"),
+        ("externalId (exact)", "limit=50&externalId=ext-{middle}"),
+    ]  # fmt: skip
+
+
+class Bench:
+    def __init__(self) -> None:
+        instance = tempfile.mkdtemp(prefix="authserver-scale-")
+        os.environ.setdefault("AUTHSERVER_INSTANCE_PATH", instance)
+        for name in ("AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SECRET_KEY"):
+            if not os.environ.get(name) and not os.environ.get(f"{name}_FILE"):
+                os.environ[f"{name}_FILE"] = os.path.join(instance, name.lower())
+        os.environ.setdefault("AUTHSERVER_PURGE_INTERVAL", "0")
+        os.environ.setdefault("AUTHSERVER_LOG_LEVEL", "WARNING")  # no access log on stdout
+        import logging
+
+        from authserver import create_app
+        from authserver.admin import create_client, create_tenant, prepare_database
+        from authserver.config import load_settings
+
+        logging.getLogger("authserver").setLevel(logging.WARNING)
+        self.app = create_app(load_settings(dict(os.environ)))
+        self.http = self.app.test_client()
+        with self.app.app_context():
+            prepare_database()
+            self.tenants = [create_tenant(f"scale-{i}-{time.time_ns()}").id for i in (1, 2)]
+            from authserver.models import Tenant, db
+
+            made = create_client(db.session.get(Tenant, self.tenants[0]), "scale bench",
+                                 ["client_credentials"], scope="devices:read")  # fmt: skip
+            creds = (made.client.client_id, made.client_secret or "")
+        resp = self.http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                              auth=creds)  # fmt: skip
+        self.token = resp.get_json()["access_token"]
+        self.count = 0
+
+    def grow_to(self, size: int) -> float:
+        """Add devices to both tenants until each holds ``size``; seconds taken."""
+        from sqlalchemy import insert
+
+        from authserver.models import Device, db
+        from authserver.security import new_id
+
+        started = time.perf_counter()
+        t0 = 1_700_000_000_000
+        with self.app.app_context():
+            while self.count < size:
+                n = min(CHUNK, size - self.count)
+                for tenant in self.tenants:
+                    rows = []
+                    for i in range(self.count, self.count + n):
+                        rows.append({
+                            "id": new_id("dev"), "tenant_id": tenant, "name": f"Till {i}",
+                            "status": "ACTIVE", "origin": "api", "app_code": "CLIENT",
+                            "external_id": f"ext-{i}", "identifier": f"SN{i:09d}",
+                            "till_id": f"till-{i % 50}", "created_at": t0 + i,
+                            "updated_at": t0 + (i * 7919) % size,
+                            "last_activity_at": None if i % 3 == 0 else t0 + (i * 104729) % size,
+                        })  # fmt: skip
+                    db.session.execute(insert(Device.__table__), rows)
+                db.session.commit()
+                self.count += n
+        return time.perf_counter() - started
+
+    def cursors(self) -> dict[str, str]:
+        """A cursor at the middle of the tenant for each sort, as the API would give it."""
+        from sqlalchemy import select
+
+        from authserver.devices import SORT_KEYS
+        from authserver.models import Device, db
+        from authserver.registry.pagination import encode
+
+        found = {}
+        with self.app.app_context():
+            for sort, order in (("createdAt", "asc"), ("name", "asc"), ("updatedAt", "desc"),
+                                ("lastActivityAt", "asc")):  # fmt: skip
+                key = SORT_KEYS[sort][0]
+                row = db.session.execute(
+                    select(key.label("k"), Device.id)
+                    .where(Device.tenant_id == self.tenants[0])
+                    .order_by(key, Device.id)
+                    .offset(self.count // 2)
+                    .limit(1)
+                ).one()
+                found[sort] = encode(row.k, row.id, f"devices:{sort}:{order}")
+        return found
+
+    def time(self, query: str, full: bool) -> float:
+        """The median ms of ``query``; with ``full``, each answer must be a whole page."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        took = []
+        for _ in range(REPEAT):
+            started = time.perf_counter()
+            resp = self.http.get(f"/api/v1/devices?{query}", headers=headers)
+            took.append((time.perf_counter() - started) * 1000)
+            assert resp.status_code == 200, resp.get_json()
+            items = resp.get_json()["data"]
+            assert items and (len(items) == 50 or not full), (query, len(items))
+        return statistics.median(took)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--max", type=int, default=100_000, help="the largest tenant (default 100000)")
+    args = ap.parse_args()
+    bench = Bench()
+    backend = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
+    reads = columns()
+    print(f"Device list latency, ms (median of {REPEAT}), in process, backend {backend}; "
+          "two tenants of the size shown")  # fmt: skip
+    print("| devices in the tenant | " + " | ".join(label for label, _ in reads) + " |")
+    print("| ---: |" + " ---: |" * len(reads))
+    for size in [s for s in SIZES if s <= args.max]:
+        loaded = bench.grow_to(size)
+        cursors = {k: urlencode({"c": v})[2:] for k, v in bench.cursors().items()}
+        cells: list[Any] = []
+        for label, query in reads:
+            filled = query.format(middle=size // 2, **cursors).replace(" ", "%20")
+            full = "sort" in label or "page" in label or "list" in label
+            cells.append(f"{bench.time(filled, full):.1f}")
+        print(f"| {size:,} | " + " | ".join(cells) + " |", flush=True)
+        print(f"  (loaded in {loaded:.0f} s)", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
