@@ -302,6 +302,7 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any
             func.lower(Device.name).like(pattern, escape="\\")
             | func.lower(Device.external_id).like(pattern, escape="\\")
             | func.lower(Device.identifier).like(pattern, escape="\\")
+            | func.lower(Device.till_id).like(pattern, escape="\\")
         )
     key, _ = SORT_KEYS[query.sort_by]
     after: Any = (bindparam("after_key"), bindparam("after_id")) if has_after else None

@@ -442,7 +442,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _query("appCode", "Only this app.", tuple(APP_CODES)),
             _query("externalId", "Exactly this externalId."),
             _query("deviceIdentifier", "Exactly this identifier (seed 000)."),
-            _query("q", "Name, externalId or identifier contains."),
+            _query("q", "Name, externalId, identifier or tillId contains."),
             _query("pageSize", "limit, by seed 000's name (not both)."),
             _query(
                 "sortDirection",

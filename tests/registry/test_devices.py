@@ -110,7 +110,7 @@ def test_filters_and_search(reg):
     loc = reg.call("POST", "/api/v1/locations", token, json={"name": "North"}).get_json()["data"]
     a = reg.create_device(t, name="Front Scanner", externalId="A-1", locationIds=[loc["id"]])
     b = reg.create_device(t, name="Back office PC", appCode="ASSISTANT")
-    c = reg.create_device(t, name="Till 100%", status="READY_TO_LINK")
+    c = reg.create_device(t, name="Till 100%", status="READY_TO_LINK", tillId="KASA-7")
 
     def ids(query):
         resp = reg.call("GET", "/api/v1/devices?" + query, token)
@@ -126,6 +126,7 @@ def test_filters_and_search(reg):
     assert ids("externalId=A-1") == {a["id"]}
     assert ids("q=a-1") == {a["id"]}
     assert ids("q=office") == {b["id"]}
+    assert ids("q=kasa-7") == {c["id"]}  # the till too (issue 16)
     assert reg.call("GET", "/api/v1/devices?status=LOST", token).status_code == 400
     assert reg.call("GET", "/api/v1/devices?sortBy=secret", token).status_code == 400
     assert reg.call("GET", "/api/v1/devices?limit=0", token).status_code == 400

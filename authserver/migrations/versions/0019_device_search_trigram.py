@@ -1,5 +1,5 @@
-"""device search on PostgreSQL: trigram (pg_trgm) GIN indexes on the lowered name, externalId and
-identifier, which the list's substring searches (``name``, ``q``: ``lower(col) LIKE '%...%'``)
+"""device search on PostgreSQL: trigram (pg_trgm) GIN indexes on the lowered name, externalId,
+identifier and till, which the list's substring searches (``name``, ``q``: ``lower(col) LIKE '%...%'``)
 use instead of reading every device of the tenant (issue 16)
 
 On PostgreSQL only: ``pg_trgm`` ships with PostgreSQL (contrib) and is a trusted extension since
@@ -25,6 +25,7 @@ TRIGRAM_INDEXES = (
     ("ix_devices_name_trgm", "name"),
     ("ix_devices_external_id_trgm", "external_id"),
     ("ix_devices_identifier_trgm", "identifier"),
+    ("ix_devices_till_id_trgm", "till_id"),
 )
 
 
