@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 
-from authserver import admin, authorization
+from authserver import admin, authorization, clients
 from authserver.config import ID_TOKEN_DEFAULT_ALG
 from authserver.models import Client, db
 from authserver.paging import Page, keyset_page
@@ -69,7 +69,8 @@ def _secret_response(data: dict[str, Any], status: int = 200) -> Response:
 
 def _client_of_tenant(client_id: str) -> Client:
     token, _ = token_actor()
-    client = db.session.get(Client, client_id) if len(client_id) <= 128 else None
+    known = len(client_id) <= clients.MAX_CLIENT_ID_CHARS
+    client = db.session.get(Client, client_id) if known else None
     if client is None or client.tenant_id != token.tenant_id:
         raise NotFoundProblem("No such client in this tenant.")
     return client

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ClientCreds, cc_token
-from tests.grants.test_authorization_code import APP, Flow
+from tests.grants.test_authorization_code import APP, Flow, jwt_claims
 
 CLIENTS = "/api/v1/clients"
 MANAGE = "clients:read clients:write"
@@ -222,14 +222,6 @@ def test_disabling_or_deleting_a_client_ends_its_tokens_and_is_audited(reg, t, a
                                       "client.enabled", "client.secret_rotated",
                                       "client.deleted"]  # fmt: skip
     assert {e[1] for e in caller} == {jwt_client(admin)}  # the acting service
-
-
-def jwt_claims(token: str) -> dict:
-    import base64
-    import json
-
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def jwt_client(token: str) -> str:
