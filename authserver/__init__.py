@@ -139,6 +139,7 @@ def create_app(
     from authserver.registry.clients import bp as clients_bp
     from authserver.registry.customer_devices import bp as customer_devices_bp
     from authserver.registry.device_authorizations import bp as device_authorizations_bp
+    from authserver.registry.device_bulk import bp as device_bulk_bp
     from authserver.registry.devices import bp as devices_bp
     from authserver.registry.locations import bp as locations_bp
     from authserver.registry.modules import bp as modules_bp
@@ -151,6 +152,7 @@ def create_app(
     app.register_blueprint(authorize_bp)
     app.register_blueprint(device_authorizations_bp)
     app.register_blueprint(devices_bp)
+    app.register_blueprint(device_bulk_bp)
     app.register_blueprint(locations_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(people_bp)

@@ -50,6 +50,7 @@ class Settings:
     key_prepublish_seconds: int = 3600
     key_cache_seconds: int = 30
     max_request_bytes: int = 16384
+    max_bulk_request_bytes: int = 8 * 1024 * 1024
     max_param_chars: int = 4096
     client_auth_failure_limit: int = 20
     client_auth_failure_window: int = 60
@@ -258,6 +259,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         key_prepublish_seconds=_int(env, "AUTHSERVER_KEY_PREPUBLISH_SECONDS", 3600, 1),
         key_cache_seconds=_int(env, "AUTHSERVER_KEY_CACHE_SECONDS", 30, 1),
         max_request_bytes=_int(env, "AUTHSERVER_MAX_REQUEST_BYTES", 16384, 1024),
+        max_bulk_request_bytes=_int(
+            env, "AUTHSERVER_MAX_BULK_REQUEST_BYTES", 8 * 1024 * 1024, 16384
+        ),
         client_auth_failure_limit=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_LIMIT", 20),
         client_auth_failure_window=_int(env, "AUTHSERVER_CLIENT_AUTH_FAILURE_WINDOW", 60),
         workers=_int(env, "AUTHSERVER_WORKERS", workers),

@@ -13,7 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, literal_column, select, update
+from sqlalchemy import (
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, revocation, tokens
@@ -222,25 +231,54 @@ def search_devices(
     ``rendered`` (a module-level column expression, such as a device's JSON built by the
     database: its id() names the statement), rows of ``id``, the sort column and ``rendered``
     as ``item``."""
-    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
+    params = filter_params(tenant_id, query)
+    params["limit"] = limit + 1
     if after is not None:
         params["after_key"], params["after_id"] = after
-    for name, value in (
-        ("location_id", query.location_id),
-        ("origin", query.origin),
-        ("status", query.status),
-        ("app_code", query.app_code),
-        ("external_id", query.external_id),
-        ("identifier", query.identifier),
-    ):
-        if value is not None:
-            params[name] = value
-    if query.name is not None:
-        params["name"] = containing(query.name.lower())
-    if query.q is not None:
-        params["q"] = containing(query.q.lower())
     rows = direct().all(_search_statement(query, after is not None, rendered), params)
     return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
+
+
+# Counted exactly up to this many; beyond, PostgreSQL's planner estimates (``countExact``
+# false), so that a count costs what a page does however large the fleet.
+COUNT_EXACT_UP_TO = 10_000
+_COUNTS: dict[tuple[Any, ...], Any] = {}
+
+
+def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
+    """How many devices ``query`` selects, and whether that is exact. Exact up to
+    ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, on PostgreSQL, the planner's
+    estimate for the filters (never below the exact part), on SQLite the exact count."""
+    shape = tuple(
+        value is not None
+        for value in (query.location_id, query.name, query.origin, query.status,
+                      query.app_code, query.external_id, query.identifier, query.q)
+    )  # fmt: skip
+    stmts = _COUNTS.get(shape)
+    if stmts is None:
+        matching = filtered(select(literal_column("1")), query)
+        stmts = _COUNTS[shape] = (
+            select(func.count()).select_from(matching.limit(bindparam("cap")).subquery()),
+            select(func.count()).select_from(matching.subquery()),
+            matching,
+        )
+    params = filter_params(tenant_id, query)
+    capped = db.session.scalar(stmts[0], {**params, "cap": COUNT_EXACT_UP_TO + 1}) or 0
+    if capped <= COUNT_EXACT_UP_TO:
+        return capped, True
+    if db.engine.dialect.name != "postgresql":
+        return db.session.scalar(stmts[1], params) or 0, True
+    # EXPLAIN of the same statement, with the same bound values (the driver binds them).
+    compiled = stmts[2].compile(dialect=db.engine.dialect)
+    plan = (
+        db.session.connection()
+        .exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) " + compiled.string, compiled.construct_params(params)
+        )
+        .scalar()
+    )
+    estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else 0
+    return max(estimate, capped), False
 
 
 # What each sort's key (above) is read from, in a row of a rendered search.
@@ -275,9 +313,38 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any
     columns: Any = DEVICE_COLUMNS
     if rendered is not None:
         columns = (Device.id, _SORT_COLUMNS[query.sort_by], rendered.label("item"))
-    stmt = select(*columns).where(
-        Device.tenant_id == bindparam("tenant_id"), Device.deleted_at.is_(None)
-    )
+    stmt = filtered(select(*columns), query)
+    key, _ = SORT_KEYS[query.sort_by]
+    after: Any = (bindparam("after_key"), bindparam("after_id")) if has_after else None
+    stmt = keyset(stmt, key, Device.id, after, query.descending).limit(bindparam("limit"))
+    _SEARCHES[shape] = stmt
+    return stmt
+
+
+def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
+    """The bound values of ``filtered(..., query)``."""
+    params: dict[str, Any] = {"tenant_id": tenant_id}
+    for name, value in (
+        ("location_id", query.location_id),
+        ("origin", query.origin),
+        ("status", query.status),
+        ("app_code", query.app_code),
+        ("external_id", query.external_id),
+        ("identifier", query.identifier),
+    ):
+        if value is not None:
+            params[name] = value
+    if query.name is not None:
+        params["name"] = containing(query.name.lower())
+    if query.q is not None:
+        params["q"] = containing(query.q.lower())
+    return params
+
+
+def filtered(stmt: Any, query: DeviceQuery) -> Any:
+    """``stmt`` limited to the live devices of the tenant (``:tenant_id``) that ``query``'s
+    filters select (bound parameters; their values are ``filter_params``)."""
+    stmt = stmt.where(Device.tenant_id == bindparam("tenant_id"), Device.deleted_at.is_(None))
     if query.location_id is not None:
         stmt = stmt.where(
             exists().where(
@@ -304,17 +371,17 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any
             | func.lower(Device.identifier).like(pattern, escape="\\")
             | func.lower(Device.till_id).like(pattern, escape="\\")
         )
-    key, _ = SORT_KEYS[query.sort_by]
-    after: Any = (bindparam("after_key"), bindparam("after_id")) if has_after else None
-    stmt = keyset(stmt, key, Device.id, after, query.descending).limit(bindparam("limit"))
-    _SEARCHES[shape] = stmt
     return stmt
 
 
-def _issue_link_code(device: Device) -> str:
+def issue_link_code_values() -> tuple[str, str, int]:
+    """A new link code: as shown once, its hash and its expiry."""
     shown, hashed = credentials.new_link_code()
-    device.link_code_hash = hashed
-    device.link_code_expires_at = now() + get_state().settings.link_code_ttl
+    return shown, hashed, now() + get_state().settings.link_code_ttl
+
+
+def _issue_link_code(device: Device) -> str:
+    shown, device.link_code_hash, device.link_code_expires_at = issue_link_code_values()
     return shown
 
 

@@ -331,6 +331,18 @@ class RedisStore:
             read=False,
         )
 
+    def put_many(self, keys: list[str], value: str, ttl: float) -> None:
+        """``put`` of one value under many keys, in one round trip (a bulk revocation)."""
+        now = self._now_ms()
+        ms = max(1, int(ttl * 1000))
+        commands: list[tuple[str | int, ...]] = [("MULTI",)]
+        for key in keys:
+            k = self._k(key)
+            commands += [("DEL", k), ("HSET", k, "v", value, "e", now + ms),
+                         ("PEXPIRE", k, ms + _GRACE_MS)]  # fmt: skip
+        commands.append(("EXEC",))
+        self._send(commands, read=False)
+
     def add(self, key: str, value: str, ttl: float) -> bool:
         now = self._now_ms()
         ms = max(1, int(ttl * 1000))

@@ -450,9 +450,99 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                 ("ASC", "DESC", "asc", "desc"),
             ),
             _query("pageNumber", "Not supported: a 400 saying to follow nextCursor."),
+            _query(
+                "count",
+                "true: the answer also has count (devices the filters select) "
+                "and countExact (false: PostgreSQL's estimate, beyond 10,000).",
+                ("true", "false"),
+            ),
         ],
         "description": "Any other query parameter is a 400 naming it, never an unfiltered list.",
         "responses": {"200": _json(_page("Device"), "A page of devices."), **_API_ERRORS},
+    },  # fmt: skip
+    ("device_bulk.bulk_create", "post"): {
+        "tags": ["Devices"],
+        "summary": "Create up to 10,000 devices at once (JSON or CSV), all or none",
+        "security": _WRITE,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref(schema.DEVICE_BULK_CREATE.name)},
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "name,externalId,status\r\nTill 1,store-12-till-1,READY_TO_LINK\r\n",
+                },
+            },
+        },
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "properties": {"data": {"type": "array", "items": _ref("Device")}},
+                },
+                "The devices in the order sent; each READY_TO_LINK one with its linkCode, "
+                "shown this once (Cache-Control: no-store).",
+            ),
+            "400": _json(
+                _ref("BulkProblem"),
+                "Nothing was created: errors lists each failing "
+                "row (index, field, detail; line for CSV).",
+            ),
+            "409": _problem("An externalId was taken meanwhile; nothing was created."),
+            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
+            **{k: v for k, v in _API_ERRORS.items() if k != "400"},
+        },
+    },
+    **{
+        (f"device_bulk.bulk_{action}", "post"): {
+            "tags": ["Devices"],
+            "summary": summary,
+            "security": _WRITE,
+            "requestBody": _body(schema.DEVICE_BULK_CHANGE),
+            "description": "In transactions of 500 devices, each audited as the single change "
+            "is. By ids: an id that is not a device of the tenant fails the request before "
+            "anything changes. By filter: up to 10,000 devices per request; hasMore says to "
+            "send it again. Sending a request again is safe (what is done stays done).",
+            "responses": {
+                "200": _json(_one("BulkOutcome"), "What was done."),
+                "400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
+                **{k: v for k, v in _API_ERRORS.items() if k != "400"},
+            },
+        }
+        for action, summary in (
+            ("block", "Block many devices (their tokens are revoked)"),
+            ("unblock", "Unblock many devices (their old tokens stay revoked)"),
+            ("delete", "Delete many devices (their tokens are revoked)"),
+        )
+    },
+    ("device_bulk.export", "get"): {
+        "tags": ["Devices"],
+        "summary": "Export the filtered devices (CSV or NDJSON, streamed)",
+        "security": _READ,
+        "parameters": [
+            _query(
+                "format",
+                "csv (RFC 4180, a header line) or ndjson (a device per line).",
+                ("csv", "ndjson"),
+            ),
+            _query("sortBy", "Sort key.", tuple(SORT_KEYS)),
+            _query("sortOrder", "asc (default) or desc.", ("asc", "desc")),
+            _query("locationId", "Only devices at this location."),
+            _query("name", "Name contains (case-insensitive)."),
+            _query("origin", "Only this origin.", tuple(ORIGINS)),
+            _query("status", "Only this status.", tuple(STATUSES)),
+            _query("appCode", "Only this app.", tuple(APP_CODES)),
+            _query("externalId", "Exactly this externalId."),
+            _query("deviceIdentifier", "Exactly this identifier (seed 000)."),
+            _query("q", "Name, externalId, identifier or tillId contains."),
+        ],
+        "responses": {
+            "200": {
+                "description": "Every device the filters select.",
+                "content": {"text/csv": {}, "application/x-ndjson": {}},
+            },
+            **_API_ERRORS,
+        },
     },  # fmt: skip
     ("devices.create", "post"): {
         "tags": ["Devices"],
@@ -1352,6 +1442,52 @@ _COMPONENTS: dict[str, Any] = {
         "required": ["active"],
         "additionalProperties": True,
     },
+    "BulkOutcome": {
+        "type": "object",
+        "properties": {
+            "matched": {"type": "integer", "description": "Devices the request selected."},
+            "changed": {"type": "integer"},
+            "skipped": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": _STR,
+                        "reason": {
+                            "enum": ["already_blocked", "not_blocked", "not_linked", "deleted"]
+                        },
+                    },
+                },
+            },
+            "hasMore": {
+                "type": "boolean",
+                "description": "More devices match the filter: send it again.",
+            },
+        },
+        "required": ["matched", "changed", "skipped", "hasMore"],
+    },  # fmt: skip
+    "BulkProblem": {
+        "type": "object",
+        "description": "A Problem with every failing row or id.",
+        "properties": {
+            "detail": _STR,
+            "errorCount": {"type": "integer"},
+            "errors": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "field": _STR,
+                        "line": {"type": "integer"},
+                        "detail": _STR,
+                    },
+                    "required": ["index", "detail"],
+                },
+            },
+        },
+    },  # fmt: skip
     "Device": {
         "type": "object",
         "properties": {

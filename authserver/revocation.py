@@ -101,6 +101,49 @@ def mark(kind: str, ident: str) -> str:
     return value
 
 
+def mark_many(kind: str, idents: list[str]) -> str:
+    """``mark`` for each of ``idents`` (a bulk block or delete), one value for all: one round
+    trip to Redis and one statement to the database, in the caller's transaction."""
+    assert kind in KINDS, kind
+    value = str(_now_ms())
+    if not idents:
+        return value
+    keys = [_mark_key(kind, ident) for ident in idents]
+    state = get_state()
+    ttl = _lifetime()
+    expires_ms = _now_ms() + ttl * 1000
+    if isinstance(state.store, RedisStore):
+        state.store.put_many(keys, value, ttl)  # write-ahead, as ``write_entry``
+        table: Any = Revocation.__table__
+        rows = [{"key": k, "value": value, "expires_at_ms": expires_ms} for k in keys]
+    else:
+        table = _ENTRIES
+        rows = [{"key": k, "value": value, "counter": 0, "expires_at_ms": expires_ms} for k in keys]
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    db.session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"value": stmt.excluded.value, "expires_at_ms": stmt.excluded.expires_at_ms},
+        ),
+        rows,
+    )
+    return value
+
+
+def current_marks(kind: str, idents: list[str]) -> dict[str, str | None]:
+    """``current_mark`` of each of ``idents``: one read of the store (and of the database for
+    what Redis lacks)."""
+    keys = {_mark_key(kind, ident): ident for ident in idents}
+    store = get_state().store
+    found = store.get_many(list(keys)) if keys else {}
+    if isinstance(store, RedisStore):
+        missing = [k for k in keys if k not in found]
+        if missing:
+            found.update(_from_database(missing))
+    return {ident: found.get(key) for key, ident in keys.items()}
+
+
 def current_mark(kind: str, ident: str) -> str | None:
     """The mark of ``kind`` ``ident`` as it stands (its time in ms), or None."""
     key = _mark_key(kind, ident)

@@ -656,6 +656,23 @@ def revoke_device(device_id: str, reason: str = "device_status") -> str:
     return revocation.mark("device", device_id)
 
 
+def revoke_devices(device_ids: list[str], reason: str = "device_status") -> str:
+    """``revoke_device`` for many devices at once (a bulk block or delete): two statements and
+    one store round trip. The devices' new mark."""
+    if device_ids:
+        _revoke_families(RefreshFamily.device_id.in_(device_ids), reason)
+    return revocation.mark_many("device", device_ids)
+
+
+def keep_blocked_sessions_dead_many(device_ids: list[str]) -> None:
+    """``keep_blocked_sessions_dead`` for many devices (a bulk unblock)."""
+    db.session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.device_id.in_(device_ids), RefreshFamily.revoked_reason == BLOCKED)
+        .values(revoked_reason="device_status")
+    )
+
+
 def restore_device(device_id: str, mark_before: str | None) -> None:
     """Undo the block of a device (in the caller's transaction, with the unblock): the families
     only the block revoked are live again and the device's mark is what it was before the block.

@@ -12,6 +12,7 @@ from authserver.devices import (
     SORT_KEYS,
     STATUSES,
     DeviceQuery,
+    count_devices,
     create_device,
     delete_device,
     get_device,
@@ -60,9 +61,10 @@ def _one(device: Device, link_code: str | None = None, status: int = 200) -> Res
     return resp
 
 
-LIST_PARAMS = ("limit", "pageSize", "cursor", "sortBy", "sortOrder", "sortDirection", "locationId",
-               "name", "origin", "status", "appCode", "externalId", "deviceIdentifier", "q",
-               "pageNumber")  # fmt: skip
+# The sort and filters of the list (and of the export), and the list's own parameters.
+QUERY_PARAMS = ("sortBy", "sortOrder", "sortDirection", "locationId", "name", "origin", "status",
+                "appCode", "externalId", "deviceIdentifier", "q")  # fmt: skip
+LIST_PARAMS = (*QUERY_PARAMS, "limit", "pageSize", "cursor", "pageNumber", "count")
 
 
 def _one_of_aliases(name: str, alias: str, values: dict[str, str] | None = None) -> str | None:
@@ -78,11 +80,10 @@ def _one_of_aliases(name: str, alias: str, values: dict[str, str] | None = None)
     return values[value]
 
 
-@bp.get("/api/v1/devices")
-@require_registry_token()
-def list_devices() -> Response:
-    tenant_id, _ = _actor()
-    pagination.only_params(*LIST_PARAMS)
+def query_from_args(allowed: tuple[str, ...]) -> DeviceQuery:
+    """The list's sort and filters from the query string (also the export's); a parameter not
+    ``allowed`` is a 400 naming it."""
+    pagination.only_params(*allowed)
     if "pageNumber" in request.args:
         # Seed 000's numbered pages: pages here continue from a cursor, so that walking them
         # while devices come and go neither repeats nor skips one.
@@ -94,9 +95,7 @@ def list_devices() -> Response:
     order = _one_of_aliases(
         "sortOrder", "sortDirection", {"asc": "asc", "desc": "desc", "ASC": "asc", "DESC": "desc"}
     )
-    limit = pagination.limit_or_400(_one_of_aliases("limit", "pageSize"))
-    order = order or "asc"
-    query = DeviceQuery(
+    return DeviceQuery(
         sort_by=sort_by,
         descending=order == "desc",
         location_id=pagination.query_arg("locationId"),
@@ -108,10 +107,22 @@ def list_devices() -> Response:
         identifier=pagination.query_arg("deviceIdentifier"),
         q=pagination.query_arg("q"),
     )
-    context = f"devices:{sort_by}:{order}"
+
+
+@bp.get("/api/v1/devices")
+@require_registry_token()
+def list_devices() -> Response:
+    tenant_id, _ = _actor()
+    query = query_from_args(LIST_PARAMS)
+    limit = pagination.limit_or_400(_one_of_aliases("limit", "pageSize"))
+    count = pagination.query_arg("count", ("true", "false")) == "true"
+    context = f"devices:{query.sort_by}:{'desc' if query.descending else 'asc'}"
     after = pagination.after_or_400(pagination.query_arg("cursor"), context)
     page = search_devices(tenant_id, query, after, limit, DEVICE_JSON_SQL)
-    return pagination.rendered_page_response(page, context)
+    if not count:
+        return pagination.rendered_page_response(page, context)
+    total, exact = count_devices(tenant_id, query)
+    return pagination.rendered_page_response(page, context, count=total, count_exact=exact)
 
 
 @bp.post("/api/v1/devices")

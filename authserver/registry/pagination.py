@@ -131,14 +131,20 @@ def page_response(
     return jsonify(data=render(page.items), nextCursor=next_cursor, hasMore=page.has_more)
 
 
-def rendered_page_response(page: Page[Any], context: str) -> Response:
+def rendered_page_response(
+    page: Page[Any], context: str, count: int | None = None, count_exact: bool = True
+) -> Response:
     """The same document for a page whose rows carry each item as JSON text (``item``, built
-    by the database): the texts joined, nothing parsed or encoded again."""
+    by the database): the texts joined, nothing parsed or encoded again. With ``count``, the
+    number of items the whole list has (``count``) and whether it is exact (``countExact``)."""
     next_cursor = _next_cursor(page, context)
+    total = b""
+    if count is not None:
+        total = b',"count":%d,"countExact":%s' % (count, b"true" if count_exact else b"false")
     body = b"".join((
         b'{"data":[', ",".join([row.item for row in page.items]).encode(),
         b'],"nextCursor":', orjson.dumps(next_cursor),
-        b',"hasMore":', b"true" if page.has_more else b"false", b"}",
+        b',"hasMore":', b"true" if page.has_more else b"false", total, b"}",
     ))  # fmt: skip
     return Response(body, mimetype="application/json")
 

@@ -18,7 +18,7 @@ from authserver.authorization import LOCATION_ID_LENGTH, ROLES, USER_KINDS, is_k
 from authserver.authorization_code import MAX_REDIRECT_URI
 from authserver.customer_devices import ISSUED_KINDS, ISSUED_STATUSES
 from authserver.devices import LOCATION_KINDS
-from authserver.models import AppCode, DeviceStatus, ModuleType
+from authserver.models import AppCode, DeviceOrigin, DeviceStatus, ModuleType
 from authserver.modules import check_config
 from authserver.problems import ValidationProblem
 from authserver.registry.bodies import optional_str, required_name, string_list
@@ -368,6 +368,77 @@ class Body:
         return schema
 
 
+@dataclass(frozen=True)
+class Rows(Field):
+    """A list of 1-``limit`` JSON objects, each a ``body``; each row is parsed (and its errors
+    reported) by the bulk operation, so that one bad row does not hide the others."""
+
+    body: Any = None  # the Body of a row
+    limit: int = 10_000
+
+    def parse(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        value = body.get(self.name)
+        if not isinstance(value, list) or not 1 <= len(value) <= self.limit:
+            raise ValidationProblem(
+                f"{self.name} must be a list of 1-{self.limit} objects.", field=self.name
+            )
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "minItems": 1, "maxItems": self.limit,
+                "items": {"$ref": f"#/components/schemas/{self.body.name}"},
+                "description": self.description}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Filter(Field):
+    """An object of list filters (the query parameters of a list, as JSON members): each a
+    string of at most 200 characters, one of its values where ``choices`` lists them; at least
+    one, so that an empty filter never selects everything by accident."""
+
+    members: tuple[tuple[str, str], ...] = ()  # (name, description)
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def parse(self, body: dict[str, Any]) -> dict[str, str]:
+        value = body.get(self.name)
+        if not isinstance(value, dict) or not value:
+            raise ValidationProblem(
+                f"{self.name} must be an object with at least one of "
+                f"{', '.join(n for n, _ in self.members)}.",
+                field=self.name,
+            )
+        known = {n for n, _ in self.members}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValidationProblem(
+                f"Unknown filter(s): {', '.join(unknown)}.", field=f"{self.name}.{unknown[0]}"
+            )
+        choices = dict(self.choices)
+        for name, item in value.items():
+            if not isinstance(item, str) or not 1 <= len(item) <= 200:
+                raise ValidationProblem(
+                    f"{self.name}.{name} must be a string of 1-200 characters.",
+                    field=f"{self.name}.{name}",
+                )
+            if name in choices and item not in choices[name]:
+                raise ValidationProblem(
+                    f"{self.name}.{name} must be one of {', '.join(choices[name])}.",
+                    field=f"{self.name}.{name}",
+                )
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        choices = dict(self.choices)
+        properties: dict[str, Any] = {}
+        for name, description in self.members:
+            properties[name] = {"type": "string", "minLength": 1, "maxLength": 200,
+                                "description": description}  # fmt: skip
+            if name in choices:
+                properties[name]["enum"] = list(choices[name])
+        return {"type": "object", "properties": properties, "additionalProperties": False,
+                "minProperties": 1, "description": self.description}  # fmt: skip
+
+
 # -- the registry's bodies -------------------------------------------------------------------------
 
 _DEVICE_NAME = Name("name", "The device's name, as people see it.", 100)
@@ -456,6 +527,50 @@ DEVICE_UPDATE = Body(
         ),
     ),
     example={"status": "BLOCKED"},
+)
+BULK_LIMIT = 10_000
+DEVICE_BULK_CREATE = Body(
+    "DeviceBulkCreate",
+    "Up to 10,000 new devices, created all together or not at all. The same rows can be sent "
+    "as text/csv: a header line naming the columns (the fields of DeviceCreate), a device per "
+    "line, locationIds and printerUids separated by spaces, an empty cell for a field not given.",
+    (Rows("devices", "The devices to create, each a DeviceCreate.", DEVICE_CREATE, BULK_LIMIT),),
+    required=("devices",),
+    example={"devices": [{"name": "Till 1", "externalId": "store-12-till-1",
+                          "status": "READY_TO_LINK"},
+                         {"name": "Till 2", "externalId": "store-12-till-2",
+                          "status": "READY_TO_LINK"}]},
+)  # fmt: skip
+DEVICE_FILTER = Filter(
+    "filter",
+    "The devices to change, chosen as the device list's query parameters choose them.",
+    members=(
+        ("locationId", "At this location."),
+        ("name", "Name contains (case-insensitive)."),
+        ("origin", "Of this origin."),
+        ("status", "Of this status."),
+        ("appCode", "Running this app."),
+        ("externalId", "Exactly this externalId."),
+        ("deviceIdentifier", "Exactly this identifier."),
+        ("q", "Name, externalId, identifier or tillId contains."),
+    ),
+    choices=(
+        ("origin", tuple(str(o) for o in DeviceOrigin)),
+        ("status", tuple(str(s) for s in DeviceStatus)),
+        ("appCode", tuple(str(a) for a in AppCode)),
+    ),
+)
+DEVICE_BULK_CHANGE = Body(
+    "DeviceBulkChange",
+    "The devices to block, unblock or delete: ids (up to 10,000, every one a device of the "
+    "tenant), or a filter (up to 10,000 devices per request; hasMore in the answer says to "
+    "send it again). Exactly one of the two.",
+    (
+        Ids("ids", "The devices' ids.", BULK_LIMIT),
+        DEVICE_FILTER,
+    ),
+    extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]},
+    example={"filter": {"locationId": "loc_main", "status": "ACTIVE"}},
 )
 LOCATION_CREATE = Body(
     "LocationCreate",
@@ -1212,7 +1327,7 @@ CLIENT_UPDATE = Body(
                               "https://backoffice.example/callback2"]},
 )  # fmt: skip
 
-BODIES = (DEVICE_CREATE, DEVICE_UPDATE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
+BODIES = (DEVICE_CREATE, DEVICE_UPDATE, DEVICE_BULK_CREATE, DEVICE_BULK_CHANGE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
           DEVICE_SELF_UPDATE, CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
           TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,

@@ -1,0 +1,408 @@
+"""Many devices at once (issue 16): create up to 10,000 in one request, block, unblock or
+delete many by ids or by filter, and walk the filtered list for an export.
+
+Creating is all-or-nothing: every row is checked (its fields, its locations, its externalId
+against the tenant's devices and the other rows) before anything is written, a failing batch
+answers with every failing row, and the devices are inserted in one transaction.
+
+A status change or a delete does what the single-device operation does, device by device: an
+audit event with the acting user or client, and (block, delete) every token of the device revoked
+in the same transaction as the change (DESIGN invariant 3). It runs in transactions of ``CHUNK``
+devices, so no request holds the database's write lock for long; each transaction reads its
+devices again under the lock (PostgreSQL: ``FOR UPDATE``; SQLite: its single write lock, taken
+first), so a device changed meanwhile is judged as it is now. Each operation is idempotent: a
+request that failed half-way (the store unreachable) is finished by sending it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from authserver import revocation, tokens
+from authserver.devices import (
+    DeviceQuery,
+    filter_params,
+    filtered,
+    issue_link_code_values,
+)
+from authserver.models import (
+    AppCode,
+    AuditEvent,
+    Device,
+    DeviceLocation,
+    DeviceOrigin,
+    DeviceStatus,
+    Location,
+    db,
+)
+from authserver.problems import ConflictProblem, ValidationProblem
+from authserver.security import new_id, now, now_ms
+
+MAX_ROWS = 10_000  # rows of one bulk creation; ids of one bulk change; changes of one request
+CHUNK = 500  # devices per transaction of a bulk change
+MAX_REPORTED_ERRORS = 1_000
+ACTIONS = ("block", "unblock", "delete")
+
+
+# -- creating many -----------------------------------------------------------------------------
+
+
+@dataclass
+class RowError:
+    """Why one row of a bulk creation cannot be created: its position (from 0) in the array or
+    among the CSV's data rows, the field when one is to blame, and for CSV the file's line."""
+
+    index: int
+    detail: str
+    field: str | None = None
+    line: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"index": self.index, "detail": self.detail}
+        if self.field is not None:
+            found["field"] = self.field
+        if self.line is not None:
+            found["line"] = self.line
+        return found
+
+
+class BulkRejected(ValidationProblem):
+    """A bulk request with rows (or ids) that fail: nothing was changed; ``errors`` says which
+    and why."""
+
+    def __init__(self, detail: str, errors: list[RowError]) -> None:
+        shown = [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]]
+        super().__init__(detail, errors=shown, errorCount=len(errors))
+
+
+@dataclass
+class Created:
+    device: Device  # not in the session: the values inserted
+    location_ids: list[str]
+    link_code: str | None
+
+
+def check_row_count(count: int, what: str = "rows") -> None:
+    if count == 0:
+        raise ValidationProblem(f"There are no {what}.")
+    if count > MAX_ROWS:
+        raise ValidationProblem(f"At most {MAX_ROWS} {what} per request; this has {count}.")
+
+
+def create_devices(
+    tenant_id: str,
+    actor: str,
+    rows: list[dict[str, Any] | None],
+    lines: list[int] | None = None,
+    errors: list[RowError] | None = None,
+) -> list[Created]:
+    """Create every row's device (each a ``DeviceCreate`` body already parsed; None for a row
+    that failed to parse, its error among ``errors``), or none: ``BulkRejected`` names every
+    row that cannot be created."""
+    check_row_count(len(rows))
+    errors = list(errors or [])
+
+    def fail(index: int, detail: str, field_: str | None = None) -> None:
+        errors.append(RowError(index, detail, field_, lines[index] if lines else None))
+
+    # Each externalId once in the batch, and not taken by a live device of the tenant.
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        ext = row.get("externalId") if row is not None else None
+        if ext is None:
+            continue
+        if ext in first:
+            fail(i, f"externalId is also in row {first[ext]}.", "externalId")
+        else:
+            first[ext] = i
+    for ext in _taken_external_ids(tenant_id, list(first)):
+        fail(first[ext], "A device with this externalId already exists.", "externalId")
+    # Every location named exists in the tenant.
+    wanted = {loc for row in rows if row is not None for loc in row.get("locationIds") or []}
+    known = _known_locations(tenant_id, wanted)
+    for i, row in enumerate(rows):
+        named = row.get("locationIds") or [] if row is not None else []
+        unknown = [loc for loc in named if loc not in known]
+        if unknown:
+            fail(i, f"Unknown location id(s): {', '.join(unknown)}.", "locationIds")
+    if errors:
+        errors.sort(key=lambda e: e.index)
+        raise BulkRejected(f"{len(errors)} row(s) cannot be created; nothing was.", errors)
+
+    made: list[Created] = []
+    t = now_ms()
+    for row in rows:
+        assert row is not None  # a row that did not parse is an error above
+        to_link = row.get("status") == DeviceStatus.READY_TO_LINK
+        device = Device(
+            id=new_id("dev"),
+            tenant_id=tenant_id,
+            name=row["name"],
+            status=DeviceStatus.READY_TO_LINK if to_link else DeviceStatus.ACTIVE,
+            origin=DeviceOrigin.LINK if to_link else DeviceOrigin.API,
+            app_code=row.get("appCode") or AppCode.UNKNOWN,
+            external_id=row.get("externalId"),
+            till_id=row.get("tillId"),
+            identifier=None,
+            system_information=None,
+            dpop_jkt=None,
+            last_activity_at=None,
+            last_tenant_user_id=None,
+            printer_uids=row.get("printerUids") or [],
+            last_order_uid=None,
+            link_code_hash=None,
+            link_code_expires_at=None,
+            created_at=t,
+            created_by=actor,
+            updated_at=t,
+            updated_by=actor,
+        )
+        link_code = None
+        if to_link:
+            link_code, device.link_code_hash, device.link_code_expires_at = issue_link_code_values()
+        made.append(Created(device, list(dict.fromkeys(row.get("locationIds") or [])), link_code))
+    columns = [c.key for c in Device.__table__.c]  # type: ignore[attr-defined]
+    try:
+        for start in range(0, len(made), CHUNK):  # statements of bounded size, one transaction
+            part = made[start : start + CHUNK]
+            db.session.execute(
+                insert(Device.__table__),  # type: ignore[arg-type]
+                [{c: getattr(m.device, c) for c in columns} for m in part],
+            )
+            links = [{"device_id": m.device.id, "location_id": loc}
+                     for m in part for loc in m.location_ids]  # fmt: skip
+            if links:
+                db.session.execute(insert(DeviceLocation.__table__), links)  # type: ignore[arg-type]
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        # An externalId taken between the check and the insert (a concurrent request).
+        raise ConflictProblem(
+            "A device with one of these externalIds was created meanwhile; nothing was "
+            "created. Send the request again to see which."
+        ) from exc
+    return made
+
+
+def _taken_external_ids(tenant_id: str, external_ids: list[str]) -> set[str]:
+    stmt = select(Device.external_id).where(
+        Device.tenant_id == tenant_id,
+        Device.deleted_at.is_(None),
+        Device.external_id.in_(bindparam("ids", expanding=True)),
+    )
+    taken: set[str] = set()
+    for start in range(0, len(external_ids), CHUNK):
+        taken.update(db.session.scalars(stmt, {"ids": external_ids[start : start + CHUNK]}))
+    return taken
+
+
+def _known_locations(tenant_id: str, ids: set[str]) -> set[str]:
+    wanted = sorted(ids)
+    stmt = select(Location.id).where(
+        Location.tenant_id == tenant_id, Location.id.in_(bindparam("ids", expanding=True))
+    )
+    known: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        known.update(db.session.scalars(stmt, {"ids": wanted[start : start + CHUNK]}))
+    return known
+
+
+# -- changing many -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a bulk change did: ``changed`` devices, ``skipped`` ones (id and why: already in that
+    state, or cannot be made ACTIVE), and whether more devices match the filter (``has_more``:
+    send the same request again to go on)."""
+
+    matched: int = 0
+    changed: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    has_more: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"matched": self.matched, "changed": self.changed, "skipped": self.skipped,
+                "hasMore": self.has_more}  # fmt: skip
+
+
+# Which devices an action can change: the filter form selects only these.
+_ACTIONABLE = {
+    "block": Device.status != DeviceStatus.BLOCKED,
+    "unblock": Device.status == DeviceStatus.BLOCKED,
+    "delete": None,
+}
+
+
+def change_by_ids(tenant_id: str, actor: str, action: str, ids: list[str]) -> Outcome:
+    """``action`` on each of ``ids`` (distinct, at most ``MAX_ROWS``). An id that is not a live
+    device of the tenant fails the whole request before anything changes (``BulkRejected``)."""
+    assert action in ACTIONS, action
+    check_row_count(len(ids), "ids")
+    position = {device_id: i for i, device_id in enumerate(ids)}
+    found: set[str] = set()
+    stmt = select(Device.id).where(
+        Device.tenant_id == tenant_id,
+        Device.deleted_at.is_(None),
+        Device.id.in_(bindparam("ids", expanding=True)),
+    )
+    for start in range(0, len(ids), CHUNK):
+        found.update(db.session.scalars(stmt, {"ids": ids[start : start + CHUNK]}))
+    missing = [RowError(position[i], "No such device.") for i in ids if i not in found]
+    if missing:
+        raise BulkRejected(f"{len(missing)} id(s) are not devices of the tenant; nothing changed.",
+                           missing)  # fmt: skip
+    outcome = Outcome(matched=len(ids))
+    for start in range(0, len(ids), CHUNK):
+        _apply(tenant_id, actor, action, ids[start : start + CHUNK], outcome)
+    return outcome
+
+
+def change_by_filter(tenant_id: str, actor: str, action: str, query: DeviceQuery) -> Outcome:
+    """``action`` on the devices ``query`` selects that it can change, up to ``MAX_ROWS`` per
+    request; ``has_more`` when others remain (the same request again goes on from there)."""
+    assert action in ACTIONS, action
+    stmt = filtered(select(Device.id), query)
+    actionable = _ACTIONABLE[action]
+    if actionable is not None:
+        stmt = stmt.where(actionable)
+    stmt = stmt.where(Device.id > bindparam("after")).order_by(Device.id).limit(CHUNK)
+    params = filter_params(tenant_id, query)
+    outcome = Outcome()
+    after = ""
+    while True:
+        budget = MAX_ROWS - outcome.matched
+        if budget <= 0:
+            params["after"] = after
+            outcome.has_more = db.session.scalars(stmt, params).first() is not None
+            db.session.rollback()
+            return outcome
+        params["after"] = after
+        ids = list(db.session.scalars(stmt, params))[:budget]
+        db.session.rollback()  # end the read: each chunk's own transaction reads again
+        if not ids:
+            return outcome
+        outcome.matched += len(ids)
+        _apply(tenant_id, actor, action, ids, outcome)
+        after = ids[-1]
+
+
+def _take_write_lock() -> None:
+    """SQLite: take the database's write lock before reading the chunk, so what is read stays
+    so until the commit (a write statement that changes nothing opens the write transaction).
+    PostgreSQL locks the chunk's rows instead (``FOR UPDATE``)."""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text("UPDATE devices SET id = id WHERE 0"))
+
+
+_CHUNK_ROWS = (
+    select(Device.id, Device.status, Device.identifier, Device.origin, Device.link_code_hash)
+    .where(
+        Device.tenant_id == bindparam("tenant_id"),
+        Device.deleted_at.is_(None),
+        Device.id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(Device.id)
+)
+
+
+def _apply(tenant_id: str, actor: str, action: str, ids: list[str], outcome: Outcome) -> None:
+    """One transaction: ``action`` on the devices ``ids`` as they are now, audited, their tokens
+    revoked with the change."""
+    _take_write_lock()
+    stmt = _CHUNK_ROWS.with_for_update() if db.engine.dialect.name != "sqlite" else _CHUNK_ROWS
+    rows = db.session.execute(stmt, {"tenant_id": tenant_id, "ids": ids}).all()
+    gone = set(ids) - {r.id for r in rows}
+    outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
+    t, t_ms = now(), now_ms()
+    todo: list[Any] = []
+    for r in rows:
+        if action == "block" and r.status == DeviceStatus.BLOCKED:
+            outcome.skipped.append({"id": r.id, "reason": "already_blocked"})
+        elif action == "unblock" and r.status != DeviceStatus.BLOCKED:
+            outcome.skipped.append({"id": r.id, "reason": "not_blocked"})
+        elif action == "unblock" and not (
+            r.identifier is not None or (r.origin == DeviceOrigin.API and r.link_code_hash is None)
+        ):
+            # As PATCH status ACTIVE: only a linked device (or an audit device) can be ACTIVE.
+            outcome.skipped.append({"id": r.id, "reason": "not_linked"})
+        else:
+            todo.append(r)
+    if not todo:
+        db.session.rollback()
+        return
+    changing = [r.id for r in todo]
+    if action == "block":
+        # What an unblock with restored sessions would put back: each device's mark before.
+        before = revocation.current_marks("device", changing)
+        block_mark = tokens.revoke_devices(changing, tokens.BLOCKED)
+        db.session.execute(
+            update(Device.__table__)  # type: ignore[arg-type]
+            .where(Device.__table__.c.id == bindparam("b_id"))  # type: ignore[attr-defined]
+            .values(status=DeviceStatus.BLOCKED, block_mark=block_mark,
+                    mark_before_block=bindparam("b_before"), updated_at=t_ms, updated_by=actor),
+            [{"b_id": i, "b_before": before[i]} for i in changing],
+        )  # fmt: skip
+        event = "device.blocked"
+    elif action == "unblock":
+        tokens.keep_blocked_sessions_dead_many(changing)
+        db.session.execute(
+            update(Device)
+            .where(Device.id.in_(changing))
+            .values(
+                status=DeviceStatus.ACTIVE,
+                block_mark=None,
+                mark_before_block=None,
+                updated_at=t_ms,
+                updated_by=actor,
+            )  # fmt: skip
+            .execution_options(synchronize_session=False)
+        )
+        event = "device.activated"
+    else:
+        tokens.revoke_devices(changing)
+        db.session.execute(
+            update(Device)
+            .where(Device.id.in_(changing))
+            .values(deleted_at=t, link_code_hash=None, updated_at=t_ms, updated_by=actor)
+            .execution_options(synchronize_session=False)
+        )
+        event = "device.deleted"
+    db.session.execute(
+        insert(AuditEvent.__table__),  # type: ignore[arg-type]
+        [{"id": new_id("aud"), "tenant_id": tenant_id, "type": event, "device_id": r.id,
+          "actor": actor, "data": _event_data(action, r.status), "created_at": t}
+         for r in todo],
+    )  # fmt: skip
+    db.session.commit()
+    outcome.changed += len(todo)
+
+
+def _event_data(action: str, previous: str) -> dict[str, Any]:
+    # As the single-device operations record them (devices._change_status, delete_device).
+    data: dict[str, Any] = {"bulk": True}
+    if action != "delete":
+        data["previous"] = previous
+    return data
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def walk(tenant_id: str, query: DeviceQuery, rendered: Any, page: int = 1000) -> Iterator[Any]:
+    """Every device ``query`` selects, in its sort, page by page (each page its own short read,
+    so an export of a million devices holds no transaction open)."""
+    from authserver.devices import search_devices
+
+    after = None
+    while True:
+        found = search_devices(tenant_id, query, after, page, rendered)
+        yield from found.items
+        after = found.after()
+        if not found.has_more or after is None:
+            return
