@@ -231,10 +231,16 @@ class Outcome:
                 "hasMore": self.has_more}  # fmt: skip
 
 
-# Which devices an action can change: the filter form selects only these.
+# Which devices an action can change: the filter form selects only these, so that sending a
+# request again never selects what the last one could not change (a client following hasMore
+# would go round for ever).
 _ACTIONABLE = {
     "block": Device.status != DeviceStatus.BLOCKED,
-    "unblock": Device.status == DeviceStatus.BLOCKED,
+    "unblock": (Device.status == DeviceStatus.BLOCKED)
+    & (
+        Device.identifier.is_not(None)  # linked, or an audit device (devices._change_status)
+        | ((Device.origin == DeviceOrigin.API) & Device.link_code_hash.is_(None))
+    ),
     "delete": None,
 }
 

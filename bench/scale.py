@@ -8,8 +8,10 @@ Loads devices straight into the database (two tenants of the same size: the seco
 another tenant's rows cost nothing) and analyses the table, then times each request through the app in process (the
 WSGI app called directly, a service token with devices:read), the median of 7, in milliseconds:
 the first page of each sort, a page deep in each sort (its cursor points at the middle of the
-tenant), and each search. Prints one table; figures move from machine to machine, the growth
-from row to row is what to read.
+tenant), each search, the list with its count, the second tenant's list, and a bulk block of
+1,000 devices by ids (POST /api/v1/devices/bulk/block: their tokens revoked, each audited; the
+median of 3, each a different 1,000). Prints one table; figures move from machine to machine,
+the growth from row to row is what to read.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def columns() -> list[tuple[str, str]]:
         ("name substring", "limit=50&name=ill {middle}"),
         ("q search", "limit=50&q=xt-{middle}"),
         ("externalId (exact)", "limit=50&externalId=ext-{middle}"),
+        ("list + count", "limit=50&count=true"),
+        ("list, 2nd tenant", "limit=50"),
     ]  # fmt: skip
 
 
@@ -70,12 +74,20 @@ class Bench:
             self.tenants = [create_tenant(f"scale-{i}-{time.time_ns()}").id for i in (1, 2)]
             from authserver.models import Tenant, db
 
-            made = create_client(db.session.get(Tenant, self.tenants[0]), "scale bench",
-                                 ["client_credentials"], scope="devices:read")  # fmt: skip
-            creds = (made.client.client_id, made.client_secret or "")
-        resp = self.http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                              auth=creds)  # fmt: skip
-        self.token = resp.get_json()["access_token"]
+            creds = []
+            for tenant in self.tenants:
+                made = create_client(
+                    db.session.get(Tenant, tenant),
+                    "scale bench",
+                    ["client_credentials"],
+                    scope="devices:read devices:write",
+                )
+                creds.append((made.client.client_id, made.client_secret or ""))  # fmt: skip
+        self.tokens = []
+        for pair in creds:
+            resp = self.http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                  auth=pair)  # fmt: skip
+            self.tokens.append(resp.get_json()["access_token"])
         self.count = 0
 
     def grow_to(self, size: int) -> float:
@@ -134,9 +146,9 @@ class Bench:
                 found[sort] = encode(row.k, row.id, f"devices:{sort}:{order}")
         return found
 
-    def time(self, query: str, full: bool) -> float:
+    def time(self, query: str, full: bool, tenant: int = 0) -> float:
         """The median ms of ``query``; with ``full``, each answer must be a whole page."""
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.tokens[tenant]}"}
         took = []
         for _ in range(REPEAT):
             started = time.perf_counter()
@@ -145,6 +157,35 @@ class Bench:
             assert resp.status_code == 200, resp.get_json()
             items = resp.get_json()["data"]
             assert items and (len(items) == 50 or not full), (query, len(items))
+        return statistics.median(took)
+
+    def time_bulk_block(self, n: int = 1000) -> float:
+        """The median ms of 3 bulk blocks of ``n`` devices by ids (from the middle of the first
+        tenant), each undone by a bulk unblock (not timed) before the next."""
+        from sqlalchemy import select
+
+        from authserver.models import Device, db
+
+        headers = {"Authorization": f"Bearer {self.tokens[0]}"}
+        took = []
+        for _ in range(3):
+            with self.app.app_context():
+                ids = list(db.session.scalars(
+                    select(Device.id)
+                    .where(Device.tenant_id == self.tenants[0],
+                           Device.created_at >= 1_700_000_000_000 + (self.count - n) // 2)
+                    .order_by(Device.created_at)
+                    .limit(n)
+                ))  # fmt: skip
+            started = time.perf_counter()
+            resp = self.http.post("/api/v1/devices/bulk/block", json={"ids": ids},
+                                  headers=headers)  # fmt: skip
+            took.append((time.perf_counter() - started) * 1000)
+            assert resp.status_code == 200, resp.get_json()
+            assert resp.get_json()["data"]["changed"] == n, resp.get_json()
+            resp = self.http.post("/api/v1/devices/bulk/unblock", json={"ids": ids},
+                                  headers=headers)  # fmt: skip
+            assert resp.get_json()["data"]["changed"] == n, resp.get_json()
         return statistics.median(took)
 
 
@@ -157,8 +198,9 @@ def main() -> None:
     reads = columns()
     print(f"Device list latency, ms (median of {REPEAT}), in process, backend {backend}; "
           "two tenants of the size shown")  # fmt: skip
-    print("| devices in the tenant | " + " | ".join(label for label, _ in reads) + " |")
-    print("| ---: |" + " ---: |" * len(reads))
+    labels = [label for label, _ in reads] + ["bulk block of 1,000"]
+    print("| devices in the tenant | " + " | ".join(labels) + " |")
+    print("| ---: |" + " ---: |" * len(labels))
     for size in [s for s in SIZES if s <= args.max]:
         loaded = bench.grow_to(size)
         cursors = {k: urlencode({"c": v})[2:] for k, v in bench.cursors().items()}
@@ -166,7 +208,9 @@ def main() -> None:
         for label, query in reads:
             filled = query.format(middle=size // 2, **cursors).replace(" ", "%20")
             full = "sort" in label or "page" in label or "list" in label
-            cells.append(f"{bench.time(filled, full):.1f}")
+            tenant = 1 if "2nd tenant" in label else 0
+            cells.append(f"{bench.time(filled, full, tenant):.1f}")
+        cells.append(f"{bench.time_bulk_block():.0f}")
         print(f"| {size:,} | " + " | ".join(cells) + " |", flush=True)
         print(f"  (loaded in {loaded:.0f} s)", file=sys.stderr, flush=True)
 

@@ -271,6 +271,24 @@ def test_bulk_unblock_keeps_the_old_sessions_dead_and_skips_what_it_cannot(reg, 
     assert event.device_id == device["id"] and event.data["previous"] == "BLOCKED"
 
 
+def test_a_filter_unblock_never_selects_what_it_cannot_unblock(reg, t, svc, monkeypatch):
+    """Blocked devices that are not linked stay out of the filter's selection: a client
+    following hasMore finishes, however many of them there are."""
+    monkeypatch.setattr(device_bulk, "MAX_ROWS", 2)
+    unlinked = [reg.create_device(t, status="READY_TO_LINK", name=f"U{i}")["id"] for i in range(3)]
+    device, _, _ = reg.linked_device(t)
+    ids = [*unlinked, device["id"]]
+    assert reg.call("POST", f"{BULK}/block", svc, json={"ids": ids}).status_code == 400  # limit
+    for start in (0, 2):
+        reg.call("POST", f"{BULK}/block", svc, json={"ids": ids[start : start + 2]})
+    data = reg.call("POST", f"{BULK}/unblock", svc,
+                    json={"filter": {"status": "BLOCKED"}}).get_json()["data"]  # fmt: skip
+    assert data == {"matched": 1, "changed": 1, "skipped": [], "hasMore": False}
+    statuses = {d["id"]: d["status"] for d in listed(reg, svc)}
+    assert statuses[device["id"]] == "ACTIVE"
+    assert {statuses[i] for i in unlinked} == {"BLOCKED"}
+
+
 def test_bulk_delete_by_ids(reg, t, svc, app):
     device, tokens, key = reg.linked_device(t)
     plain = reg.create_device(t, externalId="FREE-ME")
