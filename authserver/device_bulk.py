@@ -273,12 +273,12 @@ def change_by_filter(tenant_id: str, actor: str, action: str, query: DeviceQuery
     """``action`` on the devices ``query`` selects that it can change, up to ``MAX_ROWS`` per
     request; ``has_more`` when others remain (the same request again goes on from there)."""
     assert action in ACTIONS, action
-    stmt = filtered(select(Device.id), query)
+    params = filter_params(tenant_id, query)
+    stmt = filtered(select(Device.id), query, "fts" in params)
     actionable = _ACTIONABLE[action]
     if actionable is not None:
         stmt = stmt.where(actionable)
     stmt = stmt.where(Device.id > bindparam("after")).order_by(Device.id).limit(CHUNK)
-    params = filter_params(tenant_id, query)
     outcome = Outcome()
     after = ""
     while True:

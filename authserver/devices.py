@@ -21,8 +21,10 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    table,
     update,
 )
+from sqlalchemy import column as sql_column
 from sqlalchemy.exc import IntegrityError
 
 from authserver import audit, authorization, credentials, revocation, tokens
@@ -235,7 +237,8 @@ def search_devices(
     params["limit"] = limit + 1
     if after is not None:
         params["after_key"], params["after_id"] = after
-    rows = direct().all(_search_statement(query, after is not None, rendered), params)
+    stmt = _search_statement(query, after is not None, rendered, "fts" in params)
+    rows = direct().all(stmt, params)
     return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
 
 
@@ -249,20 +252,21 @@ def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
     """How many devices ``query`` selects, and whether that is exact. Exact up to
     ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, on PostgreSQL, the planner's
     estimate for the filters (never below the exact part), on SQLite the exact count."""
-    shape = tuple(
+    params = filter_params(tenant_id, query)
+    fts = "fts" in params
+    shape = (fts, *(
         value is not None
         for value in (query.location_id, query.name, query.origin, query.status,
                       query.app_code, query.external_id, query.identifier, query.q)
-    )  # fmt: skip
+    ))  # fmt: skip
     stmts = _COUNTS.get(shape)
     if stmts is None:
-        matching = filtered(select(literal_column("1")), query)
+        matching = filtered(select(literal_column("1")), query, fts)
         stmts = _COUNTS[shape] = (
             select(func.count()).select_from(matching.limit(bindparam("cap")).subquery()),
             select(func.count()).select_from(matching.subquery()),
             matching,
         )
-    params = filter_params(tenant_id, query)
     capped = db.session.scalar(stmts[0], {**params, "cap": COUNT_EXACT_UP_TO + 1}) or 0
     if capped <= COUNT_EXACT_UP_TO:
         return capped, True
@@ -295,9 +299,10 @@ _SORT_COLUMNS = {
 _SEARCHES: dict[tuple[Any, ...], Any] = {}
 
 
-def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any:
+def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any, fts: bool) -> Any:
     shape = (
         id(rendered),
+        fts,
         query.sort_by,
         query.descending,
         has_after,
@@ -313,7 +318,7 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any
     columns: Any = DEVICE_COLUMNS
     if rendered is not None:
         columns = (Device.id, _SORT_COLUMNS[query.sort_by], rendered.label("item"))
-    stmt = filtered(select(*columns), query)
+    stmt = filtered(select(*columns), query, fts)
     key, _ = SORT_KEYS[query.sort_by]
     after: Any = (bindparam("after_key"), bindparam("after_id")) if has_after else None
     stmt = keyset(stmt, key, Device.id, after, query.descending).limit(bindparam("limit"))
@@ -321,9 +326,51 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any) -> Any
     return stmt
 
 
+# SQLite's trigram index of the searched columns (migration 0020): a term whose candidates across
+# the database are at most this many reads them through the index; a broader one walks the
+# tenant's devices in the sort's order, where its matches are dense enough to fill a page soon.
+FTS_CANDIDATES = 10_000
+_SEARCH_KEYS = table("device_search_keys", sql_column("key"), sql_column("device_id"))
+_FTS_MATCHES: Any = (
+    select(literal_column("rowid"))
+    .select_from(table("device_search"))
+    .where(literal_column("device_search").op("MATCH")(bindparam("fts")))
+)
+_FTS_PROBE = select(func.count().label("n")).select_from(_FTS_MATCHES.limit(bindparam("cap")).subquery())
+_HAS_FTS: dict[str, bool] = {}
+
+
+def _fts_phrase(query: DeviceQuery) -> str | None:
+    """The FTS5 phrase of the search's term (``q``, else ``name``) when the index can narrow it:
+    SQLite with the index, a term of 3 characters or more (a trigram's length), matched by at
+    most ``FTS_CANDIDATES`` devices. None: the search reads the tenant's devices."""
+    term = query.q if query.q is not None else query.name
+    if term is None or len(term) < 3 or db.engine.dialect.name != "sqlite":
+        return None
+    url = str(db.engine.url)
+    if url not in _HAS_FTS:
+        _HAS_FTS[url] = (
+            db.session.scalar(
+                select(literal_column("1"))
+                .select_from(table("sqlite_master"))
+                .where(literal_column("name") == "device_search")
+            )
+            is not None
+        )
+    if not _HAS_FTS[url]:
+        return None
+    phrase = '"' + term.replace('"', '""') + '"'  # one phrase: the term's characters, in order
+    found = direct().first(_FTS_PROBE, {"fts": phrase, "cap": FTS_CANDIDATES + 1})
+    return phrase if found is not None and found[0] <= FTS_CANDIDATES else None
+
+
 def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
-    """The bound values of ``filtered(..., query)``."""
+    """The bound values of ``filtered(..., query, fts)``; ``fts`` among them when the search
+    reads the trigram index (then ``fts`` is true for ``filtered``)."""
     params: dict[str, Any] = {"tenant_id": tenant_id}
+    phrase = _fts_phrase(query)
+    if phrase is not None:
+        params["fts"] = phrase
     for name, value in (
         ("location_id", query.location_id),
         ("origin", query.origin),
@@ -341,10 +388,22 @@ def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
     return params
 
 
-def filtered(stmt: Any, query: DeviceQuery) -> Any:
+def filtered(stmt: Any, query: DeviceQuery, fts: bool = False) -> Any:
     """``stmt`` limited to the live devices of the tenant (``:tenant_id``) that ``query``'s
-    filters select (bound parameters; their values are ``filter_params``)."""
-    stmt = stmt.where(Device.tenant_id == bindparam("tenant_id"), Device.deleted_at.is_(None))
+    filters select (bound parameters; their values are ``filter_params``). With ``fts``, the
+    devices are read from the trigram index's candidates (by primary key, then sorted: the
+    tenant's column is written ``+tenant_id`` so that SQLite cannot walk a sort index instead);
+    the filters below still decide which of them match."""
+    if fts:
+        stmt = stmt.where(
+            literal_column("+devices.tenant_id") == bindparam("tenant_id"),
+            Device.id.in_(
+                select(_SEARCH_KEYS.c.device_id).where(_SEARCH_KEYS.c.key.in_(_FTS_MATCHES))
+            ),
+        )
+    else:
+        stmt = stmt.where(Device.tenant_id == bindparam("tenant_id"))
+    stmt = stmt.where(Device.deleted_at.is_(None))
     if query.location_id is not None:
         stmt = stmt.where(
             exists().where(

@@ -1,0 +1,161 @@
+"""The device list's substring searches (``name``, ``q``) at fleet scale (issue 16).
+
+On SQLite an FTS5 trigram index (migration 0020) finds the candidates of a term and the search's
+own LIKE decides; on PostgreSQL trigram GIN indexes (0019) serve the same LIKE. Either way the
+answers must be exactly the answers of reading every device: these tests change devices in every
+way that touches a searched column and compare both paths (the index, and the walk a broad term
+takes), plus SQLite's plan and the index's survival of VACUUM and of the migration's backfill.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from authserver import devices
+from authserver.models import db
+from tests.conftest import make_env
+
+DEVICES = "/api/v1/devices"
+
+
+def found(reg, token, query: str) -> list[str]:
+    resp = reg.call("GET", f"{DEVICES}?limit=200&sortBy=name&{query}", token)
+    assert resp.status_code == 200, resp.get_json()
+    return [d["name"] for d in resp.get_json()["data"]]
+
+
+@pytest.mark.parametrize("path", ["index", "walk"])
+def test_searches_follow_every_change_of_a_device(reg, monkeypatch, path):
+    if path == "walk":  # no term reads the index: the tenant's devices are read in order
+        monkeypatch.setattr(devices, "FTS_CANDIDATES", -1)
+    t = reg.tenant()
+    svc = reg.service_token(t)
+    alpha = reg.create_device(t, name="Alpha kiosk", externalId="EXT-alpha-1", tillId="till-77")
+    reg.create_device(t, name="Beta kiosk")
+    reg.call("POST", f"{DEVICES}/bulk", svc, json={"devices": [
+        {"name": "Gamma till", "externalId": "EXT-gamma"}, {"name": "Delta till"}]})  # fmt: skip
+    other = reg.tenant()
+    reg.create_device(other, name="Alpha of another tenant")
+    assert found(reg, svc, "q=alpha") == ["Alpha kiosk"]
+    assert found(reg, svc, "q=KIOSK") == ["Alpha kiosk", "Beta kiosk"]
+    assert found(reg, svc, "q=ext-gam") == ["Gamma till"]
+    assert found(reg, svc, "q=ll-77") == ["Alpha kiosk"]  # the till
+    assert found(reg, svc, "name=till") == ["Delta till", "Gamma till"]
+    assert found(reg, svc, "name=ext-gam") == []  # name searches the name only
+    # Renamed and re-identified: the old words no longer find it, the new ones do.
+    reg.call("PATCH", f"{DEVICES}/{alpha['id']}", svc,
+             json={"name": "Omega kiosk", "externalId": "EXT-omega", "tillId": None})  # fmt: skip
+    assert found(reg, svc, "q=alpha") == []
+    assert found(reg, svc, "q=omega") == ["Omega kiosk"]
+    assert found(reg, svc, "q=ll-77") == []
+    # Linked: its identifier is searchable.
+    device, _, _ = reg.linked_device(t)
+    identifier = reg.call("GET", f"{DEVICES}/{device['id']}", svc).get_json()["data"]["identifier"]
+    assert found(reg, svc, f"q={identifier[2:10]}") == ["Till"]
+    # Deleted, one by one or in bulk: gone from every search.
+    reg.call("DELETE", f"{DEVICES}/{alpha['id']}", svc)
+    assert found(reg, svc, "q=omega") == []
+    reg.call("POST", f"{DEVICES}/bulk/delete", svc, json={"filter": {"name": "till"}})
+    assert found(reg, svc, "q=till") == []
+    assert found(reg, svc, "q=kiosk") == ["Beta kiosk"]
+    # Short terms (under a trigram) and LIKE's own characters are plain text.
+    reg.create_device(t, name="50% off_sale")
+    assert found(reg, svc, "q=k") == ["Beta kiosk"]
+    assert found(reg, svc, "q=%25%20off_") == ["50% off_sale"]
+    assert found(reg, svc, 'q="%20off') == []
+
+
+def _sqlite(reg) -> bool:
+    with reg.app.app_context():
+        return db.engine.dialect.name == "sqlite"
+
+
+def test_a_selective_term_reads_the_index_and_a_broad_one_the_sort_order(reg):
+    """SQLite: the plan of a selective term looks devices up by key from the FTS table (no scan
+    of the tenant); a term matched by more than FTS_CANDIDATES devices walks the sort index."""
+    if not _sqlite(reg):
+        pytest.skip("the FTS index is SQLite's (PostgreSQL: tests/system/test_migrations.py)")
+    t = reg.tenant()
+    svc = reg.service_token(t)
+    reg.call("POST", f"{DEVICES}/bulk", reg.service_token(t), json={"devices": [
+        {"name": f"Till {i}"} for i in range(30)]})  # fmt: skip
+    with reg.app.app_context():
+        query = devices.DeviceQuery(sort_by="name", q="ill 17")
+        params = devices.filter_params(t.id, query)
+        assert params["fts"] == '"ill 17"'
+        stmt = devices._search_statement(query, False, None, True)
+        compiled = stmt.compile(dialect=db.engine.dialect)
+        values = {**compiled.params, **params, "limit": 51}
+        args = tuple(values[name] for name in compiled.positiontup or ())
+        plan = [row[3] for row in db.session.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + compiled.string, args)]  # fmt: skip
+        assert any("VIRTUAL TABLE" in step for step in plan), plan
+        assert not any(step.startswith("SCAN devices") for step in plan), plan
+        assert any("devices USING INDEX sqlite_autoindex_devices_1 (id=?)" in step
+                   for step in plan), plan  # fmt: skip
+    assert found(reg, svc, "q=ill%2017") == ["Till 17"]
+    with reg.app.app_context():
+        broad = devices.DeviceQuery(sort_by="name", q="till")
+        original = devices.FTS_CANDIDATES
+        try:
+            devices.FTS_CANDIDATES = 29
+            assert "fts" not in devices.filter_params(t.id, broad)
+            devices.FTS_CANDIDATES = 30
+            assert "fts" in devices.filter_params(t.id, broad)
+        finally:
+            devices.FTS_CANDIDATES = original
+
+
+def test_the_index_survives_vacuum(reg):
+    """VACUUM may renumber a table's implicit rowids; the index is keyed by an INTEGER PRIMARY
+    KEY of its own, which VACUUM keeps."""
+    if not _sqlite(reg):
+        pytest.skip("SQLite only")
+    t = reg.tenant()
+    svc = reg.service_token(t)
+    made = reg.call("POST", f"{DEVICES}/bulk", svc, json={"devices": [
+        {"name": f"Kiosk {i:03d}"} for i in range(60)]}).get_json()["data"]  # fmt: skip
+    reg.call("POST", f"{DEVICES}/bulk/delete", svc,
+             json={"ids": [d["id"] for d in made[::2]]})  # fmt: skip
+    with reg.app.app_context():
+        db.session.execute(text("DELETE FROM devices WHERE deleted_at IS NOT NULL"))
+        db.session.commit()
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM")
+    assert found(reg, svc, "q=kiosk%20013") == ["Kiosk 013"]
+    assert found(reg, svc, "q=kiosk%20012") == []
+    assert len(found(reg, svc, "q=iosk")) == 30
+
+
+def test_the_migration_indexes_the_devices_already_there(tmp_path):
+    """Devices made before migration 0020 are found through the index after it."""
+    from sqlalchemy import insert
+
+    from authserver import create_app
+    from authserver.config import load_settings
+    from authserver.migrate import upgrade
+    from authserver.models import Device, Tenant
+
+    env = make_env(tmp_path / "backfill")
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    app = create_app(load_settings(env))
+    with app.app_context():
+        upgrade("0019")
+        db.session.execute(insert(Tenant.__table__).values(
+            id="ten_b", name="b", created_at=0, active=True))  # fmt: skip
+        db.session.execute(insert(Device.__table__), [
+            {"id": f"dev_{i}", "tenant_id": "ten_b", "name": f"Old till {i}", "status": "ACTIVE",
+             "origin": "api", "created_at": i, "updated_at": i,
+             "deleted_at": 5 if i == 3 else None} for i in range(5)])  # fmt: skip
+        db.session.commit()
+        upgrade()
+        query = devices.DeviceQuery(sort_by="name", q="till 2")
+        assert "fts" in devices.filter_params("ten_b", query)
+        page = devices.search_devices("ten_b", query, None, 50)
+        assert [d.id for d in page.items] == ["dev_2"]
+        assert (
+            devices.search_devices("ten_b", devices.DeviceQuery(q="till 3"), None, 50).items == []
+        )
+        db.engine.dispose()
