@@ -336,7 +336,9 @@ _FTS_MATCHES: Any = (
     .select_from(table("device_search"))
     .where(literal_column("device_search").op("MATCH")(bindparam("fts")))
 )
-_FTS_PROBE = select(func.count().label("n")).select_from(_FTS_MATCHES.limit(bindparam("cap")).subquery())
+_FTS_PROBE = select(func.count().label("n")).select_from(
+    _FTS_MATCHES.limit(bindparam("cap")).subquery()
+)
 _HAS_FTS: dict[str, bool] = {}
 
 
