@@ -248,10 +248,34 @@ COUNT_EXACT_UP_TO = 10_000
 _COUNTS: dict[tuple[Any, ...], Any] = {}
 
 
+_DEVICE_COUNTS = table(
+    "device_counts", sql_column("tenant_id"), sql_column("status"), sql_column("n")
+)
+_COUNTED = (
+    select(func.coalesce(func.sum(_DEVICE_COUNTS.c.n), 0).label("n"))
+    .where(_DEVICE_COUNTS.c.tenant_id == bindparam("tenant_id"))
+)  # fmt: skip
+_COUNTED_STATUS = _COUNTED.where(_DEVICE_COUNTS.c.status == bindparam("status"))
+
+
 def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
-    """How many devices ``query`` selects, and whether that is exact. Exact up to
-    ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, on PostgreSQL, the planner's
-    estimate for the filters (never below the exact part), on SQLite the exact count."""
+    """How many devices ``query`` selects, and whether that is exact. On SQLite, a tenant's
+    devices, or those of one status, are read from the counts its triggers keep (migration
+    0021): exact, one read. Otherwise exact up to ``COUNT_EXACT_UP_TO`` (the count stops
+    there); beyond, on PostgreSQL, the planner's estimate for the filters (never below the
+    exact part), on SQLite the exact count."""
+    only_status = all(
+        value is None
+        for value in (query.location_id, query.name, query.origin, query.app_code,
+                      query.external_id, query.identifier, query.q)
+    )  # fmt: skip
+    if only_status and db.engine.dialect.name == "sqlite" and _sqlite_has("device_counts"):
+        if query.status is None:
+            return int(db.session.scalar(_COUNTED, {"tenant_id": tenant_id}) or 0), True
+        counted = db.session.scalar(
+            _COUNTED_STATUS, {"tenant_id": tenant_id, "status": query.status}
+        )
+        return int(counted or 0), True
     params = filter_params(tenant_id, query)
     fts = "fts" in params
     shape = (fts, *(
@@ -339,7 +363,23 @@ _FTS_MATCHES: Any = (
 _FTS_PROBE = select(func.count().label("n")).select_from(
     _FTS_MATCHES.limit(bindparam("cap")).subquery()
 )
-_HAS_FTS: dict[str, bool] = {}
+_SQLITE_HAS: dict[tuple[str, str], bool] = {}
+
+
+def _sqlite_has(name: str) -> bool:
+    """Whether this SQLite database has the table ``name`` (made by a SQLite-only migration;
+    one read per database and name)."""
+    key = (str(db.engine.url), name)
+    if key not in _SQLITE_HAS:
+        _SQLITE_HAS[key] = (
+            db.session.scalar(
+                select(literal_column("1"))
+                .select_from(table("sqlite_master"))
+                .where(literal_column("name") == name)
+            )
+            is not None
+        )
+    return _SQLITE_HAS[key]
 
 
 def _fts_phrase(query: DeviceQuery) -> str | None:
@@ -349,17 +389,7 @@ def _fts_phrase(query: DeviceQuery) -> str | None:
     term = query.q if query.q is not None else query.name
     if term is None or len(term) < 3 or db.engine.dialect.name != "sqlite":
         return None
-    url = str(db.engine.url)
-    if url not in _HAS_FTS:
-        _HAS_FTS[url] = (
-            db.session.scalar(
-                select(literal_column("1"))
-                .select_from(table("sqlite_master"))
-                .where(literal_column("name") == "device_search")
-            )
-            is not None
-        )
-    if not _HAS_FTS[url]:
+    if not _sqlite_has("device_search"):
         return None
     phrase = '"' + term.replace('"', '""') + '"'  # one phrase: the term's characters, in order
     found = direct().first(_FTS_PROBE, {"fts": phrase, "cap": FTS_CANDIDATES + 1})

@@ -587,3 +587,40 @@ def test_models_unchanged_by_bulk_insert(reg, t, svc, app):
             if column.key not in varying:
                 assert getattr(a, column.key) == getattr(b, column.key), column.key
         assert a.link_code_hash != b.link_code_hash and b.link_code_expires_at
+
+
+def test_counts_follow_every_change_of_every_device(reg, t, svc, app):
+    """The count of each status (and of all) equals the list's length after creates, links,
+    blocks, unblocks, unlinks and deletes, one by one and in bulk, and after a hard delete (on
+    SQLite the counts are kept by triggers, migration 0021)."""
+
+    def check():
+        everything = listed(reg, svc)
+        for status in (None, "ACTIVE", "READY_TO_LINK", "BLOCKED"):
+            query = f"&status={status}" if status else ""
+            page = reg.call("GET", f"{DEVICES}?limit=1&count=true{query}", svc).get_json()
+            expected = [d for d in everything if status is None or d["status"] == status]
+            assert (page["count"], page["countExact"]) == (len(expected), True), status
+
+    check()
+    other = reg.tenant()
+    reg.create_device(other)  # another tenant's devices are not counted
+    linked = [reg.linked_device(t)[0] for _ in range(2)]
+    made = reg.call("POST", BULK, svc, json={"devices": [
+        {"name": f"T{i}", "status": "READY_TO_LINK" if i % 2 else "ACTIVE"}
+        for i in range(6)]}).get_json()["data"]  # fmt: skip
+    check()
+    reg.call("POST", f"{BULK}/block", svc, json={"ids": [linked[0]["id"], made[0]["id"]]})
+    check()
+    reg.call("PATCH", f"{DEVICES}/{linked[1]['id']}", svc, json={"status": "BLOCKED"})
+    reg.call("PATCH", f"{DEVICES}/{linked[0]['id']}", svc, json={"status": "READY_TO_LINK"})
+    check()
+    reg.call("POST", f"{BULK}/unblock", svc, json={"filter": {"status": "BLOCKED"}})
+    check()
+    reg.call("DELETE", f"{DEVICES}/{made[1]['id']}", svc)
+    reg.call("POST", f"{BULK}/delete", svc, json={"ids": [made[2]["id"], made[3]["id"]]})
+    check()
+    with app.app_context():
+        db.session.execute(db.delete(Device).where(Device.id == made[4]["id"]))
+        db.session.commit()
+    check()

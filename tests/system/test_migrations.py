@@ -51,9 +51,9 @@ TRIGRAM_INDEXES = {"ix_devices_name_trgm", "ix_devices_external_id_trgm",
                    "ix_devices_identifier_trgm", "ix_devices_till_id_trgm"}  # fmt: skip
 
 
-# SQLite's trigram search (migration 0020): a key table and an FTS5 table (with its shadow
-# tables), kept by triggers; not in the models either.
-FTS_TABLES = ("device_search", "device_search_keys")
+# SQLite's trigram search (migration 0020: a key table and an FTS5 table with its shadow tables)
+# and device counts (0021), kept by triggers; not in the models either.
+FTS_TABLES = ("device_search", "device_search_keys", "device_counts")
 
 
 def _not_backend_only(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
