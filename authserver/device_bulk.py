@@ -17,13 +17,14 @@ request that failed half-way (the store unreachable) is finished by sending it a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from authserver import revocation, tokens
+from authserver.bulk import BulkRejected, Outcome, RowError, by_filter, by_ids, check_count
 from authserver.devices import (
     DeviceQuery,
     filter_params,
@@ -40,44 +41,15 @@ from authserver.models import (
     Location,
     db,
 )
-from authserver.problems import ConflictProblem, ValidationProblem
+from authserver.problems import ConflictProblem
 from authserver.security import new_id, now, now_ms
 
 MAX_ROWS = 10_000  # rows of one bulk creation; ids of one bulk change; changes of one request
 CHUNK = 500  # devices per transaction of a bulk change
-MAX_REPORTED_ERRORS = 1_000
 ACTIONS = ("block", "unblock", "delete")
 
 
 # -- creating many -----------------------------------------------------------------------------
-
-
-@dataclass
-class RowError:
-    """Why one row of a bulk creation cannot be created: its position (from 0) in the array or
-    among the CSV's data rows, the field when one is to blame, and for CSV the file's line."""
-
-    index: int
-    detail: str
-    field: str | None = None
-    line: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"index": self.index, "detail": self.detail}
-        if self.field is not None:
-            found["field"] = self.field
-        if self.line is not None:
-            found["line"] = self.line
-        return found
-
-
-class BulkRejected(ValidationProblem):
-    """A bulk request with rows (or ids) that fail: nothing was changed; ``errors`` says which
-    and why."""
-
-    def __init__(self, detail: str, errors: list[RowError]) -> None:
-        shown = [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]]
-        super().__init__(detail, errors=shown, errorCount=len(errors))
 
 
 @dataclass
@@ -88,10 +60,7 @@ class Created:
 
 
 def check_row_count(count: int, what: str = "rows") -> None:
-    if count == 0:
-        raise ValidationProblem(f"There are no {what}.")
-    if count > MAX_ROWS:
-        raise ValidationProblem(f"At most {MAX_ROWS} {what} per request; this has {count}.")
+    check_count(count, MAX_ROWS, what)
 
 
 def create_devices(
@@ -215,22 +184,6 @@ def _known_locations(tenant_id: str, ids: set[str]) -> set[str]:
 # -- changing many -------------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    """What a bulk change did: ``changed`` devices, ``skipped`` ones (id and why: already in that
-    state, or cannot be made ACTIVE), and whether more devices match the filter (``has_more``:
-    send the same request again to go on)."""
-
-    matched: int = 0
-    changed: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    has_more: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"matched": self.matched, "changed": self.changed, "skipped": self.skipped,
-                "hasMore": self.has_more}  # fmt: skip
-
-
 # Which devices an action can change: the filter form selects only these, so that sending a
 # request again never selects what the last one could not change (a client following hasMore
 # would go round for ever).
@@ -249,24 +202,21 @@ def change_by_ids(tenant_id: str, actor: str, action: str, ids: list[str]) -> Ou
     """``action`` on each of ``ids`` (distinct, at most ``MAX_ROWS``). An id that is not a live
     device of the tenant fails the whole request before anything changes (``BulkRejected``)."""
     assert action in ACTIONS, action
-    check_row_count(len(ids), "ids")
-    position = {device_id: i for i, device_id in enumerate(ids)}
-    found: set[str] = set()
-    stmt = select(Device.id).where(
-        Device.tenant_id == tenant_id,
-        Device.deleted_at.is_(None),
-        Device.id.in_(bindparam("ids", expanding=True)),
-    )
-    for start in range(0, len(ids), CHUNK):
-        found.update(db.session.scalars(stmt, {"ids": ids[start : start + CHUNK]}))
-    missing = [RowError(position[i], "No such device.") for i in ids if i not in found]
-    if missing:
-        raise BulkRejected(f"{len(missing)} id(s) are not devices of the tenant; nothing changed.",
-                           missing)  # fmt: skip
-    outcome = Outcome(matched=len(ids))
-    for start in range(0, len(ids), CHUNK):
-        _apply(tenant_id, actor, action, ids[start : start + CHUNK], outcome)
-    return outcome
+
+    def live(chunk: list[str]) -> set[str]:
+        return set(db.session.scalars(_LIVE, {"tenant_id": tenant_id, "ids": chunk}))
+
+    def apply(chunk: list[str], outcome: Outcome) -> None:
+        _apply(tenant_id, actor, action, chunk, outcome)
+
+    return by_ids(ids, live, apply, limit=MAX_ROWS, chunk=CHUNK, missing="No such device.")
+
+
+_LIVE = select(Device.id).where(
+    Device.tenant_id == bindparam("tenant_id"),
+    Device.deleted_at.is_(None),
+    Device.id.in_(bindparam("ids", expanding=True)),
+)
 
 
 def change_by_filter(tenant_id: str, actor: str, action: str, query: DeviceQuery) -> Outcome:
@@ -278,24 +228,15 @@ def change_by_filter(tenant_id: str, actor: str, action: str, query: DeviceQuery
     actionable = _ACTIONABLE[action]
     if actionable is not None:
         stmt = stmt.where(actionable)
-    stmt = stmt.where(Device.id > bindparam("after")).order_by(Device.id).limit(CHUNK)
-    outcome = Outcome()
-    after = ""
-    while True:
-        budget = MAX_ROWS - outcome.matched
-        if budget <= 0:
-            params["after"] = after
-            outcome.has_more = db.session.scalars(stmt, params).first() is not None
-            db.session.rollback()
-            return outcome
-        params["after"] = after
-        ids = list(db.session.scalars(stmt, params))[:budget]
-        db.session.rollback()  # end the read: each chunk's own transaction reads again
-        if not ids:
-            return outcome
-        outcome.matched += len(ids)
-        _apply(tenant_id, actor, action, ids, outcome)
-        after = ids[-1]
+    stmt = stmt.where(Device.id > bindparam("after")).order_by(Device.id).limit(bindparam("n"))
+
+    def next_ids(after: str, n: int) -> list[str]:
+        return list(db.session.scalars(stmt, {**params, "after": after, "n": n}))
+
+    def apply(chunk: list[str], outcome: Outcome) -> None:
+        _apply(tenant_id, actor, action, chunk, outcome)
+
+    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK)
 
 
 def _take_write_lock() -> None:

@@ -12,7 +12,7 @@ import orjson
 from flask import Blueprint, Response, request, stream_with_context
 
 from authserver import device_bulk
-from authserver.device_bulk import RowError
+from authserver.bulk import RowError
 from authserver.devices import DeviceQuery
 from authserver.problems import ValidationProblem
 from authserver.registry import pagination, schema
