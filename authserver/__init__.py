@@ -144,6 +144,7 @@ def create_app(
     from authserver.registry.locations import bp as locations_bp
     from authserver.registry.modules import bp as modules_bp
     from authserver.registry.people import bp as people_bp
+    from authserver.registry.people_bulk import bp as people_bulk_bp
     from authserver.registry.tenant import bp as tenant_bp
 
     app.register_blueprint(oauth_bp)
@@ -153,6 +154,7 @@ def create_app(
     app.register_blueprint(device_authorizations_bp)
     app.register_blueprint(devices_bp)
     app.register_blueprint(device_bulk_bp)
+    app.register_blueprint(people_bulk_bp)
     app.register_blueprint(locations_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(people_bp)

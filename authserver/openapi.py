@@ -515,6 +515,92 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             ("delete", "Delete many devices (their tokens are revoked)"),
         )
     },
+    ("people_bulk.bulk_create", "post"): {
+        "tags": ["People"],
+        "summary": "Create up to 10,000 users at once (JSON or CSV), all or none",
+        "security": _USERS_WRITE,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref(schema.USER_BULK_CREATE.name)},
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "login,staffCode,roles\r\nanna@example.com,4711,STAFF@loc_main\r\n",
+                },
+            },
+        },
+        "description": "At most 100 rows with a password per request (each is an argon2 hash).",
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "properties": {"data": {"type": "array", "items": _ref("User")}},
+                },
+                "The users in the order sent.",
+            ),
+            "400": _json(
+                _ref("BulkProblem"),
+                "Nothing was created: errors lists each failing "
+                "row (index, field, detail; line for CSV).",
+            ),
+            "409": _problem("A login, staff code or id was taken meanwhile; nothing was created."),
+            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
+            **{k: v for k, v in _API_ERRORS.items() if k != "400"},
+        },
+    },
+    **{
+        (f"people_bulk.bulk_{action}", "post"): {
+            "tags": ["People"],
+            "summary": summary,
+            "security": _USERS_WRITE,
+            "requestBody": _body(schema.USER_BULK_CHANGE),
+            "description": "In transactions of 500 users, each audited as the single change is. "
+            "By ids: an id that is not a user of the tenant (400) or a user holding a role you "
+            "may not manage (403) fails the request before anything changes. By filter: up to "
+            "10,000 users per request, never those you may not manage; hasMore says to send it "
+            "again.",
+            "responses": {
+                "200": _json(_one("BulkOutcome"), "What was done."),
+                "400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
+                "403": _json(
+                    _ref("BulkProblem"),
+                    "Nothing changed (users you may not manage "
+                    "listed), or the token may not manage people.",
+                ),
+                **{k: v for k, v in _API_ERRORS.items() if k not in ("400", "403")},
+            },
+        }
+        for action, summary in (
+            ("disable", "Disable many users (their tokens are revoked)"),
+            ("enable", "Enable many users"),
+            ("delete", "Delete many users (their tokens are revoked)"),
+        )
+    },
+    ("people_bulk.export", "get"): {
+        "tags": ["People"],
+        "summary": "Export the filtered users (CSV or NDJSON, streamed)",
+        "security": _USERS_READ,
+        "parameters": [
+            _query(
+                "format",
+                "csv (RFC 4180, a header line) or ndjson (a user per line).",
+                ("csv", "ndjson"),
+            ),
+            _query("login", "Login contains (case-insensitive)."),
+            _query("name", "First or last name contains (case-insensitive)."),
+            _query("role", "Holds this role.", tuple(ROLES)),
+            _query("locationId", "Holds a role at this location."),
+            _query("active", "true or false.", ("true", "false")),
+            _query("kind", "staff or customer.", tuple(USER_KINDS)),
+        ],
+        "responses": {
+            "200": {
+                "description": "Every user the filters select, by login.",
+                "content": {"text/csv": {}, "application/x-ndjson": {}},
+            },
+            **_API_ERRORS,
+        },
+    },
     ("device_bulk.export", "get"): {
         "tags": ["Devices"],
         "summary": "Export the filtered devices (CSV or NDJSON, streamed)",

@@ -179,6 +179,21 @@ def create(
     """A new user from a parsed ``UserCreate`` / ``UserReplace`` body."""
     if user_id is not None and db.session.get(User, user_id) is not None:
         raise ConflictProblem("A user with this id exists.")
+    user = stage_new(tenant_id, data, actor, actor_id, user_id)
+    _commit_unique()
+    return user
+
+
+def stage_new(
+    tenant_id: str,
+    data: dict[str, Any],
+    actor: authorization.Actor,
+    actor_id: str,
+    user_id: str | None,
+) -> User:
+    """A new user in the session, checked as ``create`` checks it (roles the actor may give,
+    their locations, the kind), and its audit event; the caller commits (a taken login, staff
+    code or id shows there). Expunged again when a check fails."""
     t = now()
     user = User(
         id=user_id or new_id("usr"), tenant_id=tenant_id, login=data["login"], password_hash="",
@@ -186,10 +201,13 @@ def create(
         **_CLEARED,
     )  # fmt: skip
     db.session.add(user)
-    with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
-        _apply(user, data, actor)
-        audit.record("user.created", tenant_id, actor_id, user_id=user.id, login=user.login)
-    _commit_unique()
+    try:
+        with db.session.no_autoflush:  # a taken login shows at the commit, as a 409
+            _apply(user, data, actor)
+            audit.record("user.created", tenant_id, actor_id, user_id=user.id, login=user.login)
+    except Exception:
+        db.session.expunge(user)
+        raise
     return user
 
 
@@ -234,6 +252,22 @@ def replace(user: User, data: dict[str, Any], actor: authorization.Actor, actor_
 def delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
     """Delete a user: every token issued to or for them is revoked in the same transaction,
     their roles go with the row; an audit event remains."""
+    stage_delete(user, actor, actor_id)
+    db.session.commit()
+
+
+def set_active(user: User, active: bool, actor: authorization.Actor, actor_id: str) -> None:
+    """Enable or disable ``user`` as ``PATCH active`` does (disabling revokes every token of
+    theirs), in the caller's transaction."""
+    authorization.check_manage(actor, user)
+    if user.active != active:
+        user.active = active
+        user.updated_at = now()
+        _after_update(user, ["active"], False, actor_id)
+
+
+def stage_delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
+    """``delete`` in the caller's transaction."""
     if not (isinstance(actor, User) and actor.id == user.id):  # deleting oneself needs no role
         authorization.check_manage(actor, user)
     tokens.revoke_subject(user_id=user.id)
@@ -241,17 +275,29 @@ def delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
     db.session.execute(sql_delete(AuthStrategy).where(AuthStrategy.user_id == user.id))
     customer_devices.forget_user(user.id)
     db.session.delete(user)
-    db.session.commit()
 
 
 USER_FILTERS = ("login", "name", "role", "locationId", "active", "kind")
 
 
 def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int) -> Page[User]:
-    """A page of the tenant's users by login; ``login`` and ``name`` match a part
-    (case-insensitively), ``role`` a role held tenant-wide or anywhere, ``locationId`` any role
-    at that location, ``active`` true or false."""
-    query = select(User).where(User.tenant_id == tenant_id)
+    """A page of the tenant's users by login (``filtered_users``)."""
+    query = filtered_users(select(User), tenant_id, filters)
+    return keyset_page(query, User.login, User.id, after, limit, lambda u: u.login)
+
+
+def holds_role(role: str) -> Any:
+    """Whether a user holds ``role``, tenant-wide or at any location (a clause)."""
+    roles_text = cast(User.roles, String)
+    role = escape_like(role)
+    return or_(roles_text.like(f'%"{role}"%', "\\"), roles_text.like(f'%"{role}@%', "\\"))
+
+
+def filtered_users(query: Any, tenant_id: str, filters: dict[str, str]) -> Any:
+    """``query`` limited to the tenant's users ``filters`` select: ``login`` and ``name`` match
+    a part (case-insensitively), ``role`` a role held tenant-wide or anywhere, ``locationId`` any
+    role at that location, ``active`` true or false, ``kind`` staff or customer."""
+    query = query.where(User.tenant_id == tenant_id)
     if "login" in filters:
         query = query.where(func.lower(User.login).like(containing(filters["login"].lower()), "\\"))
     if "name" in filters:
@@ -264,10 +310,7 @@ def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int
         )
     roles_text = cast(User.roles, String)
     if "role" in filters:
-        role = escape_like(filters["role"])
-        query = query.where(
-            or_(roles_text.like(f'%"{role}"%', "\\"), roles_text.like(f'%"{role}@%', "\\"))
-        )
+        query = query.where(holds_role(filters["role"]))
     if "locationId" in filters:
         loc = escape_like(filters["locationId"])
         query = query.where(roles_text.like(f'%@{loc}"%', "\\"))
@@ -275,7 +318,7 @@ def list_users(tenant_id: str, filters: dict[str, str], after: After, limit: int
         query = query.where(User.active.is_(filters["active"] == "true"))
     if "kind" in filters:
         query = query.where(User.kind == filters["kind"])
-    return keyset_page(query, User.login, User.id, after, limit, lambda u: u.login)
+    return query
 
 
 def grant_by_logins(

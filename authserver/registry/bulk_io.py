@@ -192,12 +192,18 @@ def export_format() -> str:
 
 
 def export_response(
-    fmt: str, name: str, lines: Iterator[str], columns: tuple[str, ...]
+    fmt: str,
+    name: str,
+    lines: Iterator[str],
+    columns: tuple[str, ...],
+    for_csv: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Response:
     """An export of ``lines`` (each item's JSON text), streamed: NDJSON as they are, CSV with
-    ``columns`` of each; an attachment named ``name``.csv / .ndjson."""
+    ``columns`` of each (after ``for_csv``); an attachment named ``name``.csv / .ndjson."""
     if fmt == "csv":
         items = (orjson.loads(line) for line in lines)
+        if for_csv is not None:
+            items = (for_csv(item) for item in items)
         body, mimetype = _csv_stream(items, columns), "text/csv"
     else:
         body, mimetype = _ndjson_stream(lines), "application/x-ndjson"

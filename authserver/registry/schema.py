@@ -746,6 +746,45 @@ USER_REPLACE = Body(
 )
 USER_UPDATE = Body("UserUpdate", "The fields to change.", _USER_FIELDS,
                    example={"active": False})  # fmt: skip
+USER_BULK_CREATE = Body(
+    "UserBulkCreate",
+    "Up to 10,000 new users (at most 100 of them with a password), created all together or not "
+    "at all. The same rows can be sent as text/csv: a header line naming the columns (the "
+    "fields of UserCreate but properties), a user per line, roles (ROLE or ROLE@locationId) and "
+    "consents separated by spaces, trusted and active as true or false, an empty cell for a "
+    "field not given.",
+    (Rows("users", "The users to create, each a UserCreate.", USER_CREATE, BULK_LIMIT),),
+    required=("users",),
+    example={"users": [{"login": "anna@example.com", "staffCode": "4711",
+                        "roles": [{"role": "STAFF", "locationId": "loc_main"}]},
+                       {"login": "ben@example.com", "staffCode": "4712"}]},
+)  # fmt: skip
+USER_FILTER = Filter(
+    "filter",
+    "The users to change, chosen as the user list's query parameters choose them.",
+    members=(
+        ("login", "Login contains (case-insensitive)."),
+        ("name", "First or last name contains (case-insensitive)."),
+        ("role", "Holds this role (tenant-wide or at a location)."),
+        ("locationId", "Holds a role at this location."),
+        ("active", "true or false."),
+        ("kind", "staff or customer."),
+    ),
+    choices=(
+        ("active", ("true", "false")),
+        ("kind", tuple(USER_KINDS)),
+        ("role", tuple(ROLES)),
+    ),  # fmt: skip
+)
+USER_BULK_CHANGE = Body(
+    "UserBulkChange",
+    "The users to disable, enable or delete: ids (up to 10,000, each a user of the tenant you "
+    "may manage), or a filter (up to 10,000 users per request; hasMore in the answer says to "
+    "send it again). Exactly one of the two.",
+    (Ids("ids", "The users' ids.", BULK_LIMIT), USER_FILTER),
+    extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]},
+    example={"filter": {"locationId": "loc_main", "active": "true"}},
+)
 SELF_UPDATE = Body(
     "SelfUpdate",
     "The fields of your own profile to change.",
@@ -1327,7 +1366,8 @@ CLIENT_UPDATE = Body(
                               "https://backoffice.example/callback2"]},
 )  # fmt: skip
 
-BODIES = (DEVICE_CREATE, DEVICE_UPDATE, DEVICE_BULK_CREATE, DEVICE_BULK_CHANGE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
+BODIES = (DEVICE_CREATE, DEVICE_UPDATE, DEVICE_BULK_CREATE, DEVICE_BULK_CHANGE, USER_BULK_CREATE,
+          USER_BULK_CHANGE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
           DEVICE_SELF_UPDATE, CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
           TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,

@@ -1,0 +1,257 @@
+"""Many people at once (issue 16): create up to 10,000 users in one request, disable, enable or
+delete many by ids or by filter, and walk the filtered list for an export.
+
+The rules are those of one user (``authserver.users``): the roles a caller may give, the users
+a caller may manage (no escalation through someone else's account), the kind, the audit events,
+and the tokens a disabled or deleted user loses in the same transaction. Creating is all or
+nothing with a report of every failing row. A password costs an argon2 hash (tens of
+milliseconds of CPU by design), so a request carries at most ``MAX_PASSWORDS`` of them; people
+without one sign in by their staff code or an auth strategy, or set one later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import IntegrityError
+
+from authserver import authorization, credentials, users
+from authserver.bulk import BulkRejected, Outcome, RowError, by_filter, by_ids, check_count
+from authserver.models import User, db
+from authserver.paging import keyset_page
+from authserver.problems import ConflictProblem, ForbiddenProblem, Problem, ValidationProblem
+
+MAX_ROWS = 10_000
+MAX_PASSWORDS = 100
+CHUNK = 500
+ACTIONS = ("disable", "enable", "delete")
+
+
+class BulkForbidden(ForbiddenProblem):
+    """A bulk change naming users the caller may not manage: nothing changed."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(
+            f"{len(errors)} user(s) hold roles you may not manage; nothing changed.",
+            errors=[e.as_dict() for e in errors[:1000]],
+            errorCount=len(errors),
+        )
+
+
+def create_users(
+    tenant_id: str,
+    actor: authorization.Actor,
+    actor_id: str,
+    rows: list[dict[str, Any] | None],
+    lines: list[int] | None = None,
+    errors: list[RowError] | None = None,
+) -> list[User]:
+    """Create every row's user (each a parsed ``UserCreate``; None for a row that did not
+    parse, its error among ``errors``), or none: ``BulkRejected`` names every failing row."""
+    check_count(len(rows), MAX_ROWS)
+    passwords = sum(1 for r in rows if r is not None and "password" in r)
+    if passwords > MAX_PASSWORDS:
+        raise ValidationProblem(
+            f"At most {MAX_PASSWORDS} rows with a password per request (each is an argon2 "
+            f"hash); this has {passwords}. Send the others in more requests, or without one."
+        )
+    errors = list(errors or [])
+
+    def fail(index: int, detail: str, field: str | None = None) -> None:
+        errors.append(RowError(index, detail, field, lines[index] if lines else None))
+
+    # Logins, staff codes and ids: each once in the batch and not taken already.
+    for member, taken, what in (
+        ("login", _taken_logins(tenant_id, rows), "login"),
+        ("staffCode", _taken_staff_codes(tenant_id, rows), "staff code"),
+        ("id", _taken_ids(rows), "id"),
+    ):
+        first: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            value = row.get(member) if row is not None else None
+            if value is None:
+                continue
+            if value in first:
+                fail(i, f"This {what} is also in row {first[value]}.", member)
+            elif value in taken:
+                fail(i, f"The {what} is taken.", member)
+            first.setdefault(value, i)
+    made: list[User] = []
+    failed = {e.index for e in errors}
+    for i, row in enumerate(rows):
+        if row is None or i in failed:
+            continue
+        try:
+            made.append(users.stage_new(tenant_id, row, actor, actor_id, row.get("id")))
+        except Problem as exc:
+            field = exc.extra.get("field")
+            fail(i, exc.detail, field if isinstance(field, str) else None)
+    if errors:
+        db.session.rollback()
+        errors.sort(key=lambda e: e.index)
+        raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ConflictProblem(
+            "A login, staff code or id was taken meanwhile; nothing was created. Send the "
+            "request again to see which."
+        ) from exc
+    return made
+
+
+def _values(rows: list[dict[str, Any] | None], member: str) -> list[str]:
+    return sorted({r[member] for r in rows if r is not None and r.get(member) is not None})
+
+
+def _in_chunks(stmt: Any, values: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), CHUNK):
+        found.update(db.session.scalars(stmt, {"values": values[start : start + CHUNK]}))
+    return found
+
+
+def _taken_logins(tenant_id: str, rows: list[dict[str, Any] | None]) -> set[str]:
+    stmt = select(User.login).where(
+        User.tenant_id == tenant_id, User.login.in_(bindparam("values", expanding=True))
+    )
+    return _in_chunks(stmt, _values(rows, "login"))
+
+
+def _taken_staff_codes(tenant_id: str, rows: list[dict[str, Any] | None]) -> set[str]:
+    codes = {credentials.staff_code_hash(tenant_id, c): c for c in _values(rows, "staffCode")}
+    stmt = select(User.staff_code_hash).where(
+        User.tenant_id == tenant_id, User.staff_code_hash.in_(bindparam("values", expanding=True))
+    )
+    return {codes[h] for h in _in_chunks(stmt, sorted(codes))}
+
+
+def _taken_ids(rows: list[dict[str, Any] | None]) -> set[str]:
+    stmt = select(User.id).where(User.id.in_(bindparam("values", expanding=True)))
+    return _in_chunks(stmt, _values(rows, "id"))
+
+
+# -- changing many -------------------------------------------------------------------------------
+
+# Which users an action can change: the filter form selects only these (a client following
+# hasMore must come to an end).
+_ACTIONABLE = {"disable": User.active.is_(True), "enable": User.active.is_(False), "delete": None}
+
+
+def change_by_ids(
+    tenant_id: str, actor: authorization.Actor, actor_id: str, action: str, ids: list[str]
+) -> Outcome:
+    """``action`` on each of ``ids``: every one a user of the tenant whom the caller may manage,
+    or nothing changes (``BulkRejected`` for unknown ids, ``BulkForbidden`` for the others)."""
+    assert action in ACTIONS, action
+    position = {user_id: i for i, user_id in enumerate(ids)}
+    refused: list[RowError] = []
+
+    def live(chunk: list[str]) -> set[str]:
+        found = set()
+        for user in db.session.scalars(select(User).where(
+                User.tenant_id == tenant_id, User.id.in_(chunk))):  # fmt: skip
+            found.add(user.id)
+            if not _may(actor, user, action):
+                refused.append(RowError(position[user.id], "You may not manage this user."))
+        return found
+
+    def apply(chunk: list[str], outcome: Outcome) -> None:
+        _apply(tenant_id, actor, actor_id, action, chunk, outcome)
+
+    def checked(chunk: list[str], outcome: Outcome) -> None:
+        if refused:
+            raise BulkForbidden(sorted(refused, key=lambda e: e.index))
+        apply(chunk, outcome)
+
+    return by_ids(ids, live, checked, limit=MAX_ROWS, chunk=CHUNK, missing="No such user.")
+
+
+def change_by_filter(
+    tenant_id: str,
+    actor: authorization.Actor,
+    actor_id: str,
+    action: str,
+    filters: dict[str, str],
+) -> Outcome:
+    """``action`` on the users ``filters`` select that it can change, up to ``MAX_ROWS`` per
+    request (``has_more``: the same request again goes on). Users holding a role the caller may
+    not manage are not selected (so a client following hasMore comes to an end); one who got
+    such a role meanwhile is skipped (``not_permitted``)."""
+    assert action in ACTIONS, action
+    stmt = users.filtered_users(select(User.id), tenant_id, filters)
+    actionable = _ACTIONABLE[action]
+    if actionable is not None:
+        stmt = stmt.where(actionable)
+    for role in sorted(set(authorization.ROLES) - authorization.assignable(actor)):
+        stmt = stmt.where(~users.holds_role(role))
+    stmt = stmt.where(User.id > bindparam("after")).order_by(User.id).limit(bindparam("n"))
+
+    def next_ids(after: str, n: int) -> list[str]:
+        return list(db.session.scalars(stmt, {"after": after, "n": n}))
+
+    def apply(chunk: list[str], outcome: Outcome) -> None:
+        _apply(tenant_id, actor, actor_id, action, chunk, outcome)
+
+    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK)
+
+
+def _may(actor: authorization.Actor, user: User, action: str) -> bool:
+    if action == "delete" and isinstance(actor, User) and actor.id == user.id:
+        return True  # as deleting oneself one by one
+    try:
+        authorization.check_manage(actor, user)
+    except Problem:
+        return False
+    return True
+
+
+def _apply(
+    tenant_id: str,
+    actor: authorization.Actor,
+    actor_id: str,
+    action: str,
+    ids: list[str],
+    outcome: Outcome,
+) -> None:
+    """One transaction: ``action`` on the users ``ids`` as they are now, each as the single
+    operation does it (its audit event, its tokens revoked with the change)."""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text("UPDATE users SET id = id WHERE 0"))  # the write lock, first
+    stmt = select(User).where(User.tenant_id == tenant_id, User.id.in_(ids)).order_by(User.id)
+    if db.engine.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    found = list(db.session.scalars(stmt))
+    gone = set(ids) - {u.id for u in found}
+    outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
+    changed = 0
+    for user in found:
+        if not _may(actor, user, action):
+            outcome.skipped.append({"id": user.id, "reason": "not_permitted"})
+        elif action == "delete":
+            users.stage_delete(user, actor, actor_id)
+            changed += 1
+        elif user.active == (action == "enable"):
+            reason = "already_active" if user.active else "already_disabled"
+            outcome.skipped.append({"id": user.id, "reason": reason})
+        else:
+            users.set_active(user, action == "enable", actor, actor_id)
+            changed += 1
+    db.session.commit()
+    outcome.changed += changed
+
+
+def walk(tenant_id: str, filters: dict[str, str], page: int = 1000) -> Iterator[User]:
+    """Every user ``filters`` select, by login, page by page."""
+    query = users.filtered_users(select(User), tenant_id, filters)
+    after = None
+    while True:
+        found = keyset_page(query, User.login, User.id, after, page, lambda u: u.login)
+        yield from found.items
+        db.session.rollback()
+        after = found.after()
+        if not found.has_more or after is None:
+            return
