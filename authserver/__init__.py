@@ -142,6 +142,7 @@ def create_app(
     from authserver.registry.device_bulk import bp as device_bulk_bp
     from authserver.registry.devices import bp as devices_bp
     from authserver.registry.locations import bp as locations_bp
+    from authserver.registry.module_bulk import bp as module_bulk_bp
     from authserver.registry.modules import bp as modules_bp
     from authserver.registry.people import bp as people_bp
     from authserver.registry.people_bulk import bp as people_bulk_bp
@@ -155,6 +156,7 @@ def create_app(
     app.register_blueprint(devices_bp)
     app.register_blueprint(device_bulk_bp)
     app.register_blueprint(people_bulk_bp)
+    app.register_blueprint(module_bulk_bp)
     app.register_blueprint(locations_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(people_bp)

@@ -5,7 +5,8 @@ transactions of bounded size.
 A change by ids checks every id first: one that is not an item of the tenant fails the request
 before anything changes. A change by filter selects, chunk by chunk in id order, the items the
 action can change, up to a number per request; ``has_more`` then tells the client to send the
-same request again. Each chunk is one transaction that reads its items again under a lock, so
+same request again (with ``after``, the outcome's ``last_id``, to go on from there; an action
+that leaves its items selected, such as a module's logout, needs it). Each chunk is one transaction that reads its items again under a lock, so
 an item changed meanwhile is judged as it is now; a failure (the store unreachable) leaves the
 chunks before it done and its own undone, and the same request again finishes the job.
 """
@@ -66,10 +67,11 @@ class Outcome:
     changed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     has_more: bool = False
+    last_id: str | None = None  # by filter: the last id selected (``after`` goes on from it)
 
     def as_dict(self) -> dict[str, Any]:
         return {"matched": self.matched, "changed": self.changed, "skipped": self.skipped,
-                "hasMore": self.has_more}  # fmt: skip
+                "hasMore": self.has_more, "lastId": self.last_id}  # fmt: skip
 
 
 # apply(ids, outcome): one transaction that changes what it can of ``ids`` and records it.
@@ -104,12 +106,18 @@ def by_ids(
 
 
 def by_filter(
-    next_ids: Callable[[str, int], list[str]], apply: Apply, *, limit: int, chunk: int
+    next_ids: Callable[[str, int], list[str]],
+    apply: Apply,
+    *,
+    limit: int,
+    chunk: int,
+    after: str | None = None,
 ) -> Outcome:
     """``apply`` to what ``next_ids(after, n)`` selects (at most n ids greater than ``after``,
-    in id order, of the items the action can change), up to ``limit`` per request."""
+    in id order, of the items the action can change), up to ``limit`` per request, starting
+    after ``after`` (a previous request's ``last_id``) when given."""
     outcome = Outcome()
-    after = ""
+    after = after or ""
     while True:
         budget = limit - outcome.matched
         if budget <= 0:
@@ -122,4 +130,4 @@ def by_filter(
             return outcome
         outcome.matched += len(ids)
         apply(ids, outcome)
-        after = ids[-1]
+        after = outcome.last_id = ids[-1]

@@ -219,7 +219,9 @@ _LIVE = select(Device.id).where(
 )
 
 
-def change_by_filter(tenant_id: str, actor: str, action: str, query: DeviceQuery) -> Outcome:
+def change_by_filter(
+    tenant_id: str, actor: str, action: str, query: DeviceQuery, after: str | None = None
+) -> Outcome:
     """``action`` on the devices ``query`` selects that it can change, up to ``MAX_ROWS`` per
     request; ``has_more`` when others remain (the same request again goes on from there)."""
     assert action in ACTIONS, action
@@ -236,7 +238,7 @@ def change_by_filter(tenant_id: str, actor: str, action: str, query: DeviceQuery
     def apply(chunk: list[str], outcome: Outcome) -> None:
         _apply(tenant_id, actor, action, chunk, outcome)
 
-    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK)
+    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK, after=after)
 
 
 def _take_write_lock() -> None:

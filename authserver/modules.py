@@ -24,7 +24,7 @@ from authserver.security import now
 
 MODULE_ID = re.compile(r"[A-Za-z0-9_-]{2,64}")
 # Paths under /api/v1/modules that are not a module.
-RESERVED = frozenset({"me"})
+RESERVED = frozenset({"me", "bulk", "export"})
 MAX_CONFIG_CHARS = 12_288  # under the default request limit (16 KiB), with room for the rest
 TYPES = tuple(str(t) for t in ModuleType)
 
@@ -36,7 +36,8 @@ def _is_id(module_id: str) -> bool:
 def check_id(module_id: str) -> str:
     if not _is_id(module_id):
         raise ValidationProblem(
-            "A module id is 2-64 of A-Z a-z 0-9 _ - (and not 'me').", field="id"
+            "A module id is 2-64 of A-Z a-z 0-9 _ - (and not 'me', 'bulk' or 'export').",
+            field="id",
         )
     return module_id
 
@@ -94,6 +95,15 @@ def create(tenant_id: str, data: dict[str, Any], actor_id: str) -> Module:
     _check_refs(tenant_id, data)
     if find(tenant_id, module_id) is not None:
         raise ConflictProblem("A module with this id exists.", field="id")
+    module = stage_new(tenant_id, data, actor_id)
+    db.session.commit()
+    return module
+
+
+def stage_new(tenant_id: str, data: dict[str, Any], actor_id: str) -> Module:
+    """A new module and its audit event in the session (its id and references checked by the
+    caller); the caller commits."""
+    module_id = check_id(data["id"])
     t = now()
     module = Module(
         tenant_id=tenant_id,
@@ -110,7 +120,6 @@ def create(tenant_id: str, data: dict[str, Any], actor_id: str) -> Module:
     )
     db.session.add(module)
     audit.record("module.created", tenant_id, actor_id, module_id=module_id, type=module.type)
-    db.session.commit()
     return module
 
 
@@ -133,17 +142,27 @@ def update(module: Module, data: dict[str, Any], actor_id: str, replace: bool = 
 
 def logout(module: Module, actor_id: str, reason: str = "module_logout") -> None:
     """Revoke every token of the module's enrolment (seed 002 logoutModule)."""
+    stage_logout(module, actor_id, reason)
+    db.session.commit()
+
+
+def stage_logout(module: Module, actor_id: str, reason: str = "module_logout") -> None:
+    """``logout`` in the caller's transaction."""
     tokens.revoke_module(module.tenant_id, module.id, reason)
     audit.record("module.logged_out", module.tenant_id, actor_id, module_id=module.id)
-    db.session.commit()
 
 
 def delete(module: Module, actor_id: str) -> None:
     """Delete the module; its tokens are revoked in the same transaction."""
+    stage_delete(module, actor_id)
+    db.session.commit()
+
+
+def stage_delete(module: Module, actor_id: str) -> None:
+    """``delete`` in the caller's transaction."""
     tokens.revoke_module(module.tenant_id, module.id, "module_deleted")
     db.session.delete(module)
     audit.record("module.deleted", module.tenant_id, actor_id, module_id=module.id)
-    db.session.commit()
 
 
 # Filters of the list: exact ones by column, and a config member's value (seed 002 findModuleConfig).
@@ -151,7 +170,13 @@ CONFIG_FILTER = re.compile(r"config\.([A-Za-z0-9_]{1,64})")
 
 
 def list_modules(tenant_id: str, filters: dict[str, Any], after: After, limit: int) -> Page[Module]:
-    query = select(Module).where(Module.tenant_id == tenant_id)
+    query = filtered_modules(select(Module), tenant_id, filters)
+    return keyset_page(query, Module.id, Module.id, after, limit, lambda m: m.id)
+
+
+def filtered_modules(query: Any, tenant_id: str, filters: dict[str, Any]) -> Any:
+    """``query`` limited to the tenant's modules ``filters`` select (the list's filters)."""
+    query = query.where(Module.tenant_id == tenant_id)
     if filters.get("type"):
         query = query.where(Module.type == filters["type"])
     if filters.get("locationId"):
@@ -166,7 +191,7 @@ def list_modules(tenant_id: str, filters: dict[str, Any], after: After, limit: i
         member = CONFIG_FILTER.fullmatch(filters["configName"])
         assert member is not None  # checked by the view
         query = query.where(Module.config[member.group(1)].as_string() == filters["configValue"])
-    return keyset_page(query, Module.id, Module.id, after, limit, lambda m: m.id)
+    return query
 
 
 def common_config(tenant_id: str, module_type: str) -> dict[str, Any]:

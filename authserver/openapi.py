@@ -601,6 +601,73 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             **_API_ERRORS,
         },
     },
+    ("module_bulk.bulk_create", "post"): {
+        "tags": ["Modules"],
+        "summary": "Create up to 10,000 modules at once, all or none",
+        "security": _MODULES_WRITE,
+        "requestBody": _body(schema.MODULE_BULK_CREATE),
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "properties": {"data": {"type": "array", "items": {"type": "object"}}},
+                },
+                "The modules in the order sent.",
+            ),
+            "400": _json(
+                _ref("BulkProblem"),
+                "Nothing was created: errors lists each failing row (index, field, detail).",
+            ),
+            "409": _problem("A module id was taken meanwhile; nothing was created."),
+            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
+            **{k: v for k, v in _API_ERRORS.items() if k != "400"},
+        },
+    },  # fmt: skip
+    **{
+        (f"module_bulk.bulk_{action}", "post"): {
+            "tags": ["Modules"],
+            "summary": summary,
+            "security": _MODULES_WRITE,
+            "requestBody": _body(schema.MODULE_BULK_CHANGE),
+            "description": "In transactions of 500 modules, each audited as the single change "
+            "is, every token of its enrolment revoked. By ids: an id that is not a module of the "
+            "tenant fails the request before anything changes. By filter: up to 10,000 modules "
+            "per request; with hasMore, send it again with after set to lastId.",
+            "responses": {
+                "200": _json(_one("BulkOutcome"), "What was done."),
+                "400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
+                **{k: v for k, v in _API_ERRORS.items() if k != "400"},
+            },
+        }
+        for action, summary in (
+            ("logout", "Log out many modules (their enrolments' tokens are revoked)"),
+            ("delete", "Delete many modules (their tokens are revoked)"),
+        )
+    },
+    ("module_bulk.export", "get"): {
+        "tags": ["Modules"],
+        "summary": "Export the filtered modules (CSV or NDJSON, streamed)",
+        "security": _MODULES_READ,
+        "parameters": [
+            _query(
+                "format",
+                "csv (RFC 4180, a header line; config as JSON text) or ndjson.",
+                ("csv", "ndjson"),
+            ),
+            _query("type", "Of this type.", schema.MODULE_TYPES),
+            _query("locationId", "At this location."),
+            _query("userId", "Of this user."),
+            _query("production", "true or false.", ("true", "false")),
+            _query("id", "Id contains."),
+        ],
+        "responses": {
+            "200": {
+                "description": "Every module the filters select, by id.",
+                "content": {"text/csv": {}, "application/x-ndjson": {}},
+            },
+            **_API_ERRORS,
+        },
+    },  # fmt: skip
     ("device_bulk.export", "get"): {
         "tags": ["Devices"],
         "summary": "Export the filtered devices (CSV or NDJSON, streamed)",
@@ -1531,7 +1598,7 @@ _COMPONENTS: dict[str, Any] = {
     "BulkOutcome": {
         "type": "object",
         "properties": {
-            "matched": {"type": "integer", "description": "Devices the request selected."},
+            "matched": {"type": "integer", "description": "Items the request selected."},
             "changed": {"type": "integer"},
             "skipped": {
                 "type": "array",
@@ -1540,18 +1607,31 @@ _COMPONENTS: dict[str, Any] = {
                     "properties": {
                         "id": _STR,
                         "reason": {
-                            "enum": ["already_blocked", "not_blocked", "not_linked", "deleted"]
+                            "enum": [
+                                "already_blocked",
+                                "not_blocked",
+                                "not_linked",
+                                "deleted",
+                                "already_active",
+                                "already_disabled",
+                                "not_permitted",
+                            ]
                         },
                     },
                 },
             },
             "hasMore": {
                 "type": "boolean",
-                "description": "More devices match the filter: send it again.",
+                "description": "More items match the filter: send it again.",
+            },
+            "lastId": {
+                "type": ["string", "null"],
+                "description": "By filter: the last id selected; send it as after to go on "
+                "from there.",
             },
         },
-        "required": ["matched", "changed", "skipped", "hasMore"],
-    },  # fmt: skip
+        "required": ["matched", "changed", "skipped", "hasMore", "lastId"],
+    },
     "BulkProblem": {
         "type": "object",
         "description": "A Problem with every failing row or id.",

@@ -176,6 +176,7 @@ def change_by_filter(
     actor_id: str,
     action: str,
     filters: dict[str, str],
+    after: str | None = None,
 ) -> Outcome:
     """``action`` on the users ``filters`` select that it can change, up to ``MAX_ROWS`` per
     request (``has_more``: the same request again goes on). Users holding a role the caller may
@@ -196,7 +197,7 @@ def change_by_filter(
     def apply(chunk: list[str], outcome: Outcome) -> None:
         _apply(tenant_id, actor, actor_id, action, chunk, outcome)
 
-    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK)
+    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK, after=after)
 
 
 def _may(actor: authorization.Actor, user: User, action: str) -> bool:

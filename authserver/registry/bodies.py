@@ -84,12 +84,12 @@ def required_name(body: dict[str, Any], field: str, limit: int) -> str:
     return value.strip()
 
 
-def string_list(body: dict[str, Any], field: str, limit: int) -> list[str]:
+def string_list(body: dict[str, Any], field: str, limit: int, chars: int = 48) -> list[str]:
     value = body.get(field)
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > limit:
         raise ValidationProblem(f"{field} must be a list of at most {limit} strings.")
-    if not all(isinstance(v, str) and 1 <= len(v) <= 48 for v in value):
+    if not all(isinstance(v, str) and 1 <= len(v) <= chars for v in value):
         raise ValidationProblem(f"{field} must contain ids.")
     return value

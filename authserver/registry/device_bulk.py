@@ -78,9 +78,12 @@ def _query_of(filter_: dict[str, str]) -> DeviceQuery:
 
 
 def ids_or_filter(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, str] | None]:
-    """A bulk change's ``ids`` (distinct) or ``filter``: exactly one of them."""
+    """A bulk change's ``ids`` (distinct) or ``filter``: exactly one of them (``after`` goes
+    with a filter only)."""
     if ("ids" in body) == ("filter" in body):
         raise ValidationProblem("Send ids or filter (exactly one of them).")
+    if "ids" in body and body.get("after") is not None:
+        raise ValidationProblem("after goes with a filter, not with ids.", field="after")
     ids = body.get("ids")
     if ids is not None and len(set(ids)) != len(ids):
         raise ValidationProblem("An id is given twice.", field="ids")
@@ -90,12 +93,14 @@ def ids_or_filter(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, str
 def _change(action: str) -> Response:
     tenant_id, actor = _actor()
     allow_bulk_body()
-    ids, filter_ = ids_or_filter(schema.DEVICE_BULK_CHANGE.parse(json_body()))
+    body = schema.DEVICE_BULK_CHANGE.parse(json_body())
+    ids, filter_ = ids_or_filter(body)
     if ids is not None:
         outcome = device_bulk.change_by_ids(tenant_id, actor, action, ids)
     else:
         assert filter_ is not None
-        outcome = device_bulk.change_by_filter(tenant_id, actor, action, _query_of(filter_))
+        query = _query_of(filter_)
+        outcome = device_bulk.change_by_filter(tenant_id, actor, action, query, body.get("after"))
     return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
 
 

@@ -62,12 +62,15 @@ def bulk_create() -> Response:
 def _change(action: str) -> Response:
     token, actor = token_actor()
     allow_bulk_body()
-    ids, filter_ = ids_or_filter(schema.USER_BULK_CHANGE.parse(json_body()))
+    body = schema.USER_BULK_CHANGE.parse(json_body())
+    ids, filter_ = ids_or_filter(body)
     if ids is not None:
         outcome = people_bulk.change_by_ids(token.tenant_id, actor, actor_id(), action, ids)
     else:
         assert filter_ is not None
-        outcome = people_bulk.change_by_filter(token.tenant_id, actor, actor_id(), action, filter_)
+        outcome = people_bulk.change_by_filter(
+            token.tenant_id, actor, actor_id(), action, filter_, body.get("after")
+        )
     return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
 
 

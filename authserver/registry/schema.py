@@ -77,15 +77,16 @@ class Ids(Field):
     """A list of at most ``limit`` ids."""
 
     limit: int = 50
+    chars: int = ID_CHARS  # the longest id
 
     def parse(self, body: dict[str, Any]) -> list[str]:
-        return string_list(body, self.name, self.limit)
+        return string_list(body, self.name, self.limit, self.chars)
 
     def json_schema(self) -> dict[str, Any]:
         return {
             "type": ["array", "null"],
             "maxItems": self.limit,
-            "items": {"type": "string", "minLength": 1, "maxLength": ID_CHARS},
+            "items": {"type": "string", "minLength": 1, "maxLength": self.chars},
             "description": self.description,
         }
 
@@ -529,6 +530,7 @@ DEVICE_UPDATE = Body(
     example={"status": "BLOCKED"},
 )
 BULK_LIMIT = 10_000
+BULK_AFTER = Text("after", "With filter: go on after this id (a previous answer's lastId).", 64)
 DEVICE_BULK_CREATE = Body(
     "DeviceBulkCreate",
     "Up to 10,000 new devices, created all together or not at all. The same rows can be sent "
@@ -568,6 +570,7 @@ DEVICE_BULK_CHANGE = Body(
     (
         Ids("ids", "The devices' ids.", BULK_LIMIT),
         DEVICE_FILTER,
+        BULK_AFTER,
     ),
     extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]},
     example={"filter": {"locationId": "loc_main", "status": "ACTIVE"}},
@@ -781,7 +784,7 @@ USER_BULK_CHANGE = Body(
     "The users to disable, enable or delete: ids (up to 10,000, each a user of the tenant you "
     "may manage), or a filter (up to 10,000 users per request; hasMore in the answer says to "
     "send it again). Exactly one of the two.",
-    (Ids("ids", "The users' ids.", BULK_LIMIT), USER_FILTER),
+    (Ids("ids", "The users' ids.", BULK_LIMIT), USER_FILTER, BULK_AFTER),
     extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]},
     example={"filter": {"locationId": "loc_main", "active": "true"}},
 )
@@ -1040,6 +1043,34 @@ MODULE_CREATE = Body(
     _MODULE_FIELDS,
     required=("id", "type"),
     example=_MODULE_EXAMPLE,
+)
+MODULE_BULK_CREATE = Body(
+    "ModuleBulkCreate",
+    "Up to 10,000 new modules, created all together or not at all.",
+    (Rows("modules", "The modules to create, each a ModuleCreate.", MODULE_CREATE, BULK_LIMIT),),
+    required=("modules",),
+    example={"modules": [{"id": "kiosk-1", "type": "KIOSK"}, {"id": "kiosk-2", "type": "KIOSK"}]},
+)
+MODULE_FILTER = Filter(
+    "filter",
+    "The modules to change, chosen as the module list's query parameters choose them.",
+    members=(
+        ("type", "Of this type."),
+        ("locationId", "At this location."),
+        ("userId", "Of this user."),
+        ("production", "true or false."),
+        ("id", "Id contains."),
+    ),
+    choices=(("type", MODULE_TYPES), ("production", ("true", "false"))),
+)
+MODULE_BULK_CHANGE = Body(
+    "ModuleBulkChange",
+    "The modules to log out or delete: ids (up to 10,000, each a module of the tenant), or a "
+    "filter (up to 10,000 modules per request; with hasMore in the answer, send it again with "
+    "after set to its lastId). Exactly one of the two.",
+    (Ids("ids", "The modules' ids.", BULK_LIMIT, 64), MODULE_FILTER, BULK_AFTER),
+    extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]},
+    example={"filter": {"type": "KIOSK", "locationId": "loc_main"}},
 )
 MODULE_REPLACE = Body(
     "ModuleReplace",
@@ -1367,7 +1398,7 @@ CLIENT_UPDATE = Body(
 )  # fmt: skip
 
 BODIES = (DEVICE_CREATE, DEVICE_UPDATE, DEVICE_BULK_CREATE, DEVICE_BULK_CHANGE, USER_BULK_CREATE,
-          USER_BULK_CHANGE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
+          USER_BULK_CHANGE, MODULE_BULK_CREATE, MODULE_BULK_CHANGE, LOCATION_CREATE, LOCATION_UPDATE, DECISION, LINK,
           SYSTEM_INFORMATION, USER_CREATE, USER_REPLACE, USER_UPDATE, SELF_UPDATE, SELF_DELETE,
           DEVICE_SELF_UPDATE, CONSENTS, ROLE_GRANT, ROLE_REVOCATION, AUTH_STRATEGY, TOTP_CONFIGURE,
           TOTP_REMOVE, PROPERTY, PUBLIC_CONFIG, MODULE_CREATE, MODULE_REPLACE, MODULE_UPDATE,

@@ -212,7 +212,7 @@ def test_bulk_block_by_ids_revokes_every_touched_device_and_no_other(reg, t, svc
     resp = reg.call("POST", f"{BULK}/block", svc, json={"ids": ids})
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["data"] == {"matched": 3, "changed": 3, "skipped": [],
-                                       "hasMore": False}  # fmt: skip
+                                       "hasMore": False, "lastId": None}  # fmt: skip
     for _, tokens, key in linked:
         assert me_status(reg, tokens, key) == 401
         assert refresh_status(reg, t, tokens, key) == 400
@@ -283,7 +283,8 @@ def test_a_filter_unblock_never_selects_what_it_cannot_unblock(reg, t, svc, monk
         reg.call("POST", f"{BULK}/block", svc, json={"ids": ids[start : start + 2]})
     data = reg.call("POST", f"{BULK}/unblock", svc,
                     json={"filter": {"status": "BLOCKED"}}).get_json()["data"]  # fmt: skip
-    assert data == {"matched": 1, "changed": 1, "skipped": [], "hasMore": False}
+    assert data == {"matched": 1, "changed": 1, "skipped": [], "hasMore": False,
+                    "lastId": device["id"]}  # fmt: skip
     statuses = {d["id"]: d["status"] for d in listed(reg, svc)}
     assert statuses[device["id"]] == "ACTIVE"
     assert {statuses[i] for i in unlinked} == {"BLOCKED"}
@@ -339,7 +340,8 @@ def test_bulk_block_by_filter_touches_only_the_filtered_devices_of_the_tenant(re
     reg.now.advance(1)
     resp = reg.call("POST", f"{BULK}/block", svc, json={"filter": {"locationId": north}})
     assert resp.get_json()["data"] == {"matched": 2, "changed": 2, "skipped": [],
-                                       "hasMore": False}  # fmt: skip
+                                       "hasMore": False,
+                                       "lastId": max(d["id"] for d, _, _ in in_north)}  # fmt: skip
     for _, tokens, key in in_north:
         assert me_status(reg, tokens, key) == 401
     assert me_status(reg, elsewhere[1], elsewhere[2]) == 200
@@ -624,3 +626,15 @@ def test_counts_follow_every_change_of_every_device(reg, t, svc, app):
         db.session.execute(db.delete(Device).where(Device.id == made[4]["id"]))
         db.session.commit()
     check()
+
+
+def test_after_goes_on_from_a_previous_answers_last_id(reg, t, svc):
+    ids = sorted(reg.create_device(t, name=f"Till {i}")["id"] for i in range(4))
+    resp = reg.call("POST", f"{BULK}/block", svc,
+                    json={"filter": {"name": "till"}, "after": ids[1]})  # fmt: skip
+    data = resp.get_json()["data"]
+    assert data["changed"] == 2 and data["lastId"] == ids[3]
+    statuses = {d["id"]: d["status"] for d in listed(reg, svc)}
+    assert [statuses[i] for i in ids] == ["ACTIVE", "ACTIVE", "BLOCKED", "BLOCKED"]
+    resp = reg.call("POST", f"{BULK}/block", svc, json={"ids": ids[:1], "after": ids[0]})
+    assert resp.status_code == 400 and resp.get_json()["field"] == "after"

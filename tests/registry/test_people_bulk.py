@@ -146,7 +146,7 @@ def test_bulk_disable_revokes_and_enable_keeps_them_dead(reg, t, svc, app):
     reg.now.advance(1)
     resp = reg.call("POST", f"{BULK}/disable", svc, json={"ids": [ids["ann"], ids["bob"]]})
     assert resp.get_json()["data"] == {"matched": 2, "changed": 2, "skipped": [],
-                                       "hasMore": False}  # fmt: skip
+                                       "hasMore": False, "lastId": None}  # fmt: skip
     assert me_status(reg, tokens["ann"]) == 401 and me_status(reg, tokens["bob"]) == 401
     assert me_status(reg, tokens["cyd"]) == 200
     assert {e.data["user_id"] for e in events(app, t.id, "user.disabled")} == {

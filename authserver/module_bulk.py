@@ -1,0 +1,153 @@
+"""Many modules at once (issue 16): create up to 10,000 in one request (all or nothing, every
+failing row reported), log out or delete many by ids or by filter, and walk the filtered list for
+an export. Each is what the single operation does (``authserver.modules``): an audit event per
+module, and every token of a module's enrolment revoked in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import IntegrityError
+
+from authserver import modules
+from authserver.bulk import BulkRejected, Outcome, RowError, by_filter, by_ids, check_count
+from authserver.models import Location, Module, User, db
+from authserver.paging import keyset_page
+from authserver.problems import ConflictProblem, ValidationProblem
+
+MAX_ROWS = 10_000
+CHUNK = 500
+ACTIONS = ("logout", "delete")
+
+
+def create_modules(
+    tenant_id: str,
+    actor_id: str,
+    rows: list[dict[str, Any] | None],
+    errors: list[RowError] | None = None,
+) -> list[Module]:
+    """Create every row's module (each a parsed ``ModuleCreate``; None for a row that did not
+    parse, its error among ``errors``), or none: ``BulkRejected`` names every failing row."""
+    check_count(len(rows), MAX_ROWS)
+    errors = list(errors or [])
+    ids = sorted({r["id"] for r in rows if r is not None})
+    taken = _found(select(Module.id).where(Module.tenant_id == tenant_id,
+                                           Module.id.in_(bindparam("values", expanding=True))),
+                   ids)  # fmt: skip
+    users = _found(select(User.id).where(User.tenant_id == tenant_id,
+                                         User.id.in_(bindparam("values", expanding=True))),
+                   sorted({r["userId"] for r in rows if r is not None and r.get("userId")}))  # fmt: skip
+    locations = _found(
+        select(Location.id).where(Location.tenant_id == tenant_id,
+                                  Location.id.in_(bindparam("values", expanding=True))),
+        sorted({r["locationId"] for r in rows if r is not None and r.get("locationId")}),
+    )  # fmt: skip
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row is None:
+            continue
+        try:
+            modules.check_id(row["id"])
+        except ValidationProblem as exc:
+            errors.append(RowError(i, exc.detail, "id"))
+            continue
+        if row["id"] in first:
+            errors.append(RowError(i, f"This id is also in row {first[row['id']]}.", "id"))
+        elif row["id"] in taken:
+            errors.append(RowError(i, "A module with this id exists.", "id"))
+        first.setdefault(row["id"], i)
+        if row.get("userId") and row["userId"] not in users:
+            errors.append(RowError(i, "No such user in this tenant.", "userId"))
+        if row.get("locationId") and row["locationId"] not in locations:
+            errors.append(RowError(i, "No such location in this tenant.", "locationId"))
+    if errors:
+        errors.sort(key=lambda e: e.index)
+        raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)
+    made = [modules.stage_new(tenant_id, row, actor_id) for row in rows if row is not None]
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ConflictProblem(
+            "A module with one of these ids was created meanwhile; nothing was created."
+        ) from exc
+    return made
+
+
+def _found(stmt: Any, values: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), CHUNK):
+        found.update(db.session.scalars(stmt, {"values": values[start : start + CHUNK]}))
+    return found
+
+
+def change_by_ids(tenant_id: str, actor_id: str, action: str, ids: list[str]) -> Outcome:
+    """``action`` on each of ``ids``: every one a module of the tenant, or nothing changes."""
+    assert action in ACTIONS, action
+    stmt = select(Module.id).where(Module.tenant_id == tenant_id,
+                                   Module.id.in_(bindparam("values", expanding=True)))  # fmt: skip
+
+    def live(chunk: list[str]) -> set[str]:
+        return _found(stmt, chunk)
+
+    def apply(chunk: list[str], outcome: Outcome) -> None:
+        _apply(tenant_id, actor_id, action, chunk, outcome)
+
+    return by_ids(ids, live, apply, limit=MAX_ROWS, chunk=CHUNK, missing="No such module.")
+
+
+def change_by_filter(
+    tenant_id: str,
+    actor_id: str,
+    action: str,
+    filters: dict[str, Any],
+    after: str | None = None,
+) -> Outcome:
+    """``action`` on the modules ``filters`` select, up to ``MAX_ROWS`` per request
+    (``has_more``: send it again). A logout selects in id order after the last one done, so a
+    client following hasMore comes to an end; a delete removes what it selected."""
+    assert action in ACTIONS, action
+    stmt = modules.filtered_modules(select(Module.id), tenant_id, filters)
+    stmt = stmt.where(Module.id > bindparam("after")).order_by(Module.id).limit(bindparam("n"))
+
+    def next_ids(after: str, n: int) -> list[str]:
+        return list(db.session.scalars(stmt, {"after": after, "n": n}))
+
+    def apply(chunk: list[str], outcome: Outcome) -> None:
+        _apply(tenant_id, actor_id, action, chunk, outcome)
+
+    return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK, after=after)
+
+
+def _apply(tenant_id: str, actor_id: str, action: str, ids: list[str], outcome: Outcome) -> None:
+    """One transaction: ``action`` on the modules ``ids`` that still exist."""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text("UPDATE modules SET id = id WHERE 0"))  # the write lock, first
+    stmt = select(Module).where(Module.tenant_id == tenant_id, Module.id.in_(ids))
+    if db.engine.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    found = list(db.session.scalars(stmt.order_by(Module.id)))
+    gone = set(ids) - {m.id for m in found}
+    outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
+    for module in found:
+        if action == "delete":
+            modules.stage_delete(module, actor_id)
+        else:
+            modules.stage_logout(module, actor_id)
+    db.session.commit()
+    outcome.changed += len(found)
+
+
+def walk(tenant_id: str, filters: dict[str, Any], page: int = 1000) -> Iterator[Module]:
+    """Every module ``filters`` select, by id, page by page."""
+    query = modules.filtered_modules(select(Module), tenant_id, filters)
+    after = None
+    while True:
+        found = keyset_page(query, Module.id, Module.id, after, page, lambda m: m.id)
+        yield from found.items
+        db.session.rollback()
+        after = found.after()
+        if not found.has_more or after is None:
+            return
