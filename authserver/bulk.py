@@ -13,12 +13,15 @@ chunks before it done and its own undone, and the same request again finishes th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from authserver.models import db
-from authserver.problems import ValidationProblem
+from authserver.paging import keyset_page
+from authserver.problems import ConflictProblem, ValidationProblem
 
 MAX_REPORTED_ERRORS = 1_000
 
@@ -131,3 +134,30 @@ def by_filter(
         outcome.matched += len(ids)
         apply(ids, outcome)
         after = outcome.last_id = ids[-1]
+
+
+def commit_created(taken: str) -> None:
+    """Commit a bulk creation, all of it or (a unique value taken by a concurrent request since
+    the rows were checked: ``taken`` says which kind) none of it, as a 409."""
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise ConflictProblem(
+            f"{taken} was taken meanwhile; nothing was created. Send the request again to see "
+            "which."
+        ) from exc
+
+
+def walk(query: Any, key: Any, id_column: Any, page: int = 1000) -> Iterator[Any]:
+    """Every row of ``query`` in (``key``, id) order, page by page, each page its own short read
+    (an export of a whole tenant holds no transaction open)."""
+    after = None
+    while True:
+        found = keyset_page(query, key, id_column, after, page, lambda item: getattr(
+            item, key.key))  # fmt: skip
+        yield from found.items
+        db.session.rollback()
+        after = found.after()
+        if not found.has_more or after is None:
+            return

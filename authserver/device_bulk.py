@@ -29,10 +29,9 @@ from authserver.devices import (
     DeviceQuery,
     filter_params,
     filtered,
-    issue_link_code_values,
+    new_device,
 )
 from authserver.models import (
-    AppCode,
     AuditEvent,
     Device,
     DeviceLocation,
@@ -107,33 +106,7 @@ def create_devices(
     t = now_ms()
     for row in rows:
         assert row is not None  # a row that did not parse is an error above
-        to_link = row.get("status") == DeviceStatus.READY_TO_LINK
-        device = Device(
-            id=new_id("dev"),
-            tenant_id=tenant_id,
-            name=row["name"],
-            status=DeviceStatus.READY_TO_LINK if to_link else DeviceStatus.ACTIVE,
-            origin=DeviceOrigin.LINK if to_link else DeviceOrigin.API,
-            app_code=row.get("appCode") or AppCode.UNKNOWN,
-            external_id=row.get("externalId"),
-            till_id=row.get("tillId"),
-            identifier=None,
-            system_information=None,
-            dpop_jkt=None,
-            last_activity_at=None,
-            last_tenant_user_id=None,
-            printer_uids=row.get("printerUids") or [],
-            last_order_uid=None,
-            link_code_hash=None,
-            link_code_expires_at=None,
-            created_at=t,
-            created_by=actor,
-            updated_at=t,
-            updated_by=actor,
-        )
-        link_code = None
-        if to_link:
-            link_code, device.link_code_hash, device.link_code_expires_at = issue_link_code_values()
+        device, link_code = new_device(tenant_id, actor, row, t)
         made.append(Created(device, list(dict.fromkeys(row.get("locationIds") or [])), link_code))
     columns = [c.key for c in Device.__table__.c]  # type: ignore[attr-defined]
     try:

@@ -465,14 +465,9 @@ def filtered(stmt: Any, query: DeviceQuery, fts: bool = False) -> Any:
     return stmt
 
 
-def issue_link_code_values() -> tuple[str, str, int]:
-    """A new link code: as shown once, its hash and its expiry."""
-    shown, hashed = credentials.new_link_code()
-    return shown, hashed, now() + get_state().settings.link_code_ttl
-
-
 def _issue_link_code(device: Device) -> str:
-    shown, device.link_code_hash, device.link_code_expires_at = issue_link_code_values()
+    shown, device.link_code_hash = credentials.new_link_code()
+    device.link_code_expires_at = now() + get_state().settings.link_code_ttl
     return shown
 
 
@@ -492,8 +487,11 @@ def _commit_unique() -> None:
         raise ConflictProblem("A device with this externalId already exists.") from exc
 
 
-def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Device, str | None]:
-    t = now_ms()
+def new_device(
+    tenant_id: str, actor: str, data: dict[str, Any], t: int
+) -> tuple[Device, str | None]:
+    """A device from a parsed ``DeviceCreate`` body, every column set (not in the session), and
+    its link code when it is READY_TO_LINK (shown once; the device holds its hash)."""
     to_link = data.get("status") == DeviceStatus.READY_TO_LINK
     device = Device(
         id=new_id("dev"),
@@ -504,14 +502,30 @@ def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Dev
         app_code=data.get("appCode") or AppCode.UNKNOWN,
         external_id=data.get("externalId"),
         till_id=data.get("tillId"),
+        identifier=None,
+        system_information=None,
+        dpop_jkt=None,
+        last_activity_at=None,
+        last_tenant_user_id=None,
         printer_uids=data.get("printerUids") or [],
+        last_order_uid=None,
+        link_code_hash=None,
+        link_code_expires_at=None,
+        block_mark=None,
+        mark_before_block=None,
         created_at=t,
         created_by=actor,
         updated_at=t,
         updated_by=actor,
+        deleted_at=None,
     )
-    locations = check_location_ids(tenant_id, data.get("locationIds") or [])
     link_code = _issue_link_code(device) if to_link else None
+    return device, link_code
+
+
+def create_device(tenant_id: str, actor: str, data: dict[str, Any]) -> tuple[Device, str | None]:
+    device, link_code = new_device(tenant_id, actor, data, now_ms())
+    locations = check_location_ids(tenant_id, data.get("locationIds") or [])
     db.session.add(device)
     _flush_unique()
     set_device_locations(device.id, locations)

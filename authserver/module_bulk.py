@@ -9,13 +9,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.exc import IntegrityError
 
-from authserver import modules
-from authserver.bulk import BulkRejected, Outcome, RowError, by_filter, by_ids, check_count
+from authserver import bulk, modules
+from authserver.bulk import (
+    BulkRejected,
+    Outcome,
+    RowError,
+    by_filter,
+    by_ids,
+    check_count,
+    commit_created,
+)
 from authserver.models import Location, Module, User, db
-from authserver.paging import keyset_page
-from authserver.problems import ConflictProblem, ValidationProblem
+from authserver.problems import ValidationProblem
 
 MAX_ROWS = 10_000
 CHUNK = 500
@@ -66,13 +72,7 @@ def create_modules(
         errors.sort(key=lambda e: e.index)
         raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)
     made = [modules.stage_new(tenant_id, row, actor_id) for row in rows if row is not None]
-    try:
-        db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise ConflictProblem(
-            "A module with one of these ids was created meanwhile; nothing was created."
-        ) from exc
+    commit_created("A module id")
     return made
 
 
@@ -140,14 +140,7 @@ def _apply(tenant_id: str, actor_id: str, action: str, ids: list[str], outcome: 
     outcome.changed += len(found)
 
 
-def walk(tenant_id: str, filters: dict[str, Any], page: int = 1000) -> Iterator[Module]:
+def walk(tenant_id: str, filters: dict[str, Any]) -> Iterator[Module]:
     """Every module ``filters`` select, by id, page by page."""
     query = modules.filtered_modules(select(Module), tenant_id, filters)
-    after = None
-    while True:
-        found = keyset_page(query, Module.id, Module.id, after, page, lambda m: m.id)
-        yield from found.items
-        db.session.rollback()
-        after = found.after()
-        if not found.has_more or after is None:
-            return
+    return bulk.walk(query, Module.id, Module.id)

@@ -15,13 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.exc import IntegrityError
 
-from authserver import authorization, credentials, users
-from authserver.bulk import BulkRejected, Outcome, RowError, by_filter, by_ids, check_count
+from authserver import authorization, bulk, credentials, users
+from authserver.bulk import (
+    BulkRejected,
+    Outcome,
+    RowError,
+    by_filter,
+    by_ids,
+    check_count,
+    commit_created,
+)
 from authserver.models import User, db
-from authserver.paging import keyset_page
-from authserver.problems import ConflictProblem, ForbiddenProblem, Problem, ValidationProblem
+from authserver.problems import ForbiddenProblem, Problem, ValidationProblem
 
 MAX_ROWS = 10_000
 MAX_PASSWORDS = 100
@@ -92,14 +98,7 @@ def create_users(
         db.session.rollback()
         errors.sort(key=lambda e: e.index)
         raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)
-    try:
-        db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise ConflictProblem(
-            "A login, staff code or id was taken meanwhile; nothing was created. Send the "
-            "request again to see which."
-        ) from exc
+    commit_created("A login, staff code or id")
     return made
 
 
@@ -245,14 +244,6 @@ def _apply(
     outcome.changed += changed
 
 
-def walk(tenant_id: str, filters: dict[str, str], page: int = 1000) -> Iterator[User]:
+def walk(tenant_id: str, filters: dict[str, str]) -> Iterator[User]:
     """Every user ``filters`` select, by login, page by page."""
-    query = users.filtered_users(select(User), tenant_id, filters)
-    after = None
-    while True:
-        found = keyset_page(query, User.login, User.id, after, page, lambda u: u.login)
-        yield from found.items
-        db.session.rollback()
-        after = found.after()
-        if not found.has_more or after is None:
-            return
+    return bulk.walk(users.filtered_users(select(User), tenant_id, filters), User.login, User.id)

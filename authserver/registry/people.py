@@ -46,12 +46,8 @@ def _one(user: User, status: int = 200) -> Response:
     return resp
 
 
-@bp.get("/api/v1/users")
-@require_people_token()
-def list_all() -> Response:
-    token, _ = token_actor()
-    pagination.only_params("limit", "cursor", *users.USER_FILTERS)
-    limit = pagination.limit_or_400(pagination.query_arg("limit"))
+def user_filters() -> dict[str, str]:
+    """The user list's filters from the query string (also the export's)."""
     filters = {}
     for name in users.USER_FILTERS:
         allowed = {"active": ("true", "false"), "role": tuple(ROLES),
@@ -59,6 +55,16 @@ def list_all() -> Response:
         value = pagination.query_arg(name, allowed)
         if value is not None:
             filters[name] = value
+    return filters
+
+
+@bp.get("/api/v1/users")
+@require_people_token()
+def list_all() -> Response:
+    token, _ = token_actor()
+    pagination.only_params("limit", "cursor", *users.USER_FILTERS)
+    limit = pagination.limit_or_400(pagination.query_arg("limit"))
+    filters = user_filters()
     context = "users:login"
     after = pagination.after_or_400(pagination.query_arg("cursor"), context)
     page = users.list_users(token.tenant_id, filters, after, limit)

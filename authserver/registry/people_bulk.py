@@ -9,7 +9,6 @@ import orjson
 from flask import Blueprint, Response, request
 
 from authserver import people_bulk, users
-from authserver.authorization import ROLES, USER_KINDS
 from authserver.problems import ValidationProblem
 from authserver.registry import pagination, schema
 from authserver.registry.access import actor_id, require_people_token, token_actor
@@ -24,6 +23,7 @@ from authserver.registry.bulk_io import (
     parse_rows,
 )
 from authserver.registry.device_bulk import ids_or_filter
+from authserver.registry.people import user_filters
 from authserver.registry.serialize import user_json
 
 bp = Blueprint("people_bulk", __name__)
@@ -109,13 +109,7 @@ def export() -> Response:
     token, _ = token_actor()
     fmt = export_format()
     pagination.only_params("format", *users.USER_FILTERS)
-    filters = {}
-    for name in users.USER_FILTERS:
-        allowed = {"active": ("true", "false"), "role": tuple(ROLES),
-                   "kind": USER_KINDS}.get(name)  # fmt: skip
-        value = pagination.query_arg(name, allowed)
-        if value is not None:
-            filters[name] = value
+    filters = user_filters()
     lines = (_export_line(u) for u in people_bulk.walk(token.tenant_id, filters))
     return export_response(fmt, "users", lines, EXPORT_COLUMNS, _csv_roles)
 

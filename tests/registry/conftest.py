@@ -136,3 +136,14 @@ class Registry:
 @pytest.fixture
 def reg(http, world, app) -> Registry:
     return Registry(http, world, app)
+
+
+def audit_events(app, tenant_id: str, type_: str) -> list:
+    """The tenant's audit events of one type, read from the database (detached)."""
+    from authserver.models import AuditEvent, db
+
+    with app.app_context():
+        found = list(db.session.scalars(db.select(AuditEvent).where(
+            AuditEvent.tenant_id == tenant_id, AuditEvent.type == type_)))  # fmt: skip
+        db.session.expunge_all()
+        return found

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from authserver import device_bulk
-from authserver.models import AuditEvent, Device, RefreshFamily, db
+from authserver.models import Device, RefreshFamily, db
+from tests.registry.conftest import audit_events
 
 DEVICES = "/api/v1/devices"
 BULK = f"{DEVICES}/bulk"
@@ -50,15 +51,6 @@ def listed(reg, token, query: str = "") -> list[dict]:
 
 def bulk_csv(reg, token, text: str):
     return reg.call("POST", BULK, token, data=text.encode(), content_type="text/csv")
-
-
-def audit_events(app, tenant_id: str, type_: str) -> list[AuditEvent]:
-    with app.app_context():
-        rows = db.session.scalars(
-            db.select(AuditEvent).where(AuditEvent.tenant_id == tenant_id, AuditEvent.type == type_)
-        ).all()
-        db.session.expunge_all()
-        return list(rows)
 
 
 # -- create many ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from authserver import module_bulk
-from authserver.models import AuditEvent, db
+from tests.registry.conftest import audit_events
 from tests.registry.test_modules import MODULES, Kiosk, refresh_status
 
 BULK = f"{MODULES}/bulk"
@@ -28,14 +28,6 @@ def ids(reg, kiosk, query: str = "") -> list[str]:
     return [m["id"] for m in resp.get_json()["data"]]
 
 
-def events(app, tenant_id: str, type_: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(db.select(AuditEvent).where(
-            AuditEvent.tenant_id == tenant_id, AuditEvent.type == type_)))  # fmt: skip
-        db.session.expunge_all()
-        return found
-
-
 def test_bulk_create(reg, kiosk, app):
     loc = reg.call("POST", "/api/v1/locations", kiosk.svc, json={"name": "Main"})
     loc_id = loc.get_json()["data"]["id"]
@@ -48,7 +40,7 @@ def test_bulk_create(reg, kiosk, app):
     assert [m["id"] for m in made] == [r["id"] for r in rows]
     assert made[3]["config"] == {"menu": "breakfast", "n": 3} and made[20]["production"] is True
     assert sorted(ids(reg, kiosk)) == sorted(r["id"] for r in rows)
-    assert len(events(app, kiosk.tenant, "module.created")) == 21
+    assert len(audit_events(app, kiosk.tenant, "module.created")) == 21
     # Each one is enrolled into as a module made one by one.
     tokens = kiosk.enrol(module="kiosk-7")
     me = reg.call("GET", f"{MODULES}/me", tokens["access_token"]).get_json()["data"]
@@ -89,13 +81,13 @@ def test_bulk_logout_and_delete_revoke_each_modules_tokens_only(reg, kiosk, app)
         status = reg.call("GET", f"{MODULES}/me", enrolled[i]["access_token"]).status_code
         assert status == expected, i
     assert refresh_status(reg, kiosk, enrolled[0]) == 400
-    assert len(events(app, kiosk.tenant, "module.logged_out")) == 2
+    assert len(audit_events(app, kiosk.tenant, "module.logged_out")) == 2
     assert sorted(ids(reg, kiosk)) == ["kiosk-0", "kiosk-1", "kiosk-2"]  # logged out, still there
     resp = reg.call("POST", f"{BULK}/delete", kiosk.svc, json={"filter": {"type": "KIOSK"}})
     assert resp.get_json()["data"]["changed"] == 3
     assert ids(reg, kiosk) == []
     assert reg.call("GET", f"{MODULES}/me", enrolled[2]["access_token"]).status_code == 401
-    assert len(events(app, kiosk.tenant, "module.deleted")) == 3
+    assert len(audit_events(app, kiosk.tenant, "module.deleted")) == 3
 
 
 def test_a_logout_by_filter_goes_on_with_after(reg, kiosk, monkeypatch):

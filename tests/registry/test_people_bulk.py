@@ -11,8 +11,9 @@ import json
 import pytest
 
 from authserver import people_bulk
-from authserver.models import AuditEvent, User, db
+from authserver.models import User, db
 from tests.conftest import cc_token
+from tests.registry.conftest import audit_events
 
 USERS = "/api/v1/users"
 BULK = f"{USERS}/bulk"
@@ -45,14 +46,6 @@ def logins(reg, token, query: str = "") -> list[str]:
     return [u["login"] for u in resp.get_json()["data"]]
 
 
-def events(app, tenant_id: str, type_: str) -> list[AuditEvent]:
-    with app.app_context():
-        found = list(db.session.scalars(db.select(AuditEvent).where(
-            AuditEvent.tenant_id == tenant_id, AuditEvent.type == type_)))  # fmt: skip
-        db.session.expunge_all()
-        return found
-
-
 def test_bulk_create_from_json(reg, t, svc, loc, app):
     rows = [
         {"login": "anna@example.com", "staffCode": "4711", "password": "correct horse battery",
@@ -68,7 +61,7 @@ def test_bulk_create_from_json(reg, t, svc, loc, app):
     assert made[0]["roles"] == [{"role": "STAFF", "locationId": loc}]
     assert made[2]["kind"] == "customer" and made[2]["consents"] == ["terms_v2"]
     assert sorted(logins(reg, svc)) == sorted(["admin", *(r["login"] for r in rows)])
-    assert {e.data["login"] for e in events(app, t.id, "user.created")} == {
+    assert {e.data["login"] for e in audit_events(app, t.id, "user.created")} == {
         r["login"] for r in rows}  # fmt: skip
     # The staff code and the password work as a single user's do.
     from authserver import users
@@ -149,13 +142,13 @@ def test_bulk_disable_revokes_and_enable_keeps_them_dead(reg, t, svc, app):
                                        "hasMore": False, "lastId": None}  # fmt: skip
     assert me_status(reg, tokens["ann"]) == 401 and me_status(reg, tokens["bob"]) == 401
     assert me_status(reg, tokens["cyd"]) == 200
-    assert {e.data["user_id"] for e in events(app, t.id, "user.disabled")} == {
+    assert {e.data["user_id"] for e in audit_events(app, t.id, "user.disabled")} == {
         ids["ann"], ids["bob"]}  # fmt: skip
     again = reg.call("POST", f"{BULK}/disable", svc, json={"ids": [ids["ann"]]}).get_json()
     assert again["data"]["skipped"] == [{"id": ids["ann"], "reason": "already_disabled"}]
     resp = reg.call("POST", f"{BULK}/enable", svc, json={"filter": {"active": "false"}})
     assert resp.get_json()["data"]["changed"] == 2
-    assert len(events(app, t.id, "user.enabled")) == 2
+    assert len(audit_events(app, t.id, "user.enabled")) == 2
     assert me_status(reg, tokens["ann"]) == 401  # enabled, but the old tokens stay revoked
     assert sorted(logins(reg, svc, "&active=true")) == ["admin", "ann", "bob", "cyd"]
 
@@ -171,7 +164,7 @@ def test_bulk_delete_by_filter(reg, t, svc, app, loc):
     assert resp.get_json()["data"]["changed"] == 4
     assert logins(reg, svc) == ["admin", "keep"]
     assert me_status(reg, gone) == 401 and me_status(reg, keep) == 200
-    assert len(events(app, t.id, "user.deleted")) == 4
+    assert len(audit_events(app, t.id, "user.deleted")) == 4
 
 
 def test_a_manager_cannot_reach_an_admin_through_a_bulk_change(reg, t, svc, app):
