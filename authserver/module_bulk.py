@@ -33,11 +33,17 @@ def create_modules(
     actor_id: str,
     rows: list[dict[str, Any] | None],
     errors: list[RowError] | None = None,
+    lines: list[int] | None = None,
 ) -> list[Module]:
     """Create every row's module (each a parsed ``ModuleCreate``; None for a row that did not
-    parse, its error among ``errors``), or none: ``BulkRejected`` names every failing row."""
+    parse, its error among ``errors``), or none: ``BulkRejected`` names every failing row
+    (with its CSV ``lines``)."""
     check_count(len(rows), MAX_ROWS)
     errors = list(errors or [])
+
+    def fail(index: int, detail: str, field: str) -> None:
+        errors.append(RowError(index, detail, field, lines[index] if lines else None))
+
     ids = sorted({r["id"] for r in rows if r is not None})
     taken = _found(select(Module.id).where(Module.tenant_id == tenant_id,
                                            Module.id.in_(bindparam("values", expanding=True))),
@@ -57,17 +63,17 @@ def create_modules(
         try:
             modules.check_id(row["id"])
         except ValidationProblem as exc:
-            errors.append(RowError(i, exc.detail, "id"))
+            fail(i, exc.detail, "id")
             continue
         if row["id"] in first:
-            errors.append(RowError(i, f"This id is also in row {first[row['id']]}.", "id"))
+            fail(i, f"This id is also in row {first[row['id']]}.", "id")
         elif row["id"] in taken:
-            errors.append(RowError(i, "A module with this id exists.", "id"))
+            fail(i, "A module with this id exists.", "id")
         first.setdefault(row["id"], i)
         if row.get("userId") and row["userId"] not in users:
-            errors.append(RowError(i, "No such user in this tenant.", "userId"))
+            fail(i, "No such user in this tenant.", "userId")
         if row.get("locationId") and row["locationId"] not in locations:
-            errors.append(RowError(i, "No such location in this tenant.", "locationId"))
+            fail(i, "No such location in this tenant.", "locationId")
     if errors:
         errors.sort(key=lambda e: e.index)
         raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)

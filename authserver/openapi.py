@@ -603,9 +603,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("module_bulk.bulk_create", "post"): {
         "tags": ["Modules"],
-        "summary": "Create up to 10,000 modules at once, all or none",
+        "summary": "Create up to 10,000 modules at once (JSON or CSV), all or none",
         "security": _MODULES_WRITE,
-        "requestBody": _body(schema.MODULE_BULK_CREATE),
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref(schema.MODULE_BULK_CREATE.name)},
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": 'id,type,config\r\nkiosk-1,KIOSK,"{""menu"": 1}"\r\n',
+                },
+            },
+        },
         "responses": {
             "201": _json(
                 {

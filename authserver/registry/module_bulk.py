@@ -16,8 +16,10 @@ from authserver.registry.bodies import json_body
 from authserver.registry.bulk_io import (
     allow_bulk_body,
     created_response,
+    csv_rows,
     export_format,
     export_response,
+    lists_and_flags,
     parse_rows,
 )
 from authserver.registry.device_bulk import ids_or_filter
@@ -26,18 +28,36 @@ from authserver.registry.modules import module_json
 bp = Blueprint("module_bulk", __name__)
 
 
+# The CSV columns: ModuleCreate's fields; config is its JSON text.
+CSV_COLUMNS = tuple(f.name for f in schema.MODULE_CREATE.fields)
+_FLAGS = lists_and_flags(flags=("production",))
+
+
+def _convert(name: str, cell: str) -> Any:
+    if name == "config":
+        try:
+            return orjson.loads(cell)
+        except orjson.JSONDecodeError:
+            return cell  # not an object: the row's config error says so
+    return _FLAGS(name, cell)
+
+
 @bp.post("/api/v1/modules/bulk")
 @require_modules_token(write=True)
 def bulk_create() -> Response:
-    """Create up to 10,000 modules (JSON ``{"modules": [...]}``), all or none, in the order
-    sent."""
+    """Create up to 10,000 modules (JSON ``{"modules": [...]}`` or a CSV), all or none, in
+    the order sent."""
     token, _ = token_actor()
     allow_bulk_body()
-    if request.mimetype != "application/json":
-        raise ValidationProblem("Content-Type must be application/json.")
-    items = schema.MODULE_BULK_CREATE.parse(json_body())["modules"]
-    rows, errors = parse_rows(items, None, schema.MODULE_CREATE, module_bulk.MAX_ROWS)
-    made = module_bulk.create_modules(token.tenant_id, actor_id(), rows, errors)
+    lines: list[int] | None = None
+    if request.mimetype == "text/csv":
+        items, lines = csv_rows(CSV_COLUMNS, "id", _convert, module_bulk.MAX_ROWS)
+    elif request.mimetype == "application/json":
+        items = schema.MODULE_BULK_CREATE.parse(json_body())["modules"]
+    else:
+        raise ValidationProblem("Content-Type must be application/json or text/csv.")
+    rows, errors = parse_rows(items, lines, schema.MODULE_CREATE, module_bulk.MAX_ROWS)
+    made = module_bulk.create_modules(token.tenant_id, actor_id(), rows, errors, lines)
     return created_response([module_json(m) for m in made])
 
 

@@ -1046,7 +1046,9 @@ MODULE_CREATE = Body(
 )
 MODULE_BULK_CREATE = Body(
     "ModuleBulkCreate",
-    "Up to 10,000 new modules, created all together or not at all.",
+    "Up to 10,000 new modules, created all together or not at all. The same rows can be sent "
+    "as text/csv: a header line naming the columns (the fields of ModuleCreate), a module per "
+    "line, production as true or false, config as its JSON text.",
     (Rows("modules", "The modules to create, each a ModuleCreate.", MODULE_CREATE, BULK_LIMIT),),
     required=("modules",),
     example={"modules": [{"id": "kiosk-1", "type": "KIOSK"}, {"id": "kiosk-2", "type": "KIOSK"}]},

@@ -175,3 +175,23 @@ def test_export_modules(reg, kiosk):
 def test_the_bulk_paths_are_no_modules_id(reg, kiosk, reserved):
     resp = reg.call("POST", MODULES, kiosk.svc, json={"id": reserved, "type": "KIOSK"})
     assert resp.status_code == 400 and resp.get_json()["field"] == "id"
+
+
+def test_bulk_create_from_csv(reg, kiosk):
+    text = (
+        "id,type,production,config\r\n"
+        'kiosk-a,KIOSK,true,"{""menu"": ""lunch"", ""idle"": 30}"\r\n'
+        "kds-a,KDS,,\r\n"
+    )
+    resp = reg.call("POST", BULK, kiosk.svc, data=text.encode(), content_type="text/csv")
+    assert resp.status_code == 201, resp.get_json()
+    a, b = resp.get_json()["data"]
+    assert a["production"] is True and a["config"] == {"menu": "lunch", "idle": 30}
+    assert b["production"] is False and b["config"] == {}
+    bad = "id,type,config\r\nkiosk-b,KIOSK,{not json\r\nkiosk-a,KIOSK,\r\n"
+    resp = reg.call("POST", BULK, kiosk.svc, data=bad.encode(), content_type="text/csv")
+    assert resp.status_code == 400
+    errors = resp.get_json()["errors"]
+    assert [(e["index"], e["line"], e["field"]) for e in errors] == [
+        (0, 2, "config"), (1, 3, "id")]  # fmt: skip
+    assert sorted(ids(reg, kiosk)) == ["kds-a", "kiosk-a"]
