@@ -149,15 +149,20 @@ def commit_created(taken: str) -> None:
         ) from exc
 
 
-def walk(query: Any, key: Any, id_column: Any, page: int = 1000) -> Iterator[Any]:
-    """Every row of ``query`` in (``key``, id) order, page by page, each page its own short read
-    (an export of a whole tenant holds no transaction open)."""
+def walk(
+    query: Any, key: Any, id_column: Any, render: Callable[[Any], str], page: int = 1000
+) -> Iterator[str]:
+    """Every row of ``query`` in (``key``, id) order, each as ``render`` makes it, page by page.
+    A page is read and rendered, and its transaction ended, before any of it is yielded: a
+    client that reads an export slowly holds no transaction open."""
     after = None
     while True:
         found = keyset_page(query, key, id_column, after, page, lambda item: getattr(
             item, key.key))  # fmt: skip
-        yield from found.items
-        db.session.rollback()
+        lines = [render(item) for item in found.items]
         after = found.after()
-        if not found.has_more or after is None:
+        more = found.has_more and after is not None
+        db.session.rollback()
+        yield from lines
+        if not more:
             return

@@ -5,7 +5,7 @@ module, and every token of a module's enrolment revoked in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
@@ -146,7 +146,7 @@ def _apply(tenant_id: str, actor_id: str, action: str, ids: list[str], outcome: 
     outcome.changed += len(found)
 
 
-def walk(tenant_id: str, filters: dict[str, Any]) -> Iterator[Module]:
-    """Every module ``filters`` select, by id, page by page."""
+def walk(tenant_id: str, filters: dict[str, Any], render: Callable[[Module], str]) -> Iterator[str]:
+    """Every module ``filters`` select, by id, each as ``render`` makes it, page by page."""
     query = modules.filtered_modules(select(Module), tenant_id, filters)
-    return bulk.walk(query, Module.id, Module.id)
+    return bulk.walk(query, Module.id, Module.id, render)

@@ -11,10 +11,10 @@ without one sign in by their staff code or an auth strategy, or set one later.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, inspect, select, text
 
 from authserver import authorization, bulk, credentials, users
 from authserver.bulk import (
@@ -180,7 +180,9 @@ def change_by_filter(
     """``action`` on the users ``filters`` select that it can change, up to ``MAX_ROWS`` per
     request (``has_more``: the same request again goes on). Users holding a role the caller may
     not manage are not selected (so a client following hasMore comes to an end); one who got
-    such a role meanwhile is skipped (``not_permitted``)."""
+    such a role meanwhile is skipped (``not_permitted``). The caller is never selected: a
+    filter must not disable or delete the account it acts with (and with it, perhaps, the
+    tenant's last administrator); that takes naming oneself by id."""
     assert action in ACTIONS, action
     stmt = users.filtered_users(select(User.id), tenant_id, filters)
     actionable = _ACTIONABLE[action]
@@ -188,6 +190,8 @@ def change_by_filter(
         stmt = stmt.where(actionable)
     for role in sorted(set(authorization.ROLES) - authorization.assignable(actor)):
         stmt = stmt.where(~users.holds_role(role))
+    if isinstance(actor, User):
+        stmt = stmt.where(User.id != _id_of(actor))
     stmt = stmt.where(User.id > bindparam("after")).order_by(User.id).limit(bindparam("n"))
 
     def next_ids(after: str, n: int) -> list[str]:
@@ -218,13 +222,25 @@ def _apply(
     outcome: Outcome,
 ) -> None:
     """One transaction: ``action`` on the users ``ids`` as they are now, each as the single
-    operation does it (its audit event, its tokens revoked with the change)."""
+    operation does it (its audit event, its tokens revoked with the change), with the caller's
+    rights as they are now: a caller disabled or deleted since the request began (by an earlier
+    chunk, or by someone else) stops it here, a 403 with what was done before."""
     if db.engine.dialect.name == "sqlite":
         db.session.execute(text("UPDATE users SET id = id WHERE 0"))  # the write lock, first
+    if isinstance(actor, User):
+        actor = db.session.get(User, _id_of(actor), populate_existing=True)
+        if actor is None or not actor.active:
+            db.session.rollback()
+            raise ForbiddenProblem(
+                "Your account was disabled or deleted during this request; it stopped there.",
+                outcome=outcome.as_dict(),
+            )
     stmt = select(User).where(User.tenant_id == tenant_id, User.id.in_(ids)).order_by(User.id)
     if db.engine.dialect.name != "sqlite":
         stmt = stmt.with_for_update()
     found = list(db.session.scalars(stmt))
+    if isinstance(actor, User):
+        found.sort(key=lambda u: u.id == actor.id)  # the caller's own change last
     gone = set(ids) - {u.id for u in found}
     outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
     changed = 0
@@ -244,6 +260,14 @@ def _apply(
     outcome.changed += changed
 
 
-def walk(tenant_id: str, filters: dict[str, str]) -> Iterator[User]:
-    """Every user ``filters`` select, by login, page by page."""
-    return bulk.walk(users.filtered_users(select(User), tenant_id, filters), User.login, User.id)
+def _id_of(user: User) -> str:
+    """A user's id without loading the row again (it may be gone since)."""
+    identity = inspect(user).identity
+    assert identity is not None
+    return str(identity[0])
+
+
+def walk(tenant_id: str, filters: dict[str, str], render: Callable[[User], str]) -> Iterator[str]:
+    """Every user ``filters`` select, by login, each as ``render`` makes it, page by page."""
+    query = users.filtered_users(select(User), tenant_id, filters)
+    return bulk.walk(query, User.login, User.id, render)

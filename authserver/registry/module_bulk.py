@@ -100,6 +100,10 @@ EXPORT_COLUMNS = ("id", "type", "production", "userId", "locationId", "config", 
 _EXPORT_FILTERS = ("type", "locationId", "userId", "production", "id")
 
 
+def _export_line(module: Any) -> str:
+    return orjson.dumps(module_json(module)).decode()
+
+
 @bp.get("/api/v1/modules/export")
 @require_modules_token()
 def export() -> Response:
@@ -115,6 +119,5 @@ def export() -> Response:
         if value is not None:
             filters[name] = value
     filters = _filters(filters)
-    lines = (orjson.dumps(module_json(m)).decode() for m in module_bulk.walk(token.tenant_id,
-                                                                           filters))  # fmt: skip
+    lines = module_bulk.walk(token.tenant_id, filters, _export_line)
     return export_response(fmt, "modules", lines, EXPORT_COLUMNS)

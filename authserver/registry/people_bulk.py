@@ -110,7 +110,7 @@ def export() -> Response:
     fmt = export_format()
     pagination.only_params("format", *users.USER_FILTERS)
     filters = user_filters()
-    lines = (_export_line(u) for u in people_bulk.walk(token.tenant_id, filters))
+    lines = people_bulk.walk(token.tenant_id, filters, _export_line)
     return export_response(fmt, "users", lines, EXPORT_COLUMNS, _csv_roles)
 
 

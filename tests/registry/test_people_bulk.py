@@ -278,3 +278,55 @@ def test_export_users(reg, t, svc, loc):
     assert rows[1]["staffCodeSet"] == "true" and rows[3]["staffCodeSet"] == "false"
     assert "password" not in rows[0] and "staffCode" not in rows[0]
     assert reg.call("GET", f"{USERS}/export?format=csv&limit=5", svc).status_code == 400
+
+
+def _ids_by_login(app, tenant_id: str) -> dict[str, str]:
+    with app.app_context():
+        return {u.login: u.id for u in db.session.scalars(
+            db.select(User).where(User.tenant_id == tenant_id))}  # fmt: skip
+
+
+def test_a_filter_never_selects_the_caller(reg, t, app):
+    """One request must not delete the account it acts with (perhaps the tenant's last
+    administrator): a filter leaves the caller out; naming oneself by id is the way."""
+    boss = reg.user_token(t, "boss", ("TENANT.ADMIN",))
+    for name in ("s1", "s2"):
+        reg.user_token(t, name, ("STAFF",))
+    resp = reg.call("POST", f"{BULK}/delete", boss, json={"filter": {"kind": "staff"}})
+    assert resp.status_code == 200, resp.get_json()
+    assert me_status(reg, boss) == 200
+    assert sorted(_ids_by_login(app, t.id)) == ["boss"]  # admin, s1 and s2 are gone
+    resp = reg.call("POST", f"{BULK}/disable", boss, json={"filter": {"login": "boss"}})
+    assert resp.get_json()["data"]["matched"] == 0
+
+
+def test_a_caller_who_disables_themselves_stops_the_request(reg, t, app, monkeypatch):
+    """By ids a caller may include themselves; once they are disabled the request stops (a
+    403 with what was done), and nothing more is done with their rights."""
+    monkeypatch.setattr(people_bulk, "CHUNK", 1)
+    boss = reg.user_token(t, "boss", ("TENANT.ADMIN",))
+    for name in ("c1", "c2"):
+        reg.user_token(t, name, ("STAFF",))
+    ids = _ids_by_login(app, t.id)
+    resp = reg.call("POST", f"{BULK}/disable", boss,
+                    json={"ids": [ids["c1"], ids["boss"], ids["c2"]]})  # fmt: skip
+    assert resp.status_code == 403, resp.get_json()
+    assert resp.get_json()["outcome"]["changed"] == 2
+    with app.app_context():
+        active = {u.login: u.active for u in db.session.scalars(
+            db.select(User).where(User.tenant_id == t.id))}  # fmt: skip
+    assert active == {"admin": True, "boss": False, "c1": False, "c2": True}
+
+
+def test_an_export_holds_no_transaction_between_pages(reg, t, svc, app):
+    from authserver import bulk
+    from authserver.models import User as UserModel
+
+    reg.call("POST", BULK, svc, json={"users": [{"login": f"u{i:02d}"} for i in range(7)]})
+    with app.app_context():
+        query = db.select(UserModel).where(UserModel.tenant_id == t.id)
+        seen = []
+        for line in bulk.walk(query, UserModel.login, UserModel.id, lambda u: u.login, page=2):
+            assert not db.session().in_transaction(), line
+            seen.append(line)
+    assert seen == sorted(seen) and len(seen) == 8
