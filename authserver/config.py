@@ -80,6 +80,8 @@ class Settings:
     sign_in_account_window: int = 300
     sign_in_failures_per_account_hour: int = 20
     device_authorizations_per_client: int = 300
+    bulk_requests_per_tenant: int = 20
+    bulk_request_window: int = 60
     device_authorizations_per_ip: int = 30
     device_authorization_window: int = 60
     sign_in_pages_per_ip: int = 60
@@ -295,6 +297,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         device_authorizations_per_ip=_int(env, "AUTHSERVER_DEVICE_AUTHORIZATIONS_PER_IP", 30),
         device_authorization_window=_int(env, "AUTHSERVER_DEVICE_AUTHORIZATION_WINDOW", 60),
+        bulk_requests_per_tenant=_int(env, "AUTHSERVER_BULK_REQUESTS_PER_TENANT", 20),
+        bulk_request_window=_int(env, "AUTHSERVER_BULK_REQUEST_WINDOW", 60),
         sign_in_pages_per_ip=_int(env, "AUTHSERVER_SIGN_IN_PAGES_PER_IP", 60),
         sign_in_pages_per_network=_int(env, "AUTHSERVER_SIGN_IN_PAGES_PER_NETWORK", 300),
         sign_in_page_window=_int(env, "AUTHSERVER_SIGN_IN_PAGE_WINDOW", 60),

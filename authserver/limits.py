@@ -204,6 +204,13 @@ def sign_in_page(s: Settings, ip: str) -> Charges:
     ]
 
 
+def bulk_request(s: Settings, tenant_id: str) -> Charges:
+    """A bulk creation or change: up to 10,000 rows written, on SQLite under the database's one
+    write lock (about a second for the largest), so each tenant gets a budget of them per
+    window and none can keep every other tenant's writes waiting (invariant 8)."""
+    return [(Limit("bulk", s.bulk_requests_per_tenant, s.bulk_request_window, "tenant"), tenant_id)]
+
+
 def device_authorization(s: Settings, client_id: str, ip: str) -> Charges:
     """RFC 8628 §3.1 requests: each creates state, so they are limited per client and address."""
     w = s.device_authorization_window

@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 from flask import Response, request, stream_with_context
 
+from authserver import limits
 from authserver.bulk import RowError, check_count
-from authserver.problems import ValidationProblem
+from authserver.problems import TooManyRequestsProblem, ValidationProblem
 from authserver.registry import schema
 from authserver.state import get_state
 from authserver.text import text_problem
@@ -22,10 +23,19 @@ from authserver.text import text_problem
 Convert = Callable[[str, str], Any]
 
 
-def allow_bulk_body() -> None:
-    """A bulk body may be larger than any other (``AUTHSERVER_MAX_BULK_REQUEST_BYTES``); 413
-    beyond, before it is read."""
-    request.max_content_length = get_state().settings.max_bulk_request_bytes
+def allow_bulk_body(tenant_id: str) -> None:
+    """Admit a bulk write of ``tenant_id``: within the tenant's budget of bulk requests
+    (``limits.bulk_request``; 429 with Retry-After beyond; every request counts, whatever its
+    outcome), and with a body that may be larger than any other
+    (``AUTHSERVER_MAX_BULK_REQUEST_BYTES``; 413 beyond, before it is read)."""
+    state = get_state()
+    try:
+        limits.charge(state.store, limits.bulk_request(state.settings, tenant_id))
+    except limits.Throttled as exc:
+        raise TooManyRequestsProblem(
+            "Too many bulk requests for this tenant; try again later.", exc.retry_after
+        ) from exc
+    request.max_content_length = state.settings.max_bulk_request_bytes
 
 
 def lists_and_flags(lists: Iterable[str] = (), flags: Iterable[str] = ()) -> Convert:

@@ -48,7 +48,7 @@ def bulk_create() -> Response:
     answer lists them in the order sent, each READY_TO_LINK one with its link code (shown this
     once)."""
     tenant_id, actor = _actor()
-    allow_bulk_body()
+    allow_bulk_body(tenant_id)
     lines: list[int] | None = None
     if request.mimetype == "text/csv":
         items, lines = csv_rows(CSV_COLUMNS, "name", _CONVERT, device_bulk.MAX_ROWS)
@@ -92,7 +92,7 @@ def ids_or_filter(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, str
 
 def _change(action: str) -> Response:
     tenant_id, actor = _actor()
-    allow_bulk_body()
+    allow_bulk_body(tenant_id)
     body = schema.DEVICE_BULK_CHANGE.parse(json_body())
     ids, filter_ = ids_or_filter(body)
     if ids is not None:

@@ -48,7 +48,7 @@ def bulk_create() -> Response:
     """Create up to 10,000 modules (JSON ``{"modules": [...]}`` or a CSV), all or none, in
     the order sent."""
     token, _ = token_actor()
-    allow_bulk_body()
+    allow_bulk_body(token.tenant_id)
     lines: list[int] | None = None
     if request.mimetype == "text/csv":
         items, lines = csv_rows(CSV_COLUMNS, "id", _convert, module_bulk.MAX_ROWS)
@@ -70,7 +70,7 @@ def _filters(filter_: dict[str, str]) -> dict[str, Any]:
 
 def _change(action: str) -> Response:
     token, _ = token_actor()
-    allow_bulk_body()
+    allow_bulk_body(token.tenant_id)
     body = schema.MODULE_BULK_CHANGE.parse(json_body())
     ids, filter_ = ids_or_filter(body)
     if ids is not None:

@@ -46,7 +46,7 @@ def bulk_create() -> Response:
     """Create up to 10,000 users (JSON ``{"users": [...]}`` or a CSV), all or none, in the
     order sent."""
     token, actor = token_actor()
-    allow_bulk_body()
+    allow_bulk_body(token.tenant_id)
     lines: list[int] | None = None
     if request.mimetype == "text/csv":
         items, lines = csv_rows(CSV_COLUMNS, "login", _convert, people_bulk.MAX_ROWS)
@@ -61,7 +61,7 @@ def bulk_create() -> Response:
 
 def _change(action: str) -> Response:
     token, actor = token_actor()
-    allow_bulk_body()
+    allow_bulk_body(token.tenant_id)
     body = schema.USER_BULK_CHANGE.parse(json_body())
     ids, filter_ = ids_or_filter(body)
     if ids is not None:

@@ -630,3 +630,19 @@ def test_after_goes_on_from_a_previous_answers_last_id(reg, t, svc):
     assert [statuses[i] for i in ids] == ["ACTIVE", "ACTIVE", "BLOCKED", "BLOCKED"]
     resp = reg.call("POST", f"{BULK}/block", svc, json={"ids": ids[:1], "after": ids[0]})
     assert resp.status_code == 400 and resp.get_json()["field"] == "after"
+
+
+@pytest.mark.parametrize("overrides", [{"bulk_requests_per_tenant": 2}])
+def test_each_tenant_has_a_budget_of_bulk_requests(reg, t, svc):
+    """A bulk write may hold SQLite's write lock for about a second: one tenant cannot send
+    them without end (invariant 8), and its budget is its own."""
+    body = {"filter": {"name": "nothing matches this"}}
+    for _ in range(2):
+        assert reg.call("POST", f"{BULK}/block", svc, json=body).status_code == 200
+    refused = reg.call("POST", BULK, svc, json={"devices": [{"name": "A"}]})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert listed(reg, svc) == []
+    other = reg.tenant()
+    assert reg.call("POST", f"{BULK}/block", reg.service_token(other), json=body).status_code == 200
+    reg.now.advance(61)
+    assert reg.call("POST", f"{BULK}/block", svc, json=body).status_code == 200
