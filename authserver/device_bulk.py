@@ -171,7 +171,9 @@ _ACTIONABLE = {
 }
 
 
-def change_by_ids(tenant_id: str, actor: str, action: str, ids: list[str]) -> Outcome:
+def change_by_ids(
+    tenant_id: str, actor: str, action: str, ids: list[str], restore: bool = False
+) -> Outcome:
     """``action`` on each of ``ids`` (distinct, at most ``MAX_ROWS``). An id that is not a live
     device of the tenant fails the whole request before anything changes (``BulkRejected``)."""
     assert action in ACTIONS, action
@@ -180,7 +182,7 @@ def change_by_ids(tenant_id: str, actor: str, action: str, ids: list[str]) -> Ou
         return set(db.session.scalars(_LIVE, {"tenant_id": tenant_id, "ids": chunk}))
 
     def apply(chunk: list[str], outcome: Outcome) -> None:
-        _apply(tenant_id, actor, action, chunk, outcome)
+        _apply(tenant_id, actor, action, chunk, outcome, restore)
 
     return by_ids(ids, live, apply, limit=MAX_ROWS, chunk=CHUNK, missing="No such device.")
 
@@ -193,7 +195,12 @@ _LIVE = select(Device.id).where(
 
 
 def change_by_filter(
-    tenant_id: str, actor: str, action: str, query: DeviceQuery, after: str | None = None
+    tenant_id: str,
+    actor: str,
+    action: str,
+    query: DeviceQuery,
+    after: str | None = None,
+    restore: bool = False,
 ) -> Outcome:
     """``action`` on the devices ``query`` selects that it can change, up to ``MAX_ROWS`` per
     request; ``has_more`` when others remain (the same request again goes on from there)."""
@@ -209,7 +216,7 @@ def change_by_filter(
         return list(db.session.scalars(stmt, {**params, "after": after, "n": n}))
 
     def apply(chunk: list[str], outcome: Outcome) -> None:
-        _apply(tenant_id, actor, action, chunk, outcome)
+        _apply(tenant_id, actor, action, chunk, outcome, restore)
 
     return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK, after=after)
 
@@ -223,7 +230,15 @@ def _take_write_lock() -> None:
 
 
 _CHUNK_ROWS = (
-    select(Device.id, Device.status, Device.identifier, Device.origin, Device.link_code_hash)
+    select(
+        Device.id,
+        Device.status,
+        Device.identifier,
+        Device.origin,
+        Device.link_code_hash,
+        Device.block_mark,
+        Device.mark_before_block,
+    )  # fmt: skip
     .where(
         Device.tenant_id == bindparam("tenant_id"),
         Device.deleted_at.is_(None),
@@ -233,9 +248,12 @@ _CHUNK_ROWS = (
 )
 
 
-def _apply(tenant_id: str, actor: str, action: str, ids: list[str], outcome: Outcome) -> None:
+def _apply(
+    tenant_id: str, actor: str, action: str, ids: list[str], outcome: Outcome, restore: bool
+) -> None:
     """One transaction: ``action`` on the devices ``ids`` as they are now, audited, their tokens
-    revoked with the change."""
+    revoked with the change (``restore``: an unblock brings back what the block ended, as PATCH
+    with restoreSessions does)."""
     _take_write_lock()
     stmt = _CHUNK_ROWS.with_for_update() if db.engine.dialect.name != "sqlite" else _CHUNK_ROWS
     rows = db.session.execute(stmt, {"tenant_id": tenant_id, "ids": ids}).all()
@@ -272,7 +290,12 @@ def _apply(tenant_id: str, actor: str, action: str, ids: list[str], outcome: Out
         )  # fmt: skip
         event = "device.blocked"
     elif action == "unblock":
-        tokens.keep_blocked_sessions_dead_many(changing)
+        if restore:
+            # In the unblock's own transaction: what each block ended lives again.
+            for r in todo:
+                tokens.restore_device(r.id, r.mark_before_block)
+        else:
+            tokens.keep_blocked_sessions_dead_many(changing)
         db.session.execute(
             update(Device)
             .where(Device.id.in_(changing))
@@ -298,16 +321,23 @@ def _apply(tenant_id: str, actor: str, action: str, ids: list[str], outcome: Out
     db.session.execute(
         insert(AuditEvent.__table__),  # type: ignore[arg-type]
         [{"id": new_id("aud"), "tenant_id": tenant_id, "type": event, "device_id": r.id,
-          "actor": actor, "data": _event_data(action, r.status), "created_at": t}
+          "actor": actor, "data": _event_data(action, r.status, restore), "created_at": t}
          for r in todo],
     )  # fmt: skip
     db.session.commit()
     outcome.changed += len(todo)
+    if action == "unblock" and restore:
+        for r in todo:
+            if r.block_mark is not None:
+                # Redis last, and only where the mark is still the block's (devices.update_device).
+                revocation.restore_in_store("device", r.id, r.block_mark, r.mark_before_block)
 
 
-def _event_data(action: str, previous: str) -> dict[str, Any]:
+def _event_data(action: str, previous: str, restore: bool) -> dict[str, Any]:
     # As the single-device operations record them (devices._change_status, delete_device).
     data: dict[str, Any] = {"bulk": True}
+    if restore:
+        data["restored_sessions"] = True
     if action != "delete":
         data["previous"] = previous
     return data

@@ -95,12 +95,17 @@ def _change(action: str) -> Response:
     allow_bulk_body(tenant_id)
     body = schema.DEVICE_BULK_CHANGE.parse(json_body())
     ids, filter_ = ids_or_filter(body)
+    restore = bool(body.get("restoreSessions"))
+    if "restoreSessions" in body and action != "unblock":
+        raise ValidationProblem("restoreSessions applies to unblocking.", field="restoreSessions")
     if ids is not None:
-        outcome = device_bulk.change_by_ids(tenant_id, actor, action, ids)
+        outcome = device_bulk.change_by_ids(tenant_id, actor, action, ids, restore)
     else:
         assert filter_ is not None
         query = _query_of(filter_)
-        outcome = device_bulk.change_by_filter(tenant_id, actor, action, query, body.get("after"))
+        outcome = device_bulk.change_by_filter(
+            tenant_id, actor, action, query, body.get("after"), restore
+        )
     return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
 
 

@@ -571,6 +571,11 @@ DEVICE_BULK_CHANGE = Body(
         Ids("ids", "The devices' ids.", BULK_LIMIT),
         DEVICE_FILTER,
         BULK_AFTER,
+        Flag(
+            "restoreSessions",
+            "Unblock only: the sessions each block ended live again (default false), as PATCH "
+            "with restoreSessions.",
+        ),
     ),
     extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]},
     example={"filter": {"locationId": "loc_main", "status": "ACTIVE"}},

@@ -382,7 +382,8 @@ def test_a_filter_change_goes_on_where_it_stopped(reg, t, svc, monkeypatch):
         ({"filter": {"status": "GONE"}}, "must be one of"),
         ({"filter": {"q": 5}}, "string"),
         ({"filter": "q=x"}, "object"),
-        ({"ids": ["dev_a"], "restoreSessions": True}, "Unknown field"),
+        ({"ids": ["dev_a"], "restoreSessions": True}, "applies to unblocking"),
+        ({"ids": ["dev_a"], "colour": "red"}, "Unknown field"),
     ],
 )
 def test_bulk_change_refuses_unclear_requests(reg, t, svc, body, detail):
@@ -646,3 +647,24 @@ def test_each_tenant_has_a_budget_of_bulk_requests(reg, t, svc):
     assert reg.call("POST", f"{BULK}/block", reg.service_token(other), json=body).status_code == 200
     reg.now.advance(61)
     assert reg.call("POST", f"{BULK}/block", svc, json=body).status_code == 200
+
+
+def test_bulk_unblock_with_restored_sessions(reg, t, svc, app):
+    """restoreSessions in bulk does what it does one by one: the sessions each block ended (in
+    bulk or one by one) live again; the audit event says so."""
+    a, b = reg.linked_device(t), reg.linked_device(t)
+    reg.now.advance(1)
+    reg.call("POST", f"{BULK}/block", svc, json={"ids": [a[0]["id"]]})
+    reg.call("PATCH", f"{DEVICES}/{b[0]['id']}", svc, json={"status": "BLOCKED"})
+    for _, tokens, key in (a, b):
+        assert me_status(reg, tokens, key) == 401
+    reg.now.advance(1)
+    resp = reg.call("POST", f"{BULK}/unblock", svc,
+                    json={"filter": {"status": "BLOCKED"}, "restoreSessions": True})  # fmt: skip
+    assert resp.get_json()["data"]["changed"] == 2
+    for _, tokens, key in (a, b):
+        assert me_status(reg, tokens, key) == 200
+        assert refresh_status(reg, t, tokens, key) == 200
+    events = audit_events(app, t.id, "device.activated")
+    assert {e.device_id for e in events} == {a[0]["id"], b[0]["id"]}
+    assert all(e.data["restored_sessions"] is True for e in events)
