@@ -6,17 +6,20 @@ A change by ids checks every id first: one that is not an item of the tenant fai
 before anything changes. A change by filter selects, chunk by chunk in id order, the items the
 action can change, up to a number per request; ``has_more`` then tells the client to send the
 same request again (with ``after``, the outcome's ``last_id``, to go on from there; an action
-that leaves its items selected, such as a module's logout, needs it). Each chunk is one transaction that reads its items again under a lock, so
-an item changed meanwhile is judged as it is now; a failure (the store unreachable) leaves the
-chunks before it done and its own undone, and the same request again finishes the job.
+that leaves its items selected, such as a module's logout, needs it). Each chunk is one
+transaction that reads its items again under a lock (``locked``), so an item changed meanwhile is
+judged as it is now; a failure (the store unreachable) leaves the chunks before it done and its
+own undone, and the same request again finishes the job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 
 from authserver.models import db
@@ -45,13 +48,80 @@ class RowError:
         return found
 
 
+def reported(errors: list[RowError]) -> dict[str, Any]:
+    """A problem's members for failing rows or ids: ``errors`` (the first
+    ``MAX_REPORTED_ERRORS``) and ``errorCount`` (all of them)."""
+    return {"errors": [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]],
+            "errorCount": len(errors)}  # fmt: skip
+
+
 class BulkRejected(ValidationProblem):
     """A bulk request with rows (or ids) that fail: nothing was changed; ``errors`` says which
-    and why (the first ``MAX_REPORTED_ERRORS``; ``errorCount`` all of them)."""
+    and why."""
 
     def __init__(self, detail: str, errors: list[RowError]) -> None:
-        shown = [e.as_dict() for e in errors[:MAX_REPORTED_ERRORS]]
-        super().__init__(detail, errors=shown, errorCount=len(errors))
+        super().__init__(detail, **reported(errors))
+
+
+class RowReport:
+    """The errors of a bulk creation's rows as they are found, each with its CSV line."""
+
+    def __init__(self, lines: list[int] | None, errors: list[RowError] | None = None) -> None:
+        self.lines = lines
+        self.errors = list(errors or [])
+
+    def fail(self, index: int, detail: str, field: str | None = None) -> None:
+        line = self.lines[index] if self.lines else None
+        self.errors.append(RowError(index, detail, field, line))
+
+    def failed(self) -> set[int]:
+        return {e.index for e in self.errors}
+
+    def once_and_free(
+        self, rows: list[dict[str, Any] | None], member: str, taken: set[str], also: str,
+        exists: str,
+    ) -> None:  # fmt: skip
+        """Each value of ``member`` once in the batch (``also``, formatted with the row it is
+        also in) and not ``taken`` already (``exists``)."""
+        first: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            value = row.get(member) if row is not None else None
+            if value is None:
+                continue
+            if value in first:
+                self.fail(i, also.format(row=first[value]), member)
+            elif value in taken:
+                self.fail(i, exists, member)
+            first.setdefault(value, i)
+
+    def raise_if_any(self, detail: str) -> None:
+        """``BulkRejected`` (``detail`` formatted with the count) when a row failed: nothing is
+        written, the session's work is undone."""
+        if self.errors:
+            db.session.rollback()
+            self.errors.sort(key=lambda e: e.index)
+            raise BulkRejected(detail.format(n=len(self.errors)), self.errors)
+
+
+def existing(column: Any, values: Iterable[str], *where: Any, chunk: int = 500) -> set[str]:
+    """Which of ``values`` ``column`` holds in the rows ``where`` selects (a tenant's), read
+    in statements of ``chunk`` values."""
+    wanted = sorted(set(values))
+    stmt = select(column).where(*where, column.in_(bindparam("values", expanding=True)))
+    found: set[str] = set()
+    for start in range(0, len(wanted), chunk):
+        found.update(db.session.scalars(stmt, {"values": wanted[start : start + chunk]}))
+    return found
+
+
+def locked(stmt: Any, table: str) -> Any:
+    """``stmt`` (a chunk's read) to run under a lock until the commit: on SQLite the database's
+    write lock, taken now by a write that changes nothing in ``table``; elsewhere the rows'
+    (``FOR UPDATE``)."""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(text(f"UPDATE {table} SET id = id WHERE 0"))  # noqa: S608 - a name of ours
+        return stmt
+    return stmt.with_for_update()
 
 
 def check_count(count: int, limit: int, what: str = "rows") -> None:
@@ -89,10 +159,12 @@ def by_ids(
     limit: int,
     chunk: int,
     missing: str,
+    admit: Callable[[], None] | None = None,
 ) -> Outcome:
     """``apply`` to ``ids`` (distinct) chunk by chunk, once ``live`` (given a chunk of ids, those
     that are items of the tenant) knows every one of them; else ``BulkRejected`` naming each
-    unknown id (``missing`` says what it is not) and nothing changes."""
+    unknown id (``missing`` says what it is not) and nothing changes. ``admit``, called then
+    before any change, may refuse the request for what ``live`` saw."""
     check_count(len(ids), limit, "ids")
     position = {item_id: i for i, item_id in enumerate(ids)}
     found: set[str] = set()
@@ -102,6 +174,8 @@ def by_ids(
     unknown = [RowError(position[i], missing) for i in ids if i not in found]
     if unknown:
         raise BulkRejected(f"{len(unknown)} id(s) are unknown; nothing changed.", unknown)
+    if admit is not None:
+        admit()
     outcome = Outcome(matched=len(ids))
     for start in range(0, len(ids), chunk):
         apply(ids[start : start + chunk], outcome)
@@ -136,17 +210,16 @@ def by_filter(
         after = outcome.last_id = ids[-1]
 
 
-def commit_created(taken: str) -> None:
-    """Commit a bulk creation, all of it or (a unique value taken by a concurrent request since
-    the rows were checked: ``taken`` says which kind) none of it, as a 409."""
+@contextmanager
+def creating(conflict: str) -> Iterator[None]:
+    """The writes of a bulk creation, committed all together, or (a unique value taken by a
+    concurrent request since the rows were checked) none of them: a 409 saying ``conflict``."""
     try:
+        yield
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise ConflictProblem(
-            f"{taken} was taken meanwhile; nothing was created. Send the request again to see "
-            "which."
-        ) from exc
+        raise ConflictProblem(conflict) from exc
 
 
 def walk(

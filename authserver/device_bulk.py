@@ -20,16 +20,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, select, update
 
 from authserver import revocation, tokens
-from authserver.bulk import BulkRejected, Outcome, RowError, by_filter, by_ids, check_count
+from authserver.bulk import (
+    Outcome,
+    RowError,
+    RowReport,
+    by_filter,
+    by_ids,
+    check_count,
+    creating,
+    existing,
+    locked,
+)
 from authserver.devices import (
     DeviceQuery,
+    can_be_active,
     filter_params,
     filtered,
     new_device,
+    search_devices,
 )
 from authserver.models import (
     AuditEvent,
@@ -40,7 +51,6 @@ from authserver.models import (
     Location,
     db,
 )
-from authserver.problems import ConflictProblem
 from authserver.security import new_id, now, now_ms
 
 MAX_ROWS = 10_000  # rows of one bulk creation; ids of one bulk change; changes of one request
@@ -73,34 +83,24 @@ def create_devices(
     that failed to parse, its error among ``errors``), or none: ``BulkRejected`` names every
     row that cannot be created."""
     check_row_count(len(rows))
-    errors = list(errors or [])
-
-    def fail(index: int, detail: str, field_: str | None = None) -> None:
-        errors.append(RowError(index, detail, field_, lines[index] if lines else None))
-
+    report = RowReport(lines, errors)
     # Each externalId once in the batch, and not taken by a live device of the tenant.
-    first: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        ext = row.get("externalId") if row is not None else None
-        if ext is None:
-            continue
-        if ext in first:
-            fail(i, f"externalId is also in row {first[ext]}.", "externalId")
-        else:
-            first[ext] = i
-    for ext in _taken_external_ids(tenant_id, list(first)):
-        fail(first[ext], "A device with this externalId already exists.", "externalId")
+    taken = existing(
+        Device.external_id,
+        (r["externalId"] for r in rows if r is not None and r.get("externalId") is not None),
+        Device.tenant_id == tenant_id,
+        Device.deleted_at.is_(None),
+    )
+    report.once_and_free(rows, "externalId", taken, "externalId is also in row {row}.",
+                         "A device with this externalId already exists.")  # fmt: skip
     # Every location named exists in the tenant.
-    wanted = {loc for row in rows if row is not None for loc in row.get("locationIds") or []}
-    known = _known_locations(tenant_id, wanted)
+    named = {loc for row in rows if row is not None for loc in row.get("locationIds") or []}
+    known = existing(Location.id, named, Location.tenant_id == tenant_id)
     for i, row in enumerate(rows):
-        named = row.get("locationIds") or [] if row is not None else []
-        unknown = [loc for loc in named if loc not in known]
+        unknown = [loc for loc in (row or {}).get("locationIds") or [] if loc not in known]
         if unknown:
-            fail(i, f"Unknown location id(s): {', '.join(unknown)}.", "locationIds")
-    if errors:
-        errors.sort(key=lambda e: e.index)
-        raise BulkRejected(f"{len(errors)} row(s) cannot be created; nothing was.", errors)
+            report.fail(i, f"Unknown location id(s): {', '.join(unknown)}.", "locationIds")
+    report.raise_if_any("{n} row(s) cannot be created; nothing was.")
 
     made: list[Created] = []
     t = now_ms()
@@ -109,7 +109,9 @@ def create_devices(
         device, link_code = new_device(tenant_id, actor, row, t)
         made.append(Created(device, list(dict.fromkeys(row.get("locationIds") or [])), link_code))
     columns = [c.key for c in Device.__table__.c]  # type: ignore[attr-defined]
-    try:
+    # An externalId taken between the check and the insert (a concurrent request): a 409.
+    with creating("A device with one of these externalIds was created meanwhile; nothing was "
+                  "created. Send the request again to see which."):  # fmt: skip
         for start in range(0, len(made), CHUNK):  # statements of bounded size, one transaction
             part = made[start : start + CHUNK]
             db.session.execute(
@@ -120,38 +122,7 @@ def create_devices(
                      for m in part for loc in m.location_ids]  # fmt: skip
             if links:
                 db.session.execute(insert(DeviceLocation.__table__), links)  # type: ignore[arg-type]
-        db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        # An externalId taken between the check and the insert (a concurrent request).
-        raise ConflictProblem(
-            "A device with one of these externalIds was created meanwhile; nothing was "
-            "created. Send the request again to see which."
-        ) from exc
     return made
-
-
-def _taken_external_ids(tenant_id: str, external_ids: list[str]) -> set[str]:
-    stmt = select(Device.external_id).where(
-        Device.tenant_id == tenant_id,
-        Device.deleted_at.is_(None),
-        Device.external_id.in_(bindparam("ids", expanding=True)),
-    )
-    taken: set[str] = set()
-    for start in range(0, len(external_ids), CHUNK):
-        taken.update(db.session.scalars(stmt, {"ids": external_ids[start : start + CHUNK]}))
-    return taken
-
-
-def _known_locations(tenant_id: str, ids: set[str]) -> set[str]:
-    wanted = sorted(ids)
-    stmt = select(Location.id).where(
-        Location.tenant_id == tenant_id, Location.id.in_(bindparam("ids", expanding=True))
-    )
-    known: set[str] = set()
-    for start in range(0, len(wanted), CHUNK):
-        known.update(db.session.scalars(stmt, {"ids": wanted[start : start + CHUNK]}))
-    return known
 
 
 # -- changing many -------------------------------------------------------------------------------
@@ -164,7 +135,7 @@ _ACTIONABLE = {
     "block": Device.status != DeviceStatus.BLOCKED,
     "unblock": (Device.status == DeviceStatus.BLOCKED)
     & (
-        Device.identifier.is_not(None)  # linked, or an audit device (devices._change_status)
+        Device.identifier.is_not(None)  # devices.can_be_active, said in SQL
         | ((Device.origin == DeviceOrigin.API) & Device.link_code_hash.is_(None))
     ),
     "delete": None,
@@ -179,19 +150,13 @@ def change_by_ids(
     assert action in ACTIONS, action
 
     def live(chunk: list[str]) -> set[str]:
-        return set(db.session.scalars(_LIVE, {"tenant_id": tenant_id, "ids": chunk}))
+        return existing(Device.id, chunk, Device.tenant_id == tenant_id,
+                        Device.deleted_at.is_(None))  # fmt: skip
 
     def apply(chunk: list[str], outcome: Outcome) -> None:
         _apply(tenant_id, actor, action, chunk, outcome, restore)
 
     return by_ids(ids, live, apply, limit=MAX_ROWS, chunk=CHUNK, missing="No such device.")
-
-
-_LIVE = select(Device.id).where(
-    Device.tenant_id == bindparam("tenant_id"),
-    Device.deleted_at.is_(None),
-    Device.id.in_(bindparam("ids", expanding=True)),
-)
 
 
 def change_by_filter(
@@ -221,14 +186,6 @@ def change_by_filter(
     return by_filter(next_ids, apply, limit=MAX_ROWS, chunk=CHUNK, after=after)
 
 
-def _take_write_lock() -> None:
-    """SQLite: take the database's write lock before reading the chunk, so what is read stays
-    so until the commit (a write statement that changes nothing opens the write transaction).
-    PostgreSQL locks the chunk's rows instead (``FOR UPDATE``)."""
-    if db.engine.dialect.name == "sqlite":
-        db.session.execute(text("UPDATE devices SET id = id WHERE 0"))
-
-
 _CHUNK_ROWS = (
     select(
         Device.id,
@@ -254,8 +211,7 @@ def _apply(
     """One transaction: ``action`` on the devices ``ids`` as they are now, audited, their tokens
     revoked with the change (``restore``: an unblock brings back what the block ended, as PATCH
     with restoreSessions does)."""
-    _take_write_lock()
-    stmt = _CHUNK_ROWS.with_for_update() if db.engine.dialect.name != "sqlite" else _CHUNK_ROWS
+    stmt = locked(_CHUNK_ROWS, "devices")
     rows = db.session.execute(stmt, {"tenant_id": tenant_id, "ids": ids}).all()
     gone = set(ids) - {r.id for r in rows}
     outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
@@ -266,9 +222,7 @@ def _apply(
             outcome.skipped.append({"id": r.id, "reason": "already_blocked"})
         elif action == "unblock" and r.status != DeviceStatus.BLOCKED:
             outcome.skipped.append({"id": r.id, "reason": "not_blocked"})
-        elif action == "unblock" and not (
-            r.identifier is not None or (r.origin == DeviceOrigin.API and r.link_code_hash is None)
-        ):
+        elif action == "unblock" and not can_be_active(r):
             # As PATCH status ACTIVE: only a linked device (or an audit device) can be ACTIVE.
             outcome.skipped.append({"id": r.id, "reason": "not_linked"})
         else:
@@ -295,7 +249,7 @@ def _apply(
             for r in todo:
                 tokens.restore_device(r.id, r.mark_before_block)
         else:
-            tokens.keep_blocked_sessions_dead_many(changing)
+            tokens.keep_blocked_sessions_dead(changing)
         db.session.execute(
             update(Device)
             .where(Device.id.in_(changing))
@@ -347,10 +301,8 @@ def _event_data(action: str, previous: str, restore: bool) -> dict[str, Any]:
 
 
 def walk(tenant_id: str, query: DeviceQuery, rendered: Any, page: int = 1000) -> Iterator[Any]:
-    """Every device ``query`` selects, in its sort, page by page (each page its own short read,
-    so an export of a million devices holds no transaction open)."""
-    from authserver.devices import search_devices
-
+    """Every device ``query`` selects, in its sort, page by page (each page its own short read
+    outside the session, so an export of a million devices holds no transaction open)."""
     after = None
     while True:
         found = search_devices(tenant_id, query, after, page, rendered)

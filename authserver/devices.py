@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -214,6 +214,11 @@ class DeviceQuery:
     identifier: str | None = None
     q: str | None = None
 
+    def filters(self) -> tuple[str | None, ...]:
+        """The filters' values, in a fixed order (None: not filtered by it)."""
+        return (self.location_id, self.name, self.origin, self.status, self.app_code,
+                self.external_id, self.identifier, self.q)  # fmt: skip
+
 
 # Never active sorts as 0 (first, ascending). Spelt with a literal 0, as the index
 # ix_devices_tenant_activity is: a bound parameter there would not match the index.
@@ -264,11 +269,7 @@ def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
     0021): exact, one read. Otherwise exact up to ``COUNT_EXACT_UP_TO`` (the count stops
     there); beyond, on PostgreSQL, the planner's estimate for the filters (never below the
     exact part), on SQLite the exact count."""
-    only_status = all(
-        value is None
-        for value in (query.location_id, query.name, query.origin, query.app_code,
-                      query.external_id, query.identifier, query.q)
-    )  # fmt: skip
+    only_status = all(value is None for value in replace(query, status=None).filters())
     if only_status and db.engine.dialect.name == "sqlite" and _sqlite_has("device_counts"):
         if query.status is None:
             return int(db.session.scalar(_COUNTED, {"tenant_id": tenant_id}) or 0), True
@@ -278,11 +279,7 @@ def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
         return int(counted or 0), True
     params = filter_params(tenant_id, query)
     fts = "fts" in params
-    shape = (fts, *(
-        value is not None
-        for value in (query.location_id, query.name, query.origin, query.status,
-                      query.app_code, query.external_id, query.identifier, query.q)
-    ))  # fmt: skip
+    shape = (fts, *(value is not None for value in query.filters()))
     stmts = _COUNTS.get(shape)
     if stmts is None:
         matching = filtered(select(literal_column("1")), query, fts)
@@ -330,12 +327,8 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any, fts: b
         query.sort_by,
         query.descending,
         has_after,
-        *(
-            value is not None
-            for value in (query.location_id, query.name, query.origin, query.status,
-                          query.app_code, query.external_id, query.identifier, query.q)
-        ),
-    )  # fmt: skip
+        *(value is not None for value in query.filters()),
+    )
     stmt = _SEARCHES.get(shape)
     if stmt is not None:
         return stmt
@@ -570,7 +563,7 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
         if restore:
             tokens.restore_device(device.id, mark_before)
         else:
-            tokens.keep_blocked_sessions_dead(device.id)
+            tokens.keep_blocked_sessions_dead([device.id])
     device.updated_at = now_ms()
     device.updated_by = actor
     _commit_unique()
@@ -578,6 +571,13 @@ def update_device(device: Device, actor: str, data: dict[str, Any]) -> str | Non
         # Redis last, and only if the mark is still the block's (not a block made since).
         revocation.restore_in_store("device", device.id, block_mark, mark_before)
     return link_code
+
+
+def can_be_active(device: Any) -> bool:
+    """Whether a device (or a row of its columns) may be ACTIVE: linked (it has an
+    identifier), or an audit device (made by the API, with no link code to wait for)."""
+    linked = device.identifier is not None
+    return linked or (device.origin == DeviceOrigin.API and device.link_code_hash is None)
 
 
 def _change_status(device: Device, status: str, actor: str, restore: bool = False) -> str | None:
@@ -595,9 +595,7 @@ def _change_status(device: Device, status: str, actor: str, restore: bool = Fals
         return None
     device.block_mark = device.mark_before_block = None
     if status == DeviceStatus.ACTIVE:
-        linked = device.identifier is not None
-        audit_device = device.origin == DeviceOrigin.API and device.link_code_hash is None
-        if not (linked or audit_device):
+        if not can_be_active(device):
             raise ConflictProblem("Only a linked device can be made ACTIVE; link it.")
         device.status = DeviceStatus.ACTIVE
         return None

@@ -317,22 +317,10 @@ class RedisStore:
         self._run_script(self._give_back, [self._k(key)], [self._now_ms()])
 
     def put(self, key: str, value: str, ttl: float) -> None:
-        now = self._now_ms()
-        ms = max(1, int(ttl * 1000))
-        k = self._k(key)
-        self._send(
-            [
-                ("MULTI",),
-                ("DEL", k),
-                ("HSET", k, "v", value, "e", now + ms),
-                ("PEXPIRE", k, ms + _GRACE_MS),
-                ("EXEC",),
-            ],
-            read=False,
-        )
+        self.put_many([key], value, ttl)
 
     def put_many(self, keys: list[str], value: str, ttl: float) -> None:
-        """``put`` of one value under many keys, in one round trip (a bulk revocation)."""
+        """One value under each of ``keys``, in one transaction and one round trip."""
         now = self._now_ms()
         ms = max(1, int(ttl * 1000))
         commands: list[tuple[str | int, ...]] = [("MULTI",)]

@@ -8,17 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select
 
 from authserver import bulk, modules
 from authserver.bulk import (
-    BulkRejected,
     Outcome,
     RowError,
+    RowReport,
     by_filter,
     by_ids,
     check_count,
-    commit_created,
+    creating,
+    existing,
+    locked,
 )
 from authserver.models import Location, Module, User, db
 from authserver.problems import ValidationProblem
@@ -39,22 +41,19 @@ def create_modules(
     parse, its error among ``errors``), or none: ``BulkRejected`` names every failing row
     (with its CSV ``lines``)."""
     check_count(len(rows), MAX_ROWS)
-    errors = list(errors or [])
-
-    def fail(index: int, detail: str, field: str) -> None:
-        errors.append(RowError(index, detail, field, lines[index] if lines else None))
-
-    ids = sorted({r["id"] for r in rows if r is not None})
-    taken = _found(select(Module.id).where(Module.tenant_id == tenant_id,
-                                           Module.id.in_(bindparam("values", expanding=True))),
-                   ids)  # fmt: skip
-    users = _found(select(User.id).where(User.tenant_id == tenant_id,
-                                         User.id.in_(bindparam("values", expanding=True))),
-                   sorted({r["userId"] for r in rows if r is not None and r.get("userId")}))  # fmt: skip
-    locations = _found(
-        select(Location.id).where(Location.tenant_id == tenant_id,
-                                  Location.id.in_(bindparam("values", expanding=True))),
-        sorted({r["locationId"] for r in rows if r is not None and r.get("locationId")}),
+    report = RowReport(lines, errors)
+    fail = report.fail
+    taken = existing(
+        Module.id, (r["id"] for r in rows if r is not None), Module.tenant_id == tenant_id
+    )
+    users = existing(
+        User.id,
+        (r["userId"] for r in rows if r is not None and r.get("userId")),
+        User.tenant_id == tenant_id,
+    )
+    locations = existing(
+        Location.id, (r["locationId"] for r in rows if r is not None and r.get("locationId")),
+        Location.tenant_id == tenant_id,
     )  # fmt: skip
     first: dict[str, int] = {}
     for i, row in enumerate(rows):
@@ -74,29 +73,19 @@ def create_modules(
             fail(i, "No such user in this tenant.", "userId")
         if row.get("locationId") and row["locationId"] not in locations:
             fail(i, "No such location in this tenant.", "locationId")
-    if errors:
-        errors.sort(key=lambda e: e.index)
-        raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)
-    made = [modules.stage_new(tenant_id, row, actor_id) for row in rows if row is not None]
-    commit_created("A module id")
+    report.raise_if_any("{n} error(s) in the rows; nothing was created.")
+    with creating("A module id was taken meanwhile; nothing was created. Send the request "
+                  "again to see which."):  # fmt: skip
+        made = [modules.stage_new(tenant_id, row, actor_id) for row in rows if row is not None]
     return made
-
-
-def _found(stmt: Any, values: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(values), CHUNK):
-        found.update(db.session.scalars(stmt, {"values": values[start : start + CHUNK]}))
-    return found
 
 
 def change_by_ids(tenant_id: str, actor_id: str, action: str, ids: list[str]) -> Outcome:
     """``action`` on each of ``ids``: every one a module of the tenant, or nothing changes."""
     assert action in ACTIONS, action
-    stmt = select(Module.id).where(Module.tenant_id == tenant_id,
-                                   Module.id.in_(bindparam("values", expanding=True)))  # fmt: skip
 
     def live(chunk: list[str]) -> set[str]:
-        return _found(stmt, chunk)
+        return existing(Module.id, chunk, Module.tenant_id == tenant_id)
 
     def apply(chunk: list[str], outcome: Outcome) -> None:
         _apply(tenant_id, actor_id, action, chunk, outcome)
@@ -129,12 +118,8 @@ def change_by_filter(
 
 def _apply(tenant_id: str, actor_id: str, action: str, ids: list[str], outcome: Outcome) -> None:
     """One transaction: ``action`` on the modules ``ids`` that still exist."""
-    if db.engine.dialect.name == "sqlite":
-        db.session.execute(text("UPDATE modules SET id = id WHERE 0"))  # the write lock, first
     stmt = select(Module).where(Module.tenant_id == tenant_id, Module.id.in_(ids))
-    if db.engine.dialect.name != "sqlite":
-        stmt = stmt.with_for_update()
-    found = list(db.session.scalars(stmt.order_by(Module.id)))
+    found = list(db.session.scalars(locked(stmt.order_by(Module.id), "modules")))
     gone = set(ids) - {m.id for m in found}
     outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
     for module in found:

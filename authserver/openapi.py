@@ -112,6 +112,72 @@ def _body(body: schema.Body) -> dict[str, Any]:
 
 
 _STR = {"type": "string"}
+# The device list's sort and filters (the export's too).
+_DEVICE_QUERY = [
+    _query("sortBy", "Sort key.", tuple(SORT_KEYS)),
+    _query("sortOrder", "asc (default) or desc.", ("asc", "desc")),
+    _query("locationId", "Only devices at this location."),
+    _query("name", "Name contains (case-insensitive)."),
+    _query("origin", "Only this origin.", tuple(ORIGINS)),
+    _query("status", "Only this status.", tuple(STATUSES)),
+    _query("appCode", "Only this app.", tuple(APP_CODES)),
+    _query("externalId", "Exactly this externalId."),
+    _query("deviceIdentifier", "Exactly this identifier (seed 000)."),
+    _query("q", "Name, externalId, identifier or tillId contains."),
+]
+_NOT_400 = {k: v for k, v in _API_ERRORS.items() if k != "400"}
+
+
+def _export_format(ndjson: str) -> dict[str, Any]:
+    return _query("format", f"csv (RFC 4180, a header line) or ndjson ({ndjson}).",
+                  ("csv", "ndjson"))  # fmt: skip
+
+
+def _bulk_create(tag: str, security: Any, body: schema.Body, csv_example: str, item: Any,
+                 made: str, failing: str, conflict: str) -> dict[str, Any]:  # fmt: skip
+    """A bulk creation: JSON (``body``) or CSV, all or none."""
+    return {
+        "tags": [tag],
+        "summary": f"Create up to 10,000 {tag.lower()} at once (JSON or CSV), all or none",
+        "security": security,
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": _ref(body.name)},
+            "text/csv": {"schema": {"type": "string"}, "example": csv_example},
+        }},
+        "responses": {
+            "201": _json({"type": "object", "properties": {"data": {
+                "type": "array", "items": item}}}, made),
+            "400": _json(_ref("BulkProblem"), "Nothing was created: errors lists each failing "
+                         f"row ({failing})."),
+            "409": _problem(f"{conflict} was taken meanwhile; nothing was created."),
+            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
+            **_NOT_400,
+        },
+    }  # fmt: skip
+
+
+def _bulk_changes(blueprint: str, tag: str, security: Any, body: schema.Body, description: str,
+                  actions: tuple[tuple[str, str], ...],
+                  refused: dict[str, Any] | None = None) -> dict[tuple[str, str], Any]:  # fmt: skip
+    """The bulk changes of ``blueprint``: ``actions`` (name, summary), each by ids or filter."""
+    errors = {"400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
+              **(refused or {})}  # fmt: skip
+    return {
+        (f"{blueprint}.bulk_{action}", "post"): {
+            "tags": [tag],
+            "summary": summary,
+            "security": security,
+            "requestBody": _body(body),
+            "description": description,
+            "responses": {
+                "200": _json(_one("BulkOutcome"), "What was done."),
+                **errors,
+                **{k: v for k, v in _API_ERRORS.items() if k not in errors},
+            },
+        }
+        for action, summary in actions
+    }
+
 
 # Every operation, by the endpoint (view) that serves it and its method.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -433,16 +499,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "security": _READ,
         "parameters": [
             *_PAGING,
-            _query("sortBy", "Sort key.", tuple(SORT_KEYS)),
-            _query("sortOrder", "asc (default) or desc.", ("asc", "desc")),
-            _query("locationId", "Only devices at this location."),
-            _query("name", "Name contains (case-insensitive)."),
-            _query("origin", "Only this origin.", tuple(ORIGINS)),
-            _query("status", "Only this status.", tuple(STATUSES)),
-            _query("appCode", "Only this app.", tuple(APP_CODES)),
-            _query("externalId", "Exactly this externalId."),
-            _query("deviceIdentifier", "Exactly this identifier (seed 000)."),
-            _query("q", "Name, externalId, identifier or tillId contains."),
+            *_DEVICE_QUERY,
             _query("pageSize", "limit, by seed 000's name (not both)."),
             _query(
                 "sortDirection",
@@ -460,132 +517,74 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "description": "Any other query parameter is a 400 naming it, never an unfiltered list.",
         "responses": {"200": _json(_page("Device"), "A page of devices."), **_API_ERRORS},
     },  # fmt: skip
-    ("device_bulk.bulk_create", "post"): {
-        "tags": ["Devices"],
-        "summary": "Create up to 10,000 devices at once (JSON or CSV), all or none",
-        "security": _WRITE,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _ref(schema.DEVICE_BULK_CREATE.name)},
-                "text/csv": {
-                    "schema": {"type": "string"},
-                    "example": "name,externalId,status\r\nTill 1,store-12-till-1,READY_TO_LINK\r\n",
-                },
-            },
-        },
-        "responses": {
-            "201": _json(
-                {
-                    "type": "object",
-                    "properties": {"data": {"type": "array", "items": _ref("Device")}},
-                },
-                "The devices in the order sent; each READY_TO_LINK one with its linkCode, "
-                "shown this once (Cache-Control: no-store).",
-            ),
-            "400": _json(
-                _ref("BulkProblem"),
-                "Nothing was created: errors lists each failing "
-                "row (index, field, detail; line for CSV).",
-            ),
-            "409": _problem("An externalId was taken meanwhile; nothing was created."),
-            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
-            **{k: v for k, v in _API_ERRORS.items() if k != "400"},
-        },
-    },
-    **{
-        (f"device_bulk.bulk_{action}", "post"): {
-            "tags": ["Devices"],
-            "summary": summary,
-            "security": _WRITE,
-            "requestBody": _body(schema.DEVICE_BULK_CHANGE),
-            "description": "In transactions of 500 devices, each audited as the single change "
-            "is. By ids: an id that is not a device of the tenant fails the request before "
-            "anything changes. By filter: up to 10,000 devices per request; hasMore says to "
-            "send it again. Sending a request again is safe (what is done stays done).",
-            "responses": {
-                "200": _json(_one("BulkOutcome"), "What was done."),
-                "400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
-                **{k: v for k, v in _API_ERRORS.items() if k != "400"},
-            },
-        }
-        for action, summary in (
+    ("device_bulk.bulk_create", "post"): _bulk_create(
+        "Devices",
+        _WRITE,
+        schema.DEVICE_BULK_CREATE,
+        "name,externalId,status\r\nTill 1,store-12-till-1,READY_TO_LINK\r\n",
+        _ref("Device"),
+        "The devices in the order sent; each READY_TO_LINK one with its linkCode, shown this "
+        "once (Cache-Control: no-store).",
+        "index, field, detail; line for CSV",
+        "An externalId",
+    ),
+    **_bulk_changes(
+        "device_bulk",
+        "Devices",
+        _WRITE,
+        schema.DEVICE_BULK_CHANGE,
+        "In transactions of 500 devices, each audited as the single change is. By ids: an id "
+        "that is not a device of the tenant fails the request before anything changes. By "
+        "filter: up to 10,000 devices per request; hasMore says to send it again. Sending a "
+        "request again is safe (what is done stays done).",
+        (
             ("block", "Block many devices (their tokens are revoked)"),
             ("unblock", "Unblock many devices (their old tokens stay revoked)"),
             ("delete", "Delete many devices (their tokens are revoked)"),
-        )
-    },
+        ),
+    ),
     ("people_bulk.bulk_create", "post"): {
-        "tags": ["People"],
+        **_bulk_create(
+            "People",
+            _USERS_WRITE,
+            schema.USER_BULK_CREATE,
+            "login,staffCode,roles\r\nanna@example.com,4711,STAFF@loc_main\r\n",
+            _ref("User"),
+            "The users in the order sent.",
+            "index, field, detail; line for CSV",
+            "A login, staff code or id",
+        ),
         "summary": "Create up to 10,000 users at once (JSON or CSV), all or none",
-        "security": _USERS_WRITE,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _ref(schema.USER_BULK_CREATE.name)},
-                "text/csv": {
-                    "schema": {"type": "string"},
-                    "example": "login,staffCode,roles\r\nanna@example.com,4711,STAFF@loc_main\r\n",
-                },
-            },
-        },
         "description": "At most 100 rows with a password per request (each is an argon2 hash).",
-        "responses": {
-            "201": _json(
-                {
-                    "type": "object",
-                    "properties": {"data": {"type": "array", "items": _ref("User")}},
-                },
-                "The users in the order sent.",
-            ),
-            "400": _json(
-                _ref("BulkProblem"),
-                "Nothing was created: errors lists each failing "
-                "row (index, field, detail; line for CSV).",
-            ),
-            "409": _problem("A login, staff code or id was taken meanwhile; nothing was created."),
-            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
-            **{k: v for k, v in _API_ERRORS.items() if k != "400"},
-        },
     },
-    **{
-        (f"people_bulk.bulk_{action}", "post"): {
-            "tags": ["People"],
-            "summary": summary,
-            "security": _USERS_WRITE,
-            "requestBody": _body(schema.USER_BULK_CHANGE),
-            "description": "In transactions of 500 users, each audited as the single change is. "
-            "By ids: an id that is not a user of the tenant (400) or a user holding a role you "
-            "may not manage (403) fails the request before anything changes. By filter: up to "
-            "10,000 users per request, never those you may not manage; hasMore says to send it "
-            "again.",
-            "responses": {
-                "200": _json(_one("BulkOutcome"), "What was done."),
-                "400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
-                "403": _json(
-                    _ref("BulkProblem"),
-                    "Nothing changed (users you may not manage "
-                    "listed), or the token may not manage people.",
-                ),
-                **{k: v for k, v in _API_ERRORS.items() if k not in ("400", "403")},
-            },
-        }
-        for action, summary in (
+    **_bulk_changes(
+        "people_bulk",
+        "People",
+        _USERS_WRITE,
+        schema.USER_BULK_CHANGE,
+        "In transactions of 500 users, each audited as the single change is. By ids: an id "
+        "that is not a user of the tenant (400) or a user holding a role you may not manage "
+        "(403) fails the request before anything changes. By filter: up to 10,000 users per "
+        "request, never those you may not manage; hasMore says to send it again.",
+        (
             ("disable", "Disable many users (their tokens are revoked)"),
             ("enable", "Enable many users"),
             ("delete", "Delete many users (their tokens are revoked)"),
-        )
-    },
+        ),
+        refused={
+            "403": _json(
+                _ref("BulkProblem"),
+                "Nothing changed (users you may not "
+                "manage listed), or the token may not manage people.",
+            )
+        },
+    ),
     ("people_bulk.export", "get"): {
         "tags": ["People"],
         "summary": "Export the filtered users (CSV or NDJSON, streamed)",
         "security": _USERS_READ,
         "parameters": [
-            _query(
-                "format",
-                "csv (RFC 4180, a header line) or ndjson (a user per line).",
-                ("csv", "ndjson"),
-            ),
+            _export_format("a user per line"),
             _query("login", "Login contains (case-insensitive)."),
             _query("name", "First or last name contains (case-insensitive)."),
             _query("role", "Holds this role.", tuple(ROLES)),
@@ -601,58 +600,30 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             **_API_ERRORS,
         },
     },
-    ("module_bulk.bulk_create", "post"): {
-        "tags": ["Modules"],
-        "summary": "Create up to 10,000 modules at once (JSON or CSV), all or none",
-        "security": _MODULES_WRITE,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _ref(schema.MODULE_BULK_CREATE.name)},
-                "text/csv": {
-                    "schema": {"type": "string"},
-                    "example": 'id,type,config\r\nkiosk-1,KIOSK,"{""menu"": 1}"\r\n',
-                },
-            },
-        },
-        "responses": {
-            "201": _json(
-                {
-                    "type": "object",
-                    "properties": {"data": {"type": "array", "items": {"type": "object"}}},
-                },
-                "The modules in the order sent.",
-            ),
-            "400": _json(
-                _ref("BulkProblem"),
-                "Nothing was created: errors lists each failing row (index, field, detail).",
-            ),
-            "409": _problem("A module id was taken meanwhile; nothing was created."),
-            "413": _problem("The body is larger than AUTHSERVER_MAX_BULK_REQUEST_BYTES."),
-            **{k: v for k, v in _API_ERRORS.items() if k != "400"},
-        },
-    },  # fmt: skip
-    **{
-        (f"module_bulk.bulk_{action}", "post"): {
-            "tags": ["Modules"],
-            "summary": summary,
-            "security": _MODULES_WRITE,
-            "requestBody": _body(schema.MODULE_BULK_CHANGE),
-            "description": "In transactions of 500 modules, each audited as the single change "
-            "is, every token of its enrolment revoked. By ids: an id that is not a module of the "
-            "tenant fails the request before anything changes. By filter: up to 10,000 modules "
-            "per request; with hasMore, send it again with after set to lastId.",
-            "responses": {
-                "200": _json(_one("BulkOutcome"), "What was done."),
-                "400": _json(_ref("BulkProblem"), "Nothing changed (unknown ids listed)."),
-                **{k: v for k, v in _API_ERRORS.items() if k != "400"},
-            },
-        }
-        for action, summary in (
+    ("module_bulk.bulk_create", "post"): _bulk_create(
+        "Modules",
+        _MODULES_WRITE,
+        schema.MODULE_BULK_CREATE,
+        'id,type,config\r\nkiosk-1,KIOSK,"{""menu"": 1}"\r\n',
+        {"type": "object"},
+        "The modules in the order sent.",
+        "index, field, detail",
+        "A module id",
+    ),
+    **_bulk_changes(
+        "module_bulk",
+        "Modules",
+        _MODULES_WRITE,
+        schema.MODULE_BULK_CHANGE,
+        "In transactions of 500 modules, each audited as the single change is, every token of "
+        "its enrolment revoked. By ids: an id that is not a module of the tenant fails the "
+        "request before anything changes. By filter: up to 10,000 modules per request; with "
+        "hasMore, send it again with after set to lastId.",
+        (
             ("logout", "Log out many modules (their enrolments' tokens are revoked)"),
             ("delete", "Delete many modules (their tokens are revoked)"),
-        )
-    },
+        ),
+    ),
     ("module_bulk.export", "get"): {
         "tags": ["Modules"],
         "summary": "Export the filtered modules (CSV or NDJSON, streamed)",
@@ -682,21 +653,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Export the filtered devices (CSV or NDJSON, streamed)",
         "security": _READ,
         "parameters": [
-            _query(
-                "format",
-                "csv (RFC 4180, a header line) or ndjson (a device per line).",
-                ("csv", "ndjson"),
-            ),
-            _query("sortBy", "Sort key.", tuple(SORT_KEYS)),
-            _query("sortOrder", "asc (default) or desc.", ("asc", "desc")),
-            _query("locationId", "Only devices at this location."),
-            _query("name", "Name contains (case-insensitive)."),
-            _query("origin", "Only this origin.", tuple(ORIGINS)),
-            _query("status", "Only this status.", tuple(STATUSES)),
-            _query("appCode", "Only this app.", tuple(APP_CODES)),
-            _query("externalId", "Exactly this externalId."),
-            _query("deviceIdentifier", "Exactly this identifier (seed 000)."),
-            _query("q", "Name, externalId, identifier or tillId contains."),
+            _export_format("a device per line"),
+            *_DEVICE_QUERY,
         ],
         "responses": {
             "200": {

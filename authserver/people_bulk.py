@@ -14,17 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select, text
+from sqlalchemy import bindparam, inspect, select
 
 from authserver import authorization, bulk, credentials, users
 from authserver.bulk import (
-    BulkRejected,
     Outcome,
     RowError,
+    RowReport,
     by_filter,
     by_ids,
     check_count,
-    commit_created,
+    creating,
+    existing,
+    locked,
+    reported,
 )
 from authserver.models import User, db
 from authserver.problems import ForbiddenProblem, Problem, ValidationProblem
@@ -41,8 +44,7 @@ class BulkForbidden(ForbiddenProblem):
     def __init__(self, errors: list[RowError]) -> None:
         super().__init__(
             f"{len(errors)} user(s) hold roles you may not manage; nothing changed.",
-            errors=[e.as_dict() for e in errors[:1000]],
-            errorCount=len(errors),
+            **reported(errors),
         )
 
 
@@ -63,29 +65,18 @@ def create_users(
             f"At most {MAX_PASSWORDS} rows with a password per request (each is an argon2 "
             f"hash); this has {passwords}. Send the others in more requests, or without one."
         )
-    errors = list(errors or [])
-
-    def fail(index: int, detail: str, field: str | None = None) -> None:
-        errors.append(RowError(index, detail, field, lines[index] if lines else None))
-
+    report = RowReport(lines, errors)
     # Logins, staff codes and ids: each once in the batch and not taken already.
-    for member, taken, what in (
-        ("login", _taken_logins(tenant_id, rows), "login"),
-        ("staffCode", _taken_staff_codes(tenant_id, rows), "staff code"),
-        ("id", _taken_ids(rows), "id"),
-    ):
-        first: dict[str, int] = {}
-        for i, row in enumerate(rows):
-            value = row.get(member) if row is not None else None
-            if value is None:
-                continue
-            if value in first:
-                fail(i, f"This {what} is also in row {first[value]}.", member)
-            elif value in taken:
-                fail(i, f"The {what} is taken.", member)
-            first.setdefault(value, i)
+    for member, what, taken in (
+        ("login", "login", existing(User.login, _values(rows, "login"),
+                                    User.tenant_id == tenant_id)),
+        ("staffCode", "staff code", _taken_staff_codes(tenant_id, rows)),
+        ("id", "id", existing(User.id, _values(rows, "id"))),
+    ):  # fmt: skip
+        report.once_and_free(rows, member, taken, f"This {what} is also in row {{row}}.",
+                             f"The {what} is taken.")  # fmt: skip
     made: list[User] = []
-    failed = {e.index for e in errors}
+    failed = report.failed()
     for i, row in enumerate(rows):
         if row is None or i in failed:
             continue
@@ -93,12 +84,11 @@ def create_users(
             made.append(users.stage_new(tenant_id, row, actor, actor_id, row.get("id")))
         except Problem as exc:
             field = exc.extra.get("field")
-            fail(i, exc.detail, field if isinstance(field, str) else None)
-    if errors:
-        db.session.rollback()
-        errors.sort(key=lambda e: e.index)
-        raise BulkRejected(f"{len(errors)} error(s) in the rows; nothing was created.", errors)
-    commit_created("A login, staff code or id")
+            report.fail(i, exc.detail, field if isinstance(field, str) else None)
+    report.raise_if_any("{n} error(s) in the rows; nothing was created.")
+    with creating("A login, staff code or id was taken meanwhile; nothing was created. Send "
+                  "the request again to see which."):  # fmt: skip
+        db.session.flush()
     return made
 
 
@@ -106,31 +96,9 @@ def _values(rows: list[dict[str, Any] | None], member: str) -> list[str]:
     return sorted({r[member] for r in rows if r is not None and r.get(member) is not None})
 
 
-def _in_chunks(stmt: Any, values: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(values), CHUNK):
-        found.update(db.session.scalars(stmt, {"values": values[start : start + CHUNK]}))
-    return found
-
-
-def _taken_logins(tenant_id: str, rows: list[dict[str, Any] | None]) -> set[str]:
-    stmt = select(User.login).where(
-        User.tenant_id == tenant_id, User.login.in_(bindparam("values", expanding=True))
-    )
-    return _in_chunks(stmt, _values(rows, "login"))
-
-
 def _taken_staff_codes(tenant_id: str, rows: list[dict[str, Any] | None]) -> set[str]:
     codes = {credentials.staff_code_hash(tenant_id, c): c for c in _values(rows, "staffCode")}
-    stmt = select(User.staff_code_hash).where(
-        User.tenant_id == tenant_id, User.staff_code_hash.in_(bindparam("values", expanding=True))
-    )
-    return {codes[h] for h in _in_chunks(stmt, sorted(codes))}
-
-
-def _taken_ids(rows: list[dict[str, Any] | None]) -> set[str]:
-    stmt = select(User.id).where(User.id.in_(bindparam("values", expanding=True)))
-    return _in_chunks(stmt, _values(rows, "id"))
+    return {codes[h] for h in existing(User.staff_code_hash, codes, User.tenant_id == tenant_id)}
 
 
 # -- changing many -------------------------------------------------------------------------------
@@ -158,15 +126,15 @@ def change_by_ids(
                 refused.append(RowError(position[user.id], "You may not manage this user."))
         return found
 
+    def admit() -> None:
+        if refused:
+            raise BulkForbidden(sorted(refused, key=lambda e: e.index))
+
     def apply(chunk: list[str], outcome: Outcome) -> None:
         _apply(tenant_id, actor, actor_id, action, chunk, outcome)
 
-    def checked(chunk: list[str], outcome: Outcome) -> None:
-        if refused:
-            raise BulkForbidden(sorted(refused, key=lambda e: e.index))
-        apply(chunk, outcome)
-
-    return by_ids(ids, live, checked, limit=MAX_ROWS, chunk=CHUNK, missing="No such user.")
+    return by_ids(ids, live, apply, limit=MAX_ROWS, chunk=CHUNK, missing="No such user.",
+                  admit=admit)  # fmt: skip
 
 
 def change_by_filter(
@@ -225,8 +193,10 @@ def _apply(
     operation does it (its audit event, its tokens revoked with the change), with the caller's
     rights as they are now: a caller disabled or deleted since the request began (by an earlier
     chunk, or by someone else) stops it here, a 403 with what was done before."""
-    if db.engine.dialect.name == "sqlite":
-        db.session.execute(text("UPDATE users SET id = id WHERE 0"))  # the write lock, first
+    stmt = locked(
+        select(User).where(User.tenant_id == tenant_id, User.id.in_(ids)).order_by(User.id),
+        "users",
+    )
     if isinstance(actor, User):
         actor = db.session.get(User, _id_of(actor), populate_existing=True)
         if actor is None or not actor.active:
@@ -235,9 +205,6 @@ def _apply(
                 "Your account was disabled or deleted during this request; it stopped there.",
                 outcome=outcome.as_dict(),
             )
-    stmt = select(User).where(User.tenant_id == tenant_id, User.id.in_(ids)).order_by(User.id)
-    if db.engine.dialect.name != "sqlite":
-        stmt = stmt.with_for_update()
     found = list(db.session.scalars(stmt))
     if isinstance(actor, User):
         found.sort(key=lambda u: u.id == actor.id)  # the caller's own change last

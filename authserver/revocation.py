@@ -65,24 +65,30 @@ def write_entry(
     """One entry of the state store, durable with the transaction of ``session`` (the request's
     by default; see the module docstring). The client configuration version uses it too.
     ``store_first=False``: the database row only; the caller puts it in Redis after commit."""
+    write_entries([key], value, ttl, session, store_first)
+
+
+def write_entries(
+    keys: list[str], value: str, ttl: int, session: Any = None, store_first: bool = True
+) -> None:
+    """``write_entry`` of one value under each of ``keys``: one round trip to Redis and one
+    statement to the database (a bulk block revokes 500 devices so)."""
     state = get_state()
     session = session if session is not None else db.session
-    expires_ms = _now_ms() + ttl * 1000
+    row: dict[str, Any] = {"value": value, "expires_at_ms": _now_ms() + ttl * 1000}
     if isinstance(state.store, RedisStore):
         if store_first:
-            state.store.put(key, value, ttl)  # write-ahead: a refused write aborts the change
+            state.store.put_many(keys, value, ttl)  # write-ahead: a refusal aborts the change
         table: Any = Revocation.__table__
-        values = {"key": key, "value": value, "expires_at_ms": expires_ms}
     else:
         table = _ENTRIES
-        values = {"key": key, "value": value, "counter": 0, "expires_at_ms": expires_ms}
-    dialect = db.engine.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values)
+        row["counter"] = 0
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values([{"key": key, **row} for key in keys])  # one multi-row INSERT
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[table.c.key],
-            set_={"value": value, "expires_at_ms": expires_ms},
+            set_={"value": stmt.excluded.value, "expires_at_ms": stmt.excluded.expires_at_ms},
         )
     )
 
@@ -95,10 +101,7 @@ def deny(jti_hash: str) -> None:
 def mark(kind: str, ident: str) -> str:
     """Revoke every token of ``kind`` ``ident`` issued until now (in the caller's transaction);
     the value written."""
-    assert kind in KINDS, kind
-    value = str(_now_ms())
-    _write(_mark_key(kind, ident), value)
-    return value
+    return mark_many(kind, [ident])
 
 
 def mark_many(kind: str, idents: list[str]) -> str:
@@ -106,34 +109,19 @@ def mark_many(kind: str, idents: list[str]) -> str:
     trip to Redis and one statement to the database, in the caller's transaction."""
     assert kind in KINDS, kind
     value = str(_now_ms())
-    if not idents:
-        return value
-    keys = [_mark_key(kind, ident) for ident in idents]
-    state = get_state()
-    ttl = _lifetime()
-    expires_ms = _now_ms() + ttl * 1000
-    if isinstance(state.store, RedisStore):
-        state.store.put_many(keys, value, ttl)  # write-ahead, as ``write_entry``
-        table: Any = Revocation.__table__
-        rows = [{"key": k, "value": value, "expires_at_ms": expires_ms} for k in keys]
-    else:
-        table = _ENTRIES
-        rows = [{"key": k, "value": value, "counter": 0, "expires_at_ms": expires_ms} for k in keys]
-    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    db.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={"value": stmt.excluded.value, "expires_at_ms": stmt.excluded.expires_at_ms},
-        ),
-        rows,
-    )
+    if idents:
+        write_entries([_mark_key(kind, ident) for ident in idents], value, _lifetime())
     return value
 
 
+def current_mark(kind: str, ident: str) -> str | None:
+    """The mark of ``kind`` ``ident`` as it stands (its time in ms), or None."""
+    return current_marks(kind, [ident])[ident]
+
+
 def current_marks(kind: str, idents: list[str]) -> dict[str, str | None]:
-    """``current_mark`` of each of ``idents``: one read of the store (and of the database for
-    what Redis lacks)."""
+    """The mark of each of ``idents``: one read of the store (and of the database for what
+    Redis lacks: it may have lost an entry; the durable copy)."""
     keys = {_mark_key(kind, ident): ident for ident in idents}
     store = get_state().store
     found = store.get_many(list(keys)) if keys else {}
@@ -142,18 +130,6 @@ def current_marks(kind: str, idents: list[str]) -> dict[str, str | None]:
         if missing:
             found.update(_from_database(missing))
     return {ident: found.get(key) for key, ident in keys.items()}
-
-
-def current_mark(kind: str, ident: str) -> str | None:
-    """The mark of ``kind`` ``ident`` as it stands (its time in ms), or None."""
-    key = _mark_key(kind, ident)
-    store = get_state().store
-    if isinstance(store, RedisStore):
-        found = store.get_many([key])
-        if key not in found:
-            found = _from_database([key])  # Redis may have lost it: the durable copy
-        return found.get(key)
-    return store.get_many([key]).get(key)
 
 
 def restore_mark(kind: str, ident: str, value: str | None) -> None:

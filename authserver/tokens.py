@@ -652,8 +652,7 @@ def revoke_key(tenant_id: str, user_id: str, jkt: str, reason: str) -> None:
 def revoke_device(device_id: str, reason: str = "device_status") -> str:
     """Every access token and refresh family of a device, at once (DESIGN invariant 3); in the
     caller's transaction, with the status change that causes it. The device's new mark."""
-    _revoke_families(RefreshFamily.device_id == device_id, reason)
-    return revocation.mark("device", device_id)
+    return revoke_devices([device_id], reason)
 
 
 def revoke_devices(device_ids: list[str], reason: str = "device_status") -> str:
@@ -664,8 +663,8 @@ def revoke_devices(device_ids: list[str], reason: str = "device_status") -> str:
     return revocation.mark_many("device", device_ids)
 
 
-def keep_blocked_sessions_dead_many(device_ids: list[str]) -> None:
-    """``keep_blocked_sessions_dead`` for many devices (a bulk unblock)."""
+def keep_blocked_sessions_dead(device_ids: list[str]) -> None:
+    """An unblock without restored sessions: what the blocks revoked stays revoked for good."""
     db.session.execute(
         update(RefreshFamily)
         .where(RefreshFamily.device_id.in_(device_ids), RefreshFamily.revoked_reason == BLOCKED)
@@ -685,15 +684,6 @@ def restore_device(device_id: str, mark_before: str | None) -> None:
         .values(revoked_at=None, revoked_reason=None)
     )
     revocation.restore_mark("device", device_id, mark_before)
-
-
-def keep_blocked_sessions_dead(device_id: str) -> None:
-    """An unblock without restored sessions: what the block revoked stays revoked for good."""
-    db.session.execute(
-        update(RefreshFamily)
-        .where(RefreshFamily.device_id == device_id, RefreshFamily.revoked_reason == BLOCKED)
-        .values(revoked_reason="device_status")
-    )
 
 
 # -- refresh rotation (RFC 6749 §6, RFC 9700 §4.14.2) ------------------------------------------------

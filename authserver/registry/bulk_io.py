@@ -13,9 +13,9 @@ import orjson
 from flask import Response, request, stream_with_context
 
 from authserver import limits
-from authserver.bulk import RowError, check_count
+from authserver.bulk import Outcome, RowError, check_count
 from authserver.problems import TooManyRequestsProblem, ValidationProblem
-from authserver.registry import schema
+from authserver.registry import pagination, schema
 from authserver.state import get_state
 from authserver.text import text_problem
 
@@ -138,6 +138,24 @@ def parse_rows(
     return parsed, errors
 
 
+def ids_or_filter(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, str] | None]:
+    """A bulk change's ``ids`` (distinct) or ``filter``: exactly one of them (``after`` goes
+    with a filter only)."""
+    if ("ids" in body) == ("filter" in body):
+        raise ValidationProblem("Send ids or filter (exactly one of them).")
+    if "ids" in body and body.get("after") is not None:
+        raise ValidationProblem("after goes with a filter, not with ids.", field="after")
+    ids = body.get("ids")
+    if ids is not None and len(set(ids)) != len(ids):
+        raise ValidationProblem("An id is given twice.", field="ids")
+    return ids, body.get("filter")
+
+
+def outcome_response(outcome: Outcome) -> Response:
+    """``200 {"data": outcome}`` of a bulk change."""
+    return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
+
+
 def created_response(data: list[dict[str, Any]]) -> Response:
     """``201 {"data": [...]}``, never stored by a cache (it may carry codes shown once)."""
     resp = Response(orjson.dumps({"data": data}), status=201, mimetype="application/json")
@@ -193,8 +211,6 @@ def _ndjson_stream(lines: Iterator[str]) -> Iterator[bytes]:
 
 
 def export_format() -> str:
-    from authserver.registry import pagination
-
     fmt = pagination.query_arg("format", EXPORT_FORMATS)
     if fmt is None:
         raise ValidationProblem("format is required: csv or ndjson.", parameter="format")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from flask import Blueprint, Response, request
 
 from authserver import device_bulk
 from authserver.devices import DeviceQuery
 from authserver.problems import ValidationProblem
 from authserver.registry import schema
-from authserver.registry.access import require_registry_token, token_actor
+from authserver.registry.access import actor_id, require_registry_token, token_actor
 from authserver.registry.bodies import json_body
 from authserver.registry.bulk_io import (
     allow_bulk_body,
@@ -20,18 +19,15 @@ from authserver.registry.bulk_io import (
     csv_rows,
     export_format,
     export_response,
+    ids_or_filter,
     lists_and_flags,
+    outcome_response,
     parse_rows,
 )
-from authserver.registry.devices import QUERY_PARAMS, query_from_args
+from authserver.registry.devices import FILTERS, QUERY_PARAMS, query_from_args
 from authserver.registry.serialize import DEVICE_JSON_SQL, device_json
 
 bp = Blueprint("device_bulk", __name__)
-
-
-def _actor() -> tuple[str, str]:
-    token, user = token_actor()
-    return token.tenant_id, (user.id if user is not None else token.client_id)
 
 
 # -- create many ---------------------------------------------------------------------------------
@@ -47,7 +43,8 @@ def bulk_create() -> Response:
     """Create up to 10,000 devices (JSON ``{"devices": [...]}`` or a CSV), all or none; the
     answer lists them in the order sent, each READY_TO_LINK one with its link code (shown this
     once)."""
-    tenant_id, actor = _actor()
+    token, _ = token_actor()
+    tenant_id, actor = token.tenant_id, actor_id()
     allow_bulk_body(tenant_id)
     lines: list[int] | None = None
     if request.mimetype == "text/csv":
@@ -65,33 +62,13 @@ def bulk_create() -> Response:
 
 
 def _query_of(filter_: dict[str, str]) -> DeviceQuery:
-    return DeviceQuery(
-        location_id=filter_.get("locationId"),
-        name=filter_.get("name"),
-        origin=filter_.get("origin"),
-        status=filter_.get("status"),
-        app_code=filter_.get("appCode"),
-        external_id=filter_.get("externalId"),
-        identifier=filter_.get("deviceIdentifier"),
-        q=filter_.get("q"),
-    )
-
-
-def ids_or_filter(body: dict[str, Any]) -> tuple[list[str] | None, dict[str, str] | None]:
-    """A bulk change's ``ids`` (distinct) or ``filter``: exactly one of them (``after`` goes
-    with a filter only)."""
-    if ("ids" in body) == ("filter" in body):
-        raise ValidationProblem("Send ids or filter (exactly one of them).")
-    if "ids" in body and body.get("after") is not None:
-        raise ValidationProblem("after goes with a filter, not with ids.", field="after")
-    ids = body.get("ids")
-    if ids is not None and len(set(ids)) != len(ids):
-        raise ValidationProblem("An id is given twice.", field="ids")
-    return ids, body.get("filter")
+    filters: dict[str, Any] = {field: filter_.get(name) for name, field, _ in FILTERS}
+    return DeviceQuery(**filters)
 
 
 def _change(action: str) -> Response:
-    tenant_id, actor = _actor()
+    token, _ = token_actor()
+    tenant_id, actor = token.tenant_id, actor_id()
     allow_bulk_body(tenant_id)
     body = schema.DEVICE_BULK_CHANGE.parse(json_body())
     ids, filter_ = ids_or_filter(body)
@@ -106,7 +83,7 @@ def _change(action: str) -> Response:
         outcome = device_bulk.change_by_filter(
             tenant_id, actor, action, query, body.get("after"), restore
         )
-    return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
+    return outcome_response(outcome)
 
 
 @bp.post("/api/v1/devices/bulk/block")
@@ -139,7 +116,7 @@ EXPORT_COLUMNS = ("id", "name", "status", "origin", "appCode", "externalId", "lo
 def export() -> Response:
     """The devices the list's filters select, every one, streamed: ``format=csv`` (RFC 4180,
     a header line) or ``format=ndjson`` (a device's JSON per line, as in the list)."""
-    tenant_id, _ = _actor()
+    tenant_id = token_actor()[0].tenant_id
     fmt = export_format()
     query = query_from_args((*QUERY_PARAMS, "format"))
     rows = device_bulk.walk(tenant_id, query, DEVICE_JSON_SQL)

@@ -95,18 +95,21 @@ def query_from_args(allowed: tuple[str, ...]) -> DeviceQuery:
     order = _one_of_aliases(
         "sortOrder", "sortDirection", {"asc": "asc", "desc": "desc", "ASC": "asc", "DESC": "desc"}
     )
-    return DeviceQuery(
-        sort_by=sort_by,
-        descending=order == "desc",
-        location_id=pagination.query_arg("locationId"),
-        name=pagination.query_arg("name"),
-        origin=pagination.query_arg("origin", ORIGINS),
-        status=pagination.query_arg("status", STATUSES),
-        app_code=pagination.query_arg("appCode", APP_CODES),
-        external_id=pagination.query_arg("externalId"),
-        identifier=pagination.query_arg("deviceIdentifier"),
-        q=pagination.query_arg("q"),
-    )
+    filters = {field: pagination.query_arg(name, values) for name, field, values in FILTERS}
+    return DeviceQuery(sort_by=sort_by, descending=order == "desc", **filters)
+
+
+# The list's filters: (query parameter / bulk filter member, DeviceQuery field, allowed values).
+FILTERS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
+    ("locationId", "location_id", None),
+    ("name", "name", None),
+    ("origin", "origin", ORIGINS),
+    ("status", "status", STATUSES),
+    ("appCode", "app_code", APP_CODES),
+    ("externalId", "external_id", None),
+    ("deviceIdentifier", "identifier", None),
+    ("q", "q", None),
+)
 
 
 @bp.get("/api/v1/devices")

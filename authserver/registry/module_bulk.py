@@ -19,10 +19,11 @@ from authserver.registry.bulk_io import (
     csv_rows,
     export_format,
     export_response,
+    ids_or_filter,
     lists_and_flags,
+    outcome_response,
     parse_rows,
 )
-from authserver.registry.device_bulk import ids_or_filter
 from authserver.registry.modules import module_json
 
 bp = Blueprint("module_bulk", __name__)
@@ -80,7 +81,7 @@ def _change(action: str) -> Response:
         outcome = module_bulk.change_by_filter(
             token.tenant_id, actor_id(), action, _filters(filter_), body.get("after")
         )
-    return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
+    return outcome_response(outcome)
 
 
 @bp.post("/api/v1/modules/bulk/logout")

@@ -19,10 +19,11 @@ from authserver.registry.bulk_io import (
     csv_rows,
     export_format,
     export_response,
+    ids_or_filter,
     lists_and_flags,
+    outcome_response,
     parse_rows,
 )
-from authserver.registry.device_bulk import ids_or_filter
 from authserver.registry.people import user_filters
 from authserver.registry.serialize import user_json
 
@@ -71,7 +72,7 @@ def _change(action: str) -> Response:
         outcome = people_bulk.change_by_filter(
             token.tenant_id, actor, actor_id(), action, filter_, body.get("after")
         )
-    return Response(orjson.dumps({"data": outcome.as_dict()}), mimetype="application/json")
+    return outcome_response(outcome)
 
 
 @bp.post("/api/v1/users/bulk/disable")
