@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import String, bindparam, case, insert, literal, select, update
 
 from authserver import revocation, tokens
 from authserver.bulk import (
@@ -37,6 +37,7 @@ from authserver.bulk import (
 from authserver.devices import (
     DeviceQuery,
     can_be_active,
+    drivers,
     filter_params,
     filtered,
     new_device,
@@ -114,9 +115,12 @@ def create_devices(
                   "created. Send the request again to see which."):  # fmt: skip
         for start in range(0, len(made), CHUNK):  # statements of bounded size, one transaction
             part = made[start : start + CHUNK]
+            # One multi-row INSERT (not executemany, which psycopg runs row by row): the
+            # tally trigger on PostgreSQL (migration 0022) runs once per statement.
             db.session.execute(
-                insert(Device.__table__),  # type: ignore[arg-type]
-                [{c: getattr(m.device, c) for c in columns} for m in part],
+                insert(Device.__table__).values(  # type: ignore[arg-type]
+                    [{c: getattr(m.device, c) for c in columns} for m in part]
+                )
             )
             links = [{"device_id": m.device.id, "location_id": loc}
                      for m in part for loc in m.location_ids]  # fmt: skip
@@ -171,7 +175,7 @@ def change_by_filter(
     request; ``has_more`` when others remain (the same request again goes on from there)."""
     assert action in ACTIONS, action
     params = filter_params(tenant_id, query)
-    stmt = filtered(select(Device.id), query, "fts" in params)
+    stmt = filtered(select(Device.id), query, *drivers(params))
     actionable = _ACTIONABLE[action]
     if actionable is not None:
         stmt = stmt.where(actionable)
@@ -235,12 +239,17 @@ def _apply(
         # What an unblock with restored sessions would put back: each device's mark before.
         before = revocation.current_marks("device", changing)
         block_mark = tokens.revoke_devices(changing, tokens.BLOCKED)
+        # One statement for the chunk (not one per device): PostgreSQL's tally trigger
+        # (migration 0022) runs once per statement.
         db.session.execute(
-            update(Device.__table__)  # type: ignore[arg-type]
-            .where(Device.__table__.c.id == bindparam("b_id"))  # type: ignore[attr-defined]
+            update(Device)
+            .where(Device.id.in_(changing))
             .values(status=DeviceStatus.BLOCKED, block_mark=block_mark,
-                    mark_before_block=bindparam("b_before"), updated_at=t_ms, updated_by=actor),
-            [{"b_id": i, "b_before": before[i]} for i in changing],
+                    mark_before_block=case(
+                        {i: literal(m, String(32)) for i, m in before.items()}, value=Device.id
+                    ), updated_at=t_ms,
+                    updated_by=actor)
+            .execution_options(synchronize_session=False)
         )  # fmt: skip
         event = "device.blocked"
     elif action == "unblock":

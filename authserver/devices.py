@@ -8,6 +8,7 @@ Blocking, unlinking and deleting a device revoke its tokens in the same transact
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -22,10 +23,12 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    text,
     update,
 )
 from sqlalchemy import column as sql_column
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from authserver import audit, authorization, credentials, revocation, tokens
 from authserver.direct import direct
@@ -43,6 +46,8 @@ from authserver.paging import After, Page, containing, keyset, keyset_page
 from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
 from authserver.security import new_id, now, now_float, now_ms
 from authserver.state import get_state
+
+log = logging.getLogger("authserver.devices")
 
 STATUSES = tuple(DeviceStatus)
 ORIGINS = tuple(DeviceOrigin)
@@ -242,7 +247,7 @@ def search_devices(
     params["limit"] = limit + 1
     if after is not None:
         params["after_key"], params["after_id"] = after
-    stmt = _search_statement(query, after is not None, rendered, "fts" in params)
+    stmt = _search_statement(query, after is not None, rendered, drivers(params))
     rows = direct().all(stmt, params)
     return Page(rows[:limit], len(rows) > limit, SORT_KEYS[query.sort_by][1])
 
@@ -253,36 +258,90 @@ COUNT_EXACT_UP_TO = 10_000
 _COUNTS: dict[tuple[Any, ...], Any] = {}
 
 
-_DEVICE_COUNTS = table(
-    "device_counts", sql_column("tenant_id"), sql_column("status"), sql_column("n")
+# Each tenant's live devices per status, origin and appCode (migration 0022, kept by triggers in
+# the transaction of every change): on SQLite one row per combination; on PostgreSQL rows of net
+# changes appended by each statement, folded into one per combination once a tenant has more
+# than ``FOLD_ABOVE`` of them.
+_TALLIES = table(
+    "device_tallies",
+    *(sql_column(name) for name in ("tenant_id", "status", "origin", "app_code", "n")),
 )
-_COUNTED = (
-    select(func.coalesce(func.sum(_DEVICE_COUNTS.c.n), 0).label("n"))
-    .where(_DEVICE_COUNTS.c.tenant_id == bindparam("tenant_id"))
-)  # fmt: skip
-_COUNTED_STATUS = _COUNTED.where(_DEVICE_COUNTS.c.status == bindparam("status"))
+_TALLIED = ("status", "origin", "app_code")
+FOLD_ABOVE = 1_000
+_TALLY_READS: dict[tuple[bool, ...], Any] = {}
+_FOLD = (
+    "WITH gone AS (DELETE FROM device_tallies{where} RETURNING tenant_id, status, origin, app_code,"
+    " n) INSERT INTO device_tallies (tenant_id, status, origin, app_code, n)"
+    " SELECT tenant_id, status, origin, app_code, sum(n) FROM gone"
+    " GROUP BY tenant_id, status, origin, app_code HAVING sum(n) <> 0"
+)
+_FOLD_TENANT = text(_FOLD.format(where=" WHERE tenant_id = :tenant_id"))
+_FOLD_ALL = text(_FOLD.format(where=""))
+
+
+def fold_tallies(engine: Engine, tenant_id: str | None = None) -> None:
+    """PostgreSQL: the appended tally rows of one tenant (or of all) folded into one per
+    combination. One statement, in its own transaction: rows appended meanwhile are kept, and a
+    count sees the rows before or after, never a part. Run by a count that reads many rows and
+    by the periodic purge (``authserver.retention``), so tenants that never count stay small."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        if tenant_id is None:
+            conn.execute(_FOLD_ALL)
+        else:
+            conn.execute(_FOLD_TENANT, {"tenant_id": tenant_id})
+
+
+def _tallied(tenant_id: str, query: DeviceQuery) -> int:
+    """The tenant's live devices of the query's status, origin and appCode (each optional),
+    from the tallies: exact, one read of at most a few hundred small rows."""
+    values = (query.status, query.origin, query.app_code)
+    shape = tuple(value is not None for value in values)
+    stmt = _TALLY_READS.get(shape)
+    if stmt is None:
+        stmt = select(
+            func.coalesce(func.sum(_TALLIES.c.n), 0).label("n"), func.count().label("rows")
+        ).where(_TALLIES.c.tenant_id == bindparam("tenant_id"))
+        for name, wanted in zip(_TALLIED, shape, strict=True):
+            if wanted:
+                stmt = stmt.where(_TALLIES.c[name] == bindparam(name))
+        _TALLY_READS[shape] = stmt
+    params = {"tenant_id": tenant_id}
+    params.update({k: v for k, v in zip(_TALLIED, values, strict=True) if v is not None})
+    found = direct().first(stmt, params)
+    assert found is not None  # an aggregate: always one row
+    if found.rows > FOLD_ABOVE and db.engine.dialect.name == "postgresql":
+        # Appended changes are summed on every count: fold them so the next count reads a few.
+        # The count above is already exact: a fold that fails (a lock, a deadlock with another
+        # fold) is logged and left to the next count or purge.
+        try:
+            fold_tallies(db.engine, tenant_id)
+        except SQLAlchemyError:
+            log.warning("device tallies of a tenant not folded", exc_info=True)
+    return int(found.n)
+
+
+def _has_tallies() -> bool:
+    # Made by migration 0022 on both backends; a SQLite database is asked once, as for its
+    # search index.
+    return db.engine.dialect.name != "sqlite" or _sqlite_has("device_tallies")
 
 
 def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
-    """How many devices ``query`` selects, and whether that is exact. On SQLite, a tenant's
-    devices, or those of one status, are read from the counts its triggers keep (migration
-    0021): exact, one read. Otherwise exact up to ``COUNT_EXACT_UP_TO`` (the count stops
-    there); beyond, on PostgreSQL, the planner's estimate for the filters (never below the
-    exact part), on SQLite the exact count."""
-    only_status = all(value is None for value in replace(query, status=None).filters())
-    if only_status and db.engine.dialect.name == "sqlite" and _sqlite_has("device_counts"):
-        if query.status is None:
-            return int(db.session.scalar(_COUNTED, {"tenant_id": tenant_id}) or 0), True
-        counted = db.session.scalar(
-            _COUNTED_STATUS, {"tenant_id": tenant_id, "status": query.status}
-        )
-        return int(counted or 0), True
+    """How many devices ``query`` selects, and whether that is exact. Filtered by nothing but
+    status, origin and appCode: the tallies' sum (migration 0022), exact, one read. Otherwise
+    exact up to ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, on PostgreSQL, the
+    planner's estimate for the filters (never below the exact part), on SQLite the exact
+    count."""
+    rest = replace(query, status=None, origin=None, app_code=None).filters()
+    if all(value is None for value in rest) and _has_tallies():
+        return _tallied(tenant_id, query), True
     params = filter_params(tenant_id, query)
-    fts = "fts" in params
-    shape = (fts, *(value is not None for value in query.filters()))
+    shape = (*drivers(params), *(value is not None for value in query.filters()))
     stmts = _COUNTS.get(shape)
     if stmts is None:
-        matching = filtered(select(literal_column("1")), query, fts)
+        matching = filtered(select(literal_column("1")), query, *drivers(params))
         stmts = _COUNTS[shape] = (
             select(func.count()).select_from(matching.limit(bindparam("cap")).subquery()),
             select(func.count()).select_from(matching.subquery()),
@@ -316,14 +375,16 @@ _SORT_COLUMNS = {
 
 # One statement per shape of search (what it selects, sort, direction, which filters), built on
 # first use with bound parameters: later searches of that shape build nothing. At most
-# 2 x 4 x 2 x 2 x 2^8 shapes.
+# 3 x 4 x 2 x 2 x 2^8 shapes.
 _SEARCHES: dict[tuple[Any, ...], Any] = {}
 
 
-def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any, fts: bool) -> Any:
+def _search_statement(
+    query: DeviceQuery, has_after: bool, rendered: Any, driven: tuple[bool, bool]
+) -> Any:
     shape = (
         id(rendered),
-        fts,
+        *driven,
         query.sort_by,
         query.descending,
         has_after,
@@ -335,7 +396,7 @@ def _search_statement(query: DeviceQuery, has_after: bool, rendered: Any, fts: b
     columns: Any = DEVICE_COLUMNS
     if rendered is not None:
         columns = (Device.id, _SORT_COLUMNS[query.sort_by], rendered.label("item"))
-    stmt = filtered(select(*columns), query, fts)
+    stmt = filtered(select(*columns), query, *driven)
     key, _ = SORT_KEYS[query.sort_by]
     after: Any = (bindparam("after_key"), bindparam("after_id")) if has_after else None
     stmt = keyset(stmt, key, Device.id, after, query.descending).limit(bindparam("limit"))
@@ -389,13 +450,46 @@ def _fts_phrase(query: DeviceQuery) -> str | None:
     return phrase if found is not None and found[0] <= FTS_CANDIDATES else None
 
 
+# On SQLite, a location of at most this many devices is read through its own index (its devices,
+# by primary key, then sorted); a larger one walks the tenant's devices in the sort's order,
+# where its devices are dense enough to fill a page soon. SQLite has no statistics to choose by.
+LOCATION_CANDIDATES = 10_000
+_LOCATION_PROBE = select(func.count().label("n")).select_from(
+    select(literal_column("1"))
+    .select_from(DeviceLocation)
+    .where(DeviceLocation.location_id == bindparam("location_id"))
+    .limit(bindparam("cap"))
+    .subquery()
+)
+
+
+def _located(query: DeviceQuery) -> bool:
+    """Whether the search reads the devices of its location first (SQLite, a location of at
+    most ``LOCATION_CANDIDATES`` devices, no trigram search driving already)."""
+    if query.location_id is None or db.engine.dialect.name != "sqlite":
+        return False
+    found = direct().first(
+        _LOCATION_PROBE, {"location_id": query.location_id, "cap": LOCATION_CANDIDATES + 1}
+    )
+    return found is not None and found[0] <= LOCATION_CANDIDATES
+
+
+def drivers(params: dict[str, Any]) -> tuple[bool, bool]:
+    """What ``filter_params`` chose to read first: the trigram index, the location's devices
+    (``filtered``'s ``fts`` and ``located``; neither: the tenant's sort index)."""
+    return "fts" in params, "located" in params
+
+
 def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
-    """The bound values of ``filtered(..., query, fts)``; ``fts`` among them when the search
-    reads the trigram index (then ``fts`` is true for ``filtered``)."""
+    """The bound values of ``filtered(..., query, *drivers(params))``, and which index drives
+    the search: ``fts`` (a bound value) when it reads the trigram index, ``located`` (a mark
+    no statement binds) when it reads the location's devices."""
     params: dict[str, Any] = {"tenant_id": tenant_id}
     phrase = _fts_phrase(query)
     if phrase is not None:
         params["fts"] = phrase
+    elif _located(query):
+        params["located"] = True
     for name, value in (
         ("location_id", query.location_id),
         ("origin", query.origin),
@@ -413,23 +507,28 @@ def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
     return params
 
 
-def filtered(stmt: Any, query: DeviceQuery, fts: bool = False) -> Any:
+def filtered(stmt: Any, query: DeviceQuery, fts: bool = False, located: bool = False) -> Any:
     """``stmt`` limited to the live devices of the tenant (``:tenant_id``) that ``query``'s
-    filters select (bound parameters; their values are ``filter_params``). With ``fts``, the
-    devices are read from the trigram index's candidates (by primary key, then sorted: the
-    tenant's column is written ``+tenant_id`` so that SQLite cannot walk a sort index instead);
-    the filters below still decide which of them match."""
-    if fts:
+    filters select (bound parameters; their values are ``filter_params``). With ``fts`` the
+    devices are read from the trigram index's candidates, with ``located`` from the location's
+    devices: by primary key, then sorted (the tenant's column is written ``+tenant_id`` so that
+    SQLite cannot walk a sort index instead); the filters below still decide which match."""
+    if fts or located:
+        candidates = (
+            select(_SEARCH_KEYS.c.device_id).where(_SEARCH_KEYS.c.key.in_(_FTS_MATCHES))
+            if fts
+            else select(DeviceLocation.device_id).where(
+                DeviceLocation.location_id == bindparam("location_id")
+            )
+        )
         stmt = stmt.where(
             literal_column("+devices.tenant_id") == bindparam("tenant_id"),
-            Device.id.in_(
-                select(_SEARCH_KEYS.c.device_id).where(_SEARCH_KEYS.c.key.in_(_FTS_MATCHES))
-            ),
+            Device.id.in_(candidates),
         )
     else:
         stmt = stmt.where(Device.tenant_id == bindparam("tenant_id"))
     stmt = stmt.where(Device.deleted_at.is_(None))
-    if query.location_id is not None:
+    if query.location_id is not None and not located:
         stmt = stmt.where(
             exists().where(
                 DeviceLocation.device_id == Device.id,

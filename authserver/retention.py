@@ -6,7 +6,8 @@ What goes, and when (``now`` in unix seconds):
 - the durable copies of revocation entries once no token they could affect is left;
 - refresh tokens once expired, and every refresh token of a family that is gone;
 - refresh families once their absolute lifetime, or their revocation, is older than the longest
-  access-token lifetime (a token issued from a family never outlives the family by more).
+  access-token lifetime (a token issued from a family never outlives the family by more);
+- on PostgreSQL, the device tallies' appended rows are folded into one per combination.
 
 Every statement is idempotent and touches at most ``BATCH`` rows per transaction, so running it
 on every worker at once, or while the server serves, is safe; ``maybe_purge`` still lets one
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from authserver.config import Settings
+from authserver.devices import fold_tallies
 from authserver.ephemeral import EphemeralStore, StoreUnavailable
 from authserver.models import (
     AuthorizationCode,
@@ -90,6 +92,9 @@ def purge_expired(engine: Engine, settings: Settings, now: int) -> dict[str, int
             ),
         ),
     }
+    # PostgreSQL's appended device tallies (migration 0022), folded into one row per tenant and
+    # combination, so that a tenant that never asks for a count does not grow them forever.
+    fold_tallies(engine)
     counts["refresh_families"] = _delete_batches(
         engine,
         RefreshFamily,

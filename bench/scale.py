@@ -8,7 +8,9 @@ Loads devices straight into the database (two tenants of the same size: the seco
 another tenant's rows cost nothing) and analyses the table, then times each request through the app in process (the
 WSGI app called directly, a service token with devices:read), the median of 7, in milliseconds:
 the first page of each sort, a page deep in each sort (its cursor points at the middle of the
-tenant), each search, the list with its count, the second tenant's list, and a bulk block of
+tenant), each search, the list with its count, a count filtered by status and appCode, one
+location's devices (each location has 20, as a store has a few tills) with their count, the
+second tenant's list, and a bulk block of
 1,000 devices by ids (POST /api/v1/devices/bulk/block: their tokens revoked, each audited; the
 median of 3, each a different 1,000). Prints one table; figures move from machine to machine,
 the growth from row to row is what to read.
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 REPEAT = 7
 CHUNK = 20_000
+PER_LOCATION = 20  # devices per location, as a store has a few tills: a fleet grows by stores
 
 
 def columns() -> list[tuple[str, str]]:
@@ -47,6 +50,8 @@ def columns() -> list[tuple[str, str]]:
         ("q search", "limit=50&q=xt-{middle}"),
         ("externalId (exact)", "limit=50&externalId=ext-{middle}"),
         ("list + count", "limit=50&count=true"),
+        ("count, status + appCode", "limit=50&count=true&status=ACTIVE&appCode=CLIENT"),
+        ("location (20 devices) + count", "limit=50&count=true&locationId={location}"),
         ("list, 2nd tenant", "limit=50"),
     ]  # fmt: skip
 
@@ -94,7 +99,7 @@ class Bench:
         """Add devices to both tenants until each holds ``size``; seconds taken."""
         from sqlalchemy import insert, text
 
-        from authserver.models import Device, db
+        from authserver.models import Device, DeviceLocation, Location, db
         from authserver.security import new_id
 
         started = time.perf_counter()
@@ -113,13 +118,24 @@ class Bench:
                             "updated_at": t0 + (i * 7919) % size,
                             "last_activity_at": None if i % 3 == 0 else t0 + (i * 104729) % size,
                         })  # fmt: skip
-                    db.session.execute(insert(Device.__table__), rows)
+                    for k in range(0, n, 1000):  # multi-row inserts, as a bulk create makes
+                        db.session.execute(insert(Device.__table__).values(rows[k : k + 1000]))
+                    places = [{"id": f"loc_{tenant}_{j}", "tenant_id": tenant, "name": f"Store {j}",
+                               "kind": "store", "created_at": t0, "updated_at": t0}
+                              for j in range(self.count // PER_LOCATION,
+                                             -(-(self.count + n) // PER_LOCATION))]  # fmt: skip
+                    db.session.execute(insert(Location.__table__), places)
+                    db.session.execute(insert(DeviceLocation.__table__), [
+                        {"device_id": row["id"],
+                         "location_id": f"loc_{tenant}_{(self.count + k) // PER_LOCATION}"}
+                        for k, row in enumerate(rows)])  # fmt: skip
                 db.session.commit()
                 self.count += n
             # Statistics as a database in service has them (autovacuum's on PostgreSQL): right
             # after a bulk load the planner would otherwise cost the table as it was before.
-            db.session.execute(text("ANALYZE devices" if db.engine.dialect.name == "postgresql"
-                                    else "ANALYZE"))  # fmt: skip
+            db.session.execute(text(
+                "ANALYZE devices, device_locations" if db.engine.dialect.name == "postgresql"
+                else "ANALYZE"))  # fmt: skip
             db.session.commit()
         return time.perf_counter() - started
 
@@ -206,8 +222,13 @@ def main() -> None:
         cursors = {k: urlencode({"c": v})[2:] for k, v in bench.cursors().items()}
         cells: list[Any] = []
         for label, query in reads:
-            filled = query.format(middle=size // 2, **cursors).replace(" ", "%20")
-            full = "sort" in label or "page" in label or "list" in label
+            location = f"loc_{bench.tenants[0]}_{size // 2 // PER_LOCATION}"
+            filled = query.format(middle=size // 2, location=location, **cursors).replace(
+                " ", "%20"
+            )
+            full = (
+                "sort" in label or "page" in label or "list" in label
+            ) and "location" not in label
             tenant = 1 if "2nd tenant" in label else 0
             cells.append(f"{bench.time(filled, full, tenant):.1f}")
         cells.append(f"{bench.time_bulk_block():.0f}")

@@ -48,7 +48,7 @@ def test_every_device_sort_reads_its_index_in_order_and_a_cursor_seeks(app, sort
     with app.app_context():
         for with_cursor in (False, True):
             query = devices.DeviceQuery(sort_by=sort, descending=descending)
-            stmt = devices._search_statement(query, with_cursor, None, False)
+            stmt = devices._search_statement(query, with_cursor, None, (False, False))
             key = "Till 7" if sort == "name" else 1_796_000_000_000
             params = {"tenant_id": "ten_x", "limit": 51, "after_key": key, "after_id": "dev_x"}
             found = plan(stmt, params)

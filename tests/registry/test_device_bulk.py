@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 
 import pytest
@@ -555,11 +556,15 @@ def test_count_on_request(reg, t, svc, monkeypatch):
     assert "count" not in reg.call("GET", DEVICES, svc).get_json()
     assert "count" not in reg.call("GET", f"{DEVICES}?count=false", svc).get_json()
     assert reg.call("GET", f"{DEVICES}?count=yes", svc).status_code == 400
-    # Beyond the exact part: exact on SQLite, the planner's estimate (flagged) on PostgreSQL.
+    # Beyond the exact part: exact on SQLite, the planner's estimate (flagged) on PostgreSQL,
+    # unless only status, origin and appCode filter (the tallies: exact on both).
     from authserver import devices
 
     monkeypatch.setattr(devices, "COUNT_EXACT_UP_TO", 3)
-    page = reg.call("GET", f"{DEVICES}?count=true", svc).get_json()
+    for query, expected in (("", 5), ("&status=ACTIVE&origin=api", 3), ("&appCode=UNKNOWN", 5)):
+        page = reg.call("GET", f"{DEVICES}?count=true{query}", svc).get_json()
+        assert (page["count"], page["countExact"]) == (expected, True), query
+    page = reg.call("GET", f"{DEVICES}?count=true&name=till", svc).get_json()
     with reg.app.app_context():
         postgres = db.engine.dialect.name == "postgresql"
     if postgres:
@@ -585,25 +590,35 @@ def test_models_unchanged_by_bulk_insert(reg, t, svc, app):
 
 
 def test_counts_follow_every_change_of_every_device(reg, t, svc, app):
-    """The count of each status (and of all) equals the list's length after creates, links,
-    blocks, unblocks, unlinks and deletes, one by one and in bulk, and after a hard delete (on
-    SQLite the counts are kept by triggers, migration 0021)."""
+    """The count of each combination of status, origin and appCode (each or none) equals the
+    list's length after creates, links, blocks, unblocks, unlinks, changes of appCode and
+    deletes, one by one and in bulk, and after a hard delete (the tallies are kept by triggers,
+    migration 0022)."""
 
     def check():
         everything = listed(reg, svc)
-        for status in (None, "ACTIVE", "READY_TO_LINK", "BLOCKED"):
-            query = f"&status={status}" if status else ""
+        for status, origin, app_code in itertools.product(
+            (None, "ACTIVE", "READY_TO_LINK", "BLOCKED"), (None, "api", "link"),
+            (None, "UNKNOWN", "CLIENT"),
+        ):  # fmt: skip
+            query = "".join(f"&{name}={value}" for name, value in (
+                ("status", status), ("origin", origin), ("appCode", app_code)) if value)  # fmt: skip
             page = reg.call("GET", f"{DEVICES}?limit=1&count=true{query}", svc).get_json()
-            expected = [d for d in everything if status is None or d["status"] == status]
-            assert (page["count"], page["countExact"]) == (len(expected), True), status
+            expected = [d for d in everything if status in (None, d["status"])
+                        and origin in (None, d["origin"]) and app_code in (None, d["appCode"])]  # fmt: skip
+            assert (page["count"], page["countExact"]) == (len(expected), True), query
 
     check()
     other = reg.tenant()
     reg.create_device(other)  # another tenant's devices are not counted
     linked = [reg.linked_device(t)[0] for _ in range(2)]
     made = reg.call("POST", BULK, svc, json={"devices": [
-        {"name": f"T{i}", "status": "READY_TO_LINK" if i % 2 else "ACTIVE"}
+        {"name": f"T{i}", "status": "READY_TO_LINK" if i % 2 else "ACTIVE",
+         "appCode": "CLIENT" if i % 3 else "UNKNOWN"}
         for i in range(6)]}).get_json()["data"]  # fmt: skip
+    check()
+    resp = reg.call("PATCH", f"{DEVICES}/{made[0]['id']}", svc, json={"appCode": "CLIENT"})
+    assert resp.status_code == 200 and resp.get_json()["data"]["appCode"] == "CLIENT"
     check()
     reg.call("POST", f"{BULK}/block", svc, json={"ids": [linked[0]["id"], made[0]["id"]]})
     check()
@@ -619,6 +634,54 @@ def test_counts_follow_every_change_of_every_device(reg, t, svc, app):
         db.session.execute(db.delete(Device).where(Device.id == made[4]["id"]))
         db.session.commit()
     check()
+
+
+def test_tallies_are_folded_and_stay_exact(reg, t, svc, app, monkeypatch):
+    """On PostgreSQL each change appends its net change to the tallies; a count that reads more
+    than FOLD_ABOVE rows folds the tenant's into one per combination, and counts stay exact
+    across the fold and after it. (On SQLite a tally is one row per combination already.)"""
+    from sqlalchemy import text
+
+    from authserver import devices
+
+    monkeypatch.setattr(devices, "FOLD_ABOVE", 3)
+
+    def rows():
+        with app.app_context():
+            return db.session.execute(
+                text("SELECT status, n FROM device_tallies WHERE tenant_id = :t"), {"t": t.id}
+            ).all()
+
+    def counts():
+        return [reg.call("GET", f"{DEVICES}?limit=1&count=true{q}", svc).get_json()["count"]
+                for q in ("", "&status=ACTIVE", "&status=BLOCKED")]  # fmt: skip
+
+    made = [reg.create_device(t, name=f"Till {i}") for i in range(6)]
+    for device in made[:2]:
+        reg.call("PATCH", f"{DEVICES}/{device['id']}", svc, json={"status": "BLOCKED"})
+    before = len(rows())
+    assert counts() == [6, 4, 2]
+    assert sorted(rows()) == [("ACTIVE", 4), ("BLOCKED", 2)]  # folded (or never apart)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            assert before > 3  # one appended row per change, until the fold
+    reg.call("DELETE", f"{DEVICES}/{made[5]['id']}", svc)
+    seventh = reg.create_device(t, name="Till 7")
+    reg.call("PATCH", f"{DEVICES}/{seventh['id']}", svc, json={"status": "BLOCKED"})
+    assert counts() == [6, 3, 3]
+    other = reg.tenant()
+    reg.create_device(other)
+    assert counts() == [6, 3, 3]
+    # The purge folds every tenant's rows, counted or not.
+    for device in made[:3]:
+        reg.call("PATCH", f"{DEVICES}/{device['id']}", svc, json={"name": "Renamed"})
+    reg.call("PATCH", f"{DEVICES}/{made[3]['id']}", svc, json={"status": "BLOCKED"})
+    from authserver import retention
+
+    with app.app_context():
+        retention.purge_expired(db.engine, reg.settings, int(reg.now()))
+    assert sorted(rows()) == [("ACTIVE", 2), ("BLOCKED", 4)]
+    assert counts() == [6, 2, 4]
 
 
 def test_after_goes_on_from_a_previous_answers_last_id(reg, t, svc):

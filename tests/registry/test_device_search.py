@@ -66,6 +66,16 @@ def test_searches_follow_every_change_of_a_device(reg, monkeypatch, path):
     assert found(reg, svc, 'q="%20off') == []
 
 
+def sqlite_plan(query: devices.DeviceQuery, params: dict) -> list[str]:
+    """SQLite's plan of the first page of ``query`` with ``params`` (``filter_params``'s)."""
+    stmt = devices._search_statement(query, False, None, devices.drivers(params))
+    compiled = stmt.compile(dialect=db.engine.dialect)
+    values = {**compiled.params, **params, "limit": 51}
+    args = tuple(values[name] for name in compiled.positiontup or ())
+    return [row[3] for row in db.session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + compiled.string, args)]  # fmt: skip
+
+
 def _sqlite(reg) -> bool:
     with reg.app.app_context():
         return db.engine.dialect.name == "sqlite"
@@ -84,12 +94,7 @@ def test_a_selective_term_reads_the_index_and_a_broad_one_the_sort_order(reg):
         query = devices.DeviceQuery(sort_by="name", q="ill 17")
         params = devices.filter_params(t.id, query)
         assert params["fts"] == '"ill 17"'
-        stmt = devices._search_statement(query, False, None, True)
-        compiled = stmt.compile(dialect=db.engine.dialect)
-        values = {**compiled.params, **params, "limit": 51}
-        args = tuple(values[name] for name in compiled.positiontup or ())
-        plan = [row[3] for row in db.session.connection().exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + compiled.string, args)]  # fmt: skip
+        plan = sqlite_plan(query, params)
         assert any("VIRTUAL TABLE" in step for step in plan), plan
         assert not any(step.startswith("SCAN devices") for step in plan), plan
         assert any("devices USING INDEX sqlite_autoindex_devices_1 (id=?)" in step
@@ -159,3 +164,63 @@ def test_the_migration_indexes_the_devices_already_there(tmp_path):
             devices.search_devices("ten_b", devices.DeviceQuery(q="till 3"), None, 50).items == []
         )
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["location", "walk"])
+def test_the_location_filter_reads_the_locations_devices_or_walks(reg, monkeypatch, path):
+    """On SQLite a location of at most LOCATION_CANDIDATES devices is read through its own index
+    (the plan says so), a larger one by walking the sort index; both answer the same lists,
+    pages, counts and bulk selections, after devices move between locations or are deleted."""
+    if path == "walk":
+        monkeypatch.setattr(devices, "LOCATION_CANDIDATES", -1)
+    t = reg.tenant()
+    svc = reg.service_token(t)
+    north, south = (
+        reg.call("POST", "/api/v1/locations", svc, json={"name": n}).get_json()["data"]["id"]
+        for n in ("North", "South")
+    )
+    made = reg.call("POST", f"{DEVICES}/bulk", svc, json={"devices": [
+        {"name": f"Till {i:02d}", "locationIds": [[north], [south], [north, south], []][i % 4]}
+        for i in range(20)]}).get_json()["data"]  # fmt: skip
+
+    def names(query: str) -> list[str]:
+        out, cursor = [], ""
+        while True:  # pages of 3, so that the cursor is used
+            page = reg.call("GET", f"{DEVICES}?limit=3&sortBy=name&{query}{cursor}", svc)
+            assert page.status_code == 200, page.get_json()
+            body = page.get_json()
+            out += [d["name"] for d in body["data"]]
+            if not body.get("nextCursor"):
+                return out
+            cursor = f"&cursor={body['nextCursor']}"
+
+    def count(query: str) -> int:
+        body = reg.call("GET", f"{DEVICES}?limit=1&count=true&{query}", svc).get_json()
+        assert body["countExact"] is True
+        return int(body["count"])
+
+    in_north = [f"Till {i:02d}" for i in range(20) if i % 4 in (0, 2)]
+    assert names(f"locationId={north}") == in_north
+    assert count(f"locationId={north}") == 10
+    assert names(f"locationId={north}&name=till%201") == [n for n in in_north if "Till 1" in n]
+    # Moved out of North, and deleted: gone from North's list.
+    reg.call("PATCH", f"{DEVICES}/{made[0]['id']}", svc, json={"locationIds": [south]})
+    reg.call("DELETE", f"{DEVICES}/{made[2]['id']}", svc)
+    assert names(f"locationId={north}") == in_north[2:]
+    assert count(f"locationId={north}") == 8 and count(f"locationId={south}") == 10
+    other = reg.tenant()
+    assert names(f"locationId={north}") == names(f"locationId={north}")  # stable
+    assert reg.call("GET", f"{DEVICES}?locationId={north}",
+                    reg.service_token(other)).get_json()["data"] == []  # fmt: skip
+    blocked = reg.call("POST", f"{DEVICES}/bulk/block", svc,
+                       json={"filter": {"locationId": north}}).get_json()["data"]  # fmt: skip
+    assert blocked["changed"] == 8
+    if path == "location" and _sqlite(reg):
+        with reg.app.app_context():
+            query = devices.DeviceQuery(sort_by="name", location_id=north)
+            params = devices.filter_params(t.id, query)
+            assert devices.drivers(params) == (False, True)
+            plan = sqlite_plan(query, params)
+            assert not any(step.startswith("SCAN devices") for step in plan), plan
+            assert any("device_locations" in step and "location_id=?" in step
+                       for step in plan), plan  # fmt: skip

@@ -52,8 +52,8 @@ TRIGRAM_INDEXES = {"ix_devices_name_trgm", "ix_devices_external_id_trgm",
 
 
 # SQLite's trigram search (migration 0020: a key table and an FTS5 table with its shadow tables)
-# and device counts (0021), kept by triggers; not in the models either.
-FTS_TABLES = ("device_search", "device_search_keys", "device_counts")
+# and device tallies (0022, on PostgreSQL too), kept by triggers; not in the models either.
+FTS_TABLES = ("device_search", "device_search_keys", "device_tallies")
 
 
 def _not_backend_only(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
@@ -76,15 +76,15 @@ def test_migrations_match_the_models_on_sqlite(tmp_path):
     env.pop("DATABASE_URL", None)
     app = create_app(load_settings(env))
     assert_no_diff(app)
-    # The triggers that keep SQLite's device search index and counts in step (0020, 0021): a
+    # The triggers that keep SQLite's device search index and tallies in step (0020, 0022): a
     # later batch migration of devices rebuilds the table and would drop them.
     with app.app_context(), db.engine.connect() as conn:
         made = set(conn.execute(text(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'devices'"
         )).scalars())  # fmt: skip
     assert made == {"device_search_insert", "device_search_update", "device_search_delete",
-                    "device_counts_insert", "device_counts_update_old",
-                    "device_counts_update_new", "device_counts_delete"}  # fmt: skip
+                    "device_tallies_insert", "device_tallies_update_old",
+                    "device_tallies_update_new", "device_tallies_delete"}  # fmt: skip
 
 
 @pytest.mark.skipif(not DATABASE_URL, reason="needs DATABASE_URL pointing at PostgreSQL")
@@ -132,10 +132,10 @@ def test_upgrading_leaves_no_clear_jti_and_no_pre_upgrade_token_alive(tmp_path):
     reset_database(app)
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
-            db.drop_all()
+            # Everything, with what only the migrations make (tallies, their functions).
             with db.engine.begin() as conn:
-                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-                conn.execute(text("DROP TABLE IF EXISTS access_tokens"))  # no model any more
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
         upgrade("0001")
         from keys.encryption import KeyEncryptor
         from keys.rotation import ensure_keys
@@ -220,7 +220,7 @@ def assert_substring_searches_use_the_trigram_indexes() -> None:
             (devices.DeviceQuery(q="x"), {"q": "%xt-4242%"}),
             (devices.DeviceQuery(name="x"), {"name": "%till 4242%"}),
         ):
-            compiled = devices._search_statement(query, False, None, False).compile(
+            compiled = devices._search_statement(query, False, None, (False, False)).compile(
                 dialect=db.engine.dialect
             )
             values = {**compiled.params, "tenant_id": tenant, "limit": 51, **params}
