@@ -343,7 +343,7 @@ def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
     if stmts is None:
         matching = filtered(select(literal_column("1")), query, *drivers(params))
         stmts = _COUNTS[shape] = (
-            select(func.count()).select_from(matching.limit(bindparam("cap")).subquery()),
+            capped_count(matching),
             select(func.count()).select_from(matching.subquery()),
             matching,
         )
@@ -414,9 +414,14 @@ _FTS_MATCHES: Any = (
     .select_from(table("device_search"))
     .where(literal_column("device_search").op("MATCH")(bindparam("fts")))
 )
-_FTS_PROBE = select(func.count().label("n")).select_from(
-    _FTS_MATCHES.limit(bindparam("cap")).subquery()
-)
+
+
+def capped_count(stmt: Any) -> Any:
+    """How many rows ``stmt`` gives, counting no further than ``:cap``."""
+    return select(func.count().label("n")).select_from(stmt.limit(bindparam("cap")).subquery())
+
+
+_FTS_PROBE = capped_count(_FTS_MATCHES)
 _SQLITE_HAS: dict[tuple[str, str], bool] = {}
 
 
@@ -454,13 +459,10 @@ def _fts_phrase(query: DeviceQuery) -> str | None:
 # by primary key, then sorted); a larger one walks the tenant's devices in the sort's order,
 # where its devices are dense enough to fill a page soon. SQLite has no statistics to choose by.
 LOCATION_CANDIDATES = 10_000
-_LOCATION_PROBE = select(func.count().label("n")).select_from(
-    select(literal_column("1"))
-    .select_from(DeviceLocation)
-    .where(DeviceLocation.location_id == bindparam("location_id"))
-    .limit(bindparam("cap"))
-    .subquery()
+_LOCATION_DEVICES: Any = select(DeviceLocation.device_id).where(
+    DeviceLocation.location_id == bindparam("location_id")
 )
+_LOCATION_PROBE = capped_count(_LOCATION_DEVICES)
 
 
 def _located(query: DeviceQuery) -> bool:
@@ -517,9 +519,7 @@ def filtered(stmt: Any, query: DeviceQuery, fts: bool = False, located: bool = F
         candidates = (
             select(_SEARCH_KEYS.c.device_id).where(_SEARCH_KEYS.c.key.in_(_FTS_MATCHES))
             if fts
-            else select(DeviceLocation.device_id).where(
-                DeviceLocation.location_id == bindparam("location_id")
-            )
+            else _LOCATION_DEVICES
         )
         stmt = stmt.where(
             literal_column("+devices.tenant_id") == bindparam("tenant_id"),
