@@ -237,13 +237,19 @@ SORT_KEYS = {
 
 
 def search_devices(
-    tenant_id: str, query: DeviceQuery, after: After, limit: int, rendered: Any = None
+    tenant_id: str,
+    query: DeviceQuery,
+    after: After,
+    limit: int,
+    rendered: Any = None,
+    chosen: dict[str, Any] | None = None,
 ) -> Page[Any]:
     """One page of the tenant's devices, as rows with the model's attribute names; with
     ``rendered`` (a module-level column expression, such as a device's JSON built by the
     database: its id() names the statement), rows of ``id``, the sort column and ``rendered``
-    as ``item``."""
-    params = filter_params(tenant_id, query)
+    as ``item``. ``chosen``: ``filter_params(tenant_id, query)`` when the caller has them (a
+    page and its count read the index once)."""
+    params = dict(chosen if chosen is not None else filter_params(tenant_id, query))
     params["limit"] = limit + 1
     if after is not None:
         params["after_key"], params["after_id"] = after
@@ -328,16 +334,18 @@ def _has_tallies() -> bool:
     return db.engine.dialect.name != "sqlite" or _sqlite_has("device_tallies")
 
 
-def count_devices(tenant_id: str, query: DeviceQuery) -> tuple[int, bool]:
+def count_devices(
+    tenant_id: str, query: DeviceQuery, chosen: dict[str, Any] | None = None
+) -> tuple[int, bool]:
     """How many devices ``query`` selects, and whether that is exact. Filtered by nothing but
     status, origin and appCode: the tallies' sum (migration 0022), exact, one read. Otherwise
     exact up to ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, on PostgreSQL, the
     planner's estimate for the filters (never below the exact part), on SQLite the exact
-    count."""
+    count. ``chosen``: as ``search_devices`` takes it."""
     rest = replace(query, status=None, origin=None, app_code=None).filters()
     if all(value is None for value in rest) and _has_tallies():
         return _tallied(tenant_id, query), True
-    params = filter_params(tenant_id, query)
+    params = chosen if chosen is not None else filter_params(tenant_id, query)
     shape = (*drivers(params), *(value is not None for value in query.filters()))
     stmts = _COUNTS.get(shape)
     if stmts is None:
@@ -409,10 +417,18 @@ def _search_statement(
 # tenant's devices in the sort's order, where its matches are dense enough to fill a page soon.
 FTS_CANDIDATES = 10_000
 _SEARCH_KEYS = table("device_search_keys", sql_column("key"), sql_column("device_id"))
-_FTS_MATCHES: Any = (
-    select(literal_column("rowid"))
-    .select_from(table("device_search"))
-    .where(literal_column("device_search").op("MATCH")(bindparam("fts")))
+# The index is read once per request: the probe that chooses the path also lists the
+# candidates' keys (a JSON array built by SQLite), and the statements then take the keys. A
+# trigram phrase reads each of its trigrams' lists, which grow with the whole database: at a
+# million devices that read is most of a search's time.
+_FTS_KEYS: Any = text(
+    "SELECT count(*), json_group_array(rowid) FROM"
+    " (SELECT rowid FROM device_search WHERE device_search MATCH :fts LIMIT :cap)"
+).columns(sql_column("n"), sql_column("keys"))
+_FTS_CANDIDATES: Any = select(_SEARCH_KEYS.c.device_id).where(
+    _SEARCH_KEYS.c.key.in_(
+        select(literal_column("value")).select_from(func.json_each(bindparam("search_keys")))
+    )
 )
 
 
@@ -421,7 +437,6 @@ def capped_count(stmt: Any) -> Any:
     return select(func.count().label("n")).select_from(stmt.limit(bindparam("cap")).subquery())
 
 
-_FTS_PROBE = capped_count(_FTS_MATCHES)
 _SQLITE_HAS: dict[tuple[str, str], bool] = {}
 
 
@@ -441,18 +456,21 @@ def _sqlite_has(name: str) -> bool:
     return _SQLITE_HAS[key]
 
 
-def _fts_phrase(query: DeviceQuery) -> str | None:
-    """The FTS5 phrase of the search's term (``q``, else ``name``) when the index can narrow it:
-    SQLite with the index, a term of 3 characters or more (a trigram's length), matched by at
-    most ``FTS_CANDIDATES`` devices. None: the search reads the tenant's devices."""
+def _fts_keys(query: DeviceQuery) -> str | None:
+    """The keys (a JSON array) of the devices whose searched columns hold the search's term
+    (``q``, else ``name``) when the index can narrow it: SQLite with the index, a term of 3
+    characters or more (a trigram's length), matched by at most ``FTS_CANDIDATES`` devices
+    across the database. None: the search reads the tenant's devices."""
     term = query.q if query.q is not None else query.name
     if term is None or len(term) < 3 or db.engine.dialect.name != "sqlite":
         return None
     if not _sqlite_has("device_search"):
         return None
     phrase = '"' + term.replace('"', '""') + '"'  # one phrase: the term's characters, in order
-    found = direct().first(_FTS_PROBE, {"fts": phrase, "cap": FTS_CANDIDATES + 1})
-    return phrase if found is not None and found[0] <= FTS_CANDIDATES else None
+    if query.q is None:
+        phrase = "name : " + phrase  # a name search's candidates: names that hold the term
+    found = direct().first(_FTS_KEYS, {"fts": phrase, "cap": FTS_CANDIDATES + 1})
+    return found[1] if found is not None and found[0] <= FTS_CANDIDATES else None
 
 
 # On SQLite, a location of at most this many devices is read through its own index (its devices,
@@ -479,17 +497,18 @@ def _located(query: DeviceQuery) -> bool:
 def drivers(params: dict[str, Any]) -> tuple[bool, bool]:
     """What ``filter_params`` chose to read first: the trigram index, the location's devices
     (``filtered``'s ``fts`` and ``located``; neither: the tenant's sort index)."""
-    return "fts" in params, "located" in params
+    return "search_keys" in params, "located" in params
 
 
 def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
     """The bound values of ``filtered(..., query, *drivers(params))``, and which index drives
-    the search: ``fts`` (a bound value) when it reads the trigram index, ``located`` (a mark
-    no statement binds) when it reads the location's devices."""
+    the search: ``search_keys`` (a bound value: the trigram index's candidates) when it reads
+    the trigram index, ``located`` (a mark no statement binds) when it reads the location's
+    devices."""
     params: dict[str, Any] = {"tenant_id": tenant_id}
-    phrase = _fts_phrase(query)
-    if phrase is not None:
-        params["fts"] = phrase
+    keys = _fts_keys(query)
+    if keys is not None:
+        params["search_keys"] = keys
     elif _located(query):
         params["located"] = True
     for name, value in (
@@ -512,15 +531,11 @@ def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
 def filtered(stmt: Any, query: DeviceQuery, fts: bool = False, located: bool = False) -> Any:
     """``stmt`` limited to the live devices of the tenant (``:tenant_id``) that ``query``'s
     filters select (bound parameters; their values are ``filter_params``). With ``fts`` the
-    devices are read from the trigram index's candidates, with ``located`` from the location's
+    devices are read from the trigram index's candidates (``:search_keys``), with ``located`` from the location's
     devices: by primary key, then sorted (the tenant's column is written ``+tenant_id`` so that
     SQLite cannot walk a sort index instead); the filters below still decide which match."""
     if fts or located:
-        candidates = (
-            select(_SEARCH_KEYS.c.device_id).where(_SEARCH_KEYS.c.key.in_(_FTS_MATCHES))
-            if fts
-            else _LOCATION_DEVICES
-        )
+        candidates = _FTS_CANDIDATES if fts else _LOCATION_DEVICES
         stmt = stmt.where(
             literal_column("+devices.tenant_id") == bindparam("tenant_id"),
             Device.id.in_(candidates),

@@ -15,6 +15,7 @@ from authserver.devices import (
     count_devices,
     create_device,
     delete_device,
+    filter_params,
     get_device,
     locations_of,
     read_device,
@@ -121,10 +122,11 @@ def list_devices() -> Response:
     count = pagination.query_arg("count", ("true", "false")) == "true"
     context = f"devices:{query.sort_by}:{'desc' if query.descending else 'asc'}"
     after = pagination.after_or_400(pagination.query_arg("cursor"), context)
-    page = search_devices(tenant_id, query, after, limit, DEVICE_JSON_SQL)
+    chosen = filter_params(tenant_id, query)  # which index leads: chosen once for both
+    page = search_devices(tenant_id, query, after, limit, DEVICE_JSON_SQL, chosen)
     if not count:
         return pagination.rendered_page_response(page, context)
-    total, exact = count_devices(tenant_id, query)
+    total, exact = count_devices(tenant_id, query, chosen)
     return pagination.rendered_page_response(page, context, count=total, count_exact=exact)
 
 

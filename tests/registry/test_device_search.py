@@ -9,6 +9,8 @@ takes), plus SQLite's plan and the index's survival of VACUUM and of the migrati
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -93,9 +95,14 @@ def test_a_selective_term_reads_the_index_and_a_broad_one_the_sort_order(reg):
     with reg.app.app_context():
         query = devices.DeviceQuery(sort_by="name", q="ill 17")
         params = devices.filter_params(t.id, query)
-        assert params["fts"] == '"ill 17"'
+        # The probe read the index once and handed over the candidates' keys: Till 17's.
+        assert json.loads(params["search_keys"]) == [
+            db.session.execute(text("SELECT key FROM device_search_keys JOIN devices"
+                                    " ON devices.id = device_id WHERE devices.name = 'Till 17'"
+                                    " AND devices.tenant_id = :t"), {"t": t.id}).scalar_one()
+        ]  # fmt: skip
         plan = sqlite_plan(query, params)
-        assert any("VIRTUAL TABLE" in step for step in plan), plan
+        assert any("json_each VIRTUAL TABLE" in step for step in plan), plan
         assert not any(step.startswith("SCAN devices") for step in plan), plan
         assert any("devices USING INDEX sqlite_autoindex_devices_1 (id=?)" in step
                    for step in plan), plan  # fmt: skip
@@ -105,11 +112,29 @@ def test_a_selective_term_reads_the_index_and_a_broad_one_the_sort_order(reg):
         original = devices.FTS_CANDIDATES
         try:
             devices.FTS_CANDIDATES = 29
-            assert "fts" not in devices.filter_params(t.id, broad)
+            assert "search_keys" not in devices.filter_params(t.id, broad)
             devices.FTS_CANDIDATES = 30
-            assert "fts" in devices.filter_params(t.id, broad)
+            assert "search_keys" in devices.filter_params(t.id, broad)
         finally:
             devices.FTS_CANDIDATES = original
+
+
+def test_a_name_search_counts_its_candidates_among_names(reg, monkeypatch):
+    """The probe of a ``name`` search counts names that hold the term, not external ids, so
+    a term common among other columns still reads the index for names; ``q`` counts all four."""
+    if not _sqlite(reg):
+        pytest.skip("the FTS index is SQLite's")
+    t = reg.tenant()
+    svc = reg.service_token(t)
+    reg.call("POST", f"{DEVICES}/bulk", svc, json={"devices": [
+        {"name": f"Till {i}", "externalId": f"ext-{i}"} for i in range(30)]
+        + [{"name": "Next door"}]})  # fmt: skip
+    monkeypatch.setattr(devices, "FTS_CANDIDATES", 29)
+    with reg.app.app_context():
+        assert "search_keys" in devices.filter_params(t.id, devices.DeviceQuery(name="ext"))
+        assert "search_keys" not in devices.filter_params(t.id, devices.DeviceQuery(q="ext"))
+    assert found(reg, svc, "name=ext") == ["Next door"]
+    assert len(found(reg, svc, "q=ext")) == 31
 
 
 def test_the_index_survives_vacuum(reg):
@@ -157,7 +182,7 @@ def test_the_migration_indexes_the_devices_already_there(tmp_path):
         db.session.commit()
         upgrade()
         query = devices.DeviceQuery(sort_by="name", q="till 2")
-        assert "fts" in devices.filter_params("ten_b", query)
+        assert "search_keys" in devices.filter_params("ten_b", query)
         page = devices.search_devices("ten_b", query, None, 50)
         assert [d.id for d in page.items] == ["dev_2"]
         assert (
