@@ -311,10 +311,12 @@ def _event_data(action: str, previous: str, restore: bool) -> dict[str, Any]:
 
 def walk(tenant_id: str, query: DeviceQuery, rendered: Any, page: int = 1000) -> Iterator[Any]:
     """Every device ``query`` selects, in its sort, page by page (each page its own short read
-    outside the session, so an export of a million devices holds no transaction open)."""
+    outside the session, so an export of a million devices holds no transaction open). Which
+    index leads is chosen once, for every page."""
+    chosen = filter_params(tenant_id, query)
     after = None
     while True:
-        found = search_devices(tenant_id, query, after, page, rendered)
+        found = search_devices(tenant_id, query, after, page, rendered, chosen)
         yield from found.items
         after = found.after()
         if not found.has_more or after is None:

@@ -88,12 +88,17 @@ class Bench:
                     scope="devices:read devices:write",
                 )
                 creds.append((made.client.client_id, made.client_secret or ""))  # fmt: skip
+        self.creds = creds
+        self.tokens: list[str] = []
+        self.count = 0
+
+    def new_tokens(self) -> None:
+        """Fresh service tokens: loading a million devices can outlast a token's lifetime."""
         self.tokens = []
-        for pair in creds:
+        for pair in self.creds:
             resp = self.http.post("/oauth/token", data={"grant_type": "client_credentials"},
                                   auth=pair)  # fmt: skip
             self.tokens.append(resp.get_json()["access_token"])
-        self.count = 0
 
     def grow_to(self, size: int) -> float:
         """Add devices to both tenants until each holds ``size``; seconds taken."""
@@ -219,6 +224,7 @@ def main() -> None:
     print("| ---: |" + " ---: |" * len(labels))
     for size in [s for s in SIZES if s <= args.max]:
         loaded = bench.grow_to(size)
+        bench.new_tokens()
         cursors = {k: urlencode({"c": v})[2:] for k, v in bench.cursors().items()}
         cells: list[Any] = []
         for label, query in reads:
