@@ -531,9 +531,10 @@ def filter_params(tenant_id: str, query: DeviceQuery) -> dict[str, Any]:
 def filtered(stmt: Any, query: DeviceQuery, fts: bool = False, located: bool = False) -> Any:
     """``stmt`` limited to the live devices of the tenant (``:tenant_id``) that ``query``'s
     filters select (bound parameters; their values are ``filter_params``). With ``fts`` the
-    devices are read from the trigram index's candidates (``:search_keys``), with ``located`` from the location's
-    devices: by primary key, then sorted (the tenant's column is written ``+tenant_id`` so that
-    SQLite cannot walk a sort index instead); the filters below still decide which match."""
+    devices are read from the trigram index's candidates (``:search_keys``), with ``located``
+    from the location's devices: by primary key, then sorted (the tenant's column is written
+    ``+tenant_id`` so that SQLite cannot walk a sort index instead); the filters below still
+    decide which match."""
     if fts or located:
         candidates = _FTS_CANDIDATES if fts else _LOCATION_DEVICES
         stmt = stmt.where(
