@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import Pool
 
 from authserver import credentials
+from authserver.checkpointer import BACKSTOP_PAGES
 
 
 class Base(DeclarativeBase):
@@ -596,7 +597,9 @@ def ping_if_idle(dbapi_connection: Any, connection_record: Any, proxy: Any) -> N
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    """WAL and a busy timeout let several processes share the embedded database safely."""
+    """WAL and a busy timeout let several processes share the embedded database safely. A
+    commit copies the log back into the file only past a backstop: a serving process's
+    background thread does it (``authserver.checkpointer``), outside the writers' gate."""
     module = type(dbapi_connection).__module__
     if "sqlite" not in module:
         return
@@ -605,6 +608,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     cursor.close()
 
 

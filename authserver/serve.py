@@ -9,6 +9,7 @@ parent, then starts ``AUTHSERVER_WORKERS`` processes of ``AUTHSERVER_THREADS`` t
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -19,7 +20,30 @@ def worker_app() -> Any:
     """Each worker builds its own app: no connection or lock is shared between processes."""
     from authserver import create_app
 
-    return create_app()
+    return settle(create_app())
+
+
+def settle(app: Any) -> Any:
+    """What a serving process does once its app is built (here and in ``wsgi.py``).
+
+    - On the embedded database, start the thread that copies the write-ahead log back into the
+      file (``authserver.checkpointer``): one in the deployment works, the others stand by.
+    - Move everything built so far out of the garbage collector's reach (``gc.freeze``): it
+      lives as long as the process. A full collection walked it all, about 150,000 objects,
+      80-100 ms measured on a 2-core VM under load, once in each worker soon after start; a
+      worker holding the SQLite write gate meanwhile stalled every writer of the deployment.
+      Cyclic garbage made by requests is still collected.
+    """
+    from authserver.checkpointer import Checkpointer
+    from authserver.models import db
+
+    with app.app_context():
+        checkpointer = Checkpointer.for_engine(db.engine)
+    if checkpointer is not None:
+        app.extensions["authserver.checkpointer"] = checkpointer.start()
+    gc.collect()  # garbage frozen now would never be freed
+    gc.freeze()
+    return app
 
 
 def hello_app() -> Any:

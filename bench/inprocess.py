@@ -101,6 +101,7 @@ class World:
         from authserver.admin import create_client, prepare_database
         from authserver.demo import run_demo
         from authserver.models import Tenant, db
+        from authserver.serve import settle
 
         self.app = create_app()
         with self.app.app_context():
@@ -122,6 +123,7 @@ class World:
             self.api("POST", "/api/v1/devices", {"name": f"Till {i}"})
         self.pos_key = ProofKey()
         self.pos_token = self._linked_terminal_token()
+        settle(self.app)  # as a serving worker does: the log's checkpoints, a frozen heap
 
     def token(self, form: dict[str, str], headers: dict[str, str] | None = None) -> dict:
         resp = self.http.post(
