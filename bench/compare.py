@@ -180,6 +180,16 @@ def shared_keys(env: dict[str, str], work: Path) -> dict[str, str]:
     return env
 
 
+def _cli_json(cmd: list[str], env: dict[str, str]) -> Any:
+    """A set-up command's JSON output; when it fails, what it said (a database that does not
+    exist, a key that is missing) instead of a traceback of the bench."""
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip()
+        raise SystemExit(f"bench: `authserver {' '.join(cmd[3:])}` failed:\n{said}")
+    return json.loads(done.stdout)
+
+
 def start_authserver(work: Path, pos_key: ProofKey) -> Target:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -187,15 +197,13 @@ def start_authserver(work: Path, pos_key: ProofKey) -> Target:
            "AUTHSERVER_ISSUER": base, "PYTHONPATH": str(ROOT)}  # fmt: skip
     shared_keys(env, work)
     cli = [sys.executable, "-m", "authserver.cli"]
-    demo = json.loads(
-        subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True).stdout
-    )
+    demo = _cli_json([*cli, "demo"], env)
     # The demo kiosk is DPoP-bound; the scenarios are the peer's plain device flow, so the bench
     # has a kiosk client of its own that asks for no proof (the same work on both sides).
-    kiosk = json.loads(subprocess.run(
+    kiosk = _cli_json(
         [*cli, "clients", "create", "--tenant", "ten_demo", "--name", "Bench kiosk", "--public",
          "--grant-type", DEVICE_GRANT, "--grant-type", "refresh_token", "--scope", "devices:read"],
-        env=env, cwd=ROOT, check=True, capture_output=True).stdout)["client_id"]  # fmt: skip
+        env)["client_id"]  # fmt: skip
     proc = _spawn([*cli, "serve", "--port", str(port)], env, work / "authserver.log")
     target = Target("authserver", base, proc, {
         "token": "/oauth/token", "device": "/oauth/device_authorization",
