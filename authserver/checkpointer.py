@@ -32,6 +32,8 @@ import threading
 
 from sqlalchemy.engine import Engine
 
+from authserver.writegate import database_file
+
 log = logging.getLogger("authserver.checkpointer")
 
 # A connection's automatic checkpoint (PRAGMA wal_autocheckpoint): far above what the thread
@@ -58,9 +60,10 @@ class Checkpointer:
 
     @classmethod
     def for_engine(cls, engine: Engine, **kwargs: float) -> Checkpointer | None:
-        """The checkpointer of an embedded database file; None for PostgreSQL or memory."""
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        if not database or database == ":memory:" or database.startswith("file:"):
+        """The checkpointer of an embedded database file; None for PostgreSQL or memory (and
+        for a ``file:`` URI, which this thread's plain connection would not read as one)."""
+        database = database_file(engine)
+        if database is None or database.startswith("file:"):
             return None
         return cls(database, **kwargs)
 
@@ -90,8 +93,9 @@ class Checkpointer:
                     if conn is None:
                         conn = sqlite3.connect(self.database, isolation_level=None)
                         conn.execute("PRAGMA wal_autocheckpoint=0")
-                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    _busy, frames, copied = row
+                    _busy, frames, copied = conn.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
                 except sqlite3.Error as exc:
                     # A full disk, a removed file: writers still checkpoint at the backstop.
                     log.warning("checkpoint failed: %s", exc)

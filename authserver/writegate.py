@@ -24,11 +24,18 @@ from collections.abc import Iterator
 from sqlalchemy.engine import Engine
 
 
+def database_file(engine: Engine) -> str | None:
+    """The embedded database's file (what the gate's and the checkpointer's lock files sit
+    next to); None for PostgreSQL or an in-memory database."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
+    return None if in_memory else database
+
+
 class WriteGate:
     def __init__(self, engine: Engine) -> None:
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
-        self.path = None if in_memory else f"{database}-writers"
+        database = database_file(engine)
+        self.path = None if database is None else f"{database}-writers"
         self._local = threading.local()
 
     def enter(self) -> int | None:

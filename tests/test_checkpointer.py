@@ -78,9 +78,10 @@ def test_writes_append_to_the_log_and_the_thread_copies_them_back(app):
 def test_one_thread_in_the_deployment_checkpoints_and_another_takes_over(app):
     engine, _ = _database(app)
     first = Checkpointer.for_engine(engine, interval=0.02, standby=0.02).start()
-    second = Checkpointer.for_engine(engine, interval=0.02, standby=0.02).start()
+    second = Checkpointer.for_engine(engine, interval=0.02, standby=0.02)
     try:
         assert first.active.wait(5)
+        second.start()  # after the first holds the lock: otherwise either may win it
         assert not second.active.wait(0.3)  # the lock is another open file: as another process
         first.stop()  # its process exits
         assert second.active.wait(5)
