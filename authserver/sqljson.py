@@ -132,3 +132,25 @@ def _ids_postgresql(element: JsonIds, compiler: Any, **kw: Any) -> str:
     # Compiled from our own columns and tables: no value is in the text.
     select = f"SELECT json_agg({column} ORDER BY {column}) FROM {table} WHERE {where}"  # noqa: S608
     return f"coalesce(({select}), '[]'::json)"
+
+
+class KeptOnPostgresql(ColumnElement[str]):
+    """``rendered`` (a construct above) on SQLite; on PostgreSQL ``kept``, a column that a
+    trigger keeps equal to it in the transaction of every change (migration 0024): the database
+    renders once per write instead of once per read."""
+
+    inherit_cache = False
+    type = Text()
+
+    def __init__(self, kept: Any, rendered: Any) -> None:
+        self.kept, self.rendered = kept, rendered
+
+
+@compiles(KeptOnPostgresql)
+def _kept_default(element: KeptOnPostgresql, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.rendered, **kw))
+
+
+@compiles(KeptOnPostgresql, "postgresql")
+def _kept_postgresql(element: KeptOnPostgresql, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.kept, **kw))

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from flask import Response, jsonify, request
+from sqlalchemy import Text, literal_column
 
 from authserver.models import (
     AuditEvent,
@@ -16,7 +17,7 @@ from authserver.models import (
     Tenant,
     User,
 )
-from authserver.sqljson import IsoMs, JsonIds, JsonList, JsonObject
+from authserver.sqljson import IsoMs, JsonIds, JsonList, JsonObject, KeptOnPostgresql
 
 _ISO_CACHE: dict[int, str] = {}
 
@@ -88,7 +89,7 @@ def device_json(
 
 # ``device_json`` built by the database, for lists (``authserver.sqljson``): the same keys in the
 # same order, the same values (a device reads the same in a list as on its own).
-DEVICE_JSON_SQL = JsonObject(
+DEVICE_JSON_RENDERED = JsonObject(
     ("id", Device.id),
     ("name", Device.name),
     ("status", Device.status),
@@ -109,6 +110,8 @@ DEVICE_JSON_SQL = JsonObject(
     ("updatedAt", IsoMs(Device.updated_at)),
     ("updatedBy", Device.updated_by),
 )
+# On PostgreSQL the same text is kept in the row by a trigger (migration 0024), and read from there.
+DEVICE_JSON_SQL = KeptOnPostgresql(literal_column("devices.api_json", Text), DEVICE_JSON_RENDERED)
 
 
 def role_json(role: str) -> dict[str, Any]:

@@ -56,8 +56,14 @@ TRIGRAM_INDEXES = {"ix_devices_name_trgm", "ix_devices_external_id_trgm",
 FTS_TABLES = ("device_search", "device_search_keys", "device_tallies")
 
 
+# PostgreSQL's devices keep each device's JSON as the API shows it (0024), kept by triggers.
+KEPT_COLUMNS = {"api_json"}
+
+
 def _not_backend_only(obj: Any, name: str | None, kind: str, reflected: bool, other: Any) -> bool:
     if kind == "table" and name is not None and name.startswith(FTS_TABLES):
+        return False
+    if kind == "column" and name in KEPT_COLUMNS:
         return False
     return not (kind == "index" and name in TRIGRAM_INDEXES)
 
