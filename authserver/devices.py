@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union,
     update,
 )
 from sqlalchemy import column as sql_column
@@ -339,9 +340,10 @@ def count_devices(
 ) -> tuple[int, bool]:
     """How many devices ``query`` selects, and whether that is exact. Filtered by nothing but
     status, origin and appCode: the tallies' sum (migration 0022), exact, one read. Otherwise
-    exact up to ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, on PostgreSQL, the
-    planner's estimate for the filters (never below the exact part), on SQLite the exact
-    count. ``chosen``: as ``search_devices`` takes it."""
+    exact up to ``COUNT_EXACT_UP_TO`` (the count stops there); beyond, an estimate (never below
+    the exact part): on PostgreSQL the planner's for the filters, on SQLite the share of
+    matches in a sample of the tenant's devices (``_sampled``). ``chosen``: as
+    ``search_devices`` takes it."""
     rest = replace(query, status=None, origin=None, app_code=None).filters()
     if all(value is None for value in rest) and _has_tallies():
         return _tallied(tenant_id, query), True
@@ -359,7 +361,13 @@ def count_devices(
     if capped <= COUNT_EXACT_UP_TO:
         return capped, True
     if db.engine.dialect.name != "postgresql":
-        return db.session.scalar(stmts[1], params) or 0, True
+        sampled = _sampled(tenant_id, query, params) if _has_tallies() else None
+        if sampled is None:
+            return db.session.scalar(stmts[1], params) or 0, True
+        matched, seen, total = sampled
+        if seen >= total:  # the sample was every device: its count is the count
+            return matched, True
+        return min(total, max(capped, round(total * matched / seen))), False
     # EXPLAIN of the same statement, with the same bound values (the driver binds them).
     compiled = stmts[2].compile(dialect=db.engine.dialect)
     plan = (
@@ -371,6 +379,60 @@ def count_devices(
     )
     estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else 0
     return max(estimate, capped), False
+
+
+# SQLite keeps no statistics to estimate a count from, and counting a broad search exactly reads
+# every device of the tenant (about 60 ms at 100,000 on a small VM, linear). Beyond the exact
+# part it samples instead: ``SAMPLE_WINDOWS`` runs of ``SAMPLE_WINDOW`` consecutive devices,
+# starting at evenly spaced creation times (so a fleet's old and new devices are both seen),
+# each read from the (tenant, createdAt) index. 2,000 devices: a share within about 2 points
+# of the tenant's (one standard error at most 1.1%), for about 2 µs a device.
+SAMPLE_WINDOWS = 8
+SAMPLE_WINDOW = 250
+_SAMPLES: dict[tuple[Any, ...], Any] = {}
+_CREATED_RANGE: Any = select(
+    select(func.min(Device.created_at)).where(Device.tenant_id == bindparam("tenant_id"))
+    .scalar_subquery().label("lo"),
+    select(func.max(Device.created_at)).where(Device.tenant_id == bindparam("tenant_id"))
+    .scalar_subquery().label("hi"),
+)  # fmt: skip
+
+
+def _sampled(
+    tenant_id: str, query: DeviceQuery, params: dict[str, Any]
+) -> tuple[int, int, int] | None:
+    """(devices of the sample that ``query`` selects, devices in the sample, live devices of
+    the tenant); None when the tenant has none. The share of the first in the second,
+    times the third, estimates the count."""
+    total = _tallied(tenant_id, DeviceQuery())
+    bounds = direct().first(_CREATED_RANGE, {"tenant_id": tenant_id})
+    if not total or bounds is None or bounds.lo is None:
+        return None
+    shape = (SAMPLE_WINDOWS, SAMPLE_WINDOW, *(value is not None for value in query.filters()))
+    stmt = _SAMPLES.get(shape)
+    if stmt is None:
+        windows = [
+            select(Device.id)
+            .where(Device.tenant_id == bindparam("tenant_id"), Device.deleted_at.is_(None),
+                   Device.created_at >= bindparam(f"start_{k}"))
+            .order_by(Device.created_at, Device.id)
+            .limit(SAMPLE_WINDOW)
+            .subquery()
+            for k in range(SAMPLE_WINDOWS)
+        ]  # fmt: skip
+        # UNION, not UNION ALL: windows that overlap (devices created in one burst) count once.
+        sample = union(*[select(w.c.id) for w in windows]).cte("sample")
+        matched = filtered(select(func.count()), query).where(Device.id.in_(select(sample.c.id)))
+        stmt = _SAMPLES[shape] = select(
+            matched.scalar_subquery().label("matched"),
+            select(func.count()).select_from(sample).scalar_subquery().label("seen"),
+        )
+    lo, hi = int(bounds.lo), int(bounds.hi)
+    starts = {f"start_{k}": lo + (hi - lo) * k // SAMPLE_WINDOWS for k in range(SAMPLE_WINDOWS)}
+    row = direct().first(stmt, {**params, **starts})
+    if row is None or not row.seen:
+        return None
+    return int(row.matched), int(row.seen), total
 
 
 # What each sort's key (above) is read from, in a row of a rendered search.

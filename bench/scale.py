@@ -52,6 +52,8 @@ def columns() -> list[tuple[str, str]]:
         ("list + count", "limit=50&count=true"),
         ("count, status + appCode", "limit=50&count=true&status=ACTIVE&appCode=CLIENT"),
         ("location (20 devices) + count", "limit=50&count=true&locationId={location}"),
+        # A term every device matches ("Till 7", "till-7"): more matches than a count reads exactly.
+        ("broad q + count", "limit=50&count=true&q=till"),
         ("list, 2nd tenant", "limit=50"),
     ]  # fmt: skip
 
