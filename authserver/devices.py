@@ -430,7 +430,8 @@ def _sampled(
     lo, hi = int(bounds.lo), int(bounds.hi)
     starts = {f"start_{k}": lo + (hi - lo) * k // SAMPLE_WINDOWS for k in range(SAMPLE_WINDOWS)}
     row = direct().first(stmt, {**params, **starts})
-    if row is None or not row.seen:
+    assert row is not None  # aggregates: always one row
+    if not row.seen:  # every device deleted since the tallies were read
         return None
     return int(row.matched), int(row.seen), total
 
