@@ -31,7 +31,7 @@ from sqlalchemy import column as sql_column
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from authserver import audit, authorization, credentials, revocation, tokens
+from authserver import audit, authorization, credentials, revocation, tokens, trigram
 from authserver.direct import direct
 from authserver.models import (
     AppCode,
@@ -332,7 +332,7 @@ def _tallied(tenant_id: str, query: DeviceQuery) -> int:
 def _has_tallies() -> bool:
     # Made by migration 0022 on both backends; a SQLite database is asked once, as for its
     # search index.
-    return db.engine.dialect.name != "sqlite" or _sqlite_has("device_tallies")
+    return db.engine.dialect.name != "sqlite" or trigram.sqlite_has("device_tallies")
 
 
 def count_devices(
@@ -479,44 +479,16 @@ def _search_statement(
 # the database are at most this many reads them through the index; a broader one walks the
 # tenant's devices in the sort's order, where its matches are dense enough to fill a page soon.
 FTS_CANDIDATES = 10_000
-_SEARCH_KEYS = table("device_search_keys", sql_column("key"), sql_column("device_id"))
-# The index is read once per request: the probe that chooses the path also lists the
-# candidates' keys (a JSON array built by SQLite), and the statements then take the keys. A
-# trigram phrase reads each of its trigrams' lists, which grow with the whole database: at a
-# million devices that read is most of a search's time.
-_FTS_KEYS: Any = text(
-    "SELECT count(*), json_group_array(rowid) FROM"
-    " (SELECT rowid FROM device_search WHERE device_search MATCH :fts LIMIT :cap)"
-).columns(sql_column("n"), sql_column("keys"))
-_FTS_CANDIDATES: Any = select(_SEARCH_KEYS.c.device_id).where(
-    _SEARCH_KEYS.c.key.in_(
-        select(literal_column("value")).select_from(func.json_each(bindparam("search_keys")))
-    )
-)
+# The index is read once per request (``trigram.probe``): the probe that chooses the path also
+# lists the candidates' keys, and the statements then take the keys. A trigram phrase reads each
+# of its trigrams' lists, which grow with the whole database: at a million devices that read is
+# most of a search's time.
+_FTS_CANDIDATES: Any = trigram.candidates("device_search_keys", "device_id")
 
 
 def capped_count(stmt: Any) -> Any:
     """How many rows ``stmt`` gives, counting no further than ``:cap``."""
     return select(func.count().label("n")).select_from(stmt.limit(bindparam("cap")).subquery())
-
-
-_SQLITE_HAS: dict[tuple[str, str], bool] = {}
-
-
-def _sqlite_has(name: str) -> bool:
-    """Whether this SQLite database has the table ``name`` (made by a SQLite-only migration;
-    one read per database and name)."""
-    key = (str(db.engine.url), name)
-    if key not in _SQLITE_HAS:
-        _SQLITE_HAS[key] = (
-            db.session.scalar(
-                select(literal_column("1"))
-                .select_from(table("sqlite_master"))
-                .where(literal_column("name") == name)
-            )
-            is not None
-        )
-    return _SQLITE_HAS[key]
 
 
 def _fts_keys(query: DeviceQuery) -> str | None:
@@ -527,13 +499,13 @@ def _fts_keys(query: DeviceQuery) -> str | None:
     term = query.q if query.q is not None else query.name
     if term is None or len(term) < 3 or db.engine.dialect.name != "sqlite":
         return None
-    if not _sqlite_has("device_search"):
+    if not trigram.sqlite_has("device_search"):
         return None
-    phrase = '"' + term.replace('"', '""') + '"'  # one phrase: the term's characters, in order
-    if query.q is None:
-        phrase = "name : " + phrase  # a name search's candidates: names that hold the term
-    found = direct().first(_FTS_KEYS, {"fts": phrase, "cap": FTS_CANDIDATES + 1})
-    return found[1] if found is not None and found[0] <= FTS_CANDIDATES else None
+    # A name search's candidates: names that hold the term. The term lowered as the LIKE has it
+    # (the index folds case itself): whatever the LIKE matches holds these characters.
+    fts = trigram.phrase(term.lower(), "name" if query.q is None else "")
+    found = direct().first(trigram.probe("device_search"), {"fts": fts, "cap": FTS_CANDIDATES + 1})
+    return trigram.keys_found(found, FTS_CANDIDATES)
 
 
 # On SQLite, a location of at most this many devices is read through its own index (its devices,

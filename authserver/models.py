@@ -115,6 +115,10 @@ class User(Model):
     __table_args__ = (
         UniqueConstraint("tenant_id", "login", name="uq_users_tenant_login"),
         UniqueConstraint("tenant_id", "staff_code_hash", name="uq_users_tenant_staff_code"),
+        # The list filtered by kind or by active, in its order (login): an index range at any
+        # size of the tenant, not a walk of every person (a million customers, a few staff).
+        Index("ix_users_tenant_kind_login", "tenant_id", "kind", "login", "id"),
+        Index("ix_users_tenant_active_login", "tenant_id", "active", "login", "id"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)

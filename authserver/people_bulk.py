@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, inspect, select
 
-from authserver import authorization, bulk, credentials, users
+from authserver import authorization, bulk, credentials, tokens, users
 from authserver.bulk import (
     Outcome,
     RowError,
@@ -211,18 +211,23 @@ def _apply(
     gone = set(ids) - {u.id for u in found}
     outcome.skipped += [{"id": i, "reason": "deleted"} for i in ids if i in gone]
     changed = 0
+    ended = []  # the people whose tokens end with this transaction: revoked at once, below
     for user in found:
         if not _may(actor, user, action):
             outcome.skipped.append({"id": user.id, "reason": "not_permitted"})
         elif action == "delete":
-            users.stage_delete(user, actor, actor_id)
+            users.stage_delete(user, actor, actor_id, revoke=False)
+            ended.append(user.id)
             changed += 1
         elif user.active == (action == "enable"):
             reason = "already_active" if user.active else "already_disabled"
             outcome.skipped.append({"id": user.id, "reason": reason})
         else:
-            users.set_active(user, action == "enable", actor, actor_id)
+            users.set_active(user, action == "enable", actor, actor_id, revoke=False)
+            if action == "disable":
+                ended.append(user.id)
             changed += 1
+    tokens.revoke_users(ended)
     db.session.commit()
     outcome.changed += changed
 

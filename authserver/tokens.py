@@ -609,6 +609,15 @@ def revoke_subject(
         raise ValueError("revoke_subject needs a user, a client or a tenant")
 
 
+def revoke_users(user_ids: list[str]) -> None:
+    """``revoke_subject(user_id=...)`` for each of ``user_ids`` (a bulk disable or delete): one
+    statement for their refresh families and one write of their marks, in the caller's
+    transaction."""
+    if user_ids:
+        _revoke_families(RefreshFamily.user_id.in_(user_ids), "subject_disabled")
+        revocation.mark_many("user", user_ids)
+
+
 def revoke_user_client(user_id: str, client_id: str, reason: str) -> None:
     """Every token one client got for one user (the user withdrew their consent): each of its
     refresh families, and with them their access tokens. In the caller's transaction."""

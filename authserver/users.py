@@ -5,11 +5,20 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import String, cast, func, literal_column, or_, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 
-from authserver import audit, authorization, credentials, customer_devices, limits, tokens, totp
+from authserver import (
+    audit,
+    authorization,
+    credentials,
+    customer_devices,
+    limits,
+    tokens,
+    totp,
+    trigram,
+)
 from authserver.models import AuthStrategy, Location, Tenant, User, db
 from authserver.paging import After, Page, containing, escape_like, keyset_page
 from authserver.problems import ConflictProblem, NotFoundProblem, ValidationProblem
@@ -155,10 +164,14 @@ def ends_tokens(changed: list[str], roles_taken: bool) -> bool:
     return roles_taken or "password" in changed or "kind" in changed
 
 
-def _after_update(user: User, changed: list[str], roles_taken: bool, actor_id: str) -> None:
-    """Revocations and audit events of a change to an existing user, in its transaction."""
+def _after_update(
+    user: User, changed: list[str], roles_taken: bool, actor_id: str, revoke: bool = True
+) -> None:
+    """Revocations and audit events of a change to an existing user, in its transaction
+    (without ``revoke`` a deactivation leaves its revocation to the caller: a bulk change
+    revokes a whole chunk's tokens at once, ``tokens.revoke_users``)."""
     if "active" in changed:
-        if not user.active:
+        if not user.active and revoke:
             tokens.revoke_subject(user_id=user.id)  # deactivated: every token ends at once
         audit.record("user.enabled" if user.active else "user.disabled", user.tenant_id,
                      actor_id, user_id=user.id)  # fmt: skip
@@ -256,21 +269,28 @@ def delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
     db.session.commit()
 
 
-def set_active(user: User, active: bool, actor: authorization.Actor, actor_id: str) -> None:
+def set_active(
+    user: User, active: bool, actor: authorization.Actor, actor_id: str, revoke: bool = True
+) -> None:
     """Enable or disable ``user`` as ``PATCH active`` does (disabling revokes every token of
-    theirs), in the caller's transaction."""
+    theirs; without ``revoke`` the caller does, ``tokens.revoke_users``, before it commits), in
+    the caller's transaction."""
     authorization.check_manage(actor, user)
     if user.active != active:
         user.active = active
         user.updated_at = now()
-        _after_update(user, ["active"], False, actor_id)
+        _after_update(user, ["active"], False, actor_id, revoke)
 
 
-def stage_delete(user: User, actor: authorization.Actor, actor_id: str) -> None:
-    """``delete`` in the caller's transaction."""
+def stage_delete(
+    user: User, actor: authorization.Actor, actor_id: str, revoke: bool = True
+) -> None:
+    """``delete`` in the caller's transaction (without ``revoke`` the caller revokes the
+    user's tokens, ``tokens.revoke_users``, before it commits)."""
     if not (isinstance(actor, User) and actor.id == user.id):  # deleting oneself needs no role
         authorization.check_manage(actor, user)
-    tokens.revoke_subject(user_id=user.id)
+    if revoke:
+        tokens.revoke_subject(user_id=user.id)
     audit.record("user.deleted", user.tenant_id, actor_id, user_id=user.id, login=user.login)
     db.session.execute(sql_delete(AuthStrategy).where(AuthStrategy.user_id == user.id))
     customer_devices.forget_user(user.id)
@@ -293,11 +313,48 @@ def holds_role(role: str) -> Any:
     return or_(roles_text.like(f'%"{role}"%', "\\"), roles_text.like(f'%"{role}@%', "\\"))
 
 
+# SQLite's trigram index of login, first and last name (migration 0025): a search whose
+# candidates across the database are at most this many reads them through the index; a broader
+# one walks the tenant's people in login order, where matches that dense fill a page soon.
+SEARCH_CANDIDATES = 10_000
+_CANDIDATES: Any = trigram.candidates("user_search_keys", "user_id")
+
+
+def _search_keys(filters: dict[str, str]) -> str | None:
+    """The keys (a JSON array) of the people whose login holds ``login`` and whose first or
+    last name holds ``name`` (the filters given, of 3 characters or more: a trigram's length)
+    when SQLite's index can narrow the search to at most ``SEARCH_CANDIDATES``; else None."""
+    terms = [
+        trigram.phrase(filters[name].lower(), columns)
+        for name, columns in (("login", "login"), ("name", "{first_name last_name}"))
+        if len(filters.get(name, "")) >= 3
+    ]
+    if not terms or db.engine.dialect.name != "sqlite" or not trigram.sqlite_has("user_search"):
+        return None
+    # In the session: a bulk change by filter sees its own transaction's people.
+    found = db.session.execute(
+        trigram.probe("user_search"), {"fts": " AND ".join(terms), "cap": SEARCH_CANDIDATES + 1}
+    ).first()
+    return trigram.keys_found(found, SEARCH_CANDIDATES)
+
+
 def filtered_users(query: Any, tenant_id: str, filters: dict[str, str]) -> Any:
     """``query`` limited to the tenant's users ``filters`` select: ``login`` and ``name`` match
     a part (case-insensitively), ``role`` a role held tenant-wide or anywhere, ``locationId`` any
-    role at that location, ``active`` true or false, ``kind`` staff or customer."""
-    query = query.where(User.tenant_id == tenant_id)
+    role at that location, ``active`` true or false, ``kind`` staff or customer.
+
+    A ``login`` or ``name`` search reads trigram indexes: PostgreSQL's serve the ``LIKE`` below
+    (its planner chooses); on SQLite the candidates found in ``user_search`` are looked up by
+    id (the tenant's column written ``+tenant_id`` so that SQLite cannot walk the tenant's
+    index instead), and the ``LIKE`` still decides which match."""
+    keys = _search_keys(filters)
+    if keys is not None:
+        query = query.where(
+            literal_column("+users.tenant_id") == tenant_id,
+            User.id.in_(_CANDIDATES.params(search_keys=keys)),
+        )
+    else:
+        query = query.where(User.tenant_id == tenant_id)
     if "login" in filters:
         query = query.where(func.lower(User.login).like(containing(filters["login"].lower()), "\\"))
     if "name" in filters:

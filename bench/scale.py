@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py                        # embedded SQLite, up to 100,000
     .venv/bin/python bench/scale.py --max 1000000          # up to a million (minutes to load)
     DATABASE_URL=postgresql://... .venv/bin/python bench/scale.py
+    .venv/bin/python bench/scale.py --people               # the people list instead
 
 Loads devices straight into the database (two tenants of the same size: the second proves that
 another tenant's rows cost nothing) and analyses the table, then times each request through the app in process (the
@@ -14,6 +15,13 @@ second tenant's list, and a bulk block of
 1,000 devices by ids (POST /api/v1/devices/bulk/block: their tokens revoked, each audited; the
 median of 3, each a different 1,000). Prints one table; figures move from machine to machine,
 the growth from row to row is what to read.
+
+With ``--people`` it loads people instead (a tenant of customers with one staff member in a
+thousand and one disabled person in five hundred, as a shop's loyalty scheme has) and times the
+people list: its first page and a page deep in login order, a login and a name search, the
+staff among the customers (``kind``), the disabled (``active``), the second tenant's list, and
+a bulk disable of 1,000 people by ids (``POST /api/v1/users/bulk/disable``, each audited and
+their tokens revoked; the median of 3).
 """
 
 from __future__ import annotations
@@ -87,7 +95,7 @@ class Bench:
                     db.session.get(Tenant, tenant),
                     "scale bench",
                     ["client_credentials"],
-                    scope="devices:read devices:write",
+                    scope="devices:read devices:write users:read users:write",
                 )
                 creds.append((made.client.client_id, made.client_secret or ""))  # fmt: skip
         self.creds = creds
@@ -171,11 +179,14 @@ class Bench:
 
     def time(self, query: str, full: bool, tenant: int = 0) -> float:
         """The median ms of ``query``; with ``full``, each answer must be a whole page."""
+        return self.time_path("/api/v1/devices", query, full, tenant)
+
+    def time_path(self, path: str, query: str, full: bool, tenant: int = 0) -> float:
         headers = {"Authorization": f"Bearer {self.tokens[tenant]}"}
         took = []
         for _ in range(REPEAT):
             started = time.perf_counter()
-            resp = self.http.get(f"/api/v1/devices?{query}", headers=headers)
+            resp = self.http.get(f"{path}?{query}", headers=headers)
             took.append((time.perf_counter() - started) * 1000)
             assert resp.status_code == 200, resp.get_json()
             items = resp.get_json()["data"]
@@ -212,10 +223,111 @@ class Bench:
         return statistics.median(took)
 
 
+FIRST_NAMES = ("Anna", "Piotr", "Maria", "Jan", "Ewa", "Tomasz", "Zofia", "Adam", "Olga", "Marek")
+LAST_NAMES = ("Nowak", "Kowalski", "Wisniewski", "Wojcik", "Kaminski", "Lewandowski", "Zielinski",
+              "Szymanski")  # fmt: skip
+
+
+def people_columns() -> list[tuple[str, str]]:
+    return [
+        ("list (login)", "limit=50"),
+        ("deep page (login)", "limit=50&cursor={login}"),
+        ("login substring", "limit=50&login=user{middle}@"),
+        ("name substring", "limit=50&name={last_name}"),
+        ("staff among customers (kind)", "limit=50&kind=staff"),
+        ("disabled (active=false)", "limit=50&active=false"),
+        ("list, 2nd tenant", "limit=50"),
+    ]
+
+
+class PeopleBench(Bench):
+    def grow_to(self, size: int) -> float:
+        """Add people to both tenants until each holds ``size``; seconds taken."""
+        from sqlalchemy import insert, text
+
+        from authserver.models import User, db
+
+        started = time.perf_counter()
+        with self.app.app_context():
+            while self.count < size:
+                n = min(CHUNK, size - self.count)
+                for k, tenant in enumerate(self.tenants):
+                    rows = [{
+                        "id": f"usr_{k}_{i:09d}", "tenant_id": tenant,
+                        "login": f"user{i}@shop{i % 97}.example", "password_hash": "",
+                        "kind": "staff" if i % 1000 == 0 else "customer", "roles": [],
+                        "active": i % 500 != 7, "created_at": 1_700_000_000_000 + i,
+                        "first_name": FIRST_NAMES[i % 10],
+                        "last_name": f"{LAST_NAMES[i % 8]}{i}", "trusted": False,
+                    } for i in range(self.count, self.count + n)]  # fmt: skip
+                    for j in range(0, n, 1000):
+                        db.session.execute(insert(User.__table__).values(rows[j : j + 1000]))
+                db.session.commit()
+                self.count += n
+            db.session.execute(text(
+                "ANALYZE users" if db.engine.dialect.name == "postgresql" else "ANALYZE"))  # fmt: skip
+            db.session.commit()
+        return time.perf_counter() - started
+
+    def cursors(self) -> dict[str, str]:
+        """A cursor at the middle of the tenant in login order, as the API would give it."""
+        from sqlalchemy import select
+
+        from authserver.models import User, db
+        from authserver.registry.pagination import encode
+
+        with self.app.app_context():
+            row = db.session.execute(
+                select(User.login, User.id)
+                .where(User.tenant_id == self.tenants[0])
+                .order_by(User.login, User.id)
+                .offset(self.count // 2)
+                .limit(1)
+            ).one()
+            return {"login": encode(row.login, row.id, "users:login")}
+
+    def time(self, query: str, full: bool, tenant: int = 0) -> float:
+        return self.time_path("/api/v1/users", query, full, tenant)
+
+    def time_bulk_block(self, n: int = 1000) -> float:
+        """The median ms of 3 bulk disables of ``n`` people by ids (from the middle of the
+        first tenant), each undone by a bulk enable (not timed) before the next."""
+        from sqlalchemy import select
+
+        from authserver.models import User, db
+
+        headers = {"Authorization": f"Bearer {self.tokens[0]}"}
+        took = []
+        for _ in range(3):
+            with self.app.app_context():
+                ids = list(db.session.scalars(
+                    select(User.id)
+                    .where(User.tenant_id == self.tenants[0], User.active.is_(True),
+                           User.created_at >= 1_700_000_000_000 + (self.count - n) // 2)
+                    .order_by(User.created_at)
+                    .limit(n)
+                ))  # fmt: skip
+            started = time.perf_counter()
+            resp = self.http.post("/api/v1/users/bulk/disable", json={"ids": ids},
+                                  headers=headers)  # fmt: skip
+            took.append((time.perf_counter() - started) * 1000)
+            assert resp.status_code == 200, resp.get_json()
+            # All of them but the few already disabled, where the tenant has no more.
+            assert resp.get_json()["data"]["changed"] == len(ids) >= n - 10, resp.get_json()
+            resp = self.http.post("/api/v1/users/bulk/enable", json={"ids": ids},
+                                  headers=headers)  # fmt: skip
+            assert resp.get_json()["data"]["changed"] == len(ids), resp.get_json()
+        return statistics.median(took)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--max", type=int, default=100_000, help="the largest tenant (default 100000)")
+    ap.add_argument("--people", action="store_true", help="the people list instead of devices")
     args = ap.parse_args()
+    if args.people:
+        people(args.max)
+        return
     bench = Bench()
     backend = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
     reads = columns()
@@ -237,6 +349,32 @@ def main() -> None:
             full = (
                 "sort" in label or "page" in label or "list" in label
             ) and "location" not in label
+            tenant = 1 if "2nd tenant" in label else 0
+            cells.append(f"{bench.time(filled, full, tenant):.1f}")
+        cells.append(f"{bench.time_bulk_block():.0f}")
+        print(f"| {size:,} | " + " | ".join(cells) + " |", flush=True)
+        print(f"  (loaded in {loaded:.0f} s)", file=sys.stderr, flush=True)
+
+
+def people(largest: int) -> None:
+    bench = PeopleBench()
+    backend = "postgresql" if os.environ.get("DATABASE_URL") else "sqlite"
+    reads = people_columns()
+    print(f"People list latency, ms (median of {REPEAT}), in process, backend {backend}; "
+          "two tenants of the size shown")  # fmt: skip
+    labels = [label for label, _ in reads] + ["bulk disable of 1,000"]
+    print("| people in the tenant | " + " | ".join(labels) + " |")
+    print("| ---: |" + " ---: |" * len(labels))
+    for size in [s for s in SIZES if s <= largest]:
+        loaded = bench.grow_to(size)
+        bench.new_tokens()
+        cursors = {k: urlencode({"c": v})[2:] for k, v in bench.cursors().items()}
+        middle = size // 2
+        cells: list[Any] = []
+        for label, query in reads:
+            filled = query.format(middle=middle, last_name=f"{LAST_NAMES[middle % 8]}{middle}",
+                                  **cursors)  # fmt: skip
+            full = "list" in label or "page" in label
             tenant = 1 if "2nd tenant" in label else 0
             cells.append(f"{bench.time(filled, full, tenant):.1f}")
         cells.append(f"{bench.time_bulk_block():.0f}")

@@ -42,3 +42,18 @@ def test_the_scale_bench_runs_and_every_read_gets_its_page(tmp_path):
     # devices with their count, a broad search with its count, the second tenant's list, the
     # bulk block.
     assert len(rows) == 1 and len(rows[0].split("|")) == 18, done.stdout
+
+
+def test_the_people_scale_bench_runs_and_every_read_answers(tmp_path):
+    """bench/scale.py --people at its smallest size: each read of the people list answers (a
+    whole page where it must), and the bulk disable changes its people."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["AUTHSERVER_INSTANCE_PATH"] = str(tmp_path / "instance")
+    done = subprocess.run(
+        [sys.executable, "bench/scale.py", "--people", "--max", "1000"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1,000 |")]
+    # 7 reads of the people list and the bulk disable.
+    assert len(rows) == 1 and len(rows[0].split("|")) == 11, done.stdout

@@ -46,14 +46,17 @@ def assert_no_diff(app) -> None:
     assert diff == [], f"models and migrations differ: {diff}"
 
 
-# PostgreSQL's trigram indexes (migration 0019) exist for one backend, not in the models.
+# PostgreSQL's trigram indexes (migrations 0019, 0025) exist for one backend, not in the models.
 TRIGRAM_INDEXES = {"ix_devices_name_trgm", "ix_devices_external_id_trgm",
                    "ix_devices_identifier_trgm", "ix_devices_till_id_trgm"}  # fmt: skip
+USER_TRIGRAM_INDEXES = {"ix_users_login_trgm", "ix_users_first_name_trgm",
+                        "ix_users_last_name_trgm"}  # fmt: skip
 
 
-# SQLite's trigram search (migration 0020: a key table and an FTS5 table with its shadow tables)
-# and device tallies (0022, on PostgreSQL too), kept by triggers; not in the models either.
-FTS_TABLES = ("device_search", "device_search_keys", "device_tallies")
+# SQLite's trigram searches (migrations 0020 and 0025: a key table and an FTS5 table with its
+# shadow tables) and device tallies (0022, on PostgreSQL too), kept by triggers; not in the
+# models either.
+FTS_TABLES = ("device_search", "device_search_keys", "device_tallies", "user_search")
 
 
 # PostgreSQL's devices keep each device's JSON as the API shows it (0024), kept by triggers.
@@ -65,7 +68,7 @@ def _not_backend_only(obj: Any, name: str | None, kind: str, reflected: bool, ot
         return False
     if kind == "column" and name in KEPT_COLUMNS:
         return False
-    return not (kind == "index" and name in TRIGRAM_INDEXES)
+    return not (kind == "index" and name in TRIGRAM_INDEXES | USER_TRIGRAM_INDEXES)
 
 
 def _expression_indexes() -> list[Any]:
@@ -82,15 +85,17 @@ def test_migrations_match_the_models_on_sqlite(tmp_path):
     env.pop("DATABASE_URL", None)
     app = create_app(load_settings(env))
     assert_no_diff(app)
-    # The triggers that keep SQLite's device search index and tallies in step (0020, 0022): a
-    # later batch migration of devices rebuilds the table and would drop them.
+    # The triggers that keep SQLite's search indexes and device tallies in step (0020, 0022,
+    # 0025): a later batch migration of devices or users rebuilds the table and would drop them.
     with app.app_context(), db.engine.connect() as conn:
-        made = set(conn.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'devices'"
-        )).scalars())  # fmt: skip
-    assert made == {"device_search_insert", "device_search_update", "device_search_delete",
-                    "device_tallies_insert", "device_tallies_update_old",
-                    "device_tallies_update_new", "device_tallies_delete"}  # fmt: skip
+        made = dict(conn.execute(text(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")).all())  # fmt: skip
+    assert {name for name, table in made.items() if table == "devices"} == {
+        "device_search_insert", "device_search_update", "device_search_delete",
+        "device_tallies_insert", "device_tallies_update_old", "device_tallies_update_new",
+        "device_tallies_delete"}  # fmt: skip
+    assert {name for name, table in made.items() if table == "users"} == {
+        "user_search_insert", "user_search_update", "user_search_delete"}  # fmt: skip
 
 
 @pytest.mark.skipif(not DATABASE_URL, reason="needs DATABASE_URL pointing at PostgreSQL")
@@ -108,6 +113,7 @@ def test_migrations_match_the_models_on_postgresql(tmp_path):
         assert_no_diff(app)
         with app.app_context():
             assert_substring_searches_use_the_trigram_indexes()
+            assert_people_searches_use_the_trigram_indexes()
             db.engine.dispose()
     finally:
         with admin.connect() as conn:
@@ -243,4 +249,46 @@ def assert_substring_searches_use_the_trigram_indexes() -> None:
             plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + compiled.string,
                                                                 values))  # fmt: skip
             assert "_trgm" in plan, plan
+            conn.rollback()
+
+
+def assert_people_searches_use_the_trigram_indexes() -> None:
+    """On PostgreSQL the people list's ``login`` and ``name`` searches read the trigram indexes
+    of migration 0025 (short pending lists, as the devices'), the plan rather than a timing."""
+    from sqlalchemy import insert, select
+
+    from authserver import users
+    from authserver.admin import create_tenant
+    from authserver.models import User
+
+    tenant = create_tenant("people search").id
+    rows = [{"id": f"usr_{i:06d}", "tenant_id": tenant, "login": f"user{i}@shop.example",
+             "password_hash": "", "kind": "customer", "roles": [], "active": True,
+             "created_at": i, "first_name": "Anna", "last_name": f"Nowak{i}"}
+            for i in range(5000)]  # fmt: skip
+    db.session.execute(insert(User.__table__), rows)
+    db.session.commit()
+    with db.engine.connect() as conn:
+        conn.execute(text("ANALYZE users"))
+        made = set(conn.execute(text(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'users'")).scalars())  # fmt: skip
+        assert made >= USER_TRIGRAM_INDEXES, made
+        every = dict(conn.execute(text("SELECT relname, reloptions FROM pg_class")).all())
+        options = {name: every[name] for name in USER_TRIGRAM_INDEXES}
+        assert options == {i: ["gin_pending_list_limit=64"] for i in USER_TRIGRAM_INDEXES}
+        for filters, index in (({"login": "user4242@"}, "ix_users_login_trgm"),
+                               ({"name": "nowak4242"}, "ix_users_last_name_trgm")):  # fmt: skip
+            stmt = users.filtered_users(select(User.id), tenant, filters)
+            stmt = stmt.order_by(User.login, User.id).limit(51)
+            sql = str(stmt.compile(dialect=db.engine.dialect,
+                                   compile_kwargs={"literal_binds": True}))  # fmt: skip
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            # On a table this small the tenant's B-trees win; dropped in this transaction (and
+            # rolled back), what is left shows that the trigram indexes serve the search.
+            for other in {i for i in made - USER_TRIGRAM_INDEXES if i.startswith("ix_")}:
+                conn.execute(text(f"DROP INDEX {other}"))
+            for unique in ("uq_users_tenant_login", "uq_users_tenant_staff_code"):
+                conn.execute(text(f"ALTER TABLE users DROP CONSTRAINT {unique}"))
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql))
+            assert index in plan, plan
             conn.rollback()
