@@ -331,7 +331,9 @@ def _search_keys(filters: dict[str, str]) -> str | None:
     ]
     if not terms or db.engine.dialect.name != "sqlite" or not trigram.sqlite_has("user_search"):
         return None
-    # In the session: a bulk change by filter sees its own transaction's people.
+    # In the session, flushed first (a text statement does not autoflush): a change by filter
+    # sees its own transaction's people.
+    db.session.flush()
     found = db.session.execute(
         trigram.probe("user_search"), {"fts": " AND ".join(terms), "cap": SEARCH_CANDIDATES + 1}
     ).first()

@@ -330,3 +330,47 @@ def test_an_export_holds_no_transaction_between_pages(reg, t, svc, app):
             assert not db.session().in_transaction(), line
             seen.append(line)
     assert seen == sorted(seen) and len(seen) == 8
+
+
+def test_bulk_disable_and_delete_end_refresh_tokens(reg, t, svc, app):
+    """The refresh tokens of each person a bulk disable or delete reaches are revoked in its
+    transaction, as a single disable does: enabling the person again does not bring one back."""
+    from authserver.models import Client, RefreshFamily
+    from tests.device_helpers import DEVICE_GRANT, approve, poll, start
+
+    signin = reg.world.client(t.id, grant_types=(DEVICE_GRANT, "refresh_token"),
+                              auth_method="none", scope="users:read")  # fmt: skip
+    with app.app_context():
+        db.session.get(Client, signin.client_id).device_subject = "user"
+        db.session.commit()
+    refresh, ids = {}, {}
+    for name in ("ann", "bob", "cyd"):
+        reg.world.user(t.id, login=name, password="correct horse")
+        body = start(reg.http, signin.client_id).get_json()
+        approve(app, body["user_code"], name)
+        got = poll(reg.http, signin.client_id, body["device_code"]).get_json()
+        refresh[name] = got["refresh_token"]
+    with app.app_context():
+        for user in db.session.scalars(db.select(User).where(User.tenant_id == t.id)):
+            ids[user.login] = user.id
+    reg.now.advance(1)
+    resp = reg.call("POST", f"{BULK}/disable", svc, json={"ids": [ids["ann"]]})
+    assert resp.get_json()["data"]["changed"] == 1, resp.get_json()
+    resp = reg.call("POST", f"{BULK}/delete", svc, json={"ids": [ids["bob"]]})
+    assert resp.get_json()["data"]["changed"] == 1, resp.get_json()
+    resp = reg.call("POST", f"{BULK}/enable", svc, json={"ids": [ids["ann"]]})
+    assert resp.get_json()["data"]["changed"] == 1, resp.get_json()
+
+    def exchange(token: str):
+        return reg.http.post("/oauth/token", data={"grant_type": "refresh_token",
+                             "refresh_token": token, "client_id": signin.client_id})  # fmt: skip
+
+    for name in ("ann", "bob"):
+        resp = exchange(refresh[name])
+        assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant", name
+    assert exchange(refresh["cyd"]).status_code == 200  # nobody else's
+    with app.app_context():
+        reasons = {f.user_id: f.revoked_reason for f in db.session.scalars(
+            db.select(RefreshFamily).where(RefreshFamily.tenant_id == t.id))}  # fmt: skip
+    assert reasons == {ids["ann"]: "subject_disabled", ids["bob"]: "subject_disabled",
+                       ids["cyd"]: None}  # fmt: skip

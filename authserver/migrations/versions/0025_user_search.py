@@ -14,6 +14,11 @@ its ``kind`` and ``active`` filters an index in the list's order (issue 16)
   search's own ``LIKE``, so the index only narrows what is read. A SQLite built without FTS5's
   trigram tokenizer (3.34+) gets no table, and searches read the tenant's people as before.
 
+On PostgreSQL the indexes are built in the migration's transaction, not ``CONCURRENTLY``: the
+build holds a SHARE lock on ``users`` (reads go on; sign-ups, profile changes and bulk jobs
+wait) for as long as it takes, minutes for a million people. Upgrade such a database in a quiet
+hour, as with migration 0019 for devices.
+
 Revision ID: 0025
 Revises: 0024
 Create Date: 2026-12-03 14:00:00
