@@ -497,15 +497,12 @@ def _fts_keys(query: DeviceQuery) -> str | None:
     characters or more (a trigram's length), matched by at most ``FTS_CANDIDATES`` devices
     across the database. None: the search reads the tenant's devices."""
     term = query.q if query.q is not None else query.name
-    if term is None or len(term) < 3 or db.engine.dialect.name != "sqlite":
-        return None
-    if not trigram.sqlite_has("device_search"):
+    if term is None or len(term) < 3:
         return None
     # A name search's candidates: names that hold the term. The term lowered as the LIKE has it
     # (the index folds case itself): whatever the LIKE matches holds these characters.
     fts = trigram.phrase(term.lower(), "name" if query.q is None else "")
-    found = direct().first(trigram.probe("device_search"), {"fts": fts, "cap": FTS_CANDIDATES + 1})
-    return trigram.keys_found(found, FTS_CANDIDATES)
+    return trigram.candidate_keys("device_search", fts, FTS_CANDIDATES, direct().first)
 
 
 # On SQLite, a location of at most this many devices is read through its own index (its devices,

@@ -14,6 +14,7 @@ caller's walk of its sort index, where matches that dense fill a page soon.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, func, literal_column, select, table, text
@@ -72,6 +73,13 @@ def candidates(keys_table: str, id_column: str) -> Any:
     )
 
 
-def keys_found(found: Any, cap: int) -> str | None:
-    """The probe's keys when it found at most ``cap`` rows; None when it found more."""
+def candidate_keys(
+    fts_table: str, fts: str, cap: int, first: Callable[[Any, dict[str, Any]], Any]
+) -> str | None:
+    """The keys (a JSON array) of the rows of ``fts_table`` that match ``fts`` when there are at
+    most ``cap``, read by ``first`` (a statement and its values to its first row: the caller's
+    connection); None on another database than SQLite, without the table, or with more."""
+    if db.engine.dialect.name != "sqlite" or not sqlite_has(fts_table):
+        return None
+    found = first(probe(fts_table), {"fts": fts, "cap": cap + 1})
     return found[1] if found is not None and found[0] <= cap else None

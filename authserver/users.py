@@ -329,15 +329,16 @@ def _search_keys(filters: dict[str, str]) -> str | None:
         for name, columns in (("login", "login"), ("name", "{first_name last_name}"))
         if len(filters.get(name, "")) >= 3
     ]
-    if not terms or db.engine.dialect.name != "sqlite" or not trigram.sqlite_has("user_search"):
+    if not terms:
         return None
-    # In the session, flushed first (a text statement does not autoflush): a change by filter
-    # sees its own transaction's people.
-    db.session.flush()
-    found = db.session.execute(
-        trigram.probe("user_search"), {"fts": " AND ".join(terms), "cap": SEARCH_CANDIDATES + 1}
-    ).first()
-    return trigram.keys_found(found, SEARCH_CANDIDATES)
+
+    def first(stmt: Any, values: dict[str, Any]) -> Any:
+        # In the session, flushed first (a text statement does not autoflush): a change by
+        # filter sees its own transaction's people.
+        db.session.flush()
+        return db.session.execute(stmt, values).first()
+
+    return trigram.candidate_keys("user_search", " AND ".join(terms), SEARCH_CANDIDATES, first)
 
 
 def filtered_users(query: Any, tenant_id: str, filters: dict[str, str]) -> Any:
